@@ -1,0 +1,121 @@
+import os from 'node:os';
+import { readFileSync } from 'node:fs';
+import type { Router } from './router.js';
+import { MAX_API_VERSION, MIN_API_VERSION } from './router.js';
+import type { Daemon } from '../daemon.js';
+import { ARCA_VERSION } from '../version.js';
+
+function kernelVersion(): string {
+  return os.release();
+}
+
+function osName(): string {
+  try {
+    const text = readFileSync('/etc/os-release', 'utf8');
+    return /^PRETTY_NAME="?([^"\n]*)"?/m.exec(text)?.[1] ?? 'Linux';
+  } catch {
+    return 'Linux';
+  }
+}
+
+export function registerSystem(r: Router, d: Daemon): void {
+  const ping = (c: Parameters<Parameters<Router['get']>[1]>[0]): void => {
+    c.res.setHeader('Cache-Control', 'no-cache, no-store, must-revalidate');
+    c.res.setHeader('Pragma', 'no-cache');
+    c.res.setHeader('Builder-Version', '1');
+    c.res.setHeader('Swarm', 'inactive');
+    if (c.req.method === 'HEAD') {
+      c.res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': 0 });
+      c.res.end();
+      return;
+    }
+    c.res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
+    c.res.end('OK');
+  };
+  r.get('/_ping', ping);
+  r.head('/_ping', ping);
+
+  r.get('/version', (c) =>
+    c.send(200, {
+      Platform: { Name: 'arca' },
+      Components: [
+        {
+          Name: 'Engine',
+          Version: ARCA_VERSION,
+          Details: { ApiVersion: MAX_API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: 'linux', Arch: goArch() },
+        },
+      ],
+      Version: ARCA_VERSION,
+      ApiVersion: MAX_API_VERSION,
+      MinAPIVersion: MIN_API_VERSION,
+      GitCommit: 'arca',
+      GoVersion: `node${process.versions.node}`,
+      Os: 'linux',
+      Arch: goArch(),
+      KernelVersion: kernelVersion(),
+      BuildTime: d.startedAt.toISOString(),
+    }),
+  );
+
+  r.get('/info', (c) => {
+    const counts = d.containers.counts();
+    c.send(200, {
+      ID: d.tag,
+      Containers: counts.total,
+      ContainersRunning: counts.running,
+      ContainersPaused: counts.paused,
+      ContainersStopped: counts.stopped,
+      Images: d.images.count(),
+      Driver: 'overlay2',
+      DriverStatus: [['Backing Filesystem', 'extfs']],
+      Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'null'], Authorization: null, Log: ['k8s-file'] },
+      MemoryLimit: true,
+      SwapLimit: false,
+      CpuCfsPeriod: true,
+      CpuCfsQuota: true,
+      IPv4Forwarding: true,
+      Debug: false,
+      NFd: 0,
+      NGoroutines: 0,
+      SystemTime: new Date().toISOString(),
+      LoggingDriver: 'k8s-file',
+      CgroupDriver: 'cgroupfs',
+      CgroupVersion: '1',
+      KernelVersion: kernelVersion(),
+      OperatingSystem: osName(),
+      OSVersion: '',
+      OSType: 'linux',
+      Architecture: os.machine(),
+      NCPU: os.cpus().length,
+      MemTotal: os.totalmem(),
+      IndexServerAddress: 'https://index.docker.io/v1/',
+      RegistryConfig: {
+        InsecureRegistryCIDRs: ['127.0.0.0/8', '::1/128'],
+        IndexConfigs: {},
+        Mirrors: [],
+      },
+      DockerRootDir: d.config.root,
+      HttpProxy: '',
+      HttpsProxy: '',
+      NoProxy: '',
+      Name: os.hostname(),
+      Labels: [],
+      ExperimentalBuild: false,
+      ServerVersion: ARCA_VERSION,
+      Runtimes: { runc: { path: 'runc' }, crun: { path: 'crun' } },
+      DefaultRuntime: d.config.runtime,
+      Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+      LiveRestoreEnabled: true,
+      Isolation: '',
+      InitBinary: '',
+      SecurityOptions: ['name=seccomp,profile=unconfined'],
+      Warnings: [],
+    });
+  });
+}
+
+/** Go's architecture names, which clients expect. */
+export function goArch(): string {
+  const a = process.arch;
+  return a === 'x64' ? 'amd64' : a === 'ia32' ? '386' : a;
+}

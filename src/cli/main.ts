@@ -1,0 +1,93 @@
+import { parseArgs } from 'node:util';
+import { Daemon } from '../daemon.js';
+import { ApiServer } from '../api/server.js';
+import { logger, setLogLevel } from '../log.js';
+import { ARCA_VERSION } from '../version.js';
+import { runDoctor } from './doctor.js';
+
+const log = logger('arca:cli');
+
+const USAGE = `Usage: arca COMMAND
+
+Commands:
+  daemon    Run the engine in the foreground (Docker Engine API on a unix socket)
+  version   Print arca's version
+  doctor    Check this machine for what arca needs, and say how to fix what is missing
+
+daemon options:
+  -H, --host unix:///path     API socket (default unix:///var/run/arca.sock)
+      --root DIR              state folder (default /var/lib/arca)
+      --exec-root DIR         runtime folder (default /run/arca)
+      --runtime runc|crun     OCI runtime (default runc)
+      --insecure-registry H   registry spoken to over plain HTTP (repeatable)
+      --log-level LEVEL       debug, info, warn, error (default info)
+`;
+
+async function daemon(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      host: { type: 'string', short: 'H', default: 'unix:///var/run/arca.sock' },
+      root: { type: 'string', default: '/var/lib/arca' },
+      'exec-root': { type: 'string', default: '/run/arca' },
+      runtime: { type: 'string', default: 'runc' },
+      'insecure-registry': { type: 'string', multiple: true, default: [] },
+      'log-level': { type: 'string', default: 'info' },
+    },
+    strict: true,
+  });
+  setLogLevel(values['log-level']!);
+  const host = values.host!;
+  if (!host.startsWith('unix://')) throw new Error(`unsupported --host "${host}": only unix:// sockets are served`);
+  if (values.runtime !== 'runc' && values.runtime !== 'crun') throw new Error(`unknown runtime "${values.runtime}" (runc, crun)`);
+  const d = new Daemon({
+    root: values.root!,
+    execRoot: values['exec-root']!,
+    socketPath: host.slice('unix://'.length),
+    runtime: values.runtime!,
+    insecureRegistries: values['insecure-registry']!,
+  });
+  await d.start();
+  const api = new ApiServer(d);
+  await api.listen(d.config.socketPath);
+  let stopping = false;
+  const stop = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    // Containers keep running (live-restore): only the API and the database close.
+    log.info(`${sig}: shutting down, containers keep running`);
+    void api.close().then(() => d.stop()).then(() => process.exit(0));
+    setTimeout(() => process.exit(0), 3000).unref();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function main(): Promise<void> {
+  const [cmd, ...rest] = process.argv.slice(2);
+  switch (cmd) {
+    case 'daemon':
+      return daemon(rest);
+    case 'version':
+    case '--version':
+      process.stdout.write(`arca version ${ARCA_VERSION}\n`);
+      return;
+    case 'doctor':
+      process.exitCode = await runDoctor();
+      return;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      process.stderr.write(`arca: unknown command "${cmd}"\n\n${USAGE}`);
+      process.exitCode = 2;
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`arca: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,7 @@
+import type { Daemon } from '../daemon.js';
+
+export class ExecManager {
+  constructor(private readonly d: Daemon) {
+    void this.d;
+  }
+}

@@ -1,0 +1,61 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { StateStore } from './state/store.js';
+import { ImageStore } from './images/image-store.js';
+import { VolumeManager } from './volumes/volume-manager.js';
+import { ContainerManager } from './containers/container-manager.js';
+import { ExecManager } from './containers/exec-manager.js';
+import { logger } from './log.js';
+
+const log = logger('arca:daemon');
+
+export interface DaemonConfig {
+  /** State folder: SQLite, image layers, container folders, volumes. */
+  root: string;
+  /** Runtime folder on tmpfs: runc state, conmon sockets, exit files, pid files. */
+  execRoot: string;
+  /** Unix socket path of the Engine API. */
+  socketPath: string;
+  /** OCI runtime: `runc` (default) or `crun`. */
+  runtime: string;
+  /** Registries spoken to over plain HTTP (besides localhost). */
+  insecureRegistries: string[];
+}
+
+/** Everything the API layer reaches: the managers, wired once. */
+export class Daemon {
+  readonly store: StateStore;
+  readonly images: ImageStore;
+  readonly volumes: VolumeManager;
+  readonly containers: ContainerManager;
+  readonly execs: ExecManager;
+  /** A short tag unique to this daemon's root, used in machine-global names (netns, cgroups). */
+  readonly tag: string;
+  readonly startedAt = new Date();
+
+  constructor(readonly config: DaemonConfig) {
+    mkdirSync(config.root, { recursive: true, mode: 0o711 });
+    mkdirSync(config.execRoot, { recursive: true, mode: 0o711 });
+    this.tag = createHash('sha256').update(config.root).digest('hex').slice(0, 6);
+    this.store = new StateStore(config.root);
+    this.images = new ImageStore(this.store, join(config.root, 'images'), config);
+    this.volumes = new VolumeManager(this.store, join(config.root, 'volumes'));
+    this.containers = new ContainerManager(this);
+    this.execs = new ExecManager(this);
+    this.images.setUsageCheck((imageId) => this.containers.containersUsingImage(imageId));
+    this.volumes.setUsageCheck((name) => this.containers.containersUsingVolume(name));
+  }
+
+  /** Reconciles the kernel and the disk with the database (live-restore), then serves. */
+  async start(): Promise<void> {
+    await this.images.recover();
+    await this.containers.recover();
+    log.info('daemon ready', { root: this.config.root, tag: this.tag });
+  }
+
+  async stop(): Promise<void> {
+    this.containers.shutdown();
+    this.store.close();
+  }
+}
