@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+// Runs the compiled tests with node's own runner: unit tests first (in parallel), then end-to-end
+// tests one file at a time (each starts a daemon). Output is streamed in TAP, which ends with the
+// runner's summary lines (`# pass N`, `# fail N`); the exit status is non-zero if anything failed.
+//
+// Usage: node scripts/run-tests.mjs [unit|e2e] [PATTERN...]
+//   unit|e2e   run only that tier
+//   PATTERN    run only files whose path contains one of the patterns (e.g. `smoke`)
+// Build first (`npx tsc -p .`); this script runs what is in dist/.
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const DIST_TEST = join(REPO_ROOT, 'dist', 'test');
+/** A hung test must not eat CI's whole budget. */
+const TEST_TIMEOUT_MS = 10 * 60 * 1000;
+
+const tiers = [
+  { name: 'unit', dir: join(DIST_TEST, 'unit'), flags: [] },
+  { name: 'e2e', dir: join(DIST_TEST, 'e2e'), flags: ['--test-concurrency=1'] },
+];
+
+let args = process.argv.slice(2);
+let only;
+if (args[0] === 'unit' || args[0] === 'e2e') {
+  only = args[0];
+  args = args.slice(1);
+}
+const patterns = args;
+
+/** Node 20's `node --test` takes file paths, not globs: walk the folder ourselves. */
+function testFiles(dir) {
+  if (!existsSync(dir)) return [];
+  const out = [];
+  for (const ent of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, ent.name);
+    if (ent.isDirectory()) out.push(...testFiles(p));
+    else if (ent.isFile() && ent.name.endsWith('.test.js')) out.push(p);
+  }
+  return out.sort();
+}
+
+/** Runs one tier, echoing its output and picking the counts out of the summary. */
+function runTier(tier, files) {
+  return new Promise((resolveRun) => {
+    const argv = ['--test', '--test-reporter=tap', `--test-timeout=${TEST_TIMEOUT_MS}`, ...tier.flags, ...files];
+    process.stderr.write(`\n== ${tier.name}: ${files.length} file(s)\n`);
+    const child = spawn(process.execPath, argv, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const counts = { pass: 0, fail: 0, cancelled: 0 };
+    let partial = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        const m = /^# (pass|fail|cancelled) ([0-9]+)$/.exec(line);
+        if (m) counts[m[1]] = Number(m[2]);
+      }
+    });
+    child.on('close', (code, signal) => resolveRun({ code: code ?? (signal ? 1 : 0), counts }));
+    child.on('error', (err) => {
+      process.stderr.write(`run-tests: ${err.message}\n`);
+      resolveRun({ code: 1, counts });
+    });
+  });
+}
+
+if (!existsSync(DIST_TEST)) {
+  process.stderr.write(`run-tests: ${relative(REPO_ROOT, DIST_TEST)} is missing: build first with "npx tsc -p ."\n`);
+  process.exit(1);
+}
+
+const summary = [];
+let failed = false;
+for (const tier of tiers) {
+  if (only && tier.name !== only) continue;
+  let files = testFiles(tier.dir);
+  if (patterns.length) files = files.filter((f) => patterns.some((p) => relative(REPO_ROOT, f).includes(p)));
+  if (!files.length) {
+    summary.push(`${tier.name}: no test files`);
+    continue;
+  }
+  const { code, counts } = await runTier(tier, files);
+  if (code !== 0) failed = true;
+  summary.push(
+    `${tier.name}: pass ${counts.pass}, fail ${counts.fail}` +
+      (counts.cancelled ? `, cancelled ${counts.cancelled}` : '') +
+      (code !== 0 ? ` (exit ${code})` : ''),
+  );
+}
+
+process.stderr.write(`\n== summary\n${summary.map((s) => `  ${s}`).join('\n')}\n`);
+process.exit(failed ? 1 : 0);
