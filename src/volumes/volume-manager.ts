@@ -149,7 +149,7 @@ export class VolumeManager {
       }
       throw new SystemError(`create ${name}: ${errorMessage(e)}`, { cause: e });
     }
-    log.info('volume created', { volume: name, anonymous });
+    log.debug('volume created', { volume: name, anonymous });
     return this.toRecord(doc);
   }
 
@@ -210,7 +210,7 @@ export class VolumeManager {
       throw e;
     }
     if (moved) this.discard(trash);
-    log.info('volume removed', { volume: name });
+    log.debug('volume removed', { volume: name });
   }
 
   /**
