@@ -39,6 +39,13 @@ export class StateStore {
         chain_id TEXT PRIMARY KEY,
         doc TEXT NOT NULL
       );
+      CREATE TABLE IF NOT EXISTS image_layers (
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        chain_id TEXT NOT NULL REFERENCES layers(chain_id),
+        PRIMARY KEY (image_id, chain_id)
+      );
+      CREATE INDEX IF NOT EXISTS image_layers_chain ON image_layers(chain_id);
+      CREATE INDEX IF NOT EXISTS image_refs_image ON image_refs(image_id);
       CREATE TABLE IF NOT EXISTS volumes (
         name TEXT PRIMARY KEY,
         doc TEXT NOT NULL
