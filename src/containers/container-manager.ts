@@ -1,19 +1,971 @@
+import {
+  closeSync,
+  constants as fsc,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  watch,
+  writeFileSync,
+  writeSync,
+  type FSWatcher,
+} from 'node:fs';
+import { join } from 'node:path';
 import type { Daemon } from '../daemon.js';
+import { Conflict, InvalidParameter, NotFound, NotModified, SystemError, errorMessage } from '../errors.js';
+import { logger } from '../log.js';
+import { run } from '../sys/runner.js';
+import { ConmonRuntime, RuntimeError } from '../runtime/conmon-runtime.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { containerSpec } from '../runtime/oci-spec.js';
+import { NetnsManager } from '../network/netns.js';
+import type { NetworkAttacher } from '../network/network-attacher.js';
+import { BasicAttacher } from '../network/basic-attacher.js';
+import type { ImageRecord } from '../images/image-store.js';
+import type { ContainerRecord, ContainerState, ResolvedMount } from './container-record.js';
+import { parseBind, parseCreateRequest, validateName } from './create-request.js';
+import { newId, randomName } from './names.js';
+import { mergeEnv, renderHosts, renderResolvConf, resolveUser } from './etc-files.js';
 
-export class ContainerManager {
-  constructor(private readonly d: Daemon) {}
-  containersUsingImage(imageId: string): string[] {
-    void imageId;
-    void this.d;
-    return [];
-  }
-  containersUsingVolume(name: string): string[] {
-    void name;
-    return [];
-  }
-  counts(): { total: number; running: number; paused: number; stopped: number } {
-    return { total: 0, running: 0, paused: 0, stopped: 0 };
-  }
-  async recover(): Promise<void> {}
-  shutdown(): void {}
+const log = logger('arca:containers');
+
+export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
+
+interface Waiter {
+  condition: WaitCondition;
+  resolve: (r: { StatusCode: number; Error: { Message: string } | null }) => void;
 }
+
+/** Signals by name and number, as `docker kill -s` and StopSignal accept them. */
+const SIGNALS: Record<string, number> = {
+  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12,
+  PIPE: 13, ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22,
+  URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, PWR: 30, SYS: 31,
+};
+
+export function parseSignal(sig: string): string {
+  const s = sig.toUpperCase().replace(/^SIG/, '');
+  if (/^\d+$/.test(s)) {
+    const n = Number(s);
+    if (n < 1 || n > 64) throw new InvalidParameter(`Invalid signal: ${sig}`);
+    return String(n);
+  }
+  if (!(s in SIGNALS)) throw new InvalidParameter(`Invalid signal: ${sig}`);
+  return s;
+}
+
+/**
+ * Containers: create, start, stop, remove, and what follows an exit (cleanup, restart
+ * policies, auto-remove). The database is the truth; a restarted daemon finds running
+ * containers through their conmon and exit files (live-restore).
+ */
+export class ContainerManager {
+  readonly runtime: Runtime;
+  readonly netns: NetnsManager;
+  attacher: NetworkAttacher = new BasicAttacher();
+  private readonly byId = new Map<string, ContainerRecord>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly exitListeners = new Map<string, Set<() => void>>();
+  private readonly startListeners = new Map<string, Set<() => void>>();
+  private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  private watcher?: FSWatcher;
+  private sweepTimer?: NodeJS.Timeout;
+  private seq = 0;
+  private readonly containersDir: string;
+
+  constructor(private readonly d: Daemon) {
+    this.runtime = new ConmonRuntime(d.config.runtime, d.config.execRoot);
+    this.netns = new NetnsManager(d.tag);
+    this.containersDir = join(d.config.root, 'containers');
+    mkdirSync(this.containersDir, { recursive: true });
+    for (const row of d.store.db.prepare('SELECT doc FROM containers').all() as { doc: string }[]) {
+      const c = JSON.parse(row.doc) as ContainerRecord;
+      this.byId.set(c.Id, c);
+      this.seq = Math.max(this.seq, c.Seq);
+    }
+  }
+
+  // ---- lookups ---------------------------------------------------------------------------
+
+  /** Finds by full id, name (with or without `/`), or unique id prefix. */
+  find(ref: string): ContainerRecord | undefined {
+    const direct = this.byId.get(ref);
+    if (direct) return direct;
+    const name = ref.startsWith('/') ? ref.slice(1) : ref;
+    for (const c of this.byId.values()) if (c.Name === name) return c;
+    if (/^[0-9a-f]+$/.test(ref)) {
+      const hits = [...this.byId.values()].filter((c) => c.Id.startsWith(ref));
+      if (hits.length === 1) return hits[0];
+      if (hits.length > 1) throw new InvalidParameter(`multiple IDs found with provided prefix: ${ref}`);
+    }
+    return undefined;
+  }
+
+  get(ref: string): ContainerRecord {
+    const c = this.find(ref);
+    if (!c) throw new NotFound(`No such container: ${ref}`);
+    return c;
+  }
+
+  all(): ContainerRecord[] {
+    return [...this.byId.values()].sort((a, b) => b.Seq - a.Seq);
+  }
+
+  dir(id: string): string {
+    return join(this.containersDir, id);
+  }
+
+  logPath(id: string): string {
+    return join(this.dir(id), 'container.log');
+  }
+
+  sandboxKey(c: ContainerRecord): string {
+    const m = c.HostConfig.NetworkMode;
+    if (m === 'host') return '';
+    if (m.startsWith('container:')) {
+      const other = this.find(m.slice('container:'.length));
+      return other ? this.sandboxKey(other) : '';
+    }
+    return this.netns.pathOf(this.netns.nameFor(c.Id));
+  }
+
+  containersUsingImage(imageId: string): string[] {
+    return this.all().filter((c) => c.ImageId === imageId).map((c) => c.Id);
+  }
+
+  containersUsingVolume(name: string): string[] {
+    return this.all()
+      .filter((c) => c.Mounts.some((m) => m.Type === 'volume' && m.Name === name))
+      .map((c) => c.Id);
+  }
+
+  counts(): { total: number; running: number; paused: number; stopped: number } {
+    let running = 0;
+    let paused = 0;
+    for (const c of this.byId.values()) {
+      if (c.State.Status === 'running' || c.State.Status === 'restarting') running++;
+      else if (c.State.Status === 'paused') paused++;
+    }
+    return { total: this.byId.size, running, paused, stopped: this.byId.size - running - paused };
+  }
+
+  private save(c: ContainerRecord): void {
+    this.d.store.db
+      .prepare('INSERT INTO containers(id, name, doc) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, doc = excluded.doc')
+      .run(c.Id, c.Name, JSON.stringify(c));
+    this.byId.set(c.Id, c);
+  }
+
+  /** Serialises operations on one container. */
+  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => {});
+    this.locks.set(id, tail);
+    try {
+      return await next;
+    } finally {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    }
+  }
+
+  // ---- create ----------------------------------------------------------------------------
+
+  async create(body: Record<string, unknown>, nameParam: string | null): Promise<{ Id: string; Warnings: string[] }> {
+    const req = parseCreateRequest(body);
+    const name = nameParam ? validateName(nameParam) : undefined;
+    const image = this.d.images.get(req.config.Image);
+    const imgCfg = image.config.config ?? {};
+    const id = newId();
+    const config = req.config;
+    if (!config.Hostname) config.Hostname = req.hostConfig.NetworkMode === 'host' ? osHostname() : id.slice(0, 12);
+    config.Env = mergeEnv(imgCfg.Env ?? [], config.Env);
+    if (!config.Env.some((e) => e.startsWith('PATH='))) {
+      config.Env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+    }
+    // An explicit entrypoint drops the image's Cmd (Docker semantics).
+    const entrypoint = config.Entrypoint ?? imgCfg.Entrypoint ?? null;
+    const cmd = config.Cmd ?? (config.Entrypoint ? null : (imgCfg.Cmd ?? null));
+    config.Entrypoint = config.Entrypoint ?? imgCfg.Entrypoint ?? null;
+    config.Cmd = cmd;
+    config.WorkingDir = config.WorkingDir || imgCfg.WorkingDir || '';
+    config.User = config.User || imgCfg.User || '';
+    config.Labels = { ...(imgCfg.Labels ?? {}), ...config.Labels };
+    if (imgCfg.ExposedPorts) config.ExposedPorts = { ...imgCfg.ExposedPorts, ...(config.ExposedPorts ?? {}) };
+    if (!config.StopSignal && imgCfg.StopSignal) config.StopSignal = imgCfg.StopSignal;
+    if (config.StopSignal) parseSignal(config.StopSignal);
+    const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
+    if (!argv.length) throw new InvalidParameter('no command specified');
+    const mode = req.hostConfig.NetworkMode;
+    if (mode.startsWith('container:')) {
+      const other = this.find(mode.slice('container:'.length));
+      if (!other) throw new NotFound(`No such container: ${mode.slice('container:'.length)}`);
+      req.hostConfig.NetworkMode = `container:${other.Id}`;
+    }
+
+    const c: ContainerRecord = {
+      Id: id,
+      Name: name ?? '',
+      Created: new Date().toISOString(),
+      ImageId: image.id,
+      Path: argv[0]!,
+      Args: argv.slice(1),
+      Config: config,
+      HostConfig: req.hostConfig,
+      NetworkingConfig: { EndpointsConfig: req.endpoints },
+      State: {
+        Status: 'created',
+        Pid: 0,
+        ExitCode: 0,
+        Error: '',
+        StartedAt: '0001-01-01T00:00:00Z',
+        FinishedAt: '0001-01-01T00:00:00Z',
+        OOMKilled: false,
+        ConmonPid: 0,
+        ManuallyStopped: false,
+        RestartCount: 0,
+      },
+      Mounts: [],
+      Seq: ++this.seq,
+    };
+    this.attacher.validate(c);
+    if (name) this.assertNameFree(name);
+    c.Mounts = this.resolveMounts(c, image);
+
+    const undo: (() => void)[] = [];
+    try {
+      const dir = this.dir(id);
+      for (const sub of ['upper', 'work', 'rootfs']) mkdirSync(join(dir, sub), { recursive: true });
+      undo.push(() => rmSync(dir, { recursive: true, force: true }));
+      for (const m of c.Mounts) {
+        if (m.Type === 'volume' && m.Name) {
+          const existed = this.volumeExists(m.Name);
+          const v = this.d.volumes.ensure(m.Name, m.Anonymous ? { 'com.docker.volume.anonymous': '' } : {});
+          m.Source = v.Mountpoint;
+          if (!existed) undo.push(() => this.d.volumes.remove(m.Name!, true));
+        }
+      }
+      writeFileSync(join(dir, 'container.log'), '');
+      this.d.store.tx(() => {
+        if (!c.Name) c.Name = this.freeRandomName();
+        else this.assertNameFree(c.Name);
+        this.save(c);
+      });
+    } catch (err) {
+      for (const u of undo.reverse()) {
+        try {
+          u();
+        } catch {
+          /* best effort */
+        }
+      }
+      throw err;
+    }
+    log.debug('created', { id: id.slice(0, 12), name: c.Name });
+    return { Id: id, Warnings: [] };
+  }
+
+  private volumeExists(name: string): boolean {
+    try {
+      this.d.volumes.get(name);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private assertNameFree(name: string): void {
+    for (const other of this.byId.values()) {
+      if (other.Name === name) {
+        throw new Conflict(
+          `Conflict. The container name "/${name}" is already in use by container "${other.Id}". You have to remove (or rename) that container to be able to reuse that name.`,
+        );
+      }
+    }
+  }
+
+  private freeRandomName(): string {
+    const taken = new Set([...this.byId.values()].map((c) => c.Name));
+    for (let i = 0; ; i++) {
+      const n = randomName(i > 5 ? 1 : 0);
+      if (!taken.has(n)) return n;
+    }
+  }
+
+  /** Binds, `--mount`, `--tmpfs` and the image's VOLUMEs, checked before anything is created. */
+  private resolveMounts(c: ContainerRecord, image: ImageRecord): ResolvedMount[] {
+    const out: ResolvedMount[] = [];
+    const seen = new Set<string>();
+    const add = (m: ResolvedMount): void => {
+      if (seen.has(m.Destination)) throw new InvalidParameter(`Duplicate mount point: ${m.Destination}`);
+      seen.add(m.Destination);
+      out.push(m);
+    };
+    for (const b of c.HostConfig.Binds ?? []) {
+      const p = parseBind(b);
+      if (p.isVolume) {
+        add({ Type: 'volume', Name: p.source, Source: '', Destination: p.target, Driver: 'local', Mode: p.readOnly ? 'ro' : 'z', RW: !p.readOnly, Propagation: '' });
+      } else if (p.source === '') {
+        add({ Type: 'volume', Name: newId(), Source: '', Destination: p.target, Driver: 'local', Mode: '', RW: true, Propagation: '', Anonymous: true });
+      } else {
+        if (!existsSync(p.source)) mkdirSync(p.source, { recursive: true });
+        add({ Type: 'bind', Source: p.source, Destination: p.target, Mode: p.readOnly ? 'ro' : '', RW: !p.readOnly, Propagation: p.propagation || 'rprivate' });
+      }
+    }
+    for (const m of c.HostConfig.Mounts ?? []) {
+      if (m.Type === 'bind') {
+        if (!existsSync(m.Source)) throw new InvalidParameter(`invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
+        add({ Type: 'bind', Source: m.Source, Destination: m.Target, Mode: '', RW: !m.ReadOnly, Propagation: m.BindOptions?.Propagation || 'rprivate' });
+      } else if (m.Type === 'volume') {
+        const anon = !m.Source;
+        add({ Type: 'volume', Name: m.Source || newId(), Source: '', Destination: m.Target, Driver: 'local', Mode: 'z', RW: !m.ReadOnly, Propagation: '', Anonymous: anon });
+      } else {
+        const opts: string[] = [];
+        if (m.TmpfsOptions?.SizeBytes) opts.push(`size=${m.TmpfsOptions.SizeBytes}`);
+        if (m.TmpfsOptions?.Mode) opts.push(`mode=${m.TmpfsOptions.Mode.toString(8)}`);
+        add({ Type: 'tmpfs', Source: '', Destination: m.Target, Mode: '', RW: !m.ReadOnly, Propagation: '', Options: opts });
+      }
+    }
+    for (const [dest, optStr] of Object.entries(c.HostConfig.Tmpfs ?? {})) {
+      if (!dest.startsWith('/')) throw new InvalidParameter(`invalid mount path: '${dest}' mount path must be absolute`);
+      add({ Type: 'tmpfs', Source: '', Destination: dest, Mode: '', RW: true, Propagation: '', Options: optStr ? optStr.split(',') : [] });
+    }
+    const vols = { ...(image.config.config?.Volumes ?? {}), ...(c.Config.Volumes ?? {}) };
+    for (const dest of Object.keys(vols)) {
+      if (seen.has(dest)) continue;
+      add({ Type: 'volume', Name: newId(), Source: '', Destination: dest, Driver: 'local', Mode: '', RW: true, Propagation: '', Anonymous: true });
+    }
+    return out;
+  }
+
+  // ---- start -----------------------------------------------------------------------------
+
+  async start(ref: string): Promise<void> {
+    const c = this.get(ref);
+    await this.locked(c.Id, () => this.startLocked(c.Id, false));
+  }
+
+  private async startLocked(id: string, fromRestartPolicy: boolean): Promise<void> {
+    const c = this.byId.get(id);
+    if (!c) throw new NotFound(`No such container: ${id}`);
+    if (c.State.Status === 'running' || c.State.Status === 'paused') {
+      if (fromRestartPolicy) return;
+      throw new NotModified('container already started');
+    }
+    if (c.State.Status === 'removing') throw new Conflict(`container ${id} is marked for removal and cannot be started`);
+    const image = this.d.images.get(c.ImageId);
+    const dir = this.dir(id);
+    const rootfs = join(dir, 'rootfs');
+    const undo: (() => Promise<void>)[] = [];
+    try {
+      // Leftovers of a previous run (runc state, mounts) go first: start is a fresh setup.
+      await this.runtime.delete(id, true).catch(() => {});
+      if (!isMounted(rootfs)) {
+        const lower = this.d.images.lowerDirs(image).join(':');
+        await run(['mount', '-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, rootfs]);
+        undo.push(() => umount(rootfs));
+      }
+      const user = resolveUser(rootfs, c.Config.User);
+      let env = [...c.Config.Env];
+      if (!env.some((e) => e.startsWith('HOSTNAME='))) env.unshift(`HOSTNAME=${c.Config.Hostname}`);
+      if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
+      if (c.Config.Tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
+      env = mergeEnv(env);
+      if (c.Config.WorkingDir) mkdirSync(join(rootfs, c.Config.WorkingDir), { recursive: true });
+      for (const m of c.Mounts) {
+        if (m.Type === 'volume' && m.Name) m.Source = this.d.volumes.ensure(m.Name, m.Anonymous ? { 'com.docker.volume.anonymous': '' } : {}).Mountpoint;
+      }
+
+      let netnsPath: string | undefined;
+      const mode = c.HostConfig.NetworkMode;
+      if (mode.startsWith('container:')) {
+        const other = this.find(mode.slice('container:'.length));
+        if (!other || other.State.Status !== 'running') {
+          throw new Conflict(`cannot join network namespace of a non running container: ${mode.slice('container:'.length)}`);
+        }
+        netnsPath = this.sandboxKey(other);
+        if (!netnsPath) netnsPath = undefined;
+      } else if (mode !== 'host') {
+        const name = this.netns.nameFor(id);
+        netnsPath = await this.netns.create(name);
+        undo.push(() => this.netns.delete(name));
+        await this.attacher.attach(c, netnsPath);
+        undo.push(() => this.attacher.detach(c));
+      }
+
+      const hostsPath = join(dir, 'hosts');
+      const hostnamePath = join(dir, 'hostname');
+      const resolvPath = join(dir, 'resolv.conf');
+      if (mode.startsWith('container:')) {
+        const other = this.find(mode.slice('container:'.length))!;
+        for (const f of ['hosts', 'hostname', 'resolv.conf']) writeFileSync(join(dir, f), readFileSync(join(this.dir(other.Id), f)));
+      } else {
+        const selfIp = this.attacher.hostsEntries(c);
+        const self = selfIp.length ? selfIp : mode === 'host' ? [] : [];
+        writeFileSync(hostsPath, renderHosts(self, c.HostConfig.ExtraHosts ?? []));
+        writeFileSync(hostnamePath, c.Config.Hostname + '\n');
+        let hostResolv = '';
+        try {
+          hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
+        } catch {
+          /* none */
+        }
+        writeFileSync(
+          resolvPath,
+          renderResolvConf(hostResolv, {
+            dns: c.HostConfig.Dns,
+            search: c.HostConfig.DnsSearch,
+            options: c.HostConfig.DnsOptions,
+            keepLoopback: mode === 'host',
+          }),
+        );
+      }
+
+      const spec = containerSpec({
+        c,
+        rootfs,
+        args: [c.Path, ...c.Args],
+        env,
+        cwd: c.Config.WorkingDir || '/',
+        user,
+        netnsPath,
+        hostsPath,
+        hostnamePath,
+        resolvConfPath: resolvPath,
+        cgroupsPath: `/arca/${id}`,
+      });
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+      for (const f of ['init.pid', 'conmon.pid']) rmSync(join(dir, f), { force: true });
+      rmSync(join(this.runtime.exitDir, id), { force: true });
+
+      const { pid, conmonPid } = await this.runtime.create({
+        id,
+        bundle: dir,
+        logPath: this.logPath(id),
+        stdin: c.Config.OpenStdin,
+        leaveStdinOpen: c.Config.OpenStdin && !c.Config.StdinOnce,
+        tty: c.Config.Tty,
+      });
+      undo.push(() => this.runtime.delete(id, true));
+      await this.runtime.start(id);
+      c.State = {
+        ...c.State,
+        Status: 'running',
+        Pid: pid,
+        ConmonPid: conmonPid || readPidFile(join(dir, 'conmon.pid')),
+        ExitCode: 0,
+        Error: '',
+        StartedAt: new Date().toISOString(),
+        FinishedAt: c.State.FinishedAt,
+        OOMKilled: false,
+        ManuallyStopped: false,
+      };
+      this.save(c);
+      this.fire(this.startListeners, id);
+      log.debug('started', { id: id.slice(0, 12), pid });
+    } catch (err) {
+      for (const u of undo.reverse()) await u().catch((e: unknown) => log.warn('start rollback step failed', { error: errorMessage(e) }));
+      if (err instanceof RuntimeError) {
+        const msg = `failed to create task for container: failed to create shim task: OCI runtime create failed: ${err.message}: unknown`;
+        c.State.Error = msg;
+        c.State.ExitCode = /executable file not found|no such file or directory/.test(msg) ? 127 : /permission denied/.test(msg) ? 126 : 128;
+        this.save(c);
+        // Docker answers 400 for a command that cannot be run, 500 otherwise; the CLI maps the text to 126/127.
+        throw c.State.ExitCode === 128 ? new SystemError(msg) : new InvalidParameter(msg);
+      }
+      throw err;
+    }
+  }
+
+  // ---- exit handling -----------------------------------------------------------------------
+
+  /** Starts watching conmon's exit files and reconciles the database with the machine. */
+  async recover(): Promise<void> {
+    this.watcher = watch(this.runtime.exitDir, (_ev, file) => {
+      if (file) void this.onExitFile(String(file));
+    });
+    this.watcher.on('error', (e) => log.error('exit watcher failed', { error: e.message }));
+    // inotify is the fast path; a slow sweep catches anything it missed.
+    this.sweepTimer = setInterval(() => this.sweepExits(), 2000);
+    this.sweepTimer.unref();
+
+    for (const c of this.all()) {
+      if (c.State.Status === 'running' || c.State.Status === 'paused' || c.State.Status === 'restarting') {
+        const exitFile = join(this.runtime.exitDir, c.Id);
+        if (existsSync(exitFile)) {
+          await this.onExitFile(c.Id);
+        } else if (c.State.ConmonPid && pidAlive(c.State.ConmonPid) && (await this.runtime.state(c.Id))) {
+          log.info('live-restore: container still running', { id: c.Id.slice(0, 12) });
+        } else {
+          // conmon is gone without an exit file: the machine rebooted or conmon was killed.
+          log.warn('container lost while the daemon was away', { id: c.Id.slice(0, 12) });
+          await this.runtime.kill(c.Id, 'KILL', true).catch(() => {});
+          await this.finishExit(c.Id, 255, 'container lost while the daemon was down');
+        }
+      } else if (c.State.Status === 'removing') {
+        await this.remove(c.Id, { force: true, volumes: false }).catch((e: unknown) => log.warn('finishing removal failed', { error: errorMessage(e) }));
+      }
+    }
+    await this.sweepLeftovers();
+    for (const c of this.all()) {
+      const p = c.HostConfig.RestartPolicy.Name;
+      if (c.State.Status === 'exited' && !c.State.ManuallyStopped && (p === 'always' || p === 'unless-stopped')) {
+        void this.locked(c.Id, () => this.startLocked(c.Id, true)).catch((e: unknown) => log.warn('restart at boot failed', { id: c.Id.slice(0, 12), error: errorMessage(e) }));
+      } else if (c.State.Status === 'exited' && p === 'always' && c.State.ManuallyStopped === false) {
+        /* covered above */
+      }
+    }
+  }
+
+  /** Removes what no record explains: folders, mounts, namespaces, runc state of a killed daemon. */
+  private async sweepLeftovers(): Promise<void> {
+    for (const dir of safeReaddir(this.containersDir)) {
+      if (this.byId.has(dir)) continue;
+      const p = join(this.containersDir, dir);
+      await umount(join(p, 'rootfs')).catch(() => {});
+      rmSync(p, { recursive: true, force: true });
+      log.info('removed leftover container folder', { id: dir.slice(0, 12) });
+    }
+    const live = new Set(this.all().filter((c) => c.State.Status === 'running' || c.State.Status === 'paused').map((c) => c.Id));
+    for (const c of this.all()) {
+      if (live.has(c.Id)) continue;
+      const rootfs = join(this.dir(c.Id), 'rootfs');
+      if (isMounted(rootfs)) await umount(rootfs).catch(() => {});
+      if (c.State.Status === 'created' || c.State.Status === 'exited' || c.State.Status === 'dead') {
+        const st = await this.runtime.state(c.Id).catch(() => undefined);
+        if (st) await this.runtime.delete(c.Id, true).catch(() => {});
+      }
+    }
+    const liveNs = new Set([...live].map((id) => this.netns.nameFor(id)));
+    for (const ns of this.netns.list()) if (!liveNs.has(ns)) await this.netns.delete(ns);
+    for (const f of safeReaddir(this.runtime.exitDir)) if (!this.byId.has(f)) rmSync(join(this.runtime.exitDir, f), { force: true });
+  }
+
+  private sweepExits(): void {
+    for (const f of safeReaddir(this.runtime.exitDir)) void this.onExitFile(f);
+  }
+
+  private async onExitFile(id: string): Promise<void> {
+    const c = this.byId.get(id);
+    const file = join(this.runtime.exitDir, id);
+    if (!c) return;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8').trim();
+    } catch {
+      return;
+    }
+    if (text === '') return; // conmon is still writing it
+    await this.locked(id, async () => {
+      if (!existsSync(file)) return;
+      const cur = this.byId.get(id);
+      if (!cur || (cur.State.Status !== 'running' && cur.State.Status !== 'paused')) {
+        rmSync(file, { force: true });
+        return;
+      }
+      const code = Number(text);
+      await this.finishExit(id, Number.isFinite(code) ? code : 255, '');
+    });
+    this.afterExit(id);
+  }
+
+  /** Cleans up after the process ended and records the exit. Runs under the container's lock. */
+  private async finishExit(id: string, code: number, error: string): Promise<void> {
+    const c = this.byId.get(id);
+    if (!c) return;
+    const errors: unknown[] = [];
+    await this.runtime.delete(id, true).catch((e: unknown) => errors.push(e));
+    await this.attacher.detach(c).catch((e: unknown) => errors.push(e));
+    if (c.HostConfig.NetworkMode !== 'host' && !c.HostConfig.NetworkMode.startsWith('container:')) {
+      await this.netns.delete(this.netns.nameFor(id)).catch((e: unknown) => errors.push(e));
+    }
+    await umount(join(this.dir(id), 'rootfs')).catch((e: unknown) => errors.push(e));
+    rmSync(join(this.runtime.exitDir, id), { force: true });
+    for (const e of errors) log.warn('cleanup after exit', { id: id.slice(0, 12), error: errorMessage(e) });
+    c.State = { ...c.State, Status: 'exited', Pid: 0, ExitCode: code, Error: error, FinishedAt: new Date().toISOString(), ConmonPid: 0 };
+    this.save(c);
+    log.debug('exited', { id: id.slice(0, 12), code });
+    this.fire(this.exitListeners, id);
+    this.notifyWaiters(id, 'exit');
+  }
+
+  /** Auto-remove and restart policies, after the exit is recorded. */
+  private afterExit(id: string): void {
+    const c = this.byId.get(id);
+    if (!c || c.State.Status !== 'exited') return;
+    if (c.HostConfig.AutoRemove) {
+      void this.remove(id, { force: true, volumes: true }).catch((e: unknown) => log.warn('auto-remove failed', { error: errorMessage(e) }));
+      return;
+    }
+    const p = c.HostConfig.RestartPolicy;
+    let restart = false;
+    if (!c.State.ManuallyStopped) {
+      if (p.Name === 'always' || p.Name === 'unless-stopped') restart = true;
+      else if (p.Name === 'on-failure' && c.State.ExitCode !== 0) {
+        restart = !p.MaximumRetryCount || c.State.RestartCount < p.MaximumRetryCount;
+      }
+    }
+    if (!restart) return;
+    // Docker backs off from 100 ms, doubling; reset when a run lasted 10 s.
+    const ranMs = Date.parse(c.State.FinishedAt) - Date.parse(c.State.StartedAt);
+    const attempt = ranMs > 10_000 ? 0 : Math.min(c.State.RestartCount, 10);
+    const delay = Math.min(100 * 2 ** attempt, 60_000);
+    c.State.Status = 'restarting';
+    c.State.RestartCount++;
+    this.save(c);
+    const t = setTimeout(() => {
+      this.restartTimers.delete(id);
+      void this.locked(id, async () => {
+        const cur = this.byId.get(id);
+        if (!cur || cur.State.Status !== 'restarting') return;
+        cur.State.Status = 'exited';
+        await this.startLocked(id, true);
+      }).catch((e: unknown) => log.warn('restart failed', { id: id.slice(0, 12), error: errorMessage(e) }));
+    }, delay);
+    this.restartTimers.set(id, t);
+  }
+
+  private fire(map: Map<string, Set<() => void>>, id: string): void {
+    const set = map.get(id);
+    if (!set) return;
+    map.delete(id);
+    for (const fn of set) fn();
+  }
+
+  private on(map: Map<string, Set<() => void>>, id: string, fn: () => void): () => void {
+    let set = map.get(id);
+    if (!set) map.set(id, (set = new Set()));
+    set.add(fn);
+    return () => set!.delete(fn);
+  }
+
+  /** Calls fn once at the container's next exit. Returns an unsubscribe function. */
+  onNextExit(id: string, fn: () => void): () => void {
+    return this.on(this.exitListeners, id, fn);
+  }
+
+  onNextStart(id: string, fn: () => void): () => void {
+    return this.on(this.startListeners, id, fn);
+  }
+
+  private waitExit(id: string, timeoutMs: number): Promise<boolean> {
+    const c = this.byId.get(id);
+    if (!c || (c.State.Status !== 'running' && c.State.Status !== 'paused')) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let off = (): void => {};
+      const t = setTimeout(() => {
+        off();
+        resolve(false);
+      }, timeoutMs);
+      off = this.onNextExit(id, () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+  }
+
+  // ---- wait --------------------------------------------------------------------------------
+
+  wait(ref: string, condition: WaitCondition): Promise<{ StatusCode: number; Error: { Message: string } | null }> {
+    const c = this.get(ref);
+    const running = c.State.Status === 'running' || c.State.Status === 'paused' || c.State.Status === 'restarting';
+    if (condition === 'not-running' && !running) {
+      return Promise.resolve({ StatusCode: c.State.ExitCode, Error: null });
+    }
+    return new Promise((resolve) => {
+      let set = this.waiters.get(c.Id);
+      if (!set) this.waiters.set(c.Id, (set = new Set()));
+      set.add({ condition, resolve });
+    });
+  }
+
+  /** Cancels a wait whose client went away. */
+  cancelWait(id: string, resolve: Waiter['resolve']): void {
+    const set = this.waiters.get(id);
+    if (!set) return;
+    for (const w of set) if (w.resolve === resolve) set.delete(w);
+  }
+
+  private notifyWaiters(id: string, event: 'exit' | 'removed'): void {
+    const set = this.waiters.get(id);
+    if (!set) return;
+    const c = this.byId.get(id);
+    const code = c?.State.ExitCode ?? 0;
+    const willRemove = c?.HostConfig.AutoRemove ?? false;
+    for (const w of [...set]) {
+      if (w.condition === 'removed' && event !== 'removed') continue;
+      // `not-running` on a container that restarts by policy still reports this exit (Docker).
+      if (event === 'exit' && w.condition === 'removed' && willRemove) continue;
+      set.delete(w);
+      w.resolve({ StatusCode: code, Error: c?.State.Error ? { Message: c.State.Error } : null });
+    }
+    if (event === 'removed') {
+      for (const w of set) w.resolve({ StatusCode: code, Error: null });
+      this.waiters.delete(id);
+    }
+  }
+
+  // ---- stop, kill, restart, pause ------------------------------------------------------------
+
+  async stop(ref: string, timeoutSec?: number, signal?: string): Promise<void> {
+    const c = this.get(ref);
+    const timer = this.restartTimers.get(c.Id);
+    if (c.State.Status === 'restarting') {
+      if (timer) clearTimeout(timer);
+      this.restartTimers.delete(c.Id);
+      await this.locked(c.Id, async () => {
+        c.State.Status = 'exited';
+        c.State.ManuallyStopped = true;
+        this.save(c);
+      });
+      return;
+    }
+    if (c.State.Status !== 'running' && c.State.Status !== 'paused') throw new NotModified('container already stopped');
+    c.State.ManuallyStopped = true;
+    this.save(c);
+    const sig = parseSignal(signal || c.Config.StopSignal || 'TERM');
+    const timeout = timeoutSec ?? c.Config.StopTimeout ?? 10;
+    if (c.State.Status === 'paused') await this.runtime.resume(c.Id).catch(() => {});
+    if (timeout !== 0) {
+      await this.runtime.kill(c.Id, sig).catch((e: unknown) => log.debug('stop signal failed', { error: errorMessage(e) }));
+      if (await this.waitExit(c.Id, timeout < 0 ? 2 ** 31 - 1 : timeout * 1000)) return;
+    }
+    await this.runtime.kill(c.Id, 'KILL', true).catch(() => {});
+    if (!(await this.waitExit(c.Id, 10_000))) throw new SystemError(`container ${c.Id} did not stop after SIGKILL`);
+  }
+
+  async kill(ref: string, signal = 'KILL'): Promise<void> {
+    const c = this.get(ref);
+    const sig = parseSignal(signal);
+    if (c.State.Status !== 'running' && c.State.Status !== 'paused') {
+      throw new Conflict(`Cannot kill container: ${ref}: Container ${c.Id} is not running`);
+    }
+    if (sig === 'KILL' || sig === '9') {
+      c.State.ManuallyStopped = true;
+      this.save(c);
+    }
+    await this.runtime.kill(c.Id, sig);
+    if (sig === 'KILL' || sig === '9') await this.waitExit(c.Id, 10_000);
+  }
+
+  async restart(ref: string, timeoutSec?: number, signal?: string): Promise<void> {
+    const c = this.get(ref);
+    if (c.State.Status === 'running' || c.State.Status === 'paused' || c.State.Status === 'restarting') {
+      await this.stop(c.Id, timeoutSec, signal).catch((e: unknown) => {
+        if (!(e instanceof NotModified)) throw e;
+      });
+    }
+    await this.locked(c.Id, () => this.startLocked(c.Id, true));
+  }
+
+  async pause(ref: string): Promise<void> {
+    const c = this.get(ref);
+    if (c.State.Status === 'paused') throw new Conflict(`Container ${c.Id} is already paused`);
+    if (c.State.Status !== 'running') throw new Conflict(`Container ${c.Id} is not running`);
+    await this.locked(c.Id, async () => {
+      await this.runtime.pause(c.Id);
+      c.State.Status = 'paused';
+      this.save(c);
+    });
+  }
+
+  async unpause(ref: string): Promise<void> {
+    const c = this.get(ref);
+    if (c.State.Status !== 'paused') throw new Conflict(`Container ${c.Id} is not paused`);
+    await this.locked(c.Id, async () => {
+      await this.runtime.resume(c.Id);
+      c.State.Status = 'running';
+      this.save(c);
+    });
+  }
+
+  // ---- remove, rename, prune -------------------------------------------------------------------
+
+  async remove(ref: string, opts: { force: boolean; volumes: boolean }): Promise<void> {
+    const c = this.get(ref);
+    const st = c.State.Status;
+    if ((st === 'running' || st === 'paused' || st === 'restarting') && !opts.force) {
+      throw new Conflict(
+        `cannot remove container "/${c.Name}": container is ${st}: stop the container before removing or force remove`,
+      );
+    }
+    const timer = this.restartTimers.get(c.Id);
+    if (timer) clearTimeout(timer);
+    this.restartTimers.delete(c.Id);
+    if (st === 'running' || st === 'paused') {
+      c.State.ManuallyStopped = true;
+      this.save(c);
+      if (st === 'paused') await this.runtime.resume(c.Id).catch(() => {});
+      await this.runtime.kill(c.Id, 'KILL', true).catch(() => {});
+      if (!(await this.waitExit(c.Id, 10_000))) {
+        throw new SystemError(`could not kill container ${c.Id}`);
+      }
+    }
+    await this.locked(c.Id, async () => {
+      if (!this.byId.has(c.Id)) return;
+      c.State.Status = 'removing';
+      this.save(c);
+      const errors: unknown[] = [];
+      await this.runtime.delete(c.Id, true).catch((e: unknown) => errors.push(e));
+      await this.netns.delete(this.netns.nameFor(c.Id)).catch((e: unknown) => errors.push(e));
+      const rootfs = join(this.dir(c.Id), 'rootfs');
+      if (isMounted(rootfs)) await umount(rootfs).catch((e: unknown) => errors.push(e));
+      try {
+        rmSync(this.dir(c.Id), { recursive: true, force: true });
+      } catch (e) {
+        errors.push(e);
+      }
+      if (errors.length) {
+        c.State.Status = 'dead';
+        this.save(c);
+        throw new SystemError(`removal of container ${c.Id} is incomplete: ${errors.map(errorMessage).join('; ')}`);
+      }
+      this.d.store.db.prepare('DELETE FROM containers WHERE id = ?').run(c.Id);
+      this.byId.delete(c.Id);
+      if (opts.volumes) {
+        for (const m of c.Mounts) {
+          if (m.Type === 'volume' && m.Anonymous && m.Name) {
+            try {
+              this.d.volumes.remove(m.Name, true);
+            } catch (e) {
+              log.debug('anonymous volume not removed', { name: m.Name, error: errorMessage(e) });
+            }
+          }
+        }
+      }
+    });
+    this.notifyWaiters(c.Id, 'removed');
+    log.debug('removed', { id: c.Id.slice(0, 12) });
+  }
+
+  rename(ref: string, newName: string): void {
+    const c = this.get(ref);
+    if (!newName) throw new InvalidParameter('Neither old nor new names may be empty');
+    const name = validateName(newName);
+    if (name === c.Name) throw new InvalidParameter(`Renaming a container with the same name as its current name`);
+    this.d.store.tx(() => {
+      this.assertNameFree(name);
+      c.Name = name;
+      this.save(c);
+    });
+  }
+
+  async prune(filter: (c: ContainerRecord) => boolean): Promise<{ ContainersDeleted: string[]; SpaceReclaimed: number }> {
+    const deleted: string[] = [];
+    for (const c of this.all()) {
+      if (c.State.Status === 'running' || c.State.Status === 'paused' || c.State.Status === 'restarting') continue;
+      if (!filter(c)) continue;
+      await this.remove(c.Id, { force: false, volumes: false });
+      deleted.push(c.Id);
+    }
+    return { ContainersDeleted: deleted, SpaceReclaimed: 0 };
+  }
+
+  /** `docker top`: `ps` output on the host, limited to the container's processes. */
+  async top(ref: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
+    const c = this.get(ref);
+    if (c.State.Status !== 'running' && c.State.Status !== 'paused') throw new Conflict(`Container ${c.Id} is not running`);
+    const pids = new Set(await this.runtime.pids(c.Id));
+    const args = psArgs ? psArgs.split(/\s+/).filter(Boolean) : ['-ef'];
+    const res = await run(['ps', ...args]).catch((e: unknown) => {
+      throw new InvalidParameter(`Error running ps: ${errorMessage(e)}`);
+    });
+    const lines = res.stdout.split('\n').filter(Boolean);
+    const titles = lines[0]!.trim().split(/\s+/);
+    const pidCol = titles.indexOf('PID');
+    if (pidCol < 0) throw new InvalidParameter(`Couldn't find PID field in ps output`);
+    const processes: string[][] = [];
+    for (const line of lines.slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (!pids.has(Number(fields[pidCol]))) continue;
+      const head = fields.slice(0, titles.length - 1);
+      head.push(fields.slice(titles.length - 1).join(' '));
+      processes.push(head);
+    }
+    return { Titles: titles, Processes: processes };
+  }
+
+  /** Writes a resize request to conmon's control fifo. */
+  resize(ref: string, h: number, w: number): void {
+    const c = this.get(ref);
+    if (c.State.Status !== 'running') throw new Conflict(`Container ${c.Id} is not running`);
+    writeCtl(join(this.dir(c.Id), 'ctl'), h, w);
+  }
+
+  /** conmon's attach socket folder for this container (relative name `attach` inside it). */
+  attachDir(id: string): string {
+    return this.dir(id);
+  }
+
+  shutdown(): void {
+    this.watcher?.close();
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    for (const t of this.restartTimers.values()) clearTimeout(t);
+  }
+}
+
+/** Writes `1 <h> <w>` (resize) to a conmon ctl fifo without blocking if conmon is gone. */
+export function writeCtl(path: string, h: number, w: number): void {
+  if (!Number.isFinite(h) || !Number.isFinite(w) || h < 0 || w < 0) throw new InvalidParameter('invalid terminal size');
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, fsc.O_WRONLY | fsc.O_NONBLOCK);
+    writeSync(fd, `1 ${h} ${w}\n`);
+  } catch (e) {
+    log.debug('resize failed', { error: errorMessage(e) });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function osHostname(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/hostname', 'utf8').trim();
+  } catch {
+    return 'localhost';
+  }
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function readPidFile(path: string): number {
+  try {
+    return Number(readFileSync(path, 'utf8').trim()) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function isMounted(path: string): boolean {
+  try {
+    const text = readFileSync('/proc/self/mountinfo', 'utf8');
+    return text.split('\n').some((l) => l.split(' ')[4] === path);
+  } catch {
+    return false;
+  }
+}
+
+async function umount(path: string): Promise<void> {
+  if (!isMounted(path)) return;
+  await run(['umount', path]).catch(async () => run(['umount', '-l', path]));
+}
+
+export type { ContainerState };

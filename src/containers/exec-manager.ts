@@ -1,7 +1,328 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Daemon } from '../daemon.js';
+import { Conflict, InvalidParameter, NotFound, errorMessage } from '../errors.js';
+import { logger } from '../log.js';
+import { which } from '../sys/runner.js';
+import { capabilitySet, processSpec } from '../runtime/oci-spec.js';
+import { mergeEnv, resolveUser } from './etc-files.js';
+import { newId } from './names.js';
+import { LogFollower, frame } from './log-file.js';
+import { StdinRelay } from './stdin-relay.js';
+import { writeCtl } from './container-manager.js';
 
+const log = logger('arca:exec');
+
+export interface ExecConfig {
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  Tty: boolean;
+  Cmd: string[];
+  Env: string[];
+  User: string;
+  WorkingDir: string;
+  Privileged: boolean;
+  DetachKeys: string;
+  ConsoleSize?: [number, number] | null;
+}
+
+interface ExecRecord {
+  ID: string;
+  ContainerID: string;
+  Config: ExecConfig;
+  Running: boolean;
+  ExitCode: number | null;
+  Pid: number;
+  started: boolean;
+  dir: string;
+  done: Promise<void>;
+  markDone: () => void;
+}
+
+/**
+ * Exec sessions live in memory, as Docker's do. Without a TTY the session is a foreground
+ * `runc exec` whose pipes stream straight to the client; with one it runs under conmon, which
+ * owns the pty (resizable through its ctl fifo).
+ */
 export class ExecManager {
+  private readonly execs = new Map<string, ExecRecord>();
+  private readonly dir: string;
+  private watcher?: FSWatcher;
+  private readonly exitWaiters = new Map<string, () => void>();
+
   constructor(private readonly d: Daemon) {
-    void this.d;
+    this.dir = join(d.config.execRoot, 'execs');
+    mkdirSync(this.dir, { recursive: true });
   }
+
+  idsFor(containerId: string): string[] {
+    return [...this.execs.values()].filter((e) => e.ContainerID === containerId).map((e) => e.ID);
+  }
+
+  get(id: string): ExecRecord {
+    const e = this.execs.get(id);
+    if (!e) throw new NotFound(`No such exec instance: ${id}`);
+    return e;
+  }
+
+  create(containerRef: string, body: Record<string, unknown>): { Id: string } {
+    const c = this.d.containers.get(containerRef);
+    if (c.State.Status === 'paused') throw new Conflict(`container ${c.Id} is paused, unpause the container before exec`);
+    if (c.State.Status !== 'running') throw new Conflict(`container ${c.Id} is not running`);
+    const cmd = body['Cmd'];
+    if (!Array.isArray(cmd) || cmd.length === 0 || cmd.some((x) => typeof x !== 'string')) {
+      throw new InvalidParameter('No exec command specified');
+    }
+    const env = body['Env'];
+    if (env !== undefined && env !== null && (!Array.isArray(env) || env.some((x) => typeof x !== 'string'))) {
+      throw new InvalidParameter('invalid Env: must be an array of strings');
+    }
+    const wd = typeof body['WorkingDir'] === 'string' ? body['WorkingDir'] : '';
+    if (wd && !wd.startsWith('/')) throw new InvalidParameter(`the working directory '${wd}' is invalid, it needs to be an absolute path`);
+    const id = newId();
+    let markDone = (): void => {};
+    const done = new Promise<void>((r) => (markDone = r));
+    const rec: ExecRecord = {
+      ID: id,
+      ContainerID: c.Id,
+      Config: {
+        AttachStdin: body['AttachStdin'] === true,
+        AttachStdout: body['AttachStdout'] === true,
+        AttachStderr: body['AttachStderr'] === true,
+        Tty: body['Tty'] === true,
+        Cmd: cmd as string[],
+        Env: (env as string[] | undefined) ?? [],
+        User: typeof body['User'] === 'string' ? body['User'] : '',
+        WorkingDir: wd,
+        Privileged: body['Privileged'] === true,
+        DetachKeys: typeof body['DetachKeys'] === 'string' ? body['DetachKeys'] : '',
+        ConsoleSize: (body['ConsoleSize'] as [number, number] | null | undefined) ?? null,
+      },
+      Running: false,
+      ExitCode: null,
+      Pid: 0,
+      started: false,
+      dir: join(this.dir, id),
+      done,
+      markDone,
+    };
+    this.execs.set(id, rec);
+    return { Id: id };
+  }
+
+  inspect(id: string): Record<string, unknown> {
+    const e = this.get(id);
+    return {
+      ID: e.ID,
+      Running: e.Running,
+      ExitCode: e.ExitCode,
+      ProcessConfig: {
+        tty: e.Config.Tty,
+        entrypoint: e.Config.Cmd[0],
+        arguments: e.Config.Cmd.slice(1),
+        privileged: e.Config.Privileged,
+        ...(e.Config.User ? { user: e.Config.User } : {}),
+      },
+      OpenStdin: e.Config.AttachStdin,
+      OpenStderr: e.Config.AttachStderr,
+      OpenStdout: e.Config.AttachStdout,
+      CanRemove: false,
+      ContainerID: e.ContainerID,
+      DetachKeys: e.Config.DetachKeys,
+      Pid: e.Pid,
+    };
+  }
+
+  resize(id: string, h: number, w: number): void {
+    const e = this.get(id);
+    if (!e.Config.Tty) return;
+    if (!e.Running) throw new Conflict(`exec ${id} is not running`);
+    writeCtl(join(e.dir, 'ctl'), h, w);
+  }
+
+  /** Writes the process spec; throws 4xx for a bad user before anything runs. */
+  private prepare(e: ExecRecord, tty: boolean): string {
+    const c = this.d.containers.get(e.ContainerID);
+    if (c.State.Status !== 'running') throw new Conflict(`container ${c.Id} is not running`);
+    const rootfs = join(this.d.containers.dir(c.Id), 'rootfs');
+    const user = resolveUser(rootfs, e.Config.User || c.Config.User);
+    let env = mergeEnv(c.Config.Env, e.Config.Env);
+    if (!env.some((x) => x.startsWith('HOSTNAME='))) env.unshift(`HOSTNAME=${c.Config.Hostname}`);
+    if (!env.some((x) => x.startsWith('HOME='))) env.push(`HOME=${user.home}`);
+    if (tty && !env.some((x) => x.startsWith('TERM='))) env.push('TERM=xterm');
+    env = mergeEnv(env);
+    const caps = capabilitySet(c.HostConfig.CapAdd, c.HostConfig.CapDrop, c.HostConfig.Privileged || e.Config.Privileged);
+    const size = e.Config.ConsoleSize;
+    const spec = processSpec(
+      e.Config.Cmd,
+      env,
+      e.Config.WorkingDir || c.Config.WorkingDir || '/',
+      user,
+      tty,
+      caps,
+      size && size[0] && size[1] ? { height: size[0], width: size[1] } : undefined,
+    );
+    mkdirSync(e.dir, { recursive: true });
+    const path = join(e.dir, 'process.json');
+    writeFileSync(path, JSON.stringify(spec));
+    return path;
+  }
+
+  /**
+   * Starts the session. With a socket, streams over it (hijacked) and ends it when the process
+   * exits; without one (Detach), runs in the background.
+   */
+  async start(id: string, socket: Duplex | undefined, input: Buffer, opts: { tty?: boolean; contentType?: (tty: boolean) => string; upgrade?: (ct: string) => void }): Promise<void> {
+    const e = this.get(id);
+    if (e.started) throw new Conflict(`Exec command ${id} has already run`);
+    const tty = opts.tty ?? e.Config.Tty;
+    const processPath = this.prepare(e, tty);
+    e.started = true;
+    e.Running = true;
+    opts.upgrade?.(opts.contentType ? opts.contentType(tty) : '');
+    try {
+      if (tty) await this.startTty(e, processPath, socket, input);
+      else this.startPiped(e, processPath, socket, input);
+    } catch (err) {
+      e.Running = false;
+      e.ExitCode = 126;
+      e.markDone();
+      const msg = `OCI runtime exec failed: ${errorMessage(err)}\r\n`;
+      if (socket) {
+        socket.write(tty ? Buffer.from(msg) : frame(2, Buffer.from(msg)));
+        socket.end();
+      }
+    }
+  }
+
+  private startPiped(e: ExecRecord, processPath: string, socket: Duplex | undefined, input: Buffer): void {
+    const argv = this.d.containers.runtime.execArgv(e.ContainerID, processPath);
+    const child = spawn(which(argv[0]!) ?? argv[0]!, argv.slice(1), {
+      stdio: [e.Config.AttachStdin && socket ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    });
+    e.Pid = child.pid ?? 0;
+    let errTail = '';
+    child.stdout!.on('data', (b: Buffer) => {
+      if (socket && e.Config.AttachStdout) socket.write(frame(1, b));
+    });
+    child.stderr!.on('data', (b: Buffer) => {
+      errTail = (errTail + b.toString()).slice(-4096);
+      if (socket && e.Config.AttachStderr) socket.write(frame(2, b));
+    });
+    if (child.stdin && socket) {
+      child.stdin.on('error', () => {});
+      if (input.length) child.stdin.write(input);
+      socket.on('data', (b: Buffer) => child.stdin!.write(b));
+      socket.on('end', () => child.stdin!.end());
+      socket.resume();
+    } else if (socket) {
+      socket.on('data', () => {});
+      socket.resume();
+    }
+    socket?.on('close', () => {
+      if (e.Running) child.kill('SIGKILL');
+    });
+    child.on('error', (err) => log.warn('exec spawn failed', { error: err.message }));
+    child.on('close', (code, signal) => {
+      let exit = code ?? (signal ? 128 + (osSignal(signal) ?? 9) : 255);
+      // runc's own failure (the command could not be started) is 255 plus its message.
+      if (exit === 255 && /exec failed|unable to start container process/.test(errTail)) {
+        exit = /executable file not found|no such file or directory/.test(errTail) ? 127 : /permission denied/.test(errTail) ? 126 : 126;
+      }
+      e.ExitCode = exit;
+      e.Running = false;
+      e.markDone();
+      rmSync(e.dir, { recursive: true, force: true });
+      socket?.end();
+    });
+  }
+
+  private async startTty(e: ExecRecord, processPath: string, socket: Duplex | undefined, input: Buffer): Promise<void> {
+    const rt = this.d.containers.runtime;
+    this.ensureWatcher();
+    const logPath = join(e.dir, 'exec.log');
+    writeFileSync(logPath, '');
+    const follower = socket
+      ? new LogFollower(logPath, 0, (entry) => {
+          socket.write(entry.data);
+        })
+      : undefined;
+    follower?.start();
+    const exited = new Promise<void>((resolve) => this.exitWaiters.set(e.ID, resolve));
+    const { pid } = await rt.execWithConmon({
+      execId: e.ID,
+      containerId: e.ContainerID,
+      bundle: this.d.containers.dir(e.ContainerID),
+      processPath,
+      logPath,
+      dir: e.dir,
+      stdin: e.Config.AttachStdin,
+      tty: true,
+    });
+    e.Pid = pid;
+    let relay: StdinRelay | undefined;
+    if (socket && e.Config.AttachStdin) {
+      relay = new StdinRelay(e.dir);
+      if (input.length) relay.write(input);
+      socket.on('data', (b: Buffer) => relay!.write(b));
+      socket.on('end', () => relay!.end());
+      socket.resume();
+    } else if (socket) {
+      socket.on('data', () => {});
+      socket.resume();
+    }
+    if (existsSync(join(rt.execExitDir, e.ID))) this.onExecExit(e.ID);
+    void exited.then(async () => {
+      await follower?.drain();
+      follower?.stop();
+      relay?.kill();
+      socket?.end();
+      rmSync(e.dir, { recursive: true, force: true });
+    });
+  }
+
+  private ensureWatcher(): void {
+    if (this.watcher) return;
+    const dir = this.d.containers.runtime.execExitDir;
+    this.watcher = watch(dir, (_ev, f) => {
+      if (f) this.onExecExit(String(f));
+    });
+    this.watcher.on('error', () => {});
+    const t = setInterval(() => {
+      for (const id of this.exitWaiters.keys()) if (existsSync(join(dir, id))) this.onExecExit(id);
+    }, 500);
+    t.unref();
+  }
+
+  private onExecExit(id: string): void {
+    const e = this.execs.get(id);
+    const file = join(this.d.containers.runtime.execExitDir, id);
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8').trim();
+    } catch {
+      return;
+    }
+    if (!text || !e || !e.Running) return;
+    rmSync(file, { force: true });
+    e.ExitCode = Number(text);
+    e.Running = false;
+    e.markDone();
+    const w = this.exitWaiters.get(id);
+    this.exitWaiters.delete(id);
+    w?.();
+  }
+
+  /** Forgets the sessions of a removed container. */
+  forget(containerId: string): void {
+    for (const [id, e] of this.execs) if (e.ContainerID === containerId && !e.Running) this.execs.delete(id);
+  }
+}
+
+function osSignal(name: NodeJS.Signals): number | undefined {
+  const map: Partial<Record<NodeJS.Signals, number>> = { SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1 };
+  return map[name];
 }

@@ -1,0 +1,129 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { InvalidParameter } from '../errors.js';
+import type { ProcessUser } from '../runtime/oci-spec.js';
+
+/** Docker's /etc/hosts header. */
+export function renderHosts(selfEntries: string[], extraHosts: string[]): string {
+  const lines = [
+    '127.0.0.1\tlocalhost',
+    '::1\tlocalhost ip6-localhost ip6-loopback',
+    'fe00::\tip6-localnet',
+    'ff00::\tip6-mcastprefix',
+    'ff02::1\tip6-allnodes',
+    'ff02::2\tip6-allrouters',
+  ];
+  for (const e of extraHosts) {
+    const i = e.indexOf(':');
+    // `name:ip` with IPv6 addresses containing colons: split at the first colon (Docker does too).
+    const name = e.slice(0, i);
+    let ip = e.slice(i + 1);
+    if (ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
+    lines.push(`${ip}\t${name}`);
+  }
+  lines.push(...selfEntries);
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * The container's resolv.conf. From the host's file, loopback nameservers dropped (they mean
+ * nothing inside another namespace); `--dns*` options replace the matching parts.
+ */
+export function renderResolvConf(
+  hostText: string,
+  opts: { dns: string[]; search: string[]; options: string[]; keepLoopback: boolean },
+): string {
+  const lines = hostText.split('\n').map((l) => l.trim());
+  let ns = lines.filter((l) => /^nameserver\s/.test(l)).map((l) => l.split(/\s+/)[1]!);
+  let search = lines.filter((l) => /^(search|domain)\s/.test(l)).flatMap((l) => l.split(/\s+/).slice(1));
+  let options = lines.filter((l) => /^options\s/.test(l)).flatMap((l) => l.split(/\s+/).slice(1));
+  if (!opts.keepLoopback) ns = ns.filter((n) => !n.startsWith('127.') && n !== '::1');
+  if (opts.dns.length) ns = opts.dns;
+  if (!ns.length && !opts.keepLoopback) ns = ['8.8.8.8', '8.8.4.4'];
+  if (opts.search.length) search = opts.search.filter((s) => s !== '.');
+  if (opts.options.length) options = opts.options;
+  const out = ns.map((n) => `nameserver ${n}`);
+  if (search.length) out.push(`search ${search.join(' ')}`);
+  if (options.length) out.push(`options ${options.join(' ')}`);
+  return out.join('\n') + '\n';
+}
+
+interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+function readLines(path: string): string[][] {
+  try {
+    return readFileSync(path, 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => l.split(':'));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Resolves Docker's `-u` forms (`name`, `uid`, `name:group`, `uid:gid`) against the image's
+ * /etc/passwd and /etc/group, as runc would see them inside the rootfs.
+ */
+export function resolveUser(rootfs: string, spec: string): ProcessUser {
+  const passwd: PasswdEntry[] = readLines(join(rootfs, 'etc/passwd')).map((f) => ({
+    name: f[0] ?? '',
+    uid: Number(f[2]),
+    gid: Number(f[3]),
+    home: f[5] ?? '/',
+  }));
+  const groups = readLines(join(rootfs, 'etc/group')).map((f) => ({
+    name: f[0] ?? '',
+    gid: Number(f[2]),
+    members: (f[3] ?? '').split(',').filter(Boolean),
+  }));
+  const [userPart = '', groupPart] = (spec || '0').split(':');
+  let uid: number;
+  let gid: number;
+  let home = '/';
+  let name = '';
+  if (/^\d+$/.test(userPart)) {
+    uid = Number(userPart);
+    const e = passwd.find((p) => p.uid === uid);
+    gid = e?.gid ?? 0;
+    home = e?.home ?? '/';
+    name = e?.name ?? '';
+  } else {
+    const e = passwd.find((p) => p.name === userPart);
+    if (!e) throw new InvalidParameter(`unable to find user ${userPart}: no matching entries in passwd file`);
+    uid = e.uid;
+    gid = e.gid;
+    home = e.home;
+    name = e.name;
+  }
+  if (groupPart !== undefined && groupPart !== '') {
+    if (/^\d+$/.test(groupPart)) gid = Number(groupPart);
+    else {
+      const g = groups.find((x) => x.name === groupPart);
+      if (!g) throw new InvalidParameter(`unable to find group ${groupPart}: no matching entries in group file`);
+      gid = g.gid;
+    }
+  }
+  const additionalGids = name ? groups.filter((g) => g.members.includes(name) && g.gid !== gid).map((g) => g.gid) : [];
+  if (uid === 0 && home === '/' && !passwd.length) home = '/root';
+  return { uid, gid, additionalGids, home };
+}
+
+/** Merges env lists; later entries win by key, order of first appearance kept. */
+export function mergeEnv(...lists: string[][]): string[] {
+  const map = new Map<string, string>();
+  for (const list of lists) {
+    for (const e of list) {
+      const i = e.indexOf('=');
+      const k = i < 0 ? e : e.slice(0, i);
+      if (i < 0) continue;
+      map.set(k, e);
+    }
+  }
+  return [...map.values()];
+}

@@ -1,0 +1,25 @@
+import type { ContainerRecord } from '../containers/container-record.js';
+
+/** What the network layer tells a container about one of its networks (inspect's EndpointSettings). */
+export interface EndpointInfo {
+  [k: string]: unknown;
+}
+
+/**
+ * How containers meet the network layer. The container manager creates the network
+ * namespace, then calls `attach` before the runtime starts the process and `detach` after it
+ * exited; live connect/disconnect go through the network manager directly. The NetworkManager
+ * of issue 3 implements this; until then {@link LoopbackOnly} does.
+ */
+export interface NetworkAttacher {
+  /** Checks the container's network settings at create time (unknown network → 404). */
+  validate(c: ContainerRecord): void;
+  /** Joins the container's networks inside `netnsPath` (undefined for `host`). */
+  attach(c: ContainerRecord, netnsPath: string | undefined): Promise<void>;
+  /** Leaves them; best effort, idempotent. */
+  detach(c: ContainerRecord): Promise<void>;
+  /** `NetworkSettings` for inspect. */
+  settings(c: ContainerRecord, sandboxKey: string): Record<string, unknown>;
+  /** Lines for /etc/hosts naming the container itself, e.g. `172.17.0.2\tabc123`. */
+  hostsEntries(c: ContainerRecord): string[];
+}

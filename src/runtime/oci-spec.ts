@@ -1,0 +1,169 @@
+import type { ContainerRecord, ResolvedMount } from '../containers/container-record.js';
+
+/** Docker's default capability set (moby `oci/caps/defaults.go`), CAP_NET_RAW included. */
+export const DEFAULT_CAPS = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+];
+
+export const ALL_CAPS = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL',
+  'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE',
+  'CAP_NET_BROADCAST', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER', 'CAP_SYS_MODULE',
+  'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT',
+  'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE',
+  'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL', 'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN',
+  'CAP_SYSLOG', 'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF',
+  'CAP_CHECKPOINT_RESTORE',
+];
+
+/** Normalises `net_admin`, `NET_ADMIN`, `CAP_NET_ADMIN` to `CAP_NET_ADMIN`; `ALL` stays. */
+export function normaliseCap(c: string): string {
+  const u = c.toUpperCase();
+  if (u === 'ALL') return u;
+  return u.startsWith('CAP_') ? u : `CAP_${u}`;
+}
+
+export function capabilitySet(add: string[] | null, drop: string[] | null, privileged: boolean): string[] {
+  if (privileged) return [...ALL_CAPS];
+  const adds = (add ?? []).map(normaliseCap);
+  const drops = (drop ?? []).map(normaliseCap);
+  let caps = drops.includes('ALL') ? [] : [...DEFAULT_CAPS];
+  caps = caps.filter((c) => !drops.includes(c));
+  for (const c of adds.includes('ALL') ? ALL_CAPS : adds) if (!caps.includes(c)) caps.push(c);
+  return caps;
+}
+
+export interface ProcessUser {
+  uid: number;
+  gid: number;
+  additionalGids: number[];
+  home: string;
+}
+
+export interface SpecInput {
+  c: ContainerRecord;
+  rootfs: string;
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: ProcessUser;
+  /** Network namespace path; undefined shares the host's (`--network host`). */
+  netnsPath?: string;
+  /** Files the daemon manages: /etc/hosts, /etc/hostname, /etc/resolv.conf. */
+  hostsPath: string;
+  hostnamePath: string;
+  resolvConfPath: string;
+  cgroupsPath: string;
+}
+
+export function processSpec(
+  args: string[],
+  env: string[],
+  cwd: string,
+  user: ProcessUser,
+  tty: boolean,
+  caps: string[],
+  consoleSize?: { height: number; width: number },
+): Record<string, unknown> {
+  return {
+    terminal: tty,
+    ...(tty && consoleSize ? { consoleSize } : {}),
+    user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+    args,
+    env,
+    cwd: cwd || '/',
+    capabilities: { bounding: caps, effective: caps, permitted: caps },
+    rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1048576, soft: 1048576 }],
+    noNewPrivileges: false,
+  };
+}
+
+function mountFor(m: ResolvedMount): Record<string, unknown> {
+  if (m.Type === 'tmpfs') {
+    return { destination: m.Destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'noexec', ...(m.Options ?? [])] };
+  }
+  const opts = ['rbind', m.RW ? 'rw' : 'ro'];
+  if (m.Propagation) opts.push(m.Propagation);
+  return { destination: m.Destination, type: 'bind', source: m.Source, options: opts };
+}
+
+/** Renders the bundle's config.json for a container. */
+export function containerSpec(i: SpecInput): Record<string, unknown> {
+  const { c } = i;
+  const hc = c.HostConfig;
+  const caps = capabilitySet(hc.CapAdd, hc.CapDrop, hc.Privileged);
+  const shmSize = hc.ShmSize > 0 ? hc.ShmSize : 64 * 1024 * 1024;
+  const userMountDests = new Set(c.Mounts.map((m) => m.Destination));
+  const managed = [
+    { destination: '/etc/resolv.conf', source: i.resolvConfPath },
+    { destination: '/etc/hostname', source: i.hostnamePath },
+    { destination: '/etc/hosts', source: i.hostsPath },
+  ]
+    .filter((m) => !userMountDests.has(m.destination))
+    .map((m) => ({ ...m, type: 'bind', options: ['rbind', 'rprivate', 'rw'] }));
+  const namespaces: Record<string, unknown>[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  if (i.netnsPath) namespaces.push({ type: 'network', path: i.netnsPath });
+  const resources: Record<string, unknown> = {
+    devices: [{ allow: hc.Privileged, access: 'rwm' }],
+  };
+  if (hc.Memory > 0) {
+    resources['memory'] = { limit: hc.Memory, ...(hc.MemorySwap ? { swap: hc.MemorySwap } : {}) };
+  }
+  const cpu: Record<string, unknown> = {};
+  if (hc.NanoCpus > 0) {
+    cpu['period'] = 100000;
+    cpu['quota'] = Math.round((hc.NanoCpus / 1e9) * 100000);
+  } else if (hc.CpuQuota > 0) {
+    cpu['period'] = hc.CpuPeriod || 100000;
+    cpu['quota'] = hc.CpuQuota;
+  }
+  if (hc.CpuShares > 0) cpu['shares'] = hc.CpuShares;
+  if (Object.keys(cpu).length) resources['cpu'] = cpu;
+  if (hc.PidsLimit && hc.PidsLimit > 0) resources['pids'] = { limit: hc.PidsLimit };
+
+  return {
+    ociVersion: '1.0.2',
+    process: processSpec(i.args, i.env, i.cwd, i.user, c.Config.Tty, caps),
+    root: { path: i.rootfs, readonly: hc.ReadonlyRootfs },
+    hostname: c.Config.Hostname,
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', hc.Privileged ? 'rw' : 'ro'] },
+      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shmSize}`] },
+      ...managed,
+      ...c.Mounts.map(mountFor),
+    ],
+    linux: {
+      cgroupsPath: i.cgroupsPath,
+      namespaces,
+      resources,
+      ...(hc.Sysctls && Object.keys(hc.Sysctls).length ? { sysctl: hc.Sysctls } : {}),
+      maskedPaths: hc.Privileged
+        ? []
+        : [
+            '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+            '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+          ],
+      readonlyPaths: hc.Privileged
+        ? []
+        : ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+    },
+  };
+}

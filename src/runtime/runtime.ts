@@ -1,0 +1,59 @@
+/**
+ * The OCI runtime contract. One implementation drives runc (or crun) with conmon as the
+ * per-container shim; the daemon never holds a container's stdio itself, so containers keep
+ * running when it stops.
+ */
+export interface CreateSpec {
+  id: string;
+  /** Bundle folder holding config.json (rootfs is mounted by the caller). */
+  bundle: string;
+  /** k8s-file log path conmon writes stdout/stderr to. */
+  logPath: string;
+  /** Keep a stdin pipe (OpenStdin). */
+  stdin: boolean;
+  /** Keep stdin open after the first attached client leaves (`!StdinOnce`). */
+  leaveStdinOpen: boolean;
+  tty: boolean;
+}
+
+export interface ExecSpec {
+  /** Exec session id (conmon's cuuid). */
+  execId: string;
+  containerId: string;
+  bundle: string;
+  /** OCI process JSON for the exec. */
+  processPath: string;
+  logPath: string;
+  /** Folder for the session's attach socket and ctl fifo. */
+  dir: string;
+  stdin: boolean;
+  tty: boolean;
+}
+
+export interface Runtime {
+  /** Name shown by `/info` (`runc`, `crun`). */
+  readonly name: string;
+  /**
+   * Creates the container under a new conmon and returns the container's init pid once the
+   * runtime said it is created. Throws the runtime's own error text on failure.
+   */
+  create(spec: CreateSpec): Promise<{ pid: number; conmonPid: number }>;
+  start(id: string): Promise<void>;
+  /** Sends a signal to the init process (`all` for every process). */
+  kill(id: string, signal: string, all?: boolean): Promise<void>;
+  /** Removes the runtime's state; `force` kills first. Already gone is success. */
+  delete(id: string, force?: boolean): Promise<void>;
+  pause(id: string): Promise<void>;
+  resume(id: string): Promise<void>;
+  /** Runtime's view: `created`, `running`, `paused`, `stopped`, or undefined when unknown to it. */
+  state(id: string): Promise<{ status: string; pid: number } | undefined>;
+  /** PIDs of every process in the container. */
+  pids(id: string): Promise<number[]>;
+  /** Argv that runs a process inside the container in the foreground (`exec`), for pipes. */
+  execArgv(id: string, processPath: string): string[];
+  /** Starts an exec session with a TTY under conmon; resolves with its pid. */
+  execWithConmon(spec: ExecSpec): Promise<{ pid: number; conmonPid: number }>;
+  /** Folder where conmon writes `<id>` exit files for containers and exec sessions. */
+  readonly exitDir: string;
+  readonly execExitDir: string;
+}
