@@ -271,7 +271,7 @@ class Harness implements TestDaemon {
     if (r.code !== 0) {
       throw new Error(
         `loading the test image failed: "docker load -i ${TEST_IMAGE_TAR}" exited ${r.code}: ${r.stderr.trim()}\n` +
-          `(image loading is POST /images/load; pass { loadTestImage: false } to start without it). ` +
+          `(docker load is POST /images/load: is it implemented yet? startDaemon({ loadTestImage: false }) skips it.) ` +
           `Daemon log tail:\n${tail(this.logPath, 20)}`,
       );
     }

@@ -1,0 +1,165 @@
+/**
+ * `npm run bench`: latency of the container life cycle through the stock docker CLI, and the
+ * memory the daemon and its shims cost. Prints one JSON object on stdout; progress goes to stderr.
+ *
+ * The daemon runs in a throwaway netns through the e2e harness, so the machine is left as found.
+ * Options: --n N (samples per measurement, default 20).
+ */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { TEST_IMAGE, conmonPids, rssKb, startDaemon, type TestDaemon } from '../test/e2e/harness.js';
+import { ARCA_VERSION } from '../src/version.js';
+
+/** What we aim for on a 2-vCPU machine; reported next to the results, never enforced. */
+const TARGETS = { run_d_ms: 90, rm_f_ms: 60, daemon_rss_mb: 60, per_container_mb: 3 };
+const RUNNING_FOR_RSS = 10;
+
+interface Stats {
+  n: number;
+  median: number;
+  p90: number;
+  min: number;
+  max: number;
+}
+
+function progress(msg: string): void {
+  process.stderr.write(`bench: ${msg}\n`);
+}
+
+function stats(samples: number[]): Stats {
+  const s = [...samples].sort((a, b) => a - b);
+  const n = s.length;
+  const median = n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+  const p90 = s[Math.max(0, Math.ceil(0.9 * n) - 1)]!;
+  const r = (x: number): number => Math.round(x * 10) / 10;
+  return { n, median: r(median), p90: r(p90), min: r(s[0]!), max: r(s[n - 1]!) };
+}
+
+const mb = (kb: number): number => Math.round((kb / 1024) * 10) / 10;
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+/** `docker run -d` returns once the container started; we also check that it is still running. */
+async function runDetached(d: TestDaemon): Promise<{ id: string; ms: number }> {
+  const t0 = performance.now();
+  const id = await d.dockerOk(['run', '-d', TEST_IMAGE, 'sleep', '1000']);
+  let ms = performance.now() - t0;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const running = await d.dockerOk(['inspect', '-f', '{{.State.Running}}', id]);
+    if (running === 'true') break;
+    if (Date.now() > deadline) throw new Error(`container ${id.slice(0, 12)} is not running 10 s after docker run -d`);
+    await new Promise((r) => setTimeout(r, 10));
+    // Not running when the CLI returned: the wait counts.
+    ms = performance.now() - t0;
+  }
+  return { id, ms };
+}
+
+function daemonAndShimsKb(d: TestDaemon): { daemon: number; conmon: number; shims: number } {
+  const pids = new Set([...conmonPids(d.execRoot), ...conmonPids(d.root)]);
+  let conmon = 0;
+  for (const pid of pids) conmon += rssKb(pid);
+  return { daemon: rssKb(d.pid()), conmon, shims: pids.size };
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { n: { type: 'string', default: '20' } }, strict: true });
+  const N = Number(values.n);
+  if (!Number.isInteger(N) || N < RUNNING_FOR_RSS) throw new Error(`--n must be an integer ≥ ${RUNNING_FOR_RSS}`);
+
+  const report: Record<string, unknown> = {
+    arca_version: ARCA_VERSION,
+    node: process.version,
+    kernel: os.release(),
+    cpus: os.cpus().length,
+    n: N,
+    loadavg_start: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+  const results: Record<string, unknown> = {};
+  report.results = results;
+  report.targets = TARGETS;
+
+  let d: TestDaemon | undefined;
+  let code = 0;
+  try {
+    progress('starting a daemon in a throwaway netns and loading the test image');
+    d = await startDaemon();
+    await new Promise((r) => setTimeout(r, 500));
+    const idleKb = rssKb(d.pid());
+    results.daemon_rss_idle_mb = mb(idleKb);
+    progress(`idle daemon RSS ${mb(idleKb)} MB`);
+
+    // Warm-up: the first container pays for caches (image unpack, runtime lookups).
+    const warm = await runDetached(d);
+    await d.dockerOk(['rm', '-f', warm.id]);
+
+    progress(`docker run -d × ${N}`);
+    const ids: string[] = [];
+    const runMs: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const { id, ms } = await runDetached(d);
+      ids.push(id);
+      runMs.push(ms);
+    }
+    results.run_d_ms = stats(runMs);
+
+    progress(`docker exec true × ${N}`);
+    const execMs: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const id = ids[i % ids.length]!;
+      execMs.push(await timed(async () => void (await d!.dockerOk(['exec', id, 'true']))));
+    }
+    results.exec_ms = stats(execMs);
+
+    progress(`docker rm -f × ${N} (memory measured with ${RUNNING_FOR_RSS} still running)`);
+    const rmMs: number[] = [];
+    const rm = async (id: string): Promise<void> => {
+      rmMs.push(await timed(async () => void (await d!.dockerOk(['rm', '-f', id]))));
+    };
+    while (ids.length > RUNNING_FOR_RSS) await rm(ids.shift()!);
+    await new Promise((r) => setTimeout(r, 500));
+    const busy = daemonAndShimsKb(d);
+    results.daemon_rss_mb = mb(busy.daemon);
+    results.conmon_rss_mb_total = mb(busy.conmon);
+    results.conmon_processes = busy.shims;
+    results.per_container_mb = mb((busy.daemon + busy.conmon - idleKb) / RUNNING_FOR_RSS);
+    while (ids.length) await rm(ids.shift()!);
+    results.rm_f_ms = stats(rmMs);
+
+    const s = (k: string): Stats => results[k] as Stats;
+    report.within_targets = {
+      run_d_ms: s('run_d_ms').median <= TARGETS.run_d_ms,
+      rm_f_ms: s('rm_f_ms').median <= TARGETS.rm_f_ms,
+      daemon_rss_mb: (results.daemon_rss_mb as number) <= TARGETS.daemon_rss_mb,
+      per_container_mb: (results.per_container_mb as number) <= TARGETS.per_container_mb,
+    };
+  } catch (err) {
+    code = 1;
+    report.error = err instanceof Error ? err.message : String(err);
+    progress(`failed: ${String(report.error)}`);
+  } finally {
+    if (d) {
+      progress('cleaning up');
+      await d.cleanup().catch((e: unknown) => progress(`cleanup: ${e instanceof Error ? e.message : String(e)}`));
+    }
+    report.loadavg_end = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  }
+  process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  return code;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 2;
+  },
+);
