@@ -313,6 +313,11 @@ export class ImageStore {
     return { id, moved };
   }
 
+  /** Runs fn in one store transaction (several commits that must land together). */
+  transaction<T>(fn: () => T): T {
+    return this.store.tx(fn);
+  }
+
   /** Points a tag at an image (POST /images/{name}/tag). */
   tag(image: ImageRecord, ref: ImageReference): void {
     this.store.tx(() => {

@@ -195,3 +195,8 @@ function globToRegExp(pattern: string): RegExp {
   }
   return new RegExp(`^${out}$`);
 }
+
+/** Docker's `stringid.TruncateID`: the first 12 hex digits of an id or digest. */
+export function shortIdOfDigest(d: string): string {
+  return d.slice(d.indexOf(':') + 1).slice(0, 12);
+}

@@ -1,0 +1,304 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { isIP } from 'node:net';
+import { NotFound, SystemError, InvalidParameter, ArcaError } from '../errors.js';
+import { familiarName, familiarString, type ImageReference } from './reference.js';
+
+/** Credentials from the `X-Registry-Auth` header (base64url JSON). */
+export interface RegistryAuth {
+  username?: string;
+  password?: string;
+  auth?: string;
+  identitytoken?: string;
+  registrytoken?: string;
+}
+
+export const MEDIA = {
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  dockerSchema1: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
+} as const;
+
+/** A fetched manifest: its exact bytes and their digest. */
+export interface FetchedManifest {
+  digest: string;
+  mediaType: string;
+  bytes: Buffer;
+  json: {
+    mediaType?: string;
+    schemaVersion?: number;
+    manifests?: { digest: string; mediaType?: string; platform?: { os?: string; architecture?: string; variant?: string } }[];
+    config?: { digest: string; mediaType?: string; size?: number };
+    layers?: { digest: string; mediaType?: string; size?: number; urls?: string[] }[];
+  };
+}
+
+/** Decodes `X-Registry-Auth`; a missing or undecodable header means anonymous, as in Docker. */
+export function decodeRegistryAuth(header: string | undefined): RegistryAuth | undefined {
+  if (!header) return undefined;
+  try {
+    const json = Buffer.from(header.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8');
+    const v = JSON.parse(json) as RegistryAuth;
+    if (v.auth && !v.username) {
+      const plain = Buffer.from(v.auth, 'base64').toString('utf8');
+      const i = plain.indexOf(':');
+      if (i > 0) {
+        v.username = plain.slice(0, i);
+        v.password = plain.slice(i + 1);
+      }
+    }
+    return v;
+  } catch {
+    return undefined;
+  }
+}
+
+/** How long to wait for response headers: an unreachable registry must fail fast. */
+const HEADERS_TIMEOUT_MS = 8000;
+/** How long a blob download may stall before it is abandoned. */
+const STALL_TIMEOUT_MS = 60000;
+
+/** The registry's error body: `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"...","detail":...}]}`. */
+interface RegistryErrorBody {
+  errors?: { code?: string; message?: string }[];
+}
+
+/**
+ * A client of one repository on a registry (distribution API v2): anonymous or basic access,
+ * and the bearer-token flow (`401` + `WWW-Authenticate: Bearer realm=...` → token → retry).
+ */
+export class RegistryClient {
+  readonly base: string;
+  private bearer?: string;
+  private useBasic = false;
+
+  constructor(
+    private readonly ref: ImageReference,
+    private readonly auth: RegistryAuth | undefined,
+    insecureRegistries: string[],
+  ) {
+    const host = ref.domain === 'docker.io' ? 'registry-1.docker.io' : ref.domain;
+    this.base = `${isInsecure(ref.domain, insecureRegistries) ? 'http' : 'https'}://${host}`;
+  }
+
+  private get repoPath(): string {
+    return this.ref.path;
+  }
+
+  private async send(url: string, init: { accept?: string; auth?: boolean; method?: string } = {}): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (init.accept) headers.Accept = init.accept;
+    if (init.auth !== false) {
+      if (this.bearer) headers.Authorization = `Bearer ${this.bearer}`;
+      else if (this.useBasic && this.auth?.username) headers.Authorization = basicHeader(this.auth);
+    }
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(), HEADERS_TIMEOUT_MS);
+    try {
+      return await fetch(url, { method: init.method ?? 'GET', headers, signal: ctrl.signal, redirect: 'follow' });
+    } catch (e) {
+      throw networkError(init.method ?? 'GET', url, e, ctrl.signal.aborted);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** GETs with authentication, answering one auth challenge. */
+  private async get(path: string, accept?: string): Promise<Response> {
+    const url = `${this.base}/v2/${path}`;
+    let res = await this.send(url, { accept });
+    if (res.status === 401) {
+      const challenge = res.headers.get('www-authenticate') ?? '';
+      await res.arrayBuffer().catch(() => undefined);
+      await this.authenticate(challenge);
+      res = await this.send(url, { accept });
+    }
+    return res;
+  }
+
+  private async authenticate(challenge: string): Promise<void> {
+    const scheme = challenge.split(' ')[0]?.toLowerCase();
+    if (scheme === 'basic') {
+      this.useBasic = true;
+      return;
+    }
+    if (scheme !== 'bearer') return;
+    if (this.auth?.registrytoken) {
+      this.bearer = this.auth.registrytoken;
+      return;
+    }
+    const params = parseChallenge(challenge);
+    if (!params.realm) return;
+    const u = new URL(params.realm);
+    if (params.service) u.searchParams.set('service', params.service);
+    u.searchParams.set('scope', params.scope ?? `repository:${this.repoPath}:pull`);
+    const headers: Record<string, string> = {};
+    if (this.auth?.username) headers.Authorization = basicHeader(this.auth);
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(), HEADERS_TIMEOUT_MS);
+    let res: Response;
+    try {
+      res = await fetch(u, { headers, signal: ctrl.signal });
+    } catch (e) {
+      throw networkError('GET', u.toString(), e, ctrl.signal.aborted);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (res.status === 401 || res.status === 403) {
+      throw new ArcaError(`Head "${this.base}/v2/${this.repoPath}/manifests/${this.ref.tag ?? this.ref.digest}": unauthorized: incorrect username or password`);
+    }
+    if (!res.ok) throw new SystemError(`failed to fetch anonymous token: unexpected status from GET request to ${u}: ${res.status} ${res.statusText}`);
+    const body = (await res.json()) as { token?: string; access_token?: string };
+    this.bearer = body.token ?? body.access_token;
+  }
+
+  /** Turns a registry error answer into Docker's pull error. */
+  private async failure(res: Response): Promise<never> {
+    let body: RegistryErrorBody = {};
+    try {
+      body = (await res.json()) as RegistryErrorBody;
+    } catch {
+      /* not JSON */
+    }
+    const first = body.errors?.[0];
+    const code = first?.code ?? (res.status === 401 ? 'UNAUTHORIZED' : res.status === 404 ? 'NOT_FOUND' : '');
+    const text = (c: string): string => `${c.toLowerCase().replace(/_/g, ' ')}: ${first?.message ?? c.toLowerCase().replace(/_/g, ' ')}`;
+    switch (code) {
+      case 'DENIED':
+      case 'UNAUTHORIZED':
+        throw new NotFound(
+          `pull access denied for ${familiarName(this.ref)}, repository does not exist or may require 'docker login': denied: ${
+            code === 'DENIED' && first?.message ? first.message : 'requested access to the resource is denied'
+          }`,
+        );
+      case 'MANIFEST_UNKNOWN':
+        throw new NotFound(`manifest for ${familiarString(this.ref)} not found: ${text(code)}`);
+      case 'NAME_UNKNOWN':
+        throw new NotFound(`repository ${familiarName(this.ref)} not found: ${text(code)}`);
+      case 'NOT_FOUND':
+        throw new NotFound(`manifest for ${familiarString(this.ref)} not found: manifest unknown: manifest unknown`);
+      default:
+        throw new SystemError(`received unexpected HTTP status: ${res.status} ${res.statusText}`);
+    }
+  }
+
+  /** GET /v2/<name>/manifests/<tag|digest>, checking the digest of what came back. */
+  async manifest(tagOrDigest: string): Promise<FetchedManifest> {
+    const accept = [MEDIA.ociIndex, MEDIA.dockerList, MEDIA.ociManifest, MEDIA.dockerManifest].join(', ');
+    const res = await this.get(`${this.repoPath}/manifests/${tagOrDigest}`, accept);
+    if (!res.ok) await this.failure(res);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (tagOrDigest.includes(':') && tagOrDigest !== digest) throw new SystemError(`manifest verification failed for digest ${tagOrDigest}`);
+    let json: FetchedManifest['json'];
+    try {
+      json = JSON.parse(bytes.toString('utf8')) as FetchedManifest['json'];
+    } catch {
+      throw new SystemError('invalid manifest format');
+    }
+    const mediaType = json.mediaType ?? res.headers.get('content-type')?.split(';')[0] ?? '';
+    if (mediaType === MEDIA.dockerSchema1 || json.schemaVersion === 1) {
+      throw new InvalidParameter(
+        `Docker Image Format v1 and Docker Image manifest version 2, schema 1 support has been removed. Suggest the author of ${familiarString(this.ref)} to upgrade the image to the OCI Format or Docker Image manifest v2, schema 2.`,
+      );
+    }
+    return { digest, mediaType: mediaType || (json.manifests ? MEDIA.ociIndex : MEDIA.ociManifest), bytes, json };
+  }
+
+  /** A small blob (the image config) into memory, digest-checked. */
+  async blobBytes(digest: string): Promise<Buffer> {
+    const res = await this.get(`${this.repoPath}/blobs/${digest}`);
+    if (!res.ok) await this.failure(res);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    if (`sha256:${createHash('sha256').update(bytes).digest('hex')}` !== digest) {
+      throw new SystemError(`image config verification failed for digest ${digest}`);
+    }
+    return bytes;
+  }
+
+  /** Streams a blob to `dest`, reporting progress, and checks its digest. */
+  async download(digest: string, dest: string, size: number, onProgress: (current: number, total: number) => void): Promise<void> {
+    const res = await this.get(`${this.repoPath}/blobs/${digest}`);
+    if (!res.ok || !res.body) await this.failure(res);
+    const total = size || Number(res.headers.get('content-length') ?? 0);
+    const hash = createHash('sha256');
+    let seen = 0;
+    let last = 0;
+    let stall: NodeJS.Timeout | undefined;
+    const src = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+    const arm = (): void => {
+      clearTimeout(stall);
+      stall = setTimeout(() => src.destroy(new SystemError(`download of ${digest} stalled`)), STALL_TIMEOUT_MS);
+    };
+    arm();
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        arm();
+        hash.update(chunk);
+        seen += chunk.length;
+        const now = Date.now();
+        if (now - last > 100) {
+          last = now;
+          onProgress(seen, total);
+        }
+        cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(src, meter, createWriteStream(dest));
+    } finally {
+      clearTimeout(stall);
+    }
+    onProgress(seen, total);
+    if (`sha256:${hash.digest('hex')}` !== digest) throw new SystemError(`filesystem layer verification failed for digest ${digest}`);
+  }
+}
+
+function basicHeader(a: RegistryAuth): string {
+  return `Basic ${Buffer.from(`${a.username ?? ''}:${a.password ?? ''}`).toString('base64')}`;
+}
+
+/** `Bearer realm="https://auth",service="registry",scope="repository:x:pull"` → its parameters. */
+export function parseChallenge(header: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const rest = header.replace(/^\S+\s*/, '');
+  for (const m of rest.matchAll(/([a-zA-Z_]+)=(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g)) {
+    out[m[1]!.toLowerCase()] = (m[2] ?? m[3] ?? '').replace(/\\(.)/g, '$1');
+  }
+  return out;
+}
+
+/** Plain HTTP for loopback registries and those configured with `--insecure-registry`. */
+export function isInsecure(domain: string, insecure: string[]): boolean {
+  const host = domain.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  if (host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'))) return true;
+  for (const entry of insecure) {
+    if (entry === domain || entry === host) return true;
+    // CIDR entries (`10.0.0.0/8`) as Docker allows; IPv4 only.
+    const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(entry);
+    if (m && isIP(host) === 4) {
+      const toInt = (s: string): number => s.split('.').reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
+      const bits = Number(m[2]);
+      const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+      if ((toInt(host) & mask) === (toInt(m[1]!) & mask)) return true;
+    }
+  }
+  return false;
+}
+
+function networkError(method: string, url: string, e: unknown, timedOut: boolean): SystemError {
+  const verb = method[0] + method.slice(1).toLowerCase();
+  if (timedOut) return new SystemError(`${verb} "${url}": net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)`);
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  const u = new URL(url);
+  const hostPort = `${u.hostname}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`;
+  if (cause?.code === 'ECONNREFUSED') return new SystemError(`${verb} "${url}": dial tcp ${hostPort}: connect: connection refused`, { cause: e });
+  if (cause?.code === 'ENOTFOUND' || cause?.code === 'EAI_AGAIN') {
+    return new SystemError(`${verb} "${url}": dial tcp: lookup ${u.hostname}: no such host`, { cause: e });
+  }
+  return new SystemError(`${verb} "${url}": ${cause?.message ?? (e as Error).message}`, { cause: e });
+}
