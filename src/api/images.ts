@@ -63,6 +63,15 @@ function inspectConfig(cfg: ImageRunConfig | undefined, version: string): Record
   return Object.fromEntries(Object.keys(merged).sort().map((k) => [k, merged[k]]));
 }
 
+/** Go's RFC3339Nano rendering of a config time: fraction without trailing zeros, `Z` for UTC. */
+function rfc3339Nano(s: string): string {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/i.exec(s);
+  if (!m) return s;
+  const frac = (m[2] ?? '').replace(/0+$/, '');
+  const zone = m[3] === '+00:00' || m[3]!.toUpperCase() === 'Z' ? 'Z' : m[3];
+  return `${m[1]}${frac ? `.${frac}` : ''}${zone}`;
+}
+
 function unixSeconds(rfc: string): number {
   const t = Date.parse(rfc);
   return Number.isNaN(t) ? 0 : Math.floor(t / 1000);
@@ -79,7 +88,7 @@ function inspectView(d: Daemon, img: ImageRecord, version: string): Record<strin
     Parent: img.parent,
     Comment: comment,
   };
-  if (img.created) view.Created = img.created;
+  if (img.created) view.Created = rfc3339Nano(img.created);
   else if (before(version, '1.44')) view.Created = ZERO_TIME;
   if (before(version, '1.45')) {
     if (typeof c.container === 'string' && c.container) view.Container = c.container;
@@ -98,7 +107,7 @@ function inspectView(d: Daemon, img: ImageRecord, version: string): Record<strin
   if (before(version, '1.44')) view.VirtualSize = img.size;
   view.GraphDriver = { Data: d.images.graphDriverData(img), Name: 'overlay2' };
   view.RootFS = img.diffIds.length ? { Type: c.rootfs?.type ?? 'layers', Layers: img.diffIds } : { Type: c.rootfs?.type ?? 'layers' };
-  view.Metadata = { LastTagTime: img.lastTagTime ?? ZERO_TIME };
+  view.Metadata = { LastTagTime: img.lastTagTime ? rfc3339Nano(img.lastTagTime) : ZERO_TIME };
   return view;
 }
 

@@ -301,13 +301,13 @@ export class ImageStore {
       };
       if (img.parent) doc.parent = img.parent;
       if (opts.tagTime && refs.length > 0) doc.lastTagTime = now;
-      this.store.db.prepare('INSERT OR REPLACE INTO images (id, doc) VALUES (?, ?)').run(id, JSON.stringify(doc));
+      this.store.db.prepare('INSERT INTO images (id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc').run(id, JSON.stringify(doc));
       const link = this.store.db.prepare('INSERT OR IGNORE INTO image_layers (image_id, chain_id) VALUES (?, ?)');
       for (const c of chain) link.run(id, c);
       for (const r of refs) {
         const prev = this.lookup(r);
         if (prev && prev !== id) moved.set(referenceString(r), prev);
-        this.store.db.prepare('INSERT OR REPLACE INTO image_refs (ref, image_id) VALUES (?, ?)').run(referenceString(r), id);
+        this.store.db.prepare('INSERT INTO image_refs (ref, image_id) VALUES (?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id').run(referenceString(r), id);
       }
     });
     return { id, moved };
@@ -321,7 +321,7 @@ export class ImageStore {
   /** Points a tag at an image (POST /images/{name}/tag). */
   tag(image: ImageRecord, ref: ImageReference): void {
     this.store.tx(() => {
-      this.store.db.prepare('INSERT OR REPLACE INTO image_refs (ref, image_id) VALUES (?, ?)').run(referenceString(ref), image.id);
+      this.store.db.prepare('INSERT INTO image_refs (ref, image_id) VALUES (?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id').run(referenceString(ref), image.id);
       const doc = this.docOf(image.id)!;
       doc.lastTagTime = new Date().toISOString();
       this.store.db.prepare('UPDATE images SET doc = ? WHERE id = ?').run(JSON.stringify(doc), image.id);

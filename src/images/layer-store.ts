@@ -222,7 +222,7 @@ export class LayerStore {
       const target = this.layerDir(chainId);
       await rm(target, { recursive: true, force: true });
       await rename(scratch, target);
-      this.store.db.prepare('INSERT OR REPLACE INTO layers (chain_id, doc) VALUES (?, ?)').run(chainId, JSON.stringify(rec));
+      this.store.db.prepare('INSERT INTO layers (chain_id, doc) VALUES (?, ?) ON CONFLICT(chain_id) DO UPDATE SET doc = excluded.doc').run(chainId, JSON.stringify(rec));
       log.debug('layer unpacked', { chainId, size: rec.size, whiteouts: scan.whiteouts });
       return rec;
     } catch (e) {
