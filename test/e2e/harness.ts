@@ -324,6 +324,9 @@ class Harness implements TestDaemon {
     const child = this.child;
     if (!child?.pid || !this.exited) return;
     if (child.exitCode !== null || child.signalCode !== null) return;
+    // While we wait for it, the child must hold the event loop open, or node:test sees an idle loop
+    // with a pending promise and cancels the test.
+    child.ref();
     child.kill(signal);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
