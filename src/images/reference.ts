@@ -95,10 +95,10 @@ function splitDockerDomain(name: string): [string, string] {
   const rest = name.slice(slash + 1);
   let domain: string;
   let remote: string;
-  if (maybeDomain === 'localhost' || /[.:]/.test(maybeDomain) || maybeDomain.toLowerCase() !== maybeDomain) {
-    [domain, remote] = [maybeDomain, rest];
-  } else if (maybeDomain === LEGACY_DEFAULT_DOMAIN) {
+  if (maybeDomain === LEGACY_DEFAULT_DOMAIN) {
     [domain, remote] = [DEFAULT_DOMAIN, rest];
+  } else if (maybeDomain === 'localhost' || /[.:]/.test(maybeDomain) || maybeDomain.toLowerCase() !== maybeDomain) {
+    [domain, remote] = [maybeDomain, rest];
   } else {
     [domain, remote] = [DEFAULT_DOMAIN, name];
   }
