@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the compiled tests with node's own runner: unit tests first (in parallel), then end-to-end
 // tests one file at a time (each starts a daemon). Output is streamed in TAP, which ends with the
-// runner's summary lines (`# pass N`, `# fail N`); the exit status is non-zero if anything failed.
+// runner's summary lines (`# pass N`, `# fail N`), and a last line `N passed, N failed` adds up
+// both tiers. The exit status is non-zero if anything failed.
 //
 // Usage: node scripts/run-tests.mjs [unit|e2e] [PATTERN...]
 //   unit|e2e   run only that tier
@@ -30,14 +31,21 @@ if (args[0] === 'unit' || args[0] === 'e2e') {
 }
 const patterns = args;
 
-/** Node 20's `node --test` takes file paths, not globs: walk the folder ourselves. */
+/**
+ * Node 20's `node --test` takes file paths, not globs: walk the folder ourselves. A compiled test
+ * whose .ts source is gone (renamed or deleted; tsc never removes outputs) is left out.
+ */
 function testFiles(dir) {
   if (!existsSync(dir)) return [];
   const out = [];
   for (const ent of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, ent.name);
     if (ent.isDirectory()) out.push(...testFiles(p));
-    else if (ent.isFile() && ent.name.endsWith('.test.js')) out.push(p);
+    else if (ent.isFile() && ent.name.endsWith('.test.js')) {
+      const source = join(REPO_ROOT, relative(join(REPO_ROOT, 'dist'), p)).replace(/\.js$/, '.ts');
+      if (existsSync(source)) out.push(p);
+      else process.stderr.write(`run-tests: skipping ${relative(REPO_ROOT, p)}: no ${relative(REPO_ROOT, source)}\n`);
+    }
   }
   return out.sort();
 }
@@ -73,6 +81,7 @@ if (!existsSync(DIST_TEST)) {
 }
 
 const summary = [];
+const total = { pass: 0, fail: 0 };
 let failed = false;
 for (const tier of tiers) {
   if (only && tier.name !== only) continue;
@@ -84,6 +93,8 @@ for (const tier of tiers) {
   }
   const { code, counts } = await runTier(tier, files);
   if (code !== 0) failed = true;
+  total.pass += counts.pass;
+  total.fail += counts.fail + counts.cancelled;
   summary.push(
     `${tier.name}: pass ${counts.pass}, fail ${counts.fail}` +
       (counts.cancelled ? `, cancelled ${counts.cancelled}` : '') +
@@ -92,4 +103,7 @@ for (const tier of tiers) {
 }
 
 process.stderr.write(`\n== summary\n${summary.map((s) => `  ${s}`).join('\n')}\n`);
+// One plain closing line over both tiers (a tier that crashed without a summary counts as a failure).
+if (failed && total.fail === 0) total.fail = 1;
+process.stdout.write(`${total.pass} passed, ${total.fail} failed\n`);
 process.exit(failed ? 1 : 0);
