@@ -50,13 +50,27 @@ export async function runAttach(d: Daemon, c: ContainerRecord, socket: Duplex, i
     socket.end();
     return;
   }
+  // conmon (and its attach socket) exists only once the container started: `docker run -i`
+  // attaches before start, so stdin is held until then.
   let relay: StdinRelay | undefined;
-  if (opts.stdin && c.Config.OpenStdin) {
+  const pending: Buffer[] = input.length ? [input] : [];
+  let inputEnded = false;
+  const wantStdin = opts.stdin && c.Config.OpenStdin;
+  const connect = (): void => {
+    if (ended || relay) return;
     try {
       relay = new StdinRelay(d.containers.attachDir(c.Id));
     } catch (e) {
       log.warn('stdin relay failed', { error: String(e) });
+      return;
     }
+    for (const b of pending.splice(0)) relay.write(b);
+    if (inputEnded) relay.end();
+  };
+  let offStart = (): void => {};
+  if (wantStdin) {
+    if (st === 'running') connect();
+    else offStart = d.containers.onNextStart(c.Id, connect);
   }
   const follower = new LogFollower(path, offset, send);
   follower.start();
@@ -67,6 +81,7 @@ export async function runAttach(d: Daemon, c: ContainerRecord, socket: Duplex, i
     follower.stop();
     relay?.kill();
     offExit();
+    offStart();
     socket.end();
   };
   const offExit = d.containers.onNextExit(c.Id, () => void finish());
@@ -75,11 +90,14 @@ export async function runAttach(d: Daemon, c: ContainerRecord, socket: Duplex, i
     follower.stop();
     relay?.kill();
     offExit();
+    offStart();
   });
-  if (relay) {
-    if (input.length) relay.write(input);
-    socket.on('data', (b: Buffer) => relay!.write(b));
-    socket.on('end', () => relay!.end());
+  if (wantStdin) {
+    socket.on('data', (b: Buffer) => (relay ? relay.write(b) : pending.push(b)));
+    socket.on('end', () => {
+      inputEnded = true;
+      relay?.end();
+    });
     socket.resume();
   } else {
     socket.on('data', () => {});

@@ -345,7 +345,15 @@ export class ContainerManager {
 
   async start(ref: string): Promise<void> {
     const c = this.get(ref);
-    await this.locked(c.Id, () => this.startLocked(c.Id, false));
+    try {
+      await this.locked(c.Id, () => this.startLocked(c.Id, false));
+    } catch (err) {
+      // `run --rm` waits for removal: a container that could not start goes at once (Docker).
+      if (c.HostConfig.AutoRemove && !(err instanceof NotModified) && this.byId.has(c.Id)) {
+        await this.remove(c.Id, { force: true, volumes: true }).catch((e: unknown) => log.warn('auto-remove after failed start', { error: errorMessage(e) }));
+      }
+      throw err;
+    }
   }
 
   private async startLocked(id: string, fromRestartPolicy: boolean): Promise<void> {
@@ -542,6 +550,7 @@ export class ContainerManager {
     const liveNs = new Set([...live].map((id) => this.netns.nameFor(id)));
     for (const ns of this.netns.list()) if (!liveNs.has(ns)) await this.netns.delete(ns);
     for (const f of safeReaddir(this.runtime.exitDir)) if (!this.byId.has(f)) rmSync(join(this.runtime.exitDir, f), { force: true });
+    for (const f of safeReaddir(this.runtime.socketDir)) if (!this.byId.has(f)) rmSync(join(this.runtime.socketDir, f), { force: true });
   }
 
   private sweepExits(): void {
@@ -815,6 +824,7 @@ export class ContainerManager {
       if (isMounted(rootfs)) await umount(rootfs).catch((e: unknown) => errors.push(e));
       try {
         rmSync(this.dir(c.Id), { recursive: true, force: true });
+        rmSync(join(this.runtime.socketDir, c.Id), { force: true });
       } catch (e) {
         errors.push(e);
       }

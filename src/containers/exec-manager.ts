@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, watch, type FSWatcher } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Daemon } from '../daemon.js';
@@ -50,8 +50,6 @@ interface ExecRecord {
 export class ExecManager {
   private readonly execs = new Map<string, ExecRecord>();
   private readonly dir: string;
-  private watcher?: FSWatcher;
-  private readonly exitWaiters = new Map<string, () => void>();
 
   constructor(private readonly d: Daemon) {
     this.dir = join(d.config.execRoot, 'execs');
@@ -242,7 +240,6 @@ export class ExecManager {
 
   private async startTty(e: ExecRecord, processPath: string, socket: Duplex | undefined, input: Buffer): Promise<void> {
     const rt = this.d.containers.runtime;
-    this.ensureWatcher();
     const logPath = join(e.dir, 'exec.log');
     writeFileSync(logPath, '');
     const follower = socket
@@ -251,7 +248,6 @@ export class ExecManager {
         })
       : undefined;
     follower?.start();
-    const exited = new Promise<void>((resolve) => this.exitWaiters.set(e.ID, resolve));
     const { pid } = await rt.execWithConmon({
       execId: e.ID,
       containerId: e.ContainerID,
@@ -274,46 +270,45 @@ export class ExecManager {
       socket.on('data', () => {});
       socket.resume();
     }
-    if (existsSync(join(rt.execExitDir, e.ID))) this.onExecExit(e.ID);
-    void exited.then(async () => {
+    this.watchExit(e);
+    void e.done.then(async () => {
       await follower?.drain();
       follower?.stop();
       relay?.kill();
       socket?.end();
       rmSync(e.dir, { recursive: true, force: true });
+      rmSync(join(rt.socketDir, e.ID), { force: true });
     });
   }
 
-  private ensureWatcher(): void {
-    if (this.watcher) return;
-    const dir = this.d.containers.runtime.execExitDir;
-    this.watcher = watch(dir, (_ev, f) => {
-      if (f) this.onExecExit(String(f));
-    });
-    this.watcher.on('error', () => {});
-    const t = setInterval(() => {
-      for (const id of this.exitWaiters.keys()) if (existsSync(join(dir, id))) this.onExecExit(id);
-    }, 500);
-    t.unref();
-  }
-
-  private onExecExit(id: string): void {
-    const e = this.execs.get(id);
-    const file = join(this.d.containers.runtime.execExitDir, id);
-    let text = '';
+  /** Waits for conmon's exit file of a TTY session (inotify, with a slow poll as a safety net). */
+  private watchExit(e: ExecRecord): void {
+    const dir = join(e.dir, 'exits');
+    const file = join(dir, e.ContainerID);
+    let watcher: FSWatcher | undefined;
+    const check = (): void => {
+      let text = '';
+      try {
+        text = readFileSync(file, 'utf8').trim();
+      } catch {
+        return;
+      }
+      if (!text || !e.Running) return;
+      watcher?.close();
+      clearInterval(timer);
+      e.ExitCode = Number(text);
+      e.Running = false;
+      e.markDone();
+    };
     try {
-      text = readFileSync(file, 'utf8').trim();
+      watcher = watch(dir, () => check());
+      watcher.on('error', () => {});
     } catch {
-      return;
+      /* the poll covers it */
     }
-    if (!text || !e || !e.Running) return;
-    rmSync(file, { force: true });
-    e.ExitCode = Number(text);
-    e.Running = false;
-    e.markDone();
-    const w = this.exitWaiters.get(id);
-    this.exitWaiters.delete(id);
-    w?.();
+    const timer = setInterval(check, 250);
+    timer.unref();
+    check();
   }
 
   /** Forgets the sessions of a removed container. */

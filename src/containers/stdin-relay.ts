@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { which } from '../sys/runner.js';
+import { logger } from '../log.js';
+
+const log = logger('arca:attach');
 
 /**
  * Writes a client's stdin into conmon's attach socket. That socket is SOCK_SEQPACKET, which
@@ -16,8 +19,9 @@ export class StdinRelay {
     if (!socat) throw new Error('socat not found in PATH (apt-get install socat)');
     this.child = spawn(socat, ['-u', 'STDIN', `UNIX-CONNECT:${socketName},type=5`], {
       cwd: socketDir,
-      stdio: ['pipe', 'ignore', 'ignore'],
+      stdio: ['pipe', 'ignore', 'pipe'],
     });
+    this.child.stderr!.on('data', (b: Buffer) => log.debug('socat', { stderr: b.toString().trim() }));
     this.child.on('error', () => {});
     this.child.stdin!.on('error', () => {});
     this.child.on('exit', () => (this.closed = true));

@@ -18,11 +18,10 @@ export class RuntimeError extends SystemError {}
  */
 export class ConmonRuntime implements Runtime {
   readonly exitDir: string;
-  readonly execExitDir: string;
+  readonly socketDir: string;
   private readonly stateRoot: string;
   private readonly runtimeBin: string;
   private readonly conmonBin: string;
-  private readonly socketDir: string;
 
   constructor(
     readonly name: string,
@@ -30,9 +29,8 @@ export class ConmonRuntime implements Runtime {
   ) {
     this.stateRoot = join(execRoot, name);
     this.exitDir = join(execRoot, 'exits');
-    this.execExitDir = join(execRoot, 'exec-exits');
     this.socketDir = join(execRoot, 'sockets');
-    for (const d of [this.stateRoot, this.exitDir, this.execExitDir, this.socketDir]) mkdirSync(d, { recursive: true });
+    for (const d of [this.stateRoot, this.exitDir, this.socketDir]) mkdirSync(d, { recursive: true });
     const bin = which(name);
     if (!bin) throw new SystemError(`OCI runtime "${name}" not found in PATH (apt-get install ${name})`);
     this.runtimeBin = bin;
@@ -69,19 +67,21 @@ export class ConmonRuntime implements Runtime {
   }
 
   execWithConmon(spec: ExecSpec): Promise<{ pid: number; conmonPid: number }> {
-    mkdirSync(spec.dir, { recursive: true });
+    // conmon names an exec's exit file after the container, and puts the attach socket and
+    // ctl fifo in the bundle folder: give each session its own of both.
+    mkdirSync(join(spec.dir, 'exits'), { recursive: true });
     const args = [
       '--api-version', '1',
       '-c', spec.containerId,
       '-u', spec.execId,
       '-n', spec.execId,
       '-r', this.runtimeBin,
-      '-b', spec.bundle,
+      '-b', spec.dir,
       '-0', spec.dir,
       '-p', join(spec.dir, 'exec.pid'),
       '-P', join(spec.dir, 'conmon.pid'),
       '-l', `k8s-file:${spec.logPath}`,
-      '--exit-dir', this.execExitDir,
+      '--exit-dir', join(spec.dir, 'exits'),
       '--socket-dir-path', this.socketDir,
       '--runtime-arg', `--root=${this.stateRoot}`,
       '--log-level', 'error',

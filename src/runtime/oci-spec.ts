@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { ContainerRecord, ResolvedMount } from '../containers/container-record.js';
 
 /** Docker's default capability set (moby `oci/caps/defaults.go`), CAP_NET_RAW included. */
@@ -69,6 +70,26 @@ export interface SpecInput {
   cgroupsPath: string;
 }
 
+let nofileHard: number | undefined;
+
+/**
+ * Docker gives containers RLIMIT_NOFILE 1048576, but raising a hard limit needs
+ * CAP_SYS_RESOURCE in the caller's user namespace: never ask for more than the daemon has.
+ */
+function nofileLimit(): number {
+  if (nofileHard === undefined) {
+    nofileHard = 1048576;
+    try {
+      const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+      const hard = line?.split(/\s{2,}/)[2];
+      if (hard && /^\d+$/.test(hard)) nofileHard = Math.min(nofileHard, Number(hard));
+    } catch {
+      /* keep Docker's value */
+    }
+  }
+  return nofileHard;
+}
+
 export function processSpec(
   args: string[],
   env: string[],
@@ -86,7 +107,7 @@ export function processSpec(
     env,
     cwd: cwd || '/',
     capabilities: { bounding: caps, effective: caps, permitted: caps },
-    rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1048576, soft: 1048576 }],
+    rlimits: [{ type: 'RLIMIT_NOFILE', hard: nofileLimit(), soft: nofileLimit() }],
     noNewPrivileges: false,
   };
 }

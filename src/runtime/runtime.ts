@@ -24,7 +24,7 @@ export interface ExecSpec {
   /** OCI process JSON for the exec. */
   processPath: string;
   logPath: string;
-  /** Folder for the session's attach socket and ctl fifo. */
+  /** Folder for the session's attach socket, ctl fifo and exit file. */
   dir: string;
   stdin: boolean;
   tty: boolean;
@@ -53,7 +53,8 @@ export interface Runtime {
   execArgv(id: string, processPath: string): string[];
   /** Starts an exec session with a TTY under conmon; resolves with its pid. */
   execWithConmon(spec: ExecSpec): Promise<{ pid: number; conmonPid: number }>;
-  /** Folder where conmon writes `<id>` exit files for containers and exec sessions. */
+  /** Folder where conmon writes `<id>` exit files for containers (exec sessions: `<dir>/exits/<containerId>`). */
   readonly exitDir: string;
-  readonly execExitDir: string;
+  /** Folder of conmon's attach-socket symlinks, one per container or exec session id. */
+  readonly socketDir: string;
 }
