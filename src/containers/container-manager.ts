@@ -368,14 +368,28 @@ export class ContainerManager {
     const dir = this.dir(id);
     const rootfs = join(dir, 'rootfs');
     const undo: (() => Promise<void>)[] = [];
+    const t0 = performance.now();
+    const mark: Record<string, number> = {};
+    const lap = (k: string): void => {
+      mark[k] = Math.round(performance.now() - t0);
+    };
     try {
       // Leftovers of a previous run (runc state, mounts) go first: start is a fresh setup.
       await this.runtime.delete(id, true).catch(() => {});
-      if (!isMounted(rootfs)) {
-        const lower = this.d.images.lowerDirs(image).join(':');
-        await run(['mount', '-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, rootfs]);
-        undo.push(() => umount(rootfs));
-      }
+      const mode = c.HostConfig.NetworkMode;
+      const ownNetns = mode !== 'host' && !mode.startsWith('container:');
+      const nsName = this.netns.nameFor(id);
+      // The rootfs mount and the namespace are independent: make them at once.
+      const mounting = isMounted(rootfs)
+        ? Promise.resolve(false)
+        : run(['mount', '-t', 'overlay', 'overlay', '-o', `lowerdir=${this.d.images.lowerDirs(image).join(':')},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, rootfs]).then(() => true);
+      const nsMaking = ownNetns ? this.netns.create(nsName) : Promise.resolve(undefined);
+      const [mounted, ns] = await Promise.allSettled([mounting, nsMaking]);
+      if (mounted.status === 'fulfilled' && mounted.value) undo.push(() => umount(rootfs));
+      if (ns.status === 'fulfilled' && ns.value) undo.push(() => this.netns.delete(nsName));
+      if (mounted.status === 'rejected') throw mounted.reason;
+      if (ns.status === 'rejected') throw ns.reason;
+      lap('mount+netns');
       const user = resolveUser(rootfs, c.Config.User);
       let env = [...c.Config.Env];
       if (!env.some((e) => e.startsWith('HOSTNAME='))) env.unshift(`HOSTNAME=${c.Config.Hostname}`);
@@ -388,7 +402,6 @@ export class ContainerManager {
       }
 
       let netnsPath: string | undefined;
-      const mode = c.HostConfig.NetworkMode;
       if (mode.startsWith('container:')) {
         const other = this.find(mode.slice('container:'.length));
         if (!other || other.State.Status !== 'running') {
@@ -396,10 +409,8 @@ export class ContainerManager {
         }
         netnsPath = this.sandboxKey(other);
         if (!netnsPath) netnsPath = undefined;
-      } else if (mode !== 'host') {
-        const name = this.netns.nameFor(id);
-        netnsPath = await this.netns.create(name);
-        undo.push(() => this.netns.delete(name));
+      } else if (ownNetns) {
+        netnsPath = this.netns.pathOf(nsName);
         await this.attacher.attach(c, netnsPath);
         undo.push(() => this.attacher.detach(c));
       }
@@ -432,6 +443,7 @@ export class ContainerManager {
         );
       }
 
+      lap('files');
       const spec = containerSpec({
         c,
         rootfs,
@@ -458,7 +470,9 @@ export class ContainerManager {
         tty: c.Config.Tty,
       });
       undo.push(() => this.runtime.delete(id, true));
+      lap('create');
       await this.runtime.start(id);
+      lap('start');
       c.State = {
         ...c.State,
         Status: 'running',
@@ -473,7 +487,7 @@ export class ContainerManager {
       };
       this.save(c);
       this.fire(this.startListeners, id);
-      log.debug('started', { id: id.slice(0, 12), pid });
+      log.debug('started', { id: id.slice(0, 12), pid, ms: mark });
     } catch (err) {
       for (const u of undo.reverse()) await u().catch((e: unknown) => log.warn('start rollback step failed', { error: errorMessage(e) }));
       if (err instanceof RuntimeError) {

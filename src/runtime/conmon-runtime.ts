@@ -150,6 +150,8 @@ export class ConmonRuntime implements Runtime {
   }
 
   async delete(id: string, force = false): Promise<void> {
+    // No state folder: nothing to delete, and no runc exec to pay for.
+    if (!existsSync(join(this.stateRoot, id))) return;
     try {
       await run(this.rt('delete', ...(force ? ['--force'] : []), id));
     } catch (err) {
