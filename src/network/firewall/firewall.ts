@@ -1,0 +1,52 @@
+/**
+ * The firewall contract. The daemon owns its nft tables; the NetworkManager describes what
+ * should exist as plain data ({@link FirewallState}) and the firewall renders it and applies it
+ * atomically. Every call carries the whole state: there is no incremental patching to drift.
+ */
+
+/** One network's part in the ruleset. */
+export interface FirewallNetwork {
+  /** Network id (tags rules: `comment "net:<id12>"`). */
+  id: string;
+  /** Host-side interface (the Linux bridge), e.g. `arca0`, `br-<id12>`. */
+  bridge: string;
+  /** IPv4 subnets in CIDR form. */
+  subnets4: string[];
+  /** IPv6 subnets in CIDR form. */
+  subnets6: string[];
+  /** Gateway addresses on the bridge (for hairpin and DNS). */
+  gateways: string[];
+  /** `--internal`: no traffic to or from outside the network. */
+  internal: boolean;
+  /** `com.docker.network.bridge.enable_icc` (default true). */
+  icc: boolean;
+  /** `com.docker.network.bridge.enable_ip_masquerade` (default true). */
+  masquerade: boolean;
+}
+
+/** One published port (`-p [hostIp:]hostPort:containerPort[/proto]`), already allocated. */
+export interface FirewallPort {
+  /** Endpoint/container id (tags rules). */
+  endpointId: string;
+  networkId: string;
+  proto: 'tcp' | 'udp' | 'sctp';
+  /** '' or '0.0.0.0' / '::' for all host addresses. */
+  hostIp: string;
+  hostPort: number;
+  containerIp: string;
+  containerPort: number;
+}
+
+export interface FirewallState {
+  networks: FirewallNetwork[];
+  ports: FirewallPort[];
+}
+
+export interface Firewall {
+  /** Name shown in logs (`nftables`, `none`). */
+  readonly name: string;
+  /** Replaces the daemon's ruleset with one rendered from `state`, atomically. */
+  apply(state: FirewallState): Promise<void>;
+  /** Removes every table the daemon owns (idempotent). */
+  teardown(): Promise<void>;
+}
