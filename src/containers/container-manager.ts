@@ -7,6 +7,7 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  statSync,
   watch,
   writeFileSync,
   writeSync,
@@ -590,13 +591,21 @@ export class ContainerManager {
         return;
       }
       const code = Number(text);
-      await this.finishExit(id, Number.isFinite(code) ? code : 255, '');
+      // conmon wrote the file when the process ended: its mtime is the real finish time, even
+      // when the daemon was down then (live-restore).
+      let finishedAt: string | undefined;
+      try {
+        finishedAt = statSync(file).mtime.toISOString();
+      } catch {
+        /* now, then */
+      }
+      await this.finishExit(id, Number.isFinite(code) ? code : 255, '', finishedAt);
     });
     this.afterExit(id);
   }
 
   /** Cleans up after the process ended and records the exit. Runs under the container's lock. */
-  private async finishExit(id: string, code: number, error: string): Promise<void> {
+  private async finishExit(id: string, code: number, error: string, finishedAt?: string): Promise<void> {
     const c = this.byId.get(id);
     if (!c) return;
     const errors: unknown[] = [];
@@ -608,7 +617,7 @@ export class ContainerManager {
     await umount(join(this.dir(id), 'rootfs')).catch((e: unknown) => errors.push(e));
     rmSync(join(this.runtime.exitDir, id), { force: true });
     for (const e of errors) log.warn('cleanup after exit', { id: id.slice(0, 12), error: errorMessage(e) });
-    c.State = { ...c.State, Status: 'exited', Pid: 0, ExitCode: code, Error: error, FinishedAt: new Date().toISOString(), ConmonPid: 0 };
+    c.State = { ...c.State, Status: 'exited', Pid: 0, ExitCode: code, Error: error, FinishedAt: finishedAt ?? new Date().toISOString(), ConmonPid: 0 };
     this.save(c);
     log.debug('exited', { id: id.slice(0, 12), code });
     this.fire(this.exitListeners, id);
