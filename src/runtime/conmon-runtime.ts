@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { run, which, CommandError } from '../sys/runner.js';
 import { SystemError } from '../errors.js';
 import { logger } from '../log.js';
@@ -33,7 +34,7 @@ export class ConmonRuntime implements Runtime {
     for (const d of [this.stateRoot, this.exitDir, this.socketDir]) mkdirSync(d, { recursive: true });
     const bin = which(name);
     if (!bin) throw new SystemError(`OCI runtime "${name}" not found in PATH (apt-get install ${name})`);
-    this.runtimeBin = bin;
+    this.runtimeBin = name === 'crun' && hybridCgroups() ? CRUN_HYBRID_WRAPPER : bin;
     const conmon = which('conmon');
     if (!conmon) throw new SystemError('conmon not found in PATH (apt-get install conmon)');
     this.conmonBin = conmon;
@@ -195,6 +196,20 @@ export class ConmonRuntime implements Runtime {
       }
       throw err;
     }
+  }
+}
+
+/** Wrapper that runs crun in a mount namespace without the cgroup2 mount (see the script). */
+const CRUN_HYBRID_WRAPPER = fileURLToPath(new URL('../../../libexec/crun-hybrid', import.meta.url));
+
+/** v1 controllers plus a cgroup2 hierarchy at /sys/fs/cgroup/unified. */
+function hybridCgroups(): boolean {
+  try {
+    return readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .some((l) => l.split(' ')[4] === '/sys/fs/cgroup/unified' && l.includes(' - cgroup2 '));
+  } catch {
+    return false;
   }
 }
 
