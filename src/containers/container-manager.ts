@@ -525,7 +525,7 @@ export class ContainerManager {
         } else {
           // conmon is gone without an exit file: the machine rebooted or conmon was killed.
           log.warn('container lost while the daemon was away', { id: c.Id.slice(0, 12) });
-          await this.runtime.kill(c.Id, 'KILL', true).catch(() => {});
+          await this.signal(c, 'KILL').catch(() => {});
           await this.finishExit(c.Id, 255, 'container lost while the daemon was down');
         }
       } else if (c.State.Status === 'removing') {
@@ -609,12 +609,14 @@ export class ContainerManager {
     const c = this.byId.get(id);
     if (!c) return;
     const errors: unknown[] = [];
-    await this.runtime.delete(id, true).catch((e: unknown) => errors.push(e));
-    await this.attacher.detach(c).catch((e: unknown) => errors.push(e));
-    if (c.HostConfig.NetworkMode !== 'host' && !c.HostConfig.NetworkMode.startsWith('container:')) {
-      await this.netns.delete(this.netns.nameFor(id)).catch((e: unknown) => errors.push(e));
-    }
-    await umount(join(this.dir(id), 'rootfs')).catch((e: unknown) => errors.push(e));
+    // The process is gone: runtime state, network and rootfs are independent, undo them at once.
+    const ownNetns = c.HostConfig.NetworkMode !== 'host' && !c.HostConfig.NetworkMode.startsWith('container:');
+    const results = await Promise.allSettled([
+      this.runtime.delete(id, true),
+      this.attacher.detach(c).then(() => (ownNetns ? this.netns.delete(this.netns.nameFor(id)) : undefined)),
+      umount(join(this.dir(id), 'rootfs')),
+    ]);
+    for (const r of results) if (r.status === 'rejected') errors.push(r.reason);
     rmSync(join(this.runtime.exitDir, id), { force: true });
     for (const e of errors) log.warn('cleanup after exit', { id: id.slice(0, 12), error: errorMessage(e) });
     c.State = { ...c.State, Status: 'exited', Pid: 0, ExitCode: code, Error: error, FinishedAt: finishedAt ?? new Date().toISOString(), ConmonPid: 0 };
@@ -721,10 +723,11 @@ export class ContainerManager {
     for (const w of set) if (w.resolve === resolve) set.delete(w);
   }
 
-  private notifyWaiters(id: string, event: 'exit' | 'removed'): void {
+  /** `removed` passes the record, which is no longer in the map but still holds the exit code. */
+  private notifyWaiters(id: string, event: 'exit' | 'removed', record?: ContainerRecord): void {
     const set = this.waiters.get(id);
     if (!set) return;
-    const c = this.byId.get(id);
+    const c = record ?? this.byId.get(id);
     const code = c?.State.ExitCode ?? 0;
     const willRemove = c?.HostConfig.AutoRemove ?? false;
     for (const w of [...set]) {
@@ -741,6 +744,27 @@ export class ContainerManager {
   }
 
   // ---- stop, kill, restart, pause ------------------------------------------------------------
+
+  /**
+   * Signals the container's init. Killing a pid namespace's init takes every process in it, so
+   * this is `runc kill --all` for KILL, without paying for a runtime exec; the pid is checked to
+   * still be in the container's cgroup first. Anything unusual falls back to the runtime.
+   */
+  private async signal(c: ContainerRecord, sig: string): Promise<void> {
+    const pid = c.State.Pid;
+    const num = /^\d+$/.test(sig) ? Number(sig) : SIGNALS[sig];
+    if (pid > 0 && num !== undefined) {
+      try {
+        if (readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(c.Id)) {
+          process.kill(pid, num);
+          return;
+        }
+      } catch {
+        /* gone or not ours: ask the runtime */
+      }
+    }
+    await this.runtime.kill(c.Id, sig, sig === 'KILL');
+  }
 
   async stop(ref: string, timeoutSec?: number, signal?: string): Promise<void> {
     const c = this.get(ref);
@@ -762,10 +786,10 @@ export class ContainerManager {
     const timeout = timeoutSec ?? c.Config.StopTimeout ?? 10;
     if (c.State.Status === 'paused') await this.runtime.resume(c.Id).catch(() => {});
     if (timeout !== 0) {
-      await this.runtime.kill(c.Id, sig).catch((e: unknown) => log.debug('stop signal failed', { error: errorMessage(e) }));
+      await this.signal(c, sig).catch((e: unknown) => log.debug('stop signal failed', { error: errorMessage(e) }));
       if (await this.waitExit(c.Id, timeout < 0 ? 2 ** 31 - 1 : timeout * 1000)) return;
     }
-    await this.runtime.kill(c.Id, 'KILL', true).catch(() => {});
+    await this.signal(c, 'KILL').catch(() => {});
     if (!(await this.waitExit(c.Id, 10_000))) throw new SystemError(`container ${c.Id} did not stop after SIGKILL`);
   }
 
@@ -779,7 +803,7 @@ export class ContainerManager {
       c.State.ManuallyStopped = true;
       this.save(c);
     }
-    await this.runtime.kill(c.Id, sig);
+    await this.signal(c, sig);
     if (sig === 'KILL' || sig === '9') await this.waitExit(c.Id, 10_000);
   }
 
@@ -831,7 +855,7 @@ export class ContainerManager {
       c.State.ManuallyStopped = true;
       this.save(c);
       if (st === 'paused') await this.runtime.resume(c.Id).catch(() => {});
-      await this.runtime.kill(c.Id, 'KILL', true).catch(() => {});
+      await this.signal(c, 'KILL').catch(() => {});
       if (!(await this.waitExit(c.Id, 10_000))) {
         throw new SystemError(`could not kill container ${c.Id}`);
       }
@@ -870,7 +894,7 @@ export class ContainerManager {
         }
       }
     });
-    this.notifyWaiters(c.Id, 'removed');
+    this.notifyWaiters(c.Id, 'removed', c);
     log.debug('removed', { id: c.Id.slice(0, 12) });
   }
 
