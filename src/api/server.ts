@@ -66,6 +66,8 @@ export function sendError(res: ServerResponse, err: unknown): void {
 export class ApiServer {
   readonly router = new Router();
   private server?: Server;
+  /** Upgraded (attach/exec) connections: the HTTP server no longer tracks them. */
+  private readonly hijacked = new Set<Duplex>();
 
   constructor(private readonly daemon: Daemon) {
     registerSystem(this.router, daemon);
@@ -97,11 +99,14 @@ export class ApiServer {
       if (!this.server) return resolve();
       this.server.close(() => resolve());
       this.server.closeAllConnections();
+      for (const s of this.hijacked) s.destroy();
     });
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     for (const [k, v] of Object.entries(COMMON_HEADERS)) res.setHeader(k, v);
+    const t0 = performance.now();
+    res.once('finish', () => log.debug(`${req.method} ${req.url} ${res.statusCode} ${(performance.now() - t0).toFixed(1)}ms`));
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const { version, path } = splitVersion(url.pathname);
@@ -143,6 +148,8 @@ export class ApiServer {
 
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => {});
+    this.hijacked.add(socket);
+    socket.once('close', () => this.hijacked.delete(socket));
     const fail = (err: unknown): void => {
       const status = toHttpStatus(err);
       const body = JSON.stringify({ message: errorMessage(err) }) + '\n';

@@ -1,6 +1,4 @@
 import { parseArgs } from 'node:util';
-import { Daemon } from '../daemon.js';
-import { ApiServer } from '../api/server.js';
 import { logger, setLogLevel } from '../log.js';
 import { ARCA_VERSION } from '../version.js';
 import { runDoctor } from './doctor.js';
@@ -40,6 +38,10 @@ async function daemon(argv: string[]): Promise<void> {
   const host = values.host!;
   if (!host.startsWith('unix://')) throw new Error(`unsupported --host "${host}": only unix:// sockets are served`);
   if (values.runtime !== 'runc' && values.runtime !== 'crun') throw new Error(`unknown runtime "${values.runtime}" (runc, crun)`);
+  // Loaded here, not at the top: `arca doctor` must run even where the daemon's native
+  // dependencies (better-sqlite3) are missing or broken.
+  const { Daemon } = await import('../daemon.js');
+  const { ApiServer } = await import('../api/server.js');
   const d = new Daemon({
     root: values.root!,
     execRoot: values['exec-root']!,
@@ -56,7 +58,14 @@ async function daemon(argv: string[]): Promise<void> {
     stopping = true;
     // Containers keep running (live-restore): only the API and the database close.
     log.info(`${sig}: shutting down, containers keep running`);
-    void api.close().then(() => d.stop()).then(() => process.exit(0));
+    void api
+      .close()
+      .then(() => log.debug('API closed'))
+      .then(() => d.stop())
+      .then(() => {
+        log.debug('state closed');
+        process.exit(0);
+      });
     setTimeout(() => process.exit(0), 3000).unref();
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
