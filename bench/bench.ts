@@ -70,12 +70,16 @@ function daemonAndShimsKb(d: TestDaemon): { daemon: number; conmon: number; shim
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { n: { type: 'string', default: '20' } }, strict: true });
+  const { values } = parseArgs({
+    options: { n: { type: 'string', default: '20' }, runtime: { type: 'string', default: 'runc' } },
+    strict: true,
+  });
   const N = Number(values.n);
   if (!Number.isInteger(N) || N < RUNNING_FOR_RSS) throw new Error(`--n must be an integer ≥ ${RUNNING_FOR_RSS}`);
 
   const report: Record<string, unknown> = {
     arca_version: ARCA_VERSION,
+    runtime: values.runtime,
     node: process.version,
     kernel: os.release(),
     cpus: os.cpus().length,
@@ -90,7 +94,7 @@ async function main(): Promise<number> {
   let code = 0;
   try {
     progress('starting a daemon in a throwaway netns and loading the test image');
-    d = await startDaemon();
+    d = await startDaemon({ daemonArgs: ['--runtime', values.runtime!] });
     await new Promise((r) => setTimeout(r, 500));
     const idleKb = rssKb(d.pid());
     results.daemon_rss_idle_mb = mb(idleKb);

@@ -164,6 +164,7 @@ class Harness implements TestDaemon {
   constructor(
     readonly name: string,
     outside: boolean,
+    private readonly daemonArgs: string[] = [],
   ) {
     this.hostNs = `${name}-h`;
     if (outside) this.outsideNs = `${name}-o`;
@@ -233,6 +234,7 @@ class Harness implements TestDaemon {
           this.execRoot,
           '--log-level',
           'debug',
+          ...this.daemonArgs,
         ],
         { stdio: ['ignore', fd, fd], cwd: REPO_ROOT, env: process.env },
       );
@@ -470,13 +472,15 @@ class Harness implements TestDaemon {
  * Starts a throwaway daemon in a fresh netns and (by default) loads {@link TEST_IMAGE} into it.
  * On failure everything made so far is removed before the error is thrown.
  */
-export async function startDaemon(opts: { loadTestImage?: boolean; outside?: boolean } = {}): Promise<TestDaemon> {
+export async function startDaemon(
+  opts: { loadTestImage?: boolean; outside?: boolean; /** extra `arca daemon` flags, e.g. `--runtime crun` */ daemonArgs?: string[] } = {},
+): Promise<TestDaemon> {
   if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: build first with "npx tsc -p ."`);
   installExitHooks();
   let name: string;
   do name = `at${randomBytes(3).toString('hex')}`;
   while (existsSync(`/tmp/arca-e2e-${name}`) || existsSync(`/run/netns/${name}-h`));
-  const h = new Harness(name, opts.outside ?? false);
+  const h = new Harness(name, opts.outside ?? false, opts.daemonArgs ?? []);
   live.add(h);
   try {
     h.setUp();
