@@ -1,0 +1,152 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseBind, parseCreateRequest, validateName } from '../../src/containers/create-request.js';
+import { mergeEnv, renderHosts, renderResolvConf, resolveUser } from '../../src/containers/etc-files.js';
+import { frame, parseLogLine } from '../../src/containers/log-file.js';
+import { capabilitySet, DEFAULT_CAPS } from '../../src/runtime/oci-spec.js';
+import { parseSignal } from '../../src/containers/container-manager.js';
+import { cleanRuntimeMessage } from '../../src/runtime/conmon-runtime.js';
+import { InvalidParameter } from '../../src/errors.js';
+
+describe('container names', () => {
+  it('accepts Docker names and strips the leading slash', () => {
+    assert.equal(validateName('web-1.a_b'), 'web-1.a_b');
+    assert.equal(validateName('/web'), 'web');
+  });
+  it('refuses names Docker refuses, with its message', () => {
+    for (const bad of ['a b', '-x', 'x', 'é']) {
+      assert.throws(() => validateName(bad), (e: Error) => e instanceof InvalidParameter && /Invalid container name/.test(e.message));
+    }
+  });
+});
+
+describe('create request', () => {
+  it('needs an image', () => {
+    assert.throws(() => parseCreateRequest({}), InvalidParameter);
+  });
+  it('rejects wrong types', () => {
+    assert.throws(() => parseCreateRequest({ Image: 'x', Cmd: 5 }), InvalidParameter);
+    assert.throws(() => parseCreateRequest({ Image: 'x', Tty: 'yes' }), InvalidParameter);
+    assert.throws(() => parseCreateRequest({ Image: 'x', HostConfig: [] }), InvalidParameter);
+  });
+  it('takes a bare string Cmd as Docker does', () => {
+    assert.deepEqual(parseCreateRequest({ Image: 'x', Cmd: 'ls' }).config.Cmd, ['ls']);
+  });
+  it('checks restart policies', () => {
+    assert.throws(() => parseCreateRequest({ Image: 'x', HostConfig: { RestartPolicy: { Name: 'bogus' } } }), /unknown policy 'bogus'/);
+    assert.throws(
+      () => parseCreateRequest({ Image: 'x', HostConfig: { RestartPolicy: { Name: 'always', MaximumRetryCount: 2 } } }),
+      /only be used with 'on-failure'/,
+    );
+    assert.throws(
+      () => parseCreateRequest({ Image: 'x', HostConfig: { AutoRemove: true, RestartPolicy: { Name: 'always' } } }),
+      /AutoRemove/,
+    );
+    const r = parseCreateRequest({ Image: 'x', HostConfig: { RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 } } });
+    assert.deepEqual(r.hostConfig.RestartPolicy, { Name: 'on-failure', MaximumRetryCount: 3 });
+  });
+  it('defaults the network mode to bridge and keeps endpoints', () => {
+    const r = parseCreateRequest({ Image: 'x', NetworkingConfig: { EndpointsConfig: { n1: {}, n2: {} } } });
+    assert.equal(r.hostConfig.NetworkMode, 'bridge');
+    assert.deepEqual(Object.keys(r.endpoints), ['n1', 'n2']);
+  });
+  it('refuses a relative working directory and tiny memory limits', () => {
+    assert.throws(() => parseCreateRequest({ Image: 'x', WorkingDir: 'rel' }), /absolute path/);
+    assert.throws(() => parseCreateRequest({ Image: 'x', HostConfig: { Memory: 1024 } }), /Minimum memory/);
+  });
+});
+
+describe('-v specs', () => {
+  it('parses binds, named and anonymous volumes', () => {
+    assert.deepEqual(parseBind('/h:/c:ro'), { source: '/h', target: '/c', readOnly: true, propagation: '', isVolume: false });
+    assert.equal(parseBind('data:/c').isVolume, true);
+    assert.deepEqual(parseBind('/c'), { source: '', target: '/c', readOnly: false, propagation: '', isVolume: false });
+  });
+  it('refuses relative targets, bad modes and bad volume names', () => {
+    assert.throws(() => parseBind('/h:c'), InvalidParameter);
+    assert.throws(() => parseBind('/h:/c:bogus'), /invalid mode/);
+    assert.throws(() => parseBind('a b:/c'), /invalid characters/);
+  });
+});
+
+describe('etc files', () => {
+  it('renders /etc/hosts with extra hosts and the container itself', () => {
+    const text = renderHosts(['172.18.0.2\tabc'], ['db:10.0.0.5', 'v6:[::1]']);
+    assert.match(text, /^127\.0\.0\.1\tlocalhost$/m);
+    assert.match(text, /^10\.0\.0\.5\tdb$/m);
+    assert.match(text, /^::1\tv6$/m);
+    assert.match(text, /172\.18\.0\.2\tabc\n$/);
+  });
+  it('drops loopback resolvers and applies --dns options', () => {
+    const host = 'nameserver 127.0.0.53\nnameserver 10.1.1.1\nsearch corp\noptions edns0\n';
+    assert.equal(renderResolvConf(host, { dns: [], search: [], options: [], keepLoopback: false }), 'nameserver 10.1.1.1\nsearch corp\noptions edns0\n');
+    assert.equal(
+      renderResolvConf(host, { dns: ['1.2.3.4'], search: ['a.b'], options: ['ndots:2'], keepLoopback: false }),
+      'nameserver 1.2.3.4\nsearch a.b\noptions ndots:2\n',
+    );
+    assert.match(renderResolvConf(host, { dns: [], search: [], options: [], keepLoopback: true }), /127\.0\.0\.53/);
+  });
+  it('resolves -u against the image passwd and group files', () => {
+    const root = mkdtempSync(join(tmpdir(), 'arca-user-'));
+    try {
+      mkdirSync(join(root, 'etc'));
+      writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n');
+      writeFileSync(join(root, 'etc/group'), 'root:x:0:\napp:x:1000:\nwheel:x:10:app\n');
+      assert.deepEqual(resolveUser(root, ''), { uid: 0, gid: 0, additionalGids: [], home: '/root' });
+      assert.deepEqual(resolveUser(root, 'app'), { uid: 1000, gid: 1000, additionalGids: [10], home: '/home/app' });
+      assert.deepEqual(resolveUser(root, '1000:10'), { uid: 1000, gid: 10, additionalGids: [], home: '/home/app' });
+      assert.equal(resolveUser(root, '4242').uid, 4242);
+      assert.throws(() => resolveUser(root, 'nobody2'), /unable to find user nobody2/);
+      assert.throws(() => resolveUser(root, 'app:nogroup'), /unable to find group nogroup/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+  it('merges environments, later values winning', () => {
+    assert.deepEqual(mergeEnv(['A=1', 'B=2'], ['B=3', 'C=4']), ['A=1', 'B=3', 'C=4']);
+  });
+});
+
+describe('k8s-file log lines', () => {
+  it('parses full and partial lines', () => {
+    const full = parseLogLine(Buffer.from('2026-11-23T15:42:10.128845139+00:00 stdout F hello'))!;
+    assert.equal(full.stream, 'stdout');
+    assert.equal(full.data.toString(), 'hello\n');
+    assert.equal(full.time, '2026-11-23T15:42:10.128845139Z');
+    assert.ok(Math.abs(full.epoch - Date.parse('2026-11-23T15:42:10.128Z') / 1000) < 0.01);
+    const part = parseLogLine(Buffer.from('2026-11-23T15:42:10.1+00:00 stderr P abc'))!;
+    assert.equal(part.stream, 'stderr');
+    assert.equal(part.data.toString(), 'abc');
+    assert.equal(parseLogLine(Buffer.from('garbage')), undefined);
+  });
+  it('frames stdout and stderr as Docker multiplexes them', () => {
+    const f = frame(2, Buffer.from('xy'));
+    assert.deepEqual([...f], [2, 0, 0, 0, 0, 0, 0, 2, 0x78, 0x79]);
+  });
+});
+
+describe('capabilities and signals', () => {
+  it("starts from Docker's default set, NET_RAW included", () => {
+    assert.ok(DEFAULT_CAPS.includes('CAP_NET_RAW'));
+    const caps = capabilitySet(['net_admin'], ['NET_RAW'], false);
+    assert.ok(caps.includes('CAP_NET_ADMIN'));
+    assert.ok(!caps.includes('CAP_NET_RAW'));
+    assert.deepEqual(capabilitySet(null, ['ALL'], false), []);
+    assert.ok(capabilitySet(null, null, true).includes('CAP_SYS_ADMIN'));
+  });
+  it('parses signal names and numbers', () => {
+    assert.equal(parseSignal('SIGTERM'), 'TERM');
+    assert.equal(parseSignal('usr1'), 'USR1');
+    assert.equal(parseSignal('9'), '9');
+    assert.throws(() => parseSignal('NOPE'), /Invalid signal/);
+  });
+  it("keeps only runc's message text", () => {
+    assert.equal(
+      cleanRuntimeMessage('time="x" level=error msg="exec failed: \\"foo\\" not found"\n'),
+      'exec failed: "foo" not found',
+    );
+  });
+});
