@@ -45,7 +45,9 @@ export async function runAttach(d: Daemon, c: ContainerRecord, socket: Duplex, i
     offset = all.offset;
   }
   const st = c.State.Status;
-  const active = st === 'running' || st === 'paused' || st === 'created' || st === 'restarting';
+  // A stopped container's streams are still there: `docker start -a` attaches, then starts it,
+  // and the session ends at the exit of that run (Docker).
+  const active = st === 'running' || st === 'paused' || st === 'created' || st === 'restarting' || st === 'exited';
   if (!opts.stream || !active) {
     socket.end();
     return;

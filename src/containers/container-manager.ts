@@ -655,8 +655,14 @@ export class ContainerManager {
       void this.locked(id, async () => {
         const cur = this.byId.get(id);
         if (!cur || cur.State.Status !== 'restarting') return;
-        cur.State.Status = 'exited';
-        await this.startLocked(id, true);
+        // It stays `restarting` until it runs (Docker), so a stop meanwhile knows to wait for it.
+        try {
+          await this.startLocked(id, true);
+        } catch (e) {
+          cur.State.Status = 'exited';
+          this.save(cur);
+          throw e;
+        }
       }).catch((e: unknown) => log.warn('restart failed', { id: id.slice(0, 12), error: errorMessage(e) }));
     }, delay);
     this.restartTimers.set(id, t);
@@ -772,12 +778,15 @@ export class ContainerManager {
     if (c.State.Status === 'restarting') {
       if (timer) clearTimeout(timer);
       this.restartTimers.delete(c.Id);
-      await this.locked(c.Id, async () => {
+      const cancelled = await this.locked(c.Id, async () => {
+        // The policy's start may have won the lock: then there is a process to stop below.
+        if (c.State.Status !== 'restarting') return false;
         c.State.Status = 'exited';
         c.State.ManuallyStopped = true;
         this.save(c);
+        return true;
       });
-      return;
+      if (cancelled) return;
     }
     if (c.State.Status !== 'running' && c.State.Status !== 'paused') throw new NotModified('container already stopped');
     c.State.ManuallyStopped = true;
@@ -882,6 +891,7 @@ export class ContainerManager {
       }
       this.d.store.db.prepare('DELETE FROM containers WHERE id = ?').run(c.Id);
       this.byId.delete(c.Id);
+      this.d.execs.forget(c.Id);
       if (opts.volumes) {
         for (const m of c.Mounts) {
           if (m.Type === 'volume' && m.Anonymous && m.Name) {

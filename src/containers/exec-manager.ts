@@ -7,6 +7,7 @@ import { Conflict, InvalidParameter, NotFound, errorMessage } from '../errors.js
 import { logger } from '../log.js';
 import { which } from '../sys/runner.js';
 import { capabilitySet, processSpec } from '../runtime/oci-spec.js';
+import { cleanRuntimeMessage } from '../runtime/conmon-runtime.js';
 import { mergeEnv, resolveUser } from './etc-files.js';
 import { newId } from './names.js';
 import { LogFollower, frame } from './log-file.js';
@@ -14,6 +15,9 @@ import { StdinRelay } from './stdin-relay.js';
 import { writeCtl } from './container-manager.js';
 
 const log = logger('arca:exec');
+
+/** The line runc logs when it cannot start an exec'd process. */
+const RUNC_START_ERROR = /^time="[^"]*" level=(error|fatal) msg=".*(exec failed|unable to start container process)/;
 
 export interface ExecConfig {
   AttachStdin: boolean;
@@ -56,8 +60,9 @@ export class ExecManager {
     mkdirSync(this.dir, { recursive: true });
   }
 
+  /** A container's ExecIDs: sessions not finished yet (Docker drops them from the container at exit). */
   idsFor(containerId: string): string[] {
-    return [...this.execs.values()].filter((e) => e.ContainerID === containerId).map((e) => e.ID);
+    return [...this.execs.values()].filter((e) => e.ContainerID === containerId && e.ExitCode === null).map((e) => e.ID);
   }
 
   get(id: string): ExecRecord {
@@ -203,11 +208,23 @@ export class ExecManager {
     });
     e.Pid = child.pid ?? 0;
     let errTail = '';
+    // runc reports a process it could not start on this stderr, in its log format. Such a line is
+    // held back until the exit says whose it was: Docker shows its own message instead.
+    let held: Buffer[] | undefined = [];
     child.stdout!.on('data', (b: Buffer) => {
       if (socket && e.Config.AttachStdout) socket.write(frame(1, b));
     });
     child.stderr!.on('data', (b: Buffer) => {
       errTail = (errTail + b.toString()).slice(-4096);
+      if (held) {
+        held.push(b);
+        const text = Buffer.concat(held).toString();
+        const firstLine = text.split('\n', 1)[0]!;
+        const couldBeRunc = text.includes('\n') ? RUNC_START_ERROR.test(firstLine) : 'time="'.startsWith(text.slice(0, 6));
+        if (couldBeRunc) return;
+        b = Buffer.concat(held);
+        held = undefined;
+      }
       if (socket && e.Config.AttachStderr) socket.write(frame(2, b));
     });
     if (child.stdin && socket) {
@@ -228,8 +245,14 @@ export class ExecManager {
       let exit = code ?? (signal ? 128 + (osSignal(signal) ?? 9) : 255);
       // runc's own failure (the command could not be started) is 255 plus its message.
       if (exit === 255 && /exec failed|unable to start container process/.test(errTail)) {
-        exit = /executable file not found|no such file or directory/.test(errTail) ? 127 : /permission denied/.test(errTail) ? 126 : 126;
+        exit = /executable file not found|no such file or directory/.test(errTail) ? 127 : 126;
+        // Docker writes the start error on the stdout stream, then the CLI exits with the code.
+        const msg = `OCI runtime exec failed: ${cleanRuntimeMessage(errTail)}: unknown\r\n`;
+        if (socket && e.Config.AttachStdout) socket.write(frame(1, Buffer.from(msg)));
+      } else if (held?.length && socket && e.Config.AttachStderr) {
+        socket.write(frame(2, Buffer.concat(held)));
       }
+      held = undefined;
       e.ExitCode = exit;
       e.Running = false;
       e.markDone();
