@@ -409,6 +409,7 @@ export class DnsServer {
     f.attempt++;
     if (f.attempt >= f.upstreams.length) {
       this.finish(f);
+      f.query.writeUInt16BE(f.parsed.id, 0);
       f.reply(buildResponse(f.query, f.parsed, DnsRcode.SERVFAIL, [], f.maxSize));
       return;
     }
