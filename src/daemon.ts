@@ -7,6 +7,13 @@ import { VolumeManager } from './volumes/volume-manager.js';
 import { ContainerManager } from './containers/container-manager.js';
 import { ExecManager } from './containers/exec-manager.js';
 import { logger } from './log.js';
+import { NetworkManager } from './network/network-manager.js';
+import { migrateNetworkTables } from './network/network-schema.js';
+import { DefaultIpam } from './network/ipam/default/default-ipam.js';
+import { DriverRegistry } from './network/driver-registry.js';
+import { IpLinkOps } from './network/ip-link-ops.js';
+import { NoFirewall } from './network/no-firewall.js';
+import { NoDnsService } from './network/dns-service.js';
 
 const log = logger('arca:daemon');
 
@@ -30,6 +37,7 @@ export class Daemon {
   readonly volumes: VolumeManager;
   readonly containers: ContainerManager;
   readonly execs: ExecManager;
+  readonly networks: NetworkManager;
   /** A short tag unique to this daemon's root, used in machine-global names (netns, cgroups). */
   readonly tag: string;
   readonly startedAt = new Date();
@@ -43,19 +51,34 @@ export class Daemon {
     this.volumes = new VolumeManager(this.store, join(config.root, 'volumes'));
     this.containers = new ContainerManager(this);
     this.execs = new ExecManager(this);
+    migrateNetworkTables(this.store.db);
+    this.networks = new NetworkManager(
+      this.store.db,
+      new DefaultIpam(this.store.db),
+      DriverRegistry.withBuiltins({ linkOps: new IpLinkOps() }),
+      this.containers,
+      new NoFirewall(),
+      new NoDnsService(),
+      join(config.root, 'network'),
+    );
+    this.containers.attacher = this.networks;
     this.images.setUsageCheck((imageId) => this.containers.containersUsingImage(imageId));
     this.volumes.setUsageCheck((name) => this.containers.containersUsingVolume(name));
   }
 
   /** Reconciles the kernel and the disk with the database (live-restore), then serves. */
   async start(): Promise<void> {
+    // Networks (bridges) first: containers restarted by their policy during recovery join them.
+    await this.networks.start();
     await this.images.recover();
     await this.containers.recover();
+    await this.networks.reconcile();
     log.info('daemon ready', { root: this.config.root, tag: this.tag });
   }
 
   async stop(): Promise<void> {
     this.containers.shutdown();
+    await this.networks.stop();
     this.store.close();
   }
 }

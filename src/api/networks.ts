@@ -1,40 +1,93 @@
 import type { Router } from './router.js';
+import { parseFilters, qbool } from './router.js';
 import type { Daemon } from '../daemon.js';
-import { NotFound } from '../errors.js';
+import { InvalidParameter } from '../errors.js';
+import type { NetworkCreateRequest } from '../network/network-manager.js';
+import type { EndpointRequest } from '../network/network-record.js';
 
-/**
- * Networks arrive with the NetworkManager (issue 3). Until then the three predefined networks are
- * listed so that clients which look them up (`docker inspect`, compose) get Docker's answers.
- */
-const PREDEFINED = ['bridge', 'host', 'none'];
-
-function shape(name: string): Record<string, unknown> {
-  return {
-    Name: name,
-    Id: name.padEnd(64, '0'),
-    Created: new Date(0).toISOString(),
-    Scope: 'local',
-    Driver: name === 'bridge' ? 'bridge' : name === 'host' ? 'host' : 'null',
-    EnableIPv4: name === 'bridge',
-    EnableIPv6: false,
-    IPAM: { Driver: 'default', Options: null, Config: [] },
-    Internal: false,
-    Attachable: false,
-    Ingress: false,
-    ConfigFrom: { Network: '' },
-    ConfigOnly: false,
-    Containers: {},
-    Options: {},
-    Labels: {},
-  };
+function kind(v: unknown): string {
+  if (Array.isArray(v)) return 'array';
+  if (v === null) return 'null';
+  return typeof v === 'object' ? 'object' : typeof v;
 }
 
-export function registerNetworks(r: Router, _d: Daemon): void {
-  r.get('/networks', (c) => c.send(200, PREDEFINED.map(shape)));
+/** Checks the JSON types of a create body the way Go's decoder would complain. */
+function checkTypes(body: Record<string, unknown>, struct: string, fields: Record<string, 'string' | 'boolean' | 'object' | 'number'>): void {
+  for (const [k, t] of Object.entries(fields)) {
+    const v = body[k];
+    if (v === undefined || v === null) continue;
+    const got = kind(v);
+    if (got !== t) {
+      const goType = t === 'object' ? 'map[string]string' : t === 'boolean' ? 'bool' : t === 'number' ? 'int' : 'string';
+      throw new InvalidParameter(`json: cannot unmarshal ${got} into Go struct field ${struct}.${k} of type ${goType}`);
+    }
+  }
+}
+
+/** Network endpoints: create, list, inspect, remove, prune, connect, disconnect. */
+export function registerNetworks(r: Router, d: Daemon): void {
+  r.get('/networks', (c) => {
+    const list = d.networks.list(parseFilters(c.query));
+    // Since API 1.28 the list carries no Containers (inspect has them).
+    c.send(200, list.map((n) => d.networks.view(n, false)));
+  });
+
+  r.post('/networks/create', async (c) => {
+    const body = await c.json();
+    checkTypes(body, 'CreateRequest', {
+      Name: 'string',
+      Driver: 'string',
+      Options: 'object',
+      Labels: 'object',
+      Internal: 'boolean',
+      Attachable: 'boolean',
+      Ingress: 'boolean',
+      ConfigOnly: 'boolean',
+      EnableIPv4: 'boolean',
+      EnableIPv6: 'boolean',
+      IPAM: 'object',
+      Scope: 'string',
+    });
+    const ipam = body['IPAM'] as Record<string, unknown> | undefined;
+    if (ipam && ipam['Config'] !== undefined && ipam['Config'] !== null && !Array.isArray(ipam['Config'])) {
+      throw new InvalidParameter(`json: cannot unmarshal ${kind(ipam['Config'])} into Go struct field IPAM.IPAM.Config of type []network.IPAMConfig`);
+    }
+    const res = await d.networks.create(body as unknown as NetworkCreateRequest);
+    c.send(201, res);
+  });
+
+  r.post('/networks/prune', async (c) => {
+    c.send(200, await d.networks.prune(parseFilters(c.query)));
+  });
+
   r.get('/networks/{id}', (c) => {
-    const name = c.params[0]!;
-    const hit = PREDEFINED.find((n) => n === name || shape(n)['Id'] === name);
-    if (!hit) throw new NotFound(`network ${name} not found`);
-    c.send(200, shape(hit));
+    const n = d.networks.get(c.params[0]!);
+    const scope = c.query.get('scope');
+    if (scope && scope !== 'local') throw new InvalidParameter(`network ${c.params[0]} not found`);
+    void qbool(c.query, 'verbose');
+    c.send(200, d.networks.view(n, true));
+  });
+
+  r.delete('/networks/{id}', async (c) => {
+    await d.networks.remove(c.params[0]!);
+    c.empty(204);
+  });
+
+  r.post('/networks/{id}/connect', async (c) => {
+    const body = await c.json();
+    const container = body['Container'];
+    if (typeof container !== 'string' || !container) throw new InvalidParameter('no container specified');
+    const cfg = (body['EndpointConfig'] ?? {}) as EndpointRequest;
+    if (typeof cfg !== 'object' || Array.isArray(cfg)) throw new InvalidParameter('invalid EndpointConfig');
+    await d.networks.connect(c.params[0]!, container, cfg);
+    c.empty(200);
+  });
+
+  r.post('/networks/{id}/disconnect', async (c) => {
+    const body = await c.json();
+    const container = body['Container'];
+    if (typeof container !== 'string' || !container) throw new InvalidParameter('no container specified');
+    await d.networks.disconnect(c.params[0]!, container, body['Force'] === true);
+    c.empty(200);
   });
 }

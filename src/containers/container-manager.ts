@@ -435,6 +435,7 @@ export class ContainerManager {
         }
         writeFileSync(
           resolvPath,
+          this.attacher.resolvConf?.(c, hostResolv) ??
           renderResolvConf(hostResolv, {
             dns: c.HostConfig.Dns,
             search: c.HostConfig.DnsSearch,

@@ -9,7 +9,7 @@ export interface EndpointInfo {
  * How containers meet the network layer. The container manager creates the network
  * namespace, then calls `attach` before the runtime starts the process and `detach` after it
  * exited; live connect/disconnect go through the network manager directly. The NetworkManager
- * of issue 3 implements this; until then {@link LoopbackOnly} does.
+ * (`network-manager.ts`) implements it; {@link BasicAttacher} is the loopback-only stand-in.
  */
 export interface NetworkAttacher {
   /** Checks the container's network settings at create time (unknown network → 404). */
@@ -22,4 +22,9 @@ export interface NetworkAttacher {
   settings(c: ContainerRecord, sandboxKey: string): Record<string, unknown>;
   /** Lines for /etc/hosts naming the container itself, e.g. `172.17.0.2\tabc123`. */
   hostsEntries(c: ContainerRecord): string[];
+  /**
+   * The container's resolv.conf when its networks decide it (user-defined networks: the embedded
+   * server at 127.0.0.11, `options ndots:0`); undefined keeps the file derived from the host's.
+   */
+  resolvConf?(c: ContainerRecord, hostResolvConf: string): string | undefined;
 }

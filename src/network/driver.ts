@@ -1,0 +1,206 @@
+/**
+ * The network driver contract. The NetworkManager owns state (SQLite), IPAM, names, gateway
+ * choice, /etc/hosts, DNS and firewall snapshots; a driver only turns that state into kernel (or
+ * helper-process) objects. Every value a driver receives is plain data the manager already
+ * validated and persisted, so any call can be replayed at start-up: that is how recovery works.
+ *
+ * Required: the three create/delete pairs below. Everything else is an optional capability —
+ * a separate interface with a type guard — so that later drivers add only what they need:
+ *
+ * - `ovn`: a supervised helper stack (ovsdb, ovn-northd, ovn-controller) → {@link Supervised};
+ *   native DHCP/DNS answers per logical switch → {@link EndpointDnsProvider}; ACLs from
+ *   {@link NetworkPolicy} → {@link PolicyEnforcer}; its own port reconciliation → {@link Reapplier}.
+ * - `wireguard`: one wireguard-go per network, started in `createNetwork`, stopped in
+ *   `deleteNetwork`, watched through {@link Supervised}; per-network options (`listen_port`,
+ *   `peers`, `mtu`) arrive verbatim in {@link DriverNetwork.options} and are checked in
+ *   {@link NetworkDriver.validateNetwork} before anything exists.
+ * - egress-allowlist networks: a bridge variant whose {@link PolicyEnforcer} receives the
+ *   allowlist and whose {@link FirewallContributor} contributes the bridge to the firewall.
+ */
+import type { FirewallNetwork } from './firewall/firewall.js';
+
+/** One subnet of a network with its gateway. */
+export interface DriverSubnet {
+  /** CIDR, masked: `172.18.0.0/16`, `fd12:3456:789a::/64`. */
+  subnet: string;
+  /** Gateway address without prefix length. */
+  gateway: string;
+}
+
+/** A network as a driver sees it. */
+export interface DriverNetwork {
+  /** 64 hex. Drivers derive kernel names from it (`br-<id12>`). */
+  id: string;
+  name: string;
+  /**
+   * Driver options (`docker network create -o k=v`), exactly as sent. Unknown keys are the driver's
+   * business: it rejects them in {@link NetworkDriver.validateNetwork} or ignores them, like Docker.
+   */
+  options: Readonly<Record<string, string>>;
+  /** `--internal`: no default route out, no gateway on the endpoints. */
+  internal: boolean;
+  enableIPv4: boolean;
+  enableIPv6: boolean;
+  /** Subnets chosen by IPAM (empty for `host`/`null`). */
+  subnets: DriverSubnet[];
+  /** The predefined network of this driver (`bridge` → Linux bridge `arca0`). */
+  predefined: boolean;
+}
+
+/** Per-endpoint DNS configuration the container's resolv.conf is written from. */
+export interface EndpointDnsConfig {
+  nameservers: string[];
+  search: string[];
+  options: string[];
+}
+
+/** One container's attachment to one network. */
+export interface DriverEndpoint {
+  /** 64 hex; stable for the life of the endpoint. Drivers derive host-side names from it. */
+  id: string;
+  networkId: string;
+  containerId: string;
+  /** Interface name inside the container: `eth0`, `eth1`, … in order of attachment. */
+  ifname: string;
+  /** `02:42:…` derived from the IPv4 address, or `--mac-address`. */
+  mac: string;
+  /** Addresses with prefix length: `172.18.0.2/16`, `fd..::2/64`. */
+  addresses: string[];
+  /**
+   * Default routes this endpoint carries, one per family (`172.18.0.1`): only the endpoint that won
+   * the gateway-priority choice of its container gets them.
+   */
+  gateways: string[];
+  /** `EndpointSettings.DriverOpts`, exactly as sent. */
+  options: Readonly<Record<string, string>>;
+  /** Names on the network (container name, aliases, short id): for drivers that keep DNS themselves. */
+  dnsNames: string[];
+}
+
+/** Where the container lives. */
+export interface Sandbox {
+  containerId: string;
+  /** `/run/netns/<name>`. */
+  netnsPath: string;
+  /** The namespace's name under /run/netns (for `ip -n`). */
+  netnsName: string;
+}
+
+export interface NetworkDriver {
+  /** The API string (`bridge`, `host`, `null`): the registry key, `Driver` in inspect. */
+  readonly name: string;
+  /** Whether the manager allocates subnets and addresses for this driver's networks. */
+  readonly usesIpam: boolean;
+  /** Checks options and subnets of a network about to be created. No side effects. InvalidParameter on error. */
+  validateNetwork(net: DriverNetwork): void;
+  /** Makes the network exist. Idempotent: at start-up it is called again for every network. */
+  createNetwork(net: DriverNetwork): Promise<void>;
+  /** Removes the network's objects. Idempotent; already gone is success. */
+  deleteNetwork(net: DriverNetwork): Promise<void>;
+  /** Prepares an endpoint (e.g. a port on a virtual switch). Called before {@link join}. */
+  createEndpoint(net: DriverNetwork, ep: DriverEndpoint): Promise<void>;
+  /** Undoes {@link createEndpoint}. Idempotent. */
+  deleteEndpoint(net: DriverNetwork, ep: DriverEndpoint): Promise<void>;
+  /**
+   * Puts the endpoint into the container's namespace: interface `ep.ifname` with its MAC, addresses,
+   * up, and default routes for `ep.gateways`. May run while the container runs (see {@link LiveAttach}).
+   */
+  join(net: DriverNetwork, ep: DriverEndpoint, sb: Sandbox): Promise<void>;
+  /** Takes it out again. Idempotent; a vanished namespace is success. */
+  leave(net: DriverNetwork, ep: DriverEndpoint, sb: Sandbox): Promise<void>;
+}
+
+// ---- optional capabilities ----------------------------------------------------------------------
+
+/** Endpoints can join and leave while the container runs (`docker network connect`). */
+export interface LiveAttach {
+  readonly liveAttach: true;
+}
+export function isLiveAttach(d: NetworkDriver): d is NetworkDriver & LiveAttach {
+  return (d as Partial<LiveAttach>).liveAttach === true;
+}
+
+/**
+ * Re-establishes an endpoint of a running container that may exist in part (daemon restart) or not
+ * at all (kernel state wiped), without disturbing what is already right.
+ */
+export interface Reapplier {
+  reapply(net: DriverNetwork, ep: DriverEndpoint, sb: Sandbox): Promise<void>;
+}
+export function isReapplier(d: NetworkDriver): d is NetworkDriver & Reapplier {
+  return typeof (d as Partial<Reapplier>).reapply === 'function';
+}
+
+/** Removes objects the driver owns that the database does not know (start-up sweep). */
+export interface KernelSweeper {
+  sweep(known: { networks: DriverNetwork[]; endpoints: DriverEndpoint[] }): Promise<void>;
+}
+export function isKernelSweeper(d: NetworkDriver): d is NetworkDriver & KernelSweeper {
+  return typeof (d as Partial<KernelSweeper>).sweep === 'function';
+}
+
+/** Moves a container's default route when the gateway-priority winner changes. */
+export interface GatewaySwitcher {
+  /** Sets (`gateways` non-empty) or removes this endpoint's default routes inside the sandbox. */
+  setGateways(net: DriverNetwork, ep: DriverEndpoint, sb: Sandbox): Promise<void>;
+}
+export function isGatewaySwitcher(d: NetworkDriver): d is NetworkDriver & GatewaySwitcher {
+  return typeof (d as Partial<GatewaySwitcher>).setGateways === 'function';
+}
+
+/** Describes the network to the firewall (bridge name, subnets, masquerade, icc). */
+export interface FirewallContributor {
+  firewallNetwork(net: DriverNetwork): FirewallNetwork | undefined;
+}
+export function isFirewallContributor(d: NetworkDriver): d is NetworkDriver & FirewallContributor {
+  return typeof (d as Partial<FirewallContributor>).firewallNetwork === 'function';
+}
+
+/** The driver serves DNS itself for its endpoints (e.g. OVN native DNS) instead of 127.0.0.11. */
+export interface EndpointDnsProvider {
+  dnsConfig(net: DriverNetwork, ep: DriverEndpoint): EndpointDnsConfig | undefined;
+}
+export function isEndpointDnsProvider(d: NetworkDriver): d is NetworkDriver & EndpointDnsProvider {
+  return typeof (d as Partial<EndpointDnsProvider>).dnsConfig === 'function';
+}
+
+/** Context handed to drivers that run helper processes. */
+export interface SupervisorContext {
+  /** A folder of the daemon's root the driver may use for state and sockets. */
+  stateDir: string;
+  /** Reports that a helper died; the manager logs it and marks the driver unhealthy. */
+  onFailure(err: Error): void;
+}
+
+/** The driver runs helper processes (ovsdb/ovn-controller, wireguard-go) the daemon supervises. */
+export interface Supervised {
+  /** Starts (or adopts, after a daemon restart) the helpers. Called once, before any other call. */
+  start(ctx: SupervisorContext): Promise<void>;
+  /** Stops the helpers at daemon shutdown (networks stay in the database). */
+  stop(): Promise<void>;
+}
+export function isSupervised(d: NetworkDriver): d is NetworkDriver & Supervised {
+  const s = d as Partial<Supervised>;
+  return typeof s.start === 'function' && typeof s.stop === 'function';
+}
+
+/** One egress rule: a destination by CIDR or DNS name (single-label wildcard `*.example.com`). */
+export interface EgressRule {
+  cidr?: string;
+  dnsName?: string;
+  ports?: Array<{ proto: 'tcp' | 'udp'; port: number }>;
+}
+
+/** Per-network policy (from network options or labels), enforced by the driver. */
+export interface NetworkPolicy {
+  /** When set, only these destinations are reachable from the network; everything else is dropped. */
+  egressAllow?: EgressRule[];
+}
+
+export interface PolicyEnforcer {
+  /** Applies the policy (idempotent, whole state every time). Resolved addresses of DNS names may change. */
+  applyPolicy(net: DriverNetwork, policy: NetworkPolicy): Promise<void>;
+}
+export function isPolicyEnforcer(d: NetworkDriver): d is NetworkDriver & PolicyEnforcer {
+  return typeof (d as Partial<PolicyEnforcer>).applyPolicy === 'function';
+}

@@ -1,0 +1,103 @@
+import { run } from '../sys/runner.js';
+import type { BridgeSpec, InterfaceConfig, LinkInfo, LinkOps, VethSpec } from './link-ops.js';
+
+interface IpLinkJson {
+  ifname: string;
+  flags?: string[];
+  master?: string;
+  linkinfo?: { info_kind?: string };
+}
+
+interface IpAddrJson {
+  ifname: string;
+  addr_info?: Array<{ family: string; local: string; prefixlen: number; scope?: string }>;
+}
+
+function isV6(a: string): boolean {
+  return a.includes(':');
+}
+
+/** Batch lines carry no `-6`: the family comes from the destination. */
+function defaultDst(gateway: string): string {
+  return isV6(gateway) ? '::/0' : '0.0.0.0/0';
+}
+
+/** Kernel "already gone" answers, which idempotent teardown treats as success. */
+function gone(stderr: string): boolean {
+  return /Cannot find device|does not exist|No such device|Cannot open network namespace|No such file/i.test(stderr);
+}
+
+/**
+ * {@link LinkOps} by exec'ing iproute2: `-j` to read, `-batch -` to write several things in one
+ * process (one exec costs ~2.5 ms here, an op inside a batch ~0.2 ms).
+ */
+export class IpLinkOps implements LinkOps {
+  async links(): Promise<LinkInfo[]> {
+    const r = await run(['ip', '-j', '-d', 'link', 'show']);
+    const list = JSON.parse(r.stdout || '[]') as IpLinkJson[];
+    return list.map((l) => ({ name: l.ifname, kind: l.linkinfo?.info_kind, master: l.master, up: (l.flags ?? []).includes('UP') }));
+  }
+
+  async ensureBridge(spec: BridgeSpec): Promise<void> {
+    const exists = await run(['ip', '-j', 'addr', 'show', 'dev', spec.name], { allowFailure: true });
+    const lines: string[] = [];
+    let current: string[] = [];
+    if (exists.code !== 0) {
+      lines.push(`link add name ${spec.name}${spec.mtu ? ` mtu ${spec.mtu}` : ''} type bridge`);
+    } else {
+      const info = (JSON.parse(exists.stdout || '[]') as IpAddrJson[])[0];
+      current = (info?.addr_info ?? []).filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`);
+      if (spec.mtu) lines.push(`link set dev ${spec.name} mtu ${spec.mtu}`);
+    }
+    for (const a of current) if (!spec.addresses.includes(a)) lines.push(`addr del ${a} dev ${spec.name}`);
+    for (const a of spec.addresses) if (!current.includes(a)) lines.push(`addr replace ${a} dev ${spec.name}${isV6(a) ? ' nodad' : ''}`);
+    lines.push(`link set dev ${spec.name} up`);
+    await run(['ip', '-batch', '-'], { input: lines.join('\n') + '\n' });
+  }
+
+  async deleteLink(name: string): Promise<void> {
+    const r = await run(['ip', 'link', 'del', 'dev', name], { allowFailure: true });
+    if (r.code !== 0 && !gone(r.stderr)) throw new Error(`ip link del ${name}: ${r.stderr.trim()}`);
+  }
+
+  async addVeth(spec: VethSpec): Promise<void> {
+    const mtu = spec.mtu ? ` mtu ${spec.mtu}` : '';
+    const lines = [
+      `link add name ${spec.hostName}${mtu} type veth peer name ${spec.peerName}${mtu} address ${spec.mac} netns ${spec.ns}`,
+      `link set dev ${spec.hostName} master ${spec.bridge} up`,
+    ];
+    await run(['ip', '-batch', '-'], { input: lines.join('\n') + '\n' });
+  }
+
+  async enslave(name: string, bridge: string): Promise<void> {
+    await run(['ip', 'link', 'set', 'dev', name, 'master', bridge, 'up']);
+  }
+
+  async configureInside(ns: string, cfg: InterfaceConfig): Promise<void> {
+    const lines: string[] = [];
+    for (const a of cfg.addresses) lines.push(`addr replace ${a} dev ${cfg.ifname}${isV6(a) ? ' nodad' : ''}`);
+    lines.push(`link set dev ${cfg.ifname} up`);
+    for (const g of cfg.gateways) lines.push(`route replace ${defaultDst(g)} via ${g} dev ${cfg.ifname}`);
+    await run(['ip', '-n', ns, '-batch', '-'], { input: lines.join('\n') + '\n' });
+  }
+
+  async setDefaultRoutes(ns: string, ifname: string, gateways: string[]): Promise<void> {
+    const lines: string[] = [];
+    const has4 = gateways.some((g) => !isV6(g));
+    const has6 = gateways.some(isV6);
+    for (const g of gateways) lines.push(`route replace ${defaultDst(g)} via ${g} dev ${ifname}`);
+    // Removing a route that is not there fails the batch; `-force` carries on past such lines.
+    if (!has4) lines.push(`route del 0.0.0.0/0 dev ${ifname}`);
+    if (!has6) lines.push(`route del ::/0 dev ${ifname}`);
+    const r = await run(['ip', '-n', ns, '-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure: true });
+    if (r.code !== 0 && !/No such process|Cannot find device|ESRCH/i.test(r.stderr)) {
+      throw new Error(`ip -n ${ns} route: ${r.stderr.trim()}`);
+    }
+  }
+
+  async linksInside(ns: string): Promise<string[]> {
+    const r = await run(['ip', '-n', ns, '-j', 'link', 'show'], { allowFailure: true });
+    if (r.code !== 0) return [];
+    return (JSON.parse(r.stdout || '[]') as IpLinkJson[]).map((l) => l.ifname);
+  }
+}

@@ -1,0 +1,383 @@
+/**
+ * Networks end to end with the docker CLI: create/ls/inspect/rm/prune shapes and errors, containers
+ * on user networks (addresses, interfaces, ping), static addresses and MACs, live connect and
+ * disconnect, 50 concurrent runs, bad input leaving nothing behind, restart and kernel wipe.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { request } from 'node:http';
+import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+
+const IMG = TEST_IMAGE;
+
+/** Runs a command in the daemon's "host" netns. */
+function inHost(d: TestDaemon, argv: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync('nsenter', [`--net=/run/netns/${d.hostNs}`, '--', ...argv], { encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+/** A raw Engine API call, to check status codes and texts the CLI would rewrite or pre-empt. */
+function api(d: TestDaemon, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      { socketPath: d.socket, method, path: `/v1.51${path}`, headers: data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {} },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown = text;
+          try {
+            json = text ? JSON.parse(text) : undefined;
+          } catch {
+            /* not JSON */
+          }
+          resolve({ status: res.statusCode ?? 0, json });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+interface LinkJson {
+  mtu?: number;
+  ifname: string;
+  master?: string;
+  flags?: string[];
+  linkinfo?: { info_kind?: string };
+}
+
+function hostLinks(d: TestDaemon): LinkJson[] {
+  const r = inHost(d, ['ip', '-j', '-d', 'link', 'show']);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as LinkJson[];
+}
+
+function bridges(d: TestDaemon): string[] {
+  return hostLinks(d)
+    .filter((l) => l.linkinfo?.info_kind === 'bridge')
+    .map((l) => l.ifname)
+    .sort();
+}
+
+async function inspectNet(d: TestDaemon, name: string): Promise<Record<string, any>> {
+  return (JSON.parse(await d.dockerOk(['network', 'inspect', name])) as Record<string, any>[])[0]!;
+}
+
+async function ipOf(d: TestDaemon, c: string, net: string): Promise<string> {
+  return d.dockerOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, c]);
+}
+
+/** Interfaces inside a container with their IPv4 addresses: `{eth0: '10.1.0.2/24'}`. */
+async function addrsInside(d: TestDaemon, c: string): Promise<Record<string, string[]>> {
+  const out = await d.dockerOk(['exec', c, 'ip', '-o', 'addr', 'show']);
+  const res: Record<string, string[]> = {};
+  for (const line of out.split('\n')) {
+    const m = /^\d+:\s+(\S+)\s+inet6?\s+(\S+)/.exec(line);
+    if (!m || m[1] === 'lo' || /scope link/.test(line)) continue;
+    (res[m[1]!] ??= []).push(m[2]!);
+  }
+  return res;
+}
+
+describe('networks', () => {
+  let d: TestDaemon;
+
+  before(async () => {
+    d = await startDaemon();
+  });
+
+  after(async () => {
+    await d?.cleanup();
+  });
+
+  it('predefined networks: bridge (172.17.0.0/16 on arca0), host, none; not removable', async () => {
+    const ls = await d.dockerOk(['network', 'ls', '--format', '{{.Name}} {{.Driver}} {{.Scope}}']);
+    assert.deepEqual(ls.split('\n').sort(), ['bridge bridge local', 'host host local', 'none null local']);
+    const b = await inspectNet(d, 'bridge');
+    assert.match(b['Id'], /^[0-9a-f]{64}$/);
+    assert.equal(b['IPAM'].Config[0].Subnet, '172.17.0.0/16');
+    assert.equal(b['IPAM'].Config[0].Gateway, '172.17.0.1');
+    assert.equal(b['Options']['com.docker.network.bridge.name'], 'arca0');
+    assert.ok(bridges(d).includes('arca0'));
+    assert.ok(!bridges(d).includes('docker0'));
+    for (const n of ['bridge', 'host', 'none']) {
+      const r = await d.docker(['network', 'rm', n]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, new RegExp(`${n} is a pre-defined network and cannot be removed`));
+    }
+    const type = await d.dockerOk(['network', 'ls', '--filter', 'type=builtin', '--format', '{{.Name}}']);
+    assert.deepEqual(type.split('\n').sort(), ['bridge', 'host', 'none']);
+  });
+
+  it('create, inspect, ls filters, duplicate name, rm', async () => {
+    const id = await d.dockerOk(['network', 'create', '--label', 'tier=front', '-o', 'com.docker.network.driver.mtu=1400', 'n-shape']);
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const n = await inspectNet(d, 'n-shape');
+    assert.equal(n['Name'], 'n-shape');
+    assert.equal(n['Id'], id);
+    assert.equal(n['Driver'], 'bridge');
+    assert.equal(n['Scope'], 'local');
+    assert.equal(n['EnableIPv4'], true);
+    assert.equal(n['EnableIPv6'], false);
+    assert.equal(n['Internal'], false);
+    assert.equal(n['IPAM'].Driver, 'default');
+    assert.match(n['IPAM'].Config[0].Subnet, /^172\.(1[89]|2[0-9]|3[01])\.0\.0\/16$/);
+    assert.deepEqual(n['Labels'], { tier: 'front' });
+    assert.deepEqual(n['Containers'], {});
+    assert.ok(!Number.isNaN(Date.parse(n['Created'])));
+    const br = hostLinks(d).find((l) => l.ifname === `br-${id.slice(0, 12)}`);
+    assert.ok(br, 'bridge br-<id12> exists');
+    assert.equal(br.mtu, 1400);
+    // Lookups by id prefix.
+    assert.equal((await inspectNet(d, id.slice(0, 10)))['Name'], 'n-shape');
+    const dup = await d.docker(['network', 'create', 'n-shape']);
+    assert.notEqual(dup.code, 0);
+    assert.match(dup.stderr, /network with name n-shape already exists/);
+    assert.equal(await d.dockerOk(['network', 'ls', '-q', '--no-trunc', '--filter', 'label=tier=front']), id);
+    assert.equal(await d.dockerOk(['network', 'ls', '--filter', 'name=n-sha', '--format', '{{.Name}}']), 'n-shape');
+    assert.equal(await d.dockerOk(['network', 'ls', '--filter', 'type=custom', '--format', '{{.Name}}']), 'n-shape');
+    assert.match(await d.dockerOk(['network', 'ls', '--filter', 'dangling=true', '--format', '{{.Name}}']), /n-shape/);
+    const bad = await d.docker(['network', 'ls', '--filter', 'bogus=1']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /invalid filter 'bogus'/);
+    await d.dockerOk(['network', 'rm', 'n-shape']);
+    assert.ok(!bridges(d).includes(`br-${id.slice(0, 12)}`));
+    const gone = await d.docker(['network', 'inspect', 'n-shape']);
+    assert.notEqual(gone.code, 0);
+    assert.match(gone.stderr, /network n-shape not found/);
+    const rmGone = await d.docker(['network', 'rm', 'n-shape']);
+    assert.match(rmGone.stderr, /network n-shape not found/);
+  });
+
+  it('bad input: Docker\'s messages and nothing half-created', async () => {
+    await d.dockerOk(['network', 'create', '--subnet', '10.77.0.0/16', 'n-base']);
+    const before = bridges(d);
+    const count = (await d.dockerOk(['network', 'ls', '-q'])).split('\n').length;
+    const cases: Array<[string[], RegExp]> = [
+      [['--subnet', '10.77.5.0/24', 'n-bad1'], /Pool overlaps with other one on this address space/],
+      [['--subnet', '10.78.0.0/33', 'n-bad2'], /invalid subnet 10\.78\.0\.0\/33: invalid CIDR block notation/],
+      [['-d', 'nosuchdriver', 'n-bad5'], /plugin "nosuchdriver" not found/],
+      [['-o', 'com.docker.network.driver.mtu=abc', 'n-bad6'], /invalid MTU number/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await d.docker(['network', 'create', ...args]);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.match(r.stderr, re, args.join(' '));
+    }
+    // What the CLI checks itself, straight to the API (status codes too).
+    const apiCases: Array<[Record<string, unknown>, number, RegExp]> = [
+      [{ Name: 'n-bad3', IPAM: { Config: [{ Subnet: '10.78.0.0/24', Gateway: '10.79.0.1' }] } }, 400, /invalid gateway 10\.79\.0\.1: parent subnet 10\.78\.0\.0\/24 doesn't contain this address/],
+      [{ Name: 'n-bad4', IPAM: { Config: [{ Subnet: '10.78.0.0/24', IPRange: '10.79.0.0/25' }] } }, 400, /invalid ip-range 10\.79\.0\.0\/25: parent subnet 10\.78\.0\.0\/24 doesn't contain ip-range/],
+      [{ Name: 'n-bad7', IPAM: { Config: [{ Subnet: '10.78.0.1/24' }] } }, 400, /invalid subnet 10\.78\.0\.1\/24: it should be 10\.78\.0\.0\/24/],
+      [{ Name: 'n-bad8', IPAM: { Config: [{ Subnet: '10.77.0.0/24' }] } }, 403, /Pool overlaps/],
+      [{ Name: 'n-base' }, 409, /network with name n-base already exists/],
+      [{ Name: 'n-bad9', Driver: 'nope' }, 404, /plugin "nope" not found/],
+    ];
+    for (const [body, status, re] of apiCases) {
+      const r = await api(d, 'POST', '/networks/create', body);
+      assert.equal(r.status, status, JSON.stringify(body));
+      assert.match(r.json.message, re);
+    }
+    assert.deepEqual(bridges(d), before);
+    assert.equal((await d.dockerOk(['network', 'ls', '-q'])).split('\n').length, count);
+    // The overlapping subnet is still free to take once its owner is gone.
+    await d.dockerOk(['network', 'rm', 'n-base']);
+    await d.dockerOk(['network', 'create', '--subnet', '10.77.5.0/24', 'n-bad1']);
+    await d.dockerOk(['network', 'rm', 'n-bad1']);
+  });
+
+  it('containers on a user network: eth0 with its address, ping by IP, resolv.conf, hosts', async () => {
+    await d.dockerOk(['network', 'create', '--subnet', '10.90.0.0/24', 'n-ping']);
+    await d.dockerOk(['run', '-d', '--name', 'p1', '--network', 'n-ping', IMG, 'sleep', '300']);
+    await d.dockerOk(['run', '-d', '--name', 'p2', '--network', 'n-ping', IMG, 'sleep', '300']);
+    const ip1 = await ipOf(d, 'p1', 'n-ping');
+    const ip2 = await ipOf(d, 'p2', 'n-ping');
+    assert.equal(ip1, '10.90.0.2');
+    assert.equal(ip2, '10.90.0.3');
+    assert.deepEqual(await addrsInside(d, 'p1'), { eth0: ['10.90.0.2/24'] });
+    const ping = await d.docker(['exec', 'p1', 'ping', '-c', '2', '-W', '2', ip2]);
+    assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+    const route = await d.dockerOk(['exec', 'p1', 'ip', 'route', 'show', 'default']);
+    assert.match(route, /default via 10\.90\.0\.1 dev eth0/);
+    const mac = await d.dockerOk(['exec', 'p1', 'cat', '/sys/class/net/eth0/address']);
+    assert.equal(mac, '02:42:0a:5a:00:02');
+    const resolv = await d.dockerOk(['exec', 'p1', 'cat', '/etc/resolv.conf']);
+    assert.match(resolv, /^nameserver 127\.0\.0\.11$/m);
+    assert.match(resolv, /ndots:0/);
+    const hosts = await d.dockerOk(['exec', 'p1', 'cat', '/etc/hosts']);
+    assert.match(hosts, /^10\.90\.0\.2\t/m);
+    const n = await inspectNet(d, 'n-ping');
+    const ctrs = Object.values(n['Containers'] as Record<string, any>);
+    assert.equal(ctrs.length, 2);
+    const c1 = ctrs.find((x) => x.Name === 'p1');
+    assert.equal(c1.IPv4Address, '10.90.0.2/24');
+    assert.equal(c1.MacAddress, '02:42:0a:5a:00:02');
+    assert.match(c1.EndpointID, /^[0-9a-f]{64}$/);
+    const settings = JSON.parse(await d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Networks}}', 'p1'])) as Record<string, any>;
+    assert.equal(settings['n-ping'].IPPrefixLen, 24);
+    assert.equal(settings['n-ping'].Gateway, '10.90.0.1');
+    assert.equal(settings['n-ping'].NetworkID, n['Id']);
+    assert.ok(settings['n-ping'].DNSNames.includes('p1'));
+    const inUse = await d.docker(['network', 'rm', 'n-ping']);
+    assert.notEqual(inUse.code, 0);
+    assert.match(inUse.stderr, /error while removing network: network n-ping id [0-9a-f]{64} has active endpoints/);
+    // Stopping releases the endpoint; the configuration stays and comes back at start.
+    await d.dockerOk(['stop', '-t', '1', 'p2']);
+    assert.equal(Object.keys((await inspectNet(d, 'n-ping'))['Containers']).length, 1);
+    await d.dockerOk(['start', 'p2']);
+    assert.equal(await ipOf(d, 'p2', 'n-ping'), '10.90.0.3');
+    await d.dockerOk(['rm', '-f', 'p1', 'p2']);
+    await d.dockerOk(['network', 'rm', 'n-ping']);
+  });
+
+  it('default bridge: 172.17.0.x, top-level IPAddress, host resolv.conf, --link in /etc/hosts', async () => {
+    await d.dockerOk(['run', '-d', '--name', 'b1', IMG, 'sleep', '300']);
+    await d.dockerOk(['run', '-d', '--name', 'b2', '--link', 'b1:buddy', IMG, 'sleep', '300']);
+    const ip1 = await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'b1']);
+    assert.match(ip1, /^172\.17\.0\.\d+$/);
+    assert.equal(await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Gateway}}', 'b1']), '172.17.0.1');
+    const hosts = await d.dockerOk(['exec', 'b2', 'cat', '/etc/hosts']);
+    assert.match(hosts, new RegExp(`^${ip1.replace(/\./g, '\\.')}\\tbuddy\\b.*\\bb1\\b`, 'm'));
+    const resolv = await d.dockerOk(['exec', 'b1', 'cat', '/etc/resolv.conf']);
+    assert.doesNotMatch(resolv, /127\.0\.0\.11/);
+    const ping = await d.docker(['exec', 'b2', 'ping', '-c', '1', '-W', '2', 'buddy']);
+    assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+    await d.dockerOk(['rm', '-f', 'b1', 'b2']);
+  });
+
+  it('static --ip, --mac-address, several networks in one run (eth0, eth1), errors', async () => {
+    await d.dockerOk(['network', 'create', '--subnet', '10.91.0.0/24', '--ip-range', '10.91.0.128/25', 'n-s1']);
+    await d.dockerOk(['network', 'create', 'n-s2']);
+    await d.dockerOk(['run', '-d', '--name', 's1', '--network', 'n-s1', '--ip', '10.91.0.10', '--mac-address', '02:aa:bb:cc:dd:ee', IMG, 'sleep', '300']);
+    assert.equal(await ipOf(d, 's1', 'n-s1'), '10.91.0.10');
+    assert.equal(await d.dockerOk(['exec', 's1', 'cat', '/sys/class/net/eth0/address']), '02:aa:bb:cc:dd:ee');
+    await d.dockerOk(['run', '-d', '--name', 's2', '--network', 'n-s1', IMG, 'sleep', '300']);
+    assert.equal(await ipOf(d, 's2', 'n-s1'), '10.91.0.128', 'dynamic addresses come from the ip-range');
+    const taken = await d.docker(['run', '-d', '--name', 's3', '--network', 'n-s1', '--ip', '10.91.0.10', IMG, 'sleep', '300']);
+    assert.notEqual(taken.code, 0);
+    assert.match(taken.stderr, /Address already in use/);
+    await d.docker(['rm', '-f', 's3']);
+    const noSubnet = await d.docker(['run', '-d', '--network', 'n-s2', '--ip', '172.30.0.9', IMG, 'true']);
+    assert.notEqual(noSubnet.code, 0);
+    assert.match(noSubnet.stderr, /user specified IP address is supported only when connecting to networks with user configured subnets/);
+    const outside = await d.docker(['run', '-d', '--network', 'n-s1', '--ip', '10.92.0.9', IMG, 'true']);
+    assert.notEqual(outside.code, 0);
+    assert.match(outside.stderr, /no configured subnet or ip-range contain the IP address 10\.92\.0\.9/);
+    // The CLI reads any 404 on create as "image missing" and tries a pull: check the daemon directly.
+    const unknown = await api(d, 'POST', '/containers/create', { Image: IMG, Cmd: ['true'], HostConfig: { NetworkMode: 'n-nope' } });
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.json.message, 'network n-nope not found');
+
+    await d.dockerOk(['run', '-d', '--name', 'multi', '--network', 'n-s1', '--network', 'n-s2', IMG, 'sleep', '300']);
+    const inside = await addrsInside(d, 'multi');
+    assert.deepEqual(Object.keys(inside).sort(), ['eth0', 'eth1']);
+    const ipS2 = await ipOf(d, 'multi', 'n-s2');
+    assert.ok(Object.values(inside).flat().some((a) => a.startsWith(`${ipS2}/`)));
+    // Equal priorities: the default route goes through the network whose name sorts first.
+    assert.match(await d.dockerOk(['exec', 'multi', 'ip', 'route', 'show', 'default']), /via 10\.91\.0\.1/);
+    await d.dockerOk(['rm', '-f', 's1', 's2', 'multi']);
+    await d.dockerOk(['network', 'rm', 'n-s1', 'n-s2']);
+  });
+
+  it('live connect/disconnect of a running container: interface, routes, /etc/hosts; errors', async () => {
+    await d.dockerOk(['network', 'create', '--subnet', '10.93.0.0/24', 'n-l1']);
+    await d.dockerOk(['network', 'create', '--subnet', '10.94.0.0/24', 'n-l2']);
+    await d.dockerOk(['run', '-d', '--name', 'l1', '--network', 'n-l1', IMG, 'sleep', '300']);
+    await d.dockerOk(['run', '-d', '--name', 'peer', '--network', 'n-l2', IMG, 'sleep', '300']);
+    const peerIp = await ipOf(d, 'peer', 'n-l2');
+    await d.dockerOk(['network', 'connect', '--ip', '10.94.0.50', 'n-l2', 'l1']);
+    assert.deepEqual(await addrsInside(d, 'l1'), { eth0: ['10.93.0.2/24'], eth1: ['10.94.0.50/24'] });
+    const ping = await d.docker(['exec', 'l1', 'ping', '-c', '1', '-W', '2', peerIp]);
+    assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+    assert.match(await d.dockerOk(['exec', 'l1', 'cat', '/etc/hosts']), /^10\.94\.0\.50\t/m);
+    const twice = await d.docker(['network', 'connect', 'n-l2', 'l1']);
+    assert.notEqual(twice.code, 0);
+    assert.match(twice.stderr, /endpoint with name l1 already exists in network n-l2/);
+    // A higher gateway priority takes the default route.
+    await d.dockerOk(['network', 'disconnect', 'n-l2', 'l1']);
+    await d.dockerOk(['network', 'connect', '--gw-priority', '10', 'n-l2', 'l1']);
+    assert.match(await d.dockerOk(['exec', 'l1', 'ip', 'route', 'show', 'default']), /via 10\.94\.0\.1 dev eth1/);
+    await d.dockerOk(['network', 'disconnect', 'n-l2', 'l1']);
+    assert.deepEqual(Object.keys(await addrsInside(d, 'l1')), ['eth0']);
+    assert.match(await d.dockerOk(['exec', 'l1', 'ip', 'route', 'show', 'default']), /via 10\.93\.0\.1 dev eth0/);
+    assert.doesNotMatch(await d.dockerOk(['exec', 'l1', 'cat', '/etc/hosts']), /10\.94\.0\./);
+    const notOn = await d.docker(['network', 'disconnect', 'n-l2', 'l1']);
+    assert.notEqual(notOn.code, 0);
+    assert.match(notOn.stderr, /is not connected to network n-l2/);
+    const noNet = await d.docker(['network', 'connect', 'n-none-such', 'l1']);
+    assert.match(noNet.stderr, /network n-none-such not found/);
+    // A stopped container: connect only records it; the interface appears at start.
+    await d.dockerOk(['stop', '-t', '1', 'l1']);
+    await d.dockerOk(['network', 'connect', 'n-l2', 'l1']);
+    await d.dockerOk(['start', 'l1']);
+    assert.deepEqual(Object.keys(await addrsInside(d, 'l1')).sort(), ['eth0', 'eth1']);
+    await d.dockerOk(['rm', '-f', 'l1', 'peer']);
+    await d.dockerOk(['network', 'rm', 'n-l1', 'n-l2']);
+    const vethLeft = hostLinks(d).filter((l) => /^vx/.test(l.ifname));
+    assert.deepEqual(vethLeft, []);
+  });
+
+  it('50 concurrent docker run -d on one network get 50 distinct addresses', async () => {
+    await d.dockerOk(['network', 'create', 'n-many']);
+    const runs = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => d.docker(['run', '-d', '--name', `m${i}`, '--network', 'n-many', IMG, 'sleep', '300'], { timeoutMs: 180_000 })),
+    );
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    const n = await inspectNet(d, 'n-many');
+    const addrs = Object.values(n['Containers'] as Record<string, any>).map((c) => c.IPv4Address as string);
+    assert.equal(addrs.length, 50);
+    assert.equal(new Set(addrs).size, 50);
+    await d.dockerOk(['rm', '-f', ...Array.from({ length: 50 }, (_, i) => `m${i}`)], { timeoutMs: 180_000 });
+    await d.dockerOk(['network', 'rm', 'n-many']);
+  });
+
+  it('prune removes unused user networks, keeps predefined and in-use ones; label and until filters', async () => {
+    await d.dockerOk(['network', 'create', '--label', 'keep=1', 'pr-keep']);
+    await d.dockerOk(['network', 'create', 'pr-a']);
+    await d.dockerOk(['network', 'create', 'pr-used']);
+    await d.dockerOk(['run', '-d', '--name', 'pu', '--network', 'pr-used', IMG, 'sleep', '300']);
+    const none = await d.dockerOk(['network', 'prune', '-f', '--filter', 'until=1h']);
+    assert.doesNotMatch(none, /pr-a/);
+    const out = await d.dockerOk(['network', 'prune', '-f', '--filter', 'label!=keep=1']);
+    assert.match(out, /pr-a/);
+    assert.doesNotMatch(out, /pr-keep|pr-used|bridge/);
+    const names = (await d.dockerOk(['network', 'ls', '--format', '{{.Name}}'])).split('\n');
+    for (const k of ['bridge', 'host', 'none', 'pr-keep', 'pr-used']) assert.ok(names.includes(k), k);
+    assert.ok(!names.includes('pr-a'));
+    await d.dockerOk(['rm', '-f', 'pu']);
+    await d.dockerOk(['network', 'prune', '-f']);
+    const after = (await d.dockerOk(['network', 'ls', '--format', '{{.Name}}'])).split('\n').sort();
+    assert.deepEqual(after, ['bridge', 'host', 'none']);
+  });
+
+  it('daemon restart and kernel wipe: bridges and endpoints rebuilt from the database, strays removed', async () => {
+    const id = await d.dockerOk(['network', 'create', '--subnet', '10.95.0.0/24', 'n-r']);
+    await d.dockerOk(['run', '-d', '--name', 'r1', '--network', 'n-r', IMG, 'sleep', '600']);
+    await d.dockerOk(['run', '-d', '--name', 'r2', '--network', 'n-r', IMG, 'sleep', '600']);
+    const ip2 = await ipOf(d, 'r2', 'n-r');
+    await d.restart();
+    assert.equal((await d.docker(['exec', 'r1', 'ping', '-c', '1', '-W', '2', ip2])).code, 0, 'after a plain restart');
+    await d.restart({ signal: 'SIGKILL' });
+    assert.equal((await d.docker(['exec', 'r1', 'ping', '-c', '1', '-W', '2', ip2])).code, 0, 'after kill -9');
+    // Wipe: the bridges vanish (veths fall off them), a stray bridge with our naming appears.
+    inHost(d, ['ip', 'link', 'del', `br-${id.slice(0, 12)}`]);
+    inHost(d, ['ip', 'link', 'del', 'arca0']);
+    inHost(d, ['ip', 'link', 'add', 'br-0123456789ab', 'type', 'bridge']);
+    await d.restart();
+    const names = bridges(d);
+    assert.ok(names.includes(`br-${id.slice(0, 12)}`));
+    assert.ok(names.includes('arca0'));
+    assert.ok(!names.includes('br-0123456789ab'));
+    const addr = JSON.parse(inHost(d, ['ip', '-j', 'addr', 'show', 'dev', `br-${id.slice(0, 12)}`]).stdout) as Array<{ addr_info: Array<{ local: string }> }>;
+    assert.ok(addr[0]!.addr_info.some((a) => a.local === '10.95.0.1'));
+    const ping = await d.docker(['exec', 'r1', 'ping', '-c', '1', '-W', '2', ip2]);
+    assert.equal(ping.code, 0, 'after a kernel wipe: ' + ping.stdout + ping.stderr);
+    await d.dockerOk(['rm', '-f', 'r1', 'r2']);
+    await d.dockerOk(['network', 'rm', 'n-r']);
+  });
+});
