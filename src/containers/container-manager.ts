@@ -468,7 +468,9 @@ export class ContainerManager {
         bundle: dir,
         logPath: this.logPath(id),
         stdin: c.Config.OpenStdin,
-        leaveStdinOpen: c.Config.OpenStdin && !c.Config.StdinOnce,
+        // StdinOnce closes stdin at the first client's EOF, but never a terminal's (Docker): a
+        // client detaching from `run -it` must leave the shell reachable for the next attach.
+        leaveStdinOpen: c.Config.OpenStdin && (!c.Config.StdinOnce || c.Config.Tty),
         tty: c.Config.Tty,
       });
       undo.push(() => this.runtime.delete(id, true));

@@ -121,6 +121,13 @@ function mountFor(m: ResolvedMount): Record<string, unknown> {
   return { destination: m.Destination, type: 'bind', source: m.Source, options: opts };
 }
 
+function consoleSize(size: unknown): { height: number; width: number } | undefined {
+  if (!Array.isArray(size) || size.length !== 2) return undefined;
+  const [height, width] = size as unknown[];
+  if (typeof height !== 'number' || typeof width !== 'number' || height <= 0 || width <= 0) return undefined;
+  return { height, width };
+}
+
 /** Renders the bundle's config.json for a container. */
 export function containerSpec(i: SpecInput): Record<string, unknown> {
   const { c } = i;
@@ -157,7 +164,9 @@ export function containerSpec(i: SpecInput): Record<string, unknown> {
 
   return {
     ociVersion: '1.0.2',
-    process: processSpec(i.args, i.env, i.cwd, i.user, c.Config.Tty, caps),
+    // The client's terminal size from create (`HostConfig.ConsoleSize`, [height, width]): the
+    // process must not start with a 0x0 terminal, the first resize comes only after start.
+    process: processSpec(i.args, i.env, i.cwd, i.user, c.Config.Tty, caps, consoleSize(hc.ConsoleSize)),
     root: { path: i.rootfs, readonly: hc.ReadonlyRootfs },
     hostname: c.Config.Hostname,
     mounts: [
