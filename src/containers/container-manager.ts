@@ -202,9 +202,10 @@ export class ContainerManager {
     if (!argv.length) throw new InvalidParameter('no command specified');
     const mode = req.hostConfig.NetworkMode;
     if (mode.startsWith('container:')) {
+      // Docker resolves the name when it can and leaves it for start otherwise (moby#49374): a 404
+      // here would send the CLI pulling the image.
       const other = this.find(mode.slice('container:'.length));
-      if (!other) throw new NotFound(`No such container: ${mode.slice('container:'.length)}`);
-      req.hostConfig.NetworkMode = `container:${other.Id}`;
+      if (other) req.hostConfig.NetworkMode = `container:${other.Id}`;
     }
 
     const c: ContainerRecord = {
@@ -404,10 +405,10 @@ export class ContainerManager {
 
       let netnsPath: string | undefined;
       if (mode.startsWith('container:')) {
-        const other = this.find(mode.slice('container:'.length));
-        if (!other || other.State.Status !== 'running') {
-          throw new Conflict(`cannot join network namespace of a non running container: ${mode.slice('container:'.length)}`);
-        }
+        const ref = mode.slice('container:'.length);
+        const other = this.find(ref);
+        if (!other) throw new NotFound(`No such container: ${ref}`);
+        if (other.State.Status !== 'running') throw new Conflict(`cannot join network of a non running container: ${ref}`);
         netnsPath = this.sandboxKey(other);
         if (!netnsPath) netnsPath = undefined;
       } else if (ownNetns) {

@@ -23,11 +23,13 @@ function field<T>(obj: Json, key: string, kind: 'string' | 'boolean' | 'number' 
   return v as T;
 }
 
+/** Fields Docker types as `strslice.StrSlice`, which also takes a bare string; other lists do not. */
+const STR_SLICES = new Set(['Cmd', 'Entrypoint', 'CapAdd', 'CapDrop']);
+
 function stringList(obj: Json, key: string): string[] | null {
   const v = obj[key];
   if (v === undefined || v === null) return null;
-  // Docker accepts a bare string for Cmd/Entrypoint (strslice).
-  if (typeof v === 'string') return [v];
+  if (typeof v === 'string' && STR_SLICES.has(key)) return [v];
   if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) {
     throw new InvalidParameter(`json: cannot unmarshal ${typeof v} into Go struct field .${key} of type []string`);
   }
