@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// Runs the compiled tests with node's own runner: unit tests first (in parallel), then end-to-end
-// tests one file at a time (each starts a daemon). Output is streamed in TAP, which ends with the
+// Runs the compiled tests with node's own runner: unit tests first (in parallel), then kernel tests
+// (real nft/ip in throwaway namespaces, one file at a time), then end-to-end tests one file at a
+// time (each starts a daemon). Output is streamed in TAP, which ends with the
 // runner's summary lines (`# pass N`, `# fail N`), and a last line `N passed, N failed` adds up
-// both tiers. The exit status is non-zero if anything failed.
+// all tiers. The exit status is non-zero if anything failed.
 //
-// Usage: node scripts/run-tests.mjs [unit|e2e] [PATTERN...]
-//   unit|e2e   run only that tier
+// Usage: node scripts/run-tests.mjs [unit|kernel|e2e] [PATTERN...]
+//   unit|kernel|e2e   run only that tier
 //   PATTERN    run only files whose path contains one of the patterns (e.g. `smoke`)
 // Build first (`npx tsc -p .`); this script runs what is in dist/.
 import { spawn } from 'node:child_process';
@@ -20,12 +21,13 @@ const TEST_TIMEOUT_MS = 10 * 60 * 1000;
 
 const tiers = [
   { name: 'unit', dir: join(DIST_TEST, 'unit'), flags: [] },
+  { name: 'kernel', dir: join(DIST_TEST, 'kernel'), flags: ['--test-concurrency=1'] },
   { name: 'e2e', dir: join(DIST_TEST, 'e2e'), flags: ['--test-concurrency=1'] },
 ];
 
 let args = process.argv.slice(2);
 let only;
-if (args[0] === 'unit' || args[0] === 'e2e') {
+if (args[0] === 'unit' || args[0] === 'kernel' || args[0] === 'e2e') {
   only = args[0];
   args = args.slice(1);
 }

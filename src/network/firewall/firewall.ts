@@ -6,7 +6,7 @@
 
 /** One network's part in the ruleset. */
 export interface FirewallNetwork {
-  /** Network id (tags rules: `comment "net:<id12>"`). */
+  /** Network id (tags rules: `comment "arca:net:<id12>"`). */
   id: string;
   /** Host-side interface (the Linux bridge), e.g. `arca0`, `br-<id12>`. */
   bridge: string;
@@ -22,11 +22,18 @@ export interface FirewallNetwork {
   icc: boolean;
   /** `com.docker.network.bridge.enable_ip_masquerade` (default true). */
   masquerade: boolean;
+  /**
+   * Control-plane protection: containers on this network may not open connections to the host
+   * itself (any of its addresses), except DNS to the gateway on {@link FirewallState.dnsPort}
+   * and ICMP. Published ports stay reachable (they are forwarded, not delivered to the host).
+   * Default false: Docker lets containers reach the host's services.
+   */
+  protectHost?: boolean;
 }
 
 /** One published port (`-p [hostIp:]hostPort:containerPort[/proto]`), already allocated. */
 export interface FirewallPort {
-  /** Endpoint/container id (tags rules). */
+  /** Endpoint/container id (tags rules: `comment "arca:ep:<id12>"`). */
   endpointId: string;
   networkId: string;
   proto: 'tcp' | 'udp' | 'sctp';
@@ -40,6 +47,11 @@ export interface FirewallPort {
 export interface FirewallState {
   networks: FirewallNetwork[];
   ports: FirewallPort[];
+  /**
+   * Port the embedded DNS server listens on at each gateway address (UDP and TCP); the one
+   * service a {@link FirewallNetwork.protectHost} network may still reach. Default 53.
+   */
+  dnsPort?: number;
 }
 
 export interface Firewall {
