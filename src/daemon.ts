@@ -8,12 +8,12 @@ import { ContainerManager } from './containers/container-manager.js';
 import { ExecManager } from './containers/exec-manager.js';
 import { logger } from './log.js';
 import { NetworkManager } from './network/network-manager.js';
-import { migrateNetworkTables } from './network/network-schema.js';
+import { getNetMeta, migrateNetworkTables, setNetMeta } from './network/network-schema.js';
 import { DefaultIpam } from './network/ipam/default/default-ipam.js';
 import { DriverRegistry } from './network/driver-registry.js';
 import { IpLinkOps } from './network/ip-link-ops.js';
 import { NoFirewall } from './network/no-firewall.js';
-import { NoDnsService } from './network/dns-service.js';
+import { EmbeddedDns } from './network/embedded-dns.js';
 
 const log = logger('arca:daemon');
 
@@ -58,7 +58,7 @@ export class Daemon {
       DriverRegistry.withBuiltins({ linkOps: new IpLinkOps() }),
       this.containers,
       new NoFirewall(),
-      new NoDnsService(),
+      new EmbeddedDns(Number(getNetMeta(this.store.db, 'dns_port') ?? 0), (p) => setNetMeta(this.store.db, 'dns_port', String(p))),
       join(config.root, 'network'),
     );
     this.containers.attacher = this.networks;

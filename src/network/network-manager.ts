@@ -9,6 +9,7 @@ import type { ContainerRecord } from '../containers/container-record.js';
 import { renderHosts } from '../containers/etc-files.js';
 import type { DnsSnapshot } from './dns/dns-snapshot.js';
 import type { DnsService } from './dns-service.js';
+import { applyDnsRedirect } from './dns-redirect.js';
 import {
   type DriverEndpoint,
   type DriverNetwork,
@@ -188,6 +189,15 @@ export class NetworkManager implements NetworkAttacher {
         }
       });
     }
+    for (const id of new Set(this.allEndpoints().map((e) => e.containerId))) {
+      const c = this.containers.find(id);
+      const sb = c && isRunning(c) ? this.sandboxOf(c) : undefined;
+      if (c && sb) {
+        await this.locked(id, () => this.refreshDnsRedirect(c, sb, false)).catch((e: unknown) =>
+          log.warn('DNS redirect not restored', { id: id.slice(0, 12), error: errorMessage(e) }),
+        );
+      }
+    }
     const known = {
       networks: [...this.nets.values()].map((n) => this.driverNetwork(n)),
       endpoints: this.allEndpoints().flatMap((e) => {
@@ -202,6 +212,7 @@ export class NetworkManager implements NetworkAttacher {
   }
 
   async stop(): Promise<void> {
+    await this.dns.close?.().catch(() => {});
     for (const d of this.drivers.all()) if (isSupervised(d)) await d.stop().catch(() => {});
   }
 
@@ -664,6 +675,7 @@ export class NetworkManager implements NetworkAttacher {
           await d.createEndpoint(this.driverNetwork(n), de);
           await d.join(this.driverNetwork(n), de, sb);
         }
+        await this.refreshDnsRedirect(c, sb, false);
       } catch (e) {
         for (const ep of made.reverse()) await this.leaveEndpoint(this.nets.get(ep.networkId), ep, sb).catch(() => {});
         throw e;
@@ -820,6 +832,7 @@ export class NetworkManager implements NetworkAttacher {
         await this.applyGateways(this.chooseGateways(rest), sb).catch(() => {});
         throw e;
       }
+      await this.refreshDnsRedirect(c, sb, true);
       this.rewriteHosts(c);
     });
     await this.publish();
@@ -853,6 +866,7 @@ export class NetworkManager implements NetworkAttacher {
       if (ep && sb) {
         const rest = this.endpointsOf(c.Id);
         await this.applyGateways(this.chooseGateways(rest), sb);
+        await this.refreshDnsRedirect(c, sb, true);
         this.rewriteHosts(c);
       }
     });
@@ -870,6 +884,28 @@ export class NetworkManager implements NetworkAttacher {
       const d = this.driverOf(n);
       if (isGatewaySwitcher(d)) await d.setGateways(this.driverNetwork(n), this.driverEndpoint(ep, n), sb);
     }
+  }
+
+  /**
+   * Points the container's 127.0.0.11:53 at the DNS listener of its first user-defined network
+   * (by interface order); the server answers for all networks the container is on. `had`: the
+   * container may carry an old redirect to remove when no user-defined network is left.
+   */
+  private async refreshDnsRedirect(c: ContainerRecord, sb: Sandbox, had: boolean): Promise<void> {
+    if (!this.dns.listenerFor) return;
+    await this.dns.update(this.dnsSnapshot());
+    const eps = this.endpointsOf(c.Id).sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }));
+    for (const ep of eps) {
+      const n = this.nets.get(ep.networkId);
+      if (!n || n.predefined || !this.driverOf(n).usesIpam || !ep.ipv4) continue;
+      const gw = n.pools.find((p) => p.family === 4)?.gateway;
+      if (!gw) continue;
+      const listener = await this.dns.listenerFor(n.Id, gw);
+      if (!listener) return;
+      await applyDnsRedirect(sb.netnsPath, { address: listener.address, port: listener.port, source: ep.ipv4 });
+      return;
+    }
+    if (had) await applyDnsRedirect(sb.netnsPath, undefined);
   }
 
   /** Rewrites the running container's /etc/hosts in place (same inode: it is bind-mounted). */
@@ -997,7 +1033,7 @@ export class NetworkManager implements NetworkAttacher {
       const f = d.firewallNetwork(this.driverNetwork(n));
       return f ? [f] : [];
     });
-    return { networks, ports: this.portsProvider() };
+    return { networks, ports: this.portsProvider(), ...(this.dns.port ? { dnsPort: this.dns.port } : {}) };
   }
 
   dnsSnapshot(): DnsSnapshot {

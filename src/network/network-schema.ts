@@ -55,3 +55,12 @@ export function migrateNetworkTables(db: Database.Database): void {
     );
   `);
 }
+
+/** A small fact from `net_meta`. */
+export function getNetMeta(db: Database.Database, key: string): string | undefined {
+  return (db.prepare('SELECT value FROM net_meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+}
+
+export function setNetMeta(db: Database.Database, key: string, value: string): void {
+  db.prepare('INSERT INTO net_meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+}

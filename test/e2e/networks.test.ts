@@ -235,6 +235,36 @@ describe('networks', () => {
     await d.dockerOk(['network', 'rm', 'n-ping']);
   });
 
+  it('embedded DNS on user networks: names, aliases, <name>.<network>, scoped, follows disconnect', async () => {
+    await d.dockerOk(['network', 'create', 'n-dns']);
+    await d.dockerOk(['network', 'create', '--internal', 'n-dns2']);
+    await d.dockerOk(['run', '-d', '--name', 'd1', '--network', 'n-dns', '--network-alias', 'svc', IMG, 'sleep', '300']);
+    await d.dockerOk(['run', '-d', '--name', 'd2', '--network', 'n-dns', IMG, 'sleep', '300']);
+    await d.dockerOk(['run', '-d', '--name', 'd3', '--network', 'n-dns2', IMG, 'sleep', '300']);
+    const ip1 = await ipOf(d, 'd1', 'n-dns');
+    const look = async (c: string, name: string): Promise<{ code: number; out: string }> => {
+      const r = await d.docker(['exec', c, 'nslookup', name]);
+      return { code: r.code, out: r.stdout + r.stderr };
+    };
+    for (const name of ['d1', 'svc', 'd1.n-dns']) {
+      const r = await look('d2', name);
+      assert.equal(r.code, 0, `${name}: ${r.out}`);
+      assert.match(r.out, new RegExp(`Address: ${ip1.replace(/\./g, '\\.')}`), name);
+    }
+    // d3 shares no network with d1: not resolvable there; d3 on an internal network still resolves peers.
+    assert.notEqual((await look('d3', 'd1')).code, 0);
+    assert.equal((await look('d3', 'd3')).code, 0);
+    // Connect d3 to n-dns: now it sees d1; disconnect: it does not any more.
+    await d.dockerOk(['network', 'connect', 'n-dns', 'd3']);
+    assert.equal((await look('d3', 'd1')).code, 0);
+    await d.dockerOk(['network', 'disconnect', 'n-dns', 'd3']);
+    assert.notEqual((await look('d3', 'd1')).code, 0);
+    await d.dockerOk(['rm', '-f', 'd2']);
+    assert.notEqual((await look('d1', 'd2')).code, 0, 'a removed container no longer resolves');
+    await d.dockerOk(['rm', '-f', 'd1', 'd3']);
+    await d.dockerOk(['network', 'rm', 'n-dns', 'n-dns2']);
+  });
+
   it('default bridge: 172.17.0.x, top-level IPAddress, host resolv.conf, --link in /etc/hosts', async () => {
     await d.dockerOk(['run', '-d', '--name', 'b1', IMG, 'sleep', '300']);
     await d.dockerOk(['run', '-d', '--name', 'b2', '--link', 'b1:buddy', IMG, 'sleep', '300']);
@@ -377,6 +407,8 @@ describe('networks', () => {
     assert.ok(addr[0]!.addr_info.some((a) => a.local === '10.95.0.1'));
     const ping = await d.docker(['exec', 'r1', 'ping', '-c', '1', '-W', '2', ip2]);
     assert.equal(ping.code, 0, 'after a kernel wipe: ' + ping.stdout + ping.stderr);
+    const dns = await d.docker(['exec', 'r1', 'nslookup', 'r2']);
+    assert.equal(dns.code, 0, 'names resolve after restarts: ' + dns.stdout + dns.stderr);
     await d.dockerOk(['rm', '-f', 'r1', 'r2']);
     await d.dockerOk(['network', 'rm', 'n-r']);
   });
