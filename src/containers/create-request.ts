@@ -143,7 +143,9 @@ export function parseCreateRequest(body: Json): CreateRequest {
     ShmSize: field(hcIn, 'ShmSize', 'number', 0),
     Sysctls: field(hcIn, 'Sysctls', 'object', undefined),
     Links: stringList(hcIn, 'Links'),
-    LogConfig: { Type: 'k8s-file', Config: {} },
+    // conmon writes a k8s-file log, but what clients see is Docker's default driver: docker-py's
+    // `containers.run()` and compose read output back only from a `json-file` (or journald) one.
+    LogConfig: { Type: 'json-file', Config: {} },
   };
   for (const e of hostConfig.ExtraHosts ?? []) {
     const idx = e.indexOf(':');
