@@ -2,7 +2,8 @@
  * The nftables firewall against the real kernel, with real traffic, in throwaway namespaces:
  *
  *   "o" (outside) 198.18.100.2 ──veth── 198.18.100.1 "h" (the daemon's host)
- *   h: br1 198.18.1.1/24 (net A) ── c1 .2, c2 .3
+ *                 2001:db8:100::2          2001:db8:100::1
+ *   h: br1 198.18.1.1/24, 2001:db8:1::1/64 (net A) ── c1 .2 / ::2, c2 .3
  *      br2 198.18.2.1/24 (net B, protectHost) ── c3 .2
  *      br3 198.18.3.1/24 (net I, internal) ── ci .2
  *
@@ -28,6 +29,8 @@ const inNs = (ns: string, argv: string[]): string[] => ['nsenter', `--net=${nsPa
 
 const HOST_OUT = '198.18.100.1';
 const OUTSIDE = '198.18.100.2';
+const HOST_OUT6 = '2001:db8:100::1';
+const OUTSIDE6 = '2001:db8:100::2';
 const DNS_PORT = 5353;
 
 const skip =
@@ -37,8 +40,8 @@ const netA: FirewallNetwork = {
   id: 'aaaa000000000000000000000000000000000000000000000000000000000001',
   bridge: 'br1',
   subnets4: ['198.18.1.0/24'],
-  subnets6: [],
-  gateways: ['198.18.1.1'],
+  subnets6: ['2001:db8:1::/64'],
+  gateways: ['198.18.1.1', '2001:db8:1::1'],
   internal: false,
   icc: true,
   masquerade: true,
@@ -48,6 +51,7 @@ const netB: FirewallNetwork = {
   id: 'bbbb000000000000000000000000000000000000000000000000000000000002',
   bridge: 'br2',
   subnets4: ['198.18.2.0/24'],
+  subnets6: [],
   gateways: ['198.18.2.1'],
   protectHost: true,
 };
@@ -56,6 +60,7 @@ const netI: FirewallNetwork = {
   id: 'cccc000000000000000000000000000000000000000000000000000000000003',
   bridge: 'br3',
   subnets4: ['198.18.3.0/24'],
+  subnets6: [],
   gateways: ['198.18.3.1'],
   internal: true,
 };
@@ -69,6 +74,7 @@ function state(a: FirewallNetwork = netA): FirewallState {
     networks: [a, netB, netI],
     ports: [
       { endpointId: EP1, networkId: a.id, proto: 'tcp', hostIp: '', hostPort: 8080, containerIp: '198.18.1.2', containerPort: 80 },
+      { endpointId: EP1, networkId: a.id, proto: 'tcp', hostIp: '::', hostPort: 8080, containerIp: '2001:db8:1::2', containerPort: 80 },
       { endpointId: EP1, networkId: a.id, proto: 'udp', hostIp: '0.0.0.0', hostPort: 8053, containerIp: '198.18.1.2', containerPort: 80 },
       { endpointId: EP3, networkId: netB.id, proto: 'tcp', hostIp: HOST_OUT, hostPort: 8081, containerIp: '198.18.2.2', containerPort: 80 },
       // An internal network publishes nothing: this must not be reachable.
@@ -146,7 +152,10 @@ describe('nftables firewall in namespaces', { skip, concurrency: false }, () => 
         await ip(NS.h, 'addr', 'add', addr, 'dev', br);
         await ip(NS.h, 'link', 'set', br, 'up');
       }
+      await ip(NS.h, 'addr', 'add', '2001:db8:1::1/64', 'dev', 'br1', 'nodad');
       await container(NS.c1, 'br1', 'vc1', '198.18.1.2/24', '198.18.1.1');
+      await ip(NS.c1, 'addr', 'add', '2001:db8:1::2/64', 'dev', 'eth0', 'nodad');
+      await ip(NS.c1, '-6', 'route', 'add', 'default', 'via', '2001:db8:1::1');
       await container(NS.c2, 'br1', 'vc2', '198.18.1.3/24', '198.18.1.1');
       await container(NS.c3, 'br2', 'vc3', '198.18.2.2/24', '198.18.2.1');
       await container(NS.ci, 'br3', 'vci', '198.18.3.2/24', '198.18.3.1');
@@ -154,6 +163,8 @@ describe('nftables firewall in namespaces', { skip, concurrency: false }, () => 
       await ip(NS.h, 'addr', 'add', `${HOST_OUT}/24`, 'dev', 'ho');
       await ip(NS.h, 'link', 'set', 'ho', 'up');
       await ip(NS.o, 'addr', 'add', `${OUTSIDE}/24`, 'dev', 'eth0');
+      await ip(NS.h, 'addr', 'add', `${HOST_OUT6}/64`, 'dev', 'ho', 'nodad');
+      await ip(NS.o, 'addr', 'add', `${OUTSIDE6}/64`, 'dev', 'eth0', 'nodad');
       await ip(NS.o, 'link', 'set', 'eth0', 'up');
       // The outside knows a route to the container subnets, so "unreachable" below is the
       // firewall's doing and not a missing route.
@@ -195,6 +206,12 @@ describe('nftables firewall in namespaces', { skip, concurrency: false }, () => 
     assert.equal(await probe(NS.o, 'tcp', HOST_OUT, 8080), `c1 ${OUTSIDE}`);
     assert.equal(await probe(NS.o, 'udp', HOST_OUT, 8053), `c1 ${OUTSIDE}`);
     assert.equal(await probe(NS.o, 'tcp', HOST_OUT, 8081), `c3 ${OUTSIDE}`);
+  });
+
+  it('does the same over IPv6: masquerade and a published port on ::', async () => {
+    assert.equal(await probe(NS.c1, 'tcp', OUTSIDE6, 9000), `o ${HOST_OUT6}`);
+    assert.equal(await probe(NS.o, 'tcp', HOST_OUT6, 8080), `c1 ${OUTSIDE6}`);
+    assert.equal(await probe(NS.h, 'tcp', HOST_OUT6, 8080), `c1 ${HOST_OUT6}`);
   });
 
   it('publishes ports to the host itself, on 127.0.0.1 and its own addresses', async () => {
