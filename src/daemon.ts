@@ -12,7 +12,7 @@ import { getNetMeta, migrateNetworkTables, setNetMeta } from './network/network-
 import { DefaultIpam } from './network/ipam/default/default-ipam.js';
 import { DriverRegistry } from './network/driver-registry.js';
 import { IpLinkOps } from './network/ip-link-ops.js';
-import { NoFirewall } from './network/no-firewall.js';
+import { NftFirewall } from './network/firewall/nftables/nft-firewall.js';
 import { EmbeddedDns } from './network/embedded-dns.js';
 
 const log = logger('arca:daemon');
@@ -57,7 +57,8 @@ export class Daemon {
       new DefaultIpam(this.store.db),
       DriverRegistry.withBuiltins({ linkOps: new IpLinkOps() }),
       this.containers,
-      new NoFirewall(),
+      // Tables `inet arca_<tag>` and `inet arca_<tag>_nat`: two daemons on one machine never share rules.
+      new NftFirewall({ tablePrefix: `arca_${this.tag}` }),
       new EmbeddedDns(Number(getNetMeta(this.store.db, 'dns_port') ?? 0), (p) => setNetMeta(this.store.db, 'dns_port', String(p))),
       join(config.root, 'network'),
     );

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
-import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { OUTSIDE_ADDR, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 
 const IMG = TEST_IMAGE;
 
@@ -88,7 +88,7 @@ describe('networks', () => {
   let d: TestDaemon;
 
   before(async () => {
-    d = await startDaemon();
+    d = await startDaemon({ outside: true });
   });
 
   after(async () => {
@@ -265,6 +265,31 @@ describe('networks', () => {
     await d.dockerOk(['network', 'rm', 'n-dns', 'n-dns2']);
   });
 
+  it('firewall: masquerade out, --internal has no way out, networks isolated, enable_icc and enable_ip_masquerade', async () => {
+    await d.dockerOk(['network', 'create', 'f-a']);
+    await d.dockerOk(['network', 'create', 'f-b']);
+    await d.dockerOk(['network', 'create', '--internal', 'f-int']);
+    await d.dockerOk(['network', 'create', '-o', 'com.docker.network.bridge.enable_icc=false', 'f-noicc']);
+    await d.dockerOk(['network', 'create', '-o', 'com.docker.network.bridge.enable_ip_masquerade=false', 'f-nomasq']);
+    const run = (name: string, net: string): Promise<string> => d.dockerOk(['run', '-d', '--name', name, '--network', net, IMG, 'sleep', '300']);
+    await Promise.all([run('fa1', 'f-a'), run('fa2', 'f-a'), run('fb1', 'f-b'), run('fi1', 'f-int'), run('fn1', 'f-noicc'), run('fn2', 'f-noicc'), run('fm1', 'f-nomasq'), run('dflt', 'bridge')]);
+    const ping = async (c: string, ip: string): Promise<boolean> => (await d.docker(['exec', c, 'ping', '-c', '1', '-W', '1', ip])).code === 0;
+    // The outside netns has no route back to container subnets: a reply proves the masquerade.
+    assert.ok(await ping('fa1', OUTSIDE_ADDR), 'user network reaches outside');
+    assert.ok(await ping('dflt', OUTSIDE_ADDR), 'default bridge reaches outside');
+    assert.ok(!(await ping('fi1', OUTSIDE_ADDR)), '--internal has no way out');
+    assert.ok(!(await ping('fm1', OUTSIDE_ADDR)), 'enable_ip_masquerade=false: no NAT');
+    assert.ok(await ping('fa1', await ipOf(d, 'fa2', 'f-a')), 'same network');
+    const fb1 = await ipOf(d, 'fb1', 'f-b');
+    assert.ok(!(await ping('fa1', fb1)), 'networks are isolated');
+    assert.ok(!(await ping('fb1', await ipOf(d, 'fa1', 'f-a'))), 'both ways');
+    assert.ok(!(await ping('fn1', await ipOf(d, 'fn2', 'f-noicc'))), 'enable_icc=false');
+    await d.dockerOk(['network', 'connect', 'f-b', 'fa1']);
+    assert.ok(await ping('fa1', fb1), 'connected to both: reachable');
+    await d.dockerOk(['rm', '-f', 'fa1', 'fa2', 'fb1', 'fi1', 'fn1', 'fn2', 'fm1', 'dflt']);
+    await d.dockerOk(['network', 'rm', 'f-a', 'f-b', 'f-int', 'f-noicc', 'f-nomasq']);
+  });
+
   it('default bridge: 172.17.0.x, top-level IPAddress, host resolv.conf, --link in /etc/hosts', async () => {
     await d.dockerOk(['run', '-d', '--name', 'b1', IMG, 'sleep', '300']);
     await d.dockerOk(['run', '-d', '--name', 'b2', '--link', 'b1:buddy', IMG, 'sleep', '300']);
@@ -394,11 +419,14 @@ describe('networks', () => {
     assert.equal((await d.docker(['exec', 'r1', 'ping', '-c', '1', '-W', '2', ip2])).code, 0, 'after a plain restart');
     await d.restart({ signal: 'SIGKILL' });
     assert.equal((await d.docker(['exec', 'r1', 'ping', '-c', '1', '-W', '2', ip2])).code, 0, 'after kill -9');
-    // Wipe: the bridges vanish (veths fall off them), a stray bridge with our naming appears.
+    // Wipe: the bridges vanish (veths fall off them), nft is flushed, a stray bridge with our naming appears.
     inHost(d, ['ip', 'link', 'del', `br-${id.slice(0, 12)}`]);
     inHost(d, ['ip', 'link', 'del', 'arca0']);
     inHost(d, ['ip', 'link', 'add', 'br-0123456789ab', 'type', 'bridge']);
+    inHost(d, ['nft', 'flush', 'ruleset']);
     await d.restart();
+    const out = await d.docker(['exec', 'r1', 'ping', '-c', '1', '-W', '2', OUTSIDE_ADDR]);
+    assert.equal(out.code, 0, 'masquerade restored after nft was flushed: ' + out.stdout + out.stderr);
     const names = bridges(d);
     assert.ok(names.includes(`br-${id.slice(0, 12)}`));
     assert.ok(names.includes('arca0'));

@@ -8,7 +8,7 @@ import { migrateNetworkTables } from '../../src/network/network-schema.js';
 import { DefaultIpam } from '../../src/network/ipam/default/default-ipam.js';
 import { DriverRegistry } from '../../src/network/driver-registry.js';
 import { NetworkManager, macFromIpv4, parseLink, parseUntil, type ContainerDirectory } from '../../src/network/network-manager.js';
-import { NoFirewall } from '../../src/network/no-firewall.js';
+import type { Firewall, FirewallState } from '../../src/network/firewall/firewall.js';
 import { NoDnsService } from '../../src/network/dns-service.js';
 import type { BridgeSpec, InterfaceConfig, LinkInfo, LinkOps, VethSpec } from '../../src/network/link-ops.js';
 import type { ContainerRecord } from '../../src/containers/container-record.js';
@@ -17,6 +17,16 @@ import { isFirewallContributor, isLiveAttach, isReapplier } from '../../src/netw
 
 const tmp = mkdtempSync(join(tmpdir(), 'arca-netmgr-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Remembers the last state it was given. */
+class RecordingFirewall implements Firewall {
+  readonly name = 'recording';
+  last?: FirewallState;
+  async apply(state: FirewallState): Promise<void> {
+    this.last = state;
+  }
+  async teardown(): Promise<void> {}
+}
 
 /** Kernel operations recorded in memory; `failJoin` makes the next veth fail. */
 class FakeLinkOps implements LinkOps {
@@ -73,7 +83,7 @@ function fresh() {
     dir: (id) => join(root, 'containers', id),
     sandboxKey: (c) => join(nsDir, `ns-${c.Id.slice(0, 8)}`),
   };
-  const fw = new NoFirewall();
+  const fw = new RecordingFirewall();
   const mgr = new NetworkManager(store.db, new DefaultIpam(store.db), DriverRegistry.withBuiltins({ linkOps: ops }), dir, fw, new NoDnsService(), join(root, 'net'));
   let seq = 0;
   const container = (name: string, mode = 'bridge', endpoints: Record<string, unknown> = {}, extra: Partial<ContainerRecord['HostConfig']> = {}): ContainerRecord => {
