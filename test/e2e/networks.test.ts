@@ -290,6 +290,30 @@ describe('networks', () => {
     await d.dockerOk(['network', 'rm', 'f-a', 'f-b', 'f-int', 'f-noicc', 'f-nomasq']);
   });
 
+  it('IPv6: --ipv6 gets a ULA /64 (or the given subnet), containers get v6 addresses and reach each other', async () => {
+    await d.dockerOk(['network', 'create', '--ipv6', 'n6']);
+    await d.dockerOk(['network', 'create', '--ipv6', '--subnet', 'fd00:db8:1::/64', '--subnet', '10.96.0.0/24', 'n6b']);
+    const n6 = await inspectNet(d, 'n6');
+    assert.equal(n6['EnableIPv6'], true);
+    const v6 = (n6['IPAM'].Config as Array<{ Subnet: string }>).find((c) => c.Subnet.includes(':'));
+    assert.match(v6?.Subnet ?? '', /^fd[0-9a-f]{2}:[0-9a-f:]+\/64$/);
+    await d.dockerOk(['run', '-d', '--name', 'v1', '--network', 'n6b', '--ip6', 'fd00:db8:1::10', IMG, 'sleep', '300']);
+    await d.dockerOk(['run', '-d', '--name', 'v2', '--network', 'n6b', IMG, 'sleep', '300']);
+    const g = JSON.parse(await d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Networks}}', 'v2']))['n6b'];
+    assert.equal(g.GlobalIPv6Address, 'fd00:db8:1::2');
+    assert.equal(g.GlobalIPv6PrefixLen, 64);
+    assert.equal(g.IPv6Gateway, 'fd00:db8:1::1');
+    assert.equal(g.IPAddress, '10.96.0.3');
+    const inside = await addrsInside(d, 'v1');
+    assert.ok(inside['eth0']?.includes('fd00:db8:1::10/64'), JSON.stringify(inside));
+    const ping6 = await d.docker(['exec', 'v2', 'ping', '-6', '-c', '1', '-W', '2', 'fd00:db8:1::10']);
+    assert.equal(ping6.code, 0, ping6.stdout + ping6.stderr);
+    const route6 = await d.dockerOk(['exec', 'v2', 'ip', '-6', 'route', 'show', 'default']);
+    assert.match(route6, /default via fd00:db8:1::1 dev eth0/);
+    await d.dockerOk(['rm', '-f', 'v1', 'v2']);
+    await d.dockerOk(['network', 'rm', 'n6', 'n6b']);
+  });
+
   it('default bridge: 172.17.0.x, top-level IPAddress, host resolv.conf, --link in /etc/hosts', async () => {
     await d.dockerOk(['run', '-d', '--name', 'b1', IMG, 'sleep', '300']);
     await d.dockerOk(['run', '-d', '--name', 'b2', '--link', 'b1:buddy', IMG, 'sleep', '300']);
