@@ -37,13 +37,35 @@ export function normaliseCap(c: string): string {
   return u.startsWith('CAP_') ? u : `CAP_${u}`;
 }
 
+let grantable: string[] | undefined;
+
+/**
+ * What `--privileged` and `--cap-add ALL` mean: every capability the daemon can hand out, i.e. in its
+ * own bounding set (ALL_CAPS is in bit order). Asking runc for one outside it fails the start with
+ * "unable to apply caps", which is what a daemon confined by a sandbox or a user namespace would hit.
+ */
+function grantableCaps(): string[] {
+  if (!grantable) {
+    let mask: bigint | undefined;
+    try {
+      const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+      if (m) mask = BigInt(`0x${m[1]}`);
+    } catch {
+      /* keep them all */
+    }
+    const bounding = mask;
+    grantable = bounding === undefined ? [...ALL_CAPS] : ALL_CAPS.filter((_, bit) => ((bounding >> BigInt(bit)) & 1n) === 1n);
+  }
+  return grantable;
+}
+
 export function capabilitySet(add: string[] | null, drop: string[] | null, privileged: boolean): string[] {
-  if (privileged) return [...ALL_CAPS];
+  if (privileged) return [...grantableCaps()];
   const adds = (add ?? []).map(normaliseCap);
   const drops = (drop ?? []).map(normaliseCap);
   let caps = drops.includes('ALL') ? [] : [...DEFAULT_CAPS];
   caps = caps.filter((c) => !drops.includes(c));
-  for (const c of adds.includes('ALL') ? ALL_CAPS : adds) if (!caps.includes(c)) caps.push(c);
+  for (const c of adds.includes('ALL') ? grantableCaps() : adds) if (!caps.includes(c)) caps.push(c);
   return caps;
 }
 

@@ -269,6 +269,15 @@ describe('containers: run, ps, inspect, options', () => {
       assert.equal(none, 0n);
     });
 
+    it('--privileged has every capability the daemon has, and can mount', async () => {
+      const daemonBounding = capEff(readFileSync('/proc/self/status', 'utf8').replace(/^CapEff:.*$/m, '').replace('CapBnd:', 'CapEff:'));
+      const priv = capEff(await runOut(['--privileged', IMG, 'cat', '/proc/self/status']));
+      assert.equal(priv, daemonBounding);
+      assert.equal(await runOut(['--privileged', IMG, 'sh', '-c', 'mkdir -p /m && mount -t tmpfs t /m && echo mounted']), 'mounted');
+      const all = capEff(await runOut(['--cap-add', 'ALL', IMG, 'cat', '/proc/self/status']));
+      assert.equal(all, daemonBounding);
+    });
+
     it('ping works inside (CAP_NET_RAW)', async () => {
       const out = await runOut([IMG, 'ping', '-c1', '-W2', '127.0.0.1']);
       assert.match(out, /1 packets received/);
