@@ -65,7 +65,8 @@ export function inspectView(d: Daemon, c: ContainerRecord, execIds: string[]): R
     Args: c.Args,
     State: {
       Status: st.Status,
-      Running: running,
+      // Docker counts a container waiting for its policy restart as running (moby State.SetRestarting).
+      Running: running || st.Status === 'restarting',
       Paused: st.Status === 'paused',
       Restarting: st.Status === 'restarting',
       OOMKilled: st.OOMKilled,

@@ -258,6 +258,22 @@ describe('containers: life cycle', () => {
       await d.dockerOk(['rm', id]);
     });
 
+    it('a container waiting for its restart shows Restarting (and Running, as Docker), and rm -f takes it', async () => {
+      const id = await d.dockerOk(['run', '-d', '--restart', 'on-failure:6', IMG, 'sh', '-c', 'exit 1']);
+      const st = await eventually('the restarting state', async () => {
+        const v = await d.dockerOk(['inspect', '-f', '{{json .State}}', id]);
+        const x = JSON.parse(v) as { Status: string; Running: boolean; Restarting: boolean; Pid: number };
+        return x.Status === 'restarting' ? x : undefined;
+      });
+      assert.equal(st.Running, true);
+      assert.equal(st.Restarting, true);
+      assert.equal(st.Pid, 0);
+      assert.match(await d.dockerOk(['ps', '-a', '--filter', `id=${id}`, '--format', '{{.Status}}']), /^(Restarting \(1\)|Up )/);
+      await d.dockerOk(['rm', '-f', id]);
+      assert.equal(await d.dockerOk(['ps', '-aq', '--filter', `id=${id}`]), '');
+      assertNoLeftovers(id);
+    });
+
     it('--rm removes the container after it exits, detached too', async () => {
       const id = await d.dockerOk(['run', '-d', '--rm', IMG, 'sh', '-c', 'sleep 0.3']);
       await eventually('auto-removal', async () => ((await d.dockerOk(['ps', '-aq', '--filter', `id=${id}`])) === '' ? true : undefined));
@@ -334,9 +350,13 @@ describe('containers: life cycle', () => {
     });
 
     it('attach to a running container sees new output and its exit code', async () => {
-      const c = await d.dockerOk(['run', '-d', IMG, 'sh', '-c', 'echo before; sleep 1.5; echo after-1; echo after-2 >&2; exit 6']);
+      const c = await d.dockerOk(['run', '-d', IMG, 'sh', '-c', 'echo before; while [ ! -f /tmp/go ]; do sleep 0.1; done; echo after-1; echo after-2 >&2; exit 6']);
       await eventually('first output', async () => ((await d.dockerOk(['logs', c])) === 'before' ? true : undefined));
-      const r = await d.docker(['attach', c], { timeoutMs: 20_000 });
+      const attaching = d.docker(['attach', c], { timeoutMs: 30_000 });
+      // Nothing shows that the attach is in place: give it a moment before the output it must see.
+      await sleep(1000);
+      await d.dockerOk(['exec', c, 'touch', '/tmp/go']);
+      const r = await attaching;
       assert.equal(r.code, 6, r.stderr);
       assert.equal(r.stdout, 'after-1\n');
       assert.equal(r.stderr, 'after-2\n');

@@ -76,7 +76,8 @@ describe('containers: live-restore', () => {
     const id = await d.dockerOk(['run', '-d', IMG, 'sh', '-c', 'while [ ! -f /tmp/go ]; do sleep 0.1; done; echo attached-output; exit 3']);
     await d.restart({ signal: 'SIGKILL' });
     const attaching = d.docker(['attach', id], { timeoutMs: 30_000 });
-    await sleep(500);
+    // Nothing shows that the attach is in place: give it a moment before the output it must see.
+    await sleep(1000);
     await d.dockerOk(['exec', id, 'touch', '/tmp/go']);
     const r = await attaching;
     assert.equal(r.code, 3, r.stderr);
