@@ -14,6 +14,7 @@ import { requiredSysctls } from '../../src/network/firewall/nftables/host-sysctl
 import { NftFirewall } from '../../src/network/firewall/nftables/nft-firewall.js';
 import { renderTeardown } from '../../src/network/firewall/nftables/nft-ruleset.js';
 import { NoneFirewall } from '../../src/network/firewall/none/none-firewall.js';
+import { createFirewall } from '../../src/network/firewall/firewall-registry.js';
 import { CommandError, setRunner } from '../../src/sys/runner.js';
 
 /** dist/test/unit → repository root. */
@@ -222,5 +223,14 @@ describe('required sysctls', () => {
 
   it('asks for nothing when there is nothing to route', () => {
     assert.deepEqual(requiredSysctls({ networks: [internalNet], ports: [] }), []);
+  });
+});
+
+describe('firewall registry', () => {
+  it('builds nftables (also for "") and none, and refuses unknown names', () => {
+    assert.equal(createFirewall('', { tablePrefix: 'arca' }).name, 'nftables');
+    assert.equal(createFirewall('nftables', { tablePrefix: 'arca' }).name, 'nftables');
+    assert.equal(createFirewall('none', { tablePrefix: 'arca' }).name, 'none');
+    assert.throws(() => createFirewall('iptables', { tablePrefix: 'arca' }), /unknown firewall "iptables" \(known: nftables, none\)/);
   });
 });
