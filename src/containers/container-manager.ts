@@ -363,6 +363,7 @@ export class ContainerManager {
     if (!c) throw new NotFound(`No such container: ${id}`);
     if (c.State.Status === 'running' || c.State.Status === 'paused') {
       if (fromRestartPolicy) return;
+      if (c.State.Status === 'paused') throw new Conflict('cannot start a paused container, try unpause instead');
       throw new NotModified('container already started');
     }
     if (c.State.Status === 'removing') throw new Conflict(`container ${id} is marked for removal and cannot be started`);
@@ -461,7 +462,7 @@ export class ContainerManager {
         cgroupsPath: `/arca/${id}`,
       });
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
-      for (const f of ['init.pid', 'conmon.pid']) rmSync(join(dir, f), { force: true });
+      for (const f of ['init.pid', 'conmon.pid', 'oom']) rmSync(join(dir, f), { force: true });
       rmSync(join(this.runtime.exitDir, id), { force: true });
 
       const { pid, conmonPid } = await this.runtime.create({
@@ -623,7 +624,9 @@ export class ContainerManager {
     for (const r of results) if (r.status === 'rejected') errors.push(r.reason);
     rmSync(join(this.runtime.exitDir, id), { force: true });
     for (const e of errors) log.warn('cleanup after exit', { id: id.slice(0, 12), error: errorMessage(e) });
-    c.State = { ...c.State, Status: 'exited', Pid: 0, ExitCode: code, Error: error, FinishedAt: finishedAt ?? new Date().toISOString(), ConmonPid: 0 };
+    // conmon leaves an `oom` file in the bundle when the cgroup's OOM killer fired during the run.
+    const oomKilled = existsSync(join(this.dir(id), 'oom'));
+    c.State = { ...c.State, Status: 'exited', Pid: 0, ExitCode: code, Error: error, FinishedAt: finishedAt ?? new Date().toISOString(), ConmonPid: 0, OOMKilled: oomKilled };
     this.save(c);
     log.debug('exited', { id: id.slice(0, 12), code });
     this.fire(this.exitListeners, id);
@@ -817,7 +820,11 @@ export class ContainerManager {
       this.save(c);
     }
     await this.signal(c, sig);
-    if (sig === 'KILL' || sig === '9') await this.waitExit(c.Id, 10_000);
+    if (sig === 'KILL' || sig === '9') {
+      // A frozen process takes its SIGKILL only when thawed (runc thaws for KILL too).
+      if (c.State.Status === 'paused') await this.runtime.resume(c.Id).catch(() => {});
+      await this.waitExit(c.Id, 10_000);
+    }
   }
 
   async restart(ref: string, timeoutSec?: number, signal?: string): Promise<void> {

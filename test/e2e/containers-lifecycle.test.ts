@@ -139,6 +139,20 @@ describe('containers: life cycle', () => {
       assertNoLeftovers(id);
     });
 
+    it('a paused container cannot be started, and kill takes it', async () => {
+      const id = await d.dockerOk(['run', '-d', IMG, 'sleep', '1000']);
+      await d.dockerOk(['pause', id]);
+      const r = await d.docker(['start', id]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /cannot start a paused container, try unpause instead/);
+      await d.dockerOk(['kill', id]);
+      const c = await inspect(d, id);
+      assert.equal(c.State.Status, 'exited');
+      assert.equal(c.State.ExitCode, 137);
+      assertNoLeftovers(id);
+      await d.dockerOk(['rm', id]);
+    });
+
     it('rename', async () => {
       const id = await d.dockerOk(['create', '--name', 'before-name', IMG, 'true']);
       await d.dockerOk(['rename', 'before-name', 'after-name']);

@@ -255,6 +255,17 @@ describe('containers: run, ps, inspect, options', () => {
       await d.dockerOk(['rm', '-f', id]);
     });
 
+    it('OOMKilled tells whether the memory limit killed something', async () => {
+      const r = await run(['--name', 'oom', '--memory', '16m', '--memory-swap', '16m', IMG, 'sh', '-c', 'head -c 300m /dev/zero | tail']);
+      assert.notEqual(r.code, 0);
+      assert.equal(await d.dockerOk(['inspect', '-f', '{{.State.OOMKilled}}', 'oom']), 'true');
+      await d.dockerOk(['rm', 'oom']);
+      const ok = await d.dockerOk(['run', '-d', '--memory', '16m', IMG, 'true']);
+      await d.dockerOk(['wait', ok]);
+      assert.equal(await d.dockerOk(['inspect', '-f', '{{.State.OOMKilled}}', ok]), 'false');
+      await d.dockerOk(['rm', ok]);
+    });
+
     it('has Docker default capabilities; --cap-add and --cap-drop change them', async () => {
       const plain = capEff(await runOut([IMG, 'cat', '/proc/self/status']));
       assert.ok(hasCap(plain, CAP.CHOWN) && hasCap(plain, CAP.NET_RAW));
