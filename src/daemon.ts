@@ -14,6 +14,7 @@ import { DriverRegistry } from './network/driver-registry.js';
 import { IpLinkOps } from './network/ip-link-ops.js';
 import { NftFirewall } from './network/firewall/nftables/nft-firewall.js';
 import { EmbeddedDns } from './network/embedded-dns.js';
+import { PortAllocator } from './network/ports/port-allocator.js';
 
 const log = logger('arca:daemon');
 
@@ -61,6 +62,7 @@ export class Daemon {
       new NftFirewall({ tablePrefix: `arca_${this.tag}` }),
       new EmbeddedDns(Number(getNetMeta(this.store.db, 'dns_port') ?? 0), (p) => setNetMeta(this.store.db, 'dns_port', String(p))),
       join(config.root, 'network'),
+      new PortAllocator(),
     );
     this.containers.attacher = this.networks;
     this.images.setUsageCheck((imageId) => this.containers.containersUsingImage(imageId));

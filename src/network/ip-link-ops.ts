@@ -8,11 +8,6 @@ interface IpLinkJson {
   linkinfo?: { info_kind?: string };
 }
 
-interface IpAddrJson {
-  ifname: string;
-  addr_info?: Array<{ family: string; local: string; prefixlen: number; scope?: string }>;
-}
-
 function isV6(a: string): boolean {
   return a.includes(':');
 }
@@ -39,20 +34,20 @@ export class IpLinkOps implements LinkOps {
   }
 
   async ensureBridge(spec: BridgeSpec): Promise<void> {
-    const exists = await run(['ip', '-j', 'addr', 'show', 'dev', spec.name], { allowFailure: true });
-    const lines: string[] = [];
-    let current: string[] = [];
-    if (exists.code !== 0) {
-      lines.push(`link add name ${spec.name}${spec.mtu ? ` mtu ${spec.mtu}` : ''} type bridge`);
-    } else {
-      const info = (JSON.parse(exists.stdout || '[]') as IpAddrJson[])[0];
-      current = (info?.addr_info ?? []).filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`);
-      if (spec.mtu) lines.push(`link set dev ${spec.name} mtu ${spec.mtu}`);
-    }
-    for (const a of current) if (!spec.addresses.includes(a)) lines.push(`addr del ${a} dev ${spec.name}`);
-    for (const a of spec.addresses) if (!current.includes(a)) lines.push(`addr replace ${a} dev ${spec.name}${isV6(a) ? ' nodad' : ''}`);
+    // One exec: `-force` carries on past "File exists" when the bridge (or an address) is already
+    // there, which is what makes this idempotent; any other complaint is a real failure.
+    const mtu = spec.mtu ? ` mtu ${spec.mtu}` : '';
+    const lines = [`link add name ${spec.name}${mtu} type bridge`];
+    if (spec.mtu) lines.push(`link set dev ${spec.name} mtu ${spec.mtu}`);
+    for (const a of spec.addresses) lines.push(`addr replace ${a} dev ${spec.name}${isV6(a) ? ' nodad' : ''}`);
     lines.push(`link set dev ${spec.name} up`);
-    await run(['ip', '-batch', '-'], { input: lines.join('\n') + '\n' });
+    const r = await run(['ip', '-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure: true });
+    if (r.code === 0) return;
+    const real = r.stderr
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !/File exists|^Command failed -:1$/.test(l));
+    if (real.length) throw new Error(`ip -batch (bridge ${spec.name}): ${real.join('; ')}`);
   }
 
   async deleteLink(name: string): Promise<void> {

@@ -24,11 +24,15 @@ import {
 } from './driver.js';
 import type { DriverRegistry } from './driver-registry.js';
 import { DEFAULT_BRIDGE_NAME, OPT_BRIDGE_NAME } from './drivers/bridge/bridge-driver.js';
-import type { Firewall, FirewallPort, FirewallState } from './firewall/firewall.js';
+import type { Firewall, FirewallState } from './firewall/firewall.js';
 import { DEFAULT_BRIDGE_SUBNET } from './ipam/default/default-ipam.js';
 import { Prefix, parseIp } from './ipam/ip-address.js';
 import type { Ipam, IpamConfigEntry, IpamPool } from './ipam/ipam.js';
 import type { NetworkAttacher } from './network-attacher.js';
+import { firewallPorts } from './ports/firewall-ports.js';
+import type { PortAllocator } from './ports/port-allocator.js';
+import { exposedPorts, networkSettingsPorts, portRequests, psPorts, type ContainerPortConfig, type PublishedPort } from './ports/port-spec.js';
+import { OPT_HOST_BINDING } from './drivers/bridge/bridge-driver.js';
 import { type Attachment, type EndpointRecord, type EndpointRequest, type NetworkRecord, networkView } from './network-record.js';
 
 const log = logger('arca:net');
@@ -109,8 +113,11 @@ export function parseUntil(v: string, now = Date.now()): number {
 export class NetworkManager implements NetworkAttacher {
   private readonly nets = new Map<string, NetworkRecord>();
   private readonly locks = new Map<string, Promise<unknown>>();
-  private portsProvider: () => FirewallPort[] = () => [];
   private firewallChain: Promise<void> = Promise.resolve();
+  /** The firewall state last applied, as JSON. */
+  private lastFirewall?: string;
+  /** Each running container's current 127.0.0.11 redirect (`address:port>source`), to skip no-op re-applies. */
+  private readonly redirects = new Map<string, string>();
 
   constructor(
     private readonly db: Database.Database,
@@ -120,6 +127,7 @@ export class NetworkManager implements NetworkAttacher {
     private firewall: Firewall,
     private dns: DnsService,
     private readonly stateDir: string,
+    private readonly ports: PortAllocator,
   ) {
     for (const row of db.prepare('SELECT doc FROM networks').all() as { doc: string }[]) {
       const n = JSON.parse(row.doc) as NetworkRecord;
@@ -134,10 +142,6 @@ export class NetworkManager implements NetworkAttacher {
   setDns(d: DnsService): void {
     this.dns = d;
   }
-  /** The port publisher supplies the published ports of running containers for the firewall state. */
-  setPortsProvider(fn: () => FirewallPort[]): void {
-    this.portsProvider = fn;
-  }
 
   // ---- start-up -------------------------------------------------------------------------------------
 
@@ -146,7 +150,8 @@ export class NetworkManager implements NetworkAttacher {
    * stacks run, every network's kernel objects are (re)made by the normal create path.
    */
   async start(): Promise<void> {
-    await writeSysctl('net/ipv4/ip_forward', '1');
+    // Host sysctls (ip_forward, IPv6 forwarding, route_localnet on bridges) are written by the
+    // firewall with each apply, from the same state: nothing here touches /proc/sys.
     const routes: Prefix[] = [];
     for (const name of PREDEFINED) if (!this.byName(name)) this.insertPredefined(name, routes);
     for (const d of this.drivers.all()) {
@@ -154,7 +159,6 @@ export class NetworkManager implements NetworkAttacher {
         await d.start({ stateDir: join(this.stateDir, d.name), onFailure: (e) => log.error('driver helper failed', { driver: d.name, error: e.message }) });
       }
     }
-    if ([...this.nets.values()].some((n) => n.EnableIPv6)) await writeSysctl('net/ipv6/conf/all/forwarding', '1');
     for (const n of this.nets.values()) {
       await this.driverOf(n)
         .createNetwork(this.driverNetwork(n))
@@ -181,6 +185,11 @@ export class NetworkManager implements NetworkAttacher {
         const d = this.driverOf(n);
         const dn = this.driverNetwork(n);
         const de = this.driverEndpoint(ep, n);
+        if (ep.published?.length) {
+          await this.ports.reserveAll(ep.published).catch((e: unknown) =>
+            log.error('published ports not re-reserved', { container: ep.containerId.slice(0, 12), error: errorMessage(e) }),
+          );
+        }
         try {
           if (isReapplier(d)) await d.reapply(dn, de, sb);
           else await d.join(dn, de, sb);
@@ -193,6 +202,7 @@ export class NetworkManager implements NetworkAttacher {
       const c = this.containers.find(id);
       const sb = c && isRunning(c) ? this.sandboxOf(c) : undefined;
       if (c && sb) {
+        this.redirects.delete(id);
         await this.locked(id, () => this.refreshDnsRedirect(c, sb, false)).catch((e: unknown) =>
           log.warn('DNS redirect not restored', { id: id.slice(0, 12), error: errorMessage(e) }),
         );
@@ -208,7 +218,7 @@ export class NetworkManager implements NetworkAttacher {
     for (const d of this.drivers.all()) {
       if (isKernelSweeper(d)) await d.sweep(known).catch((e: unknown) => log.warn('sweep failed', { driver: d.name, error: errorMessage(e) }));
     }
-    await this.publish();
+    await this.publish(true);
   }
 
   async stop(): Promise<void> {
@@ -499,7 +509,6 @@ export class NetworkManager implements NetworkAttacher {
       return rec;
     })();
     try {
-      if (n.EnableIPv6) await writeSysctl('net/ipv6/conf/all/forwarding', '1');
       if (!n.ConfigOnly) await driver.createNetwork(this.driverNetwork(n));
     } catch (e) {
       await driver.deleteNetwork(this.driverNetwork(n)).catch(() => {});
@@ -636,6 +645,7 @@ export class NetworkManager implements NetworkAttacher {
   // ---- NetworkAttacher --------------------------------------------------------------------------------
 
   validate(c: ContainerRecord): void {
+    portRequests(portConfig(c));
     const reqs = this.requestedNetworks(c);
     const nets = reqs.map((r) => this.get(r.ref));
     this.checkModeMix(nets);
@@ -650,6 +660,7 @@ export class NetworkManager implements NetworkAttacher {
     return this.locked(c.Id, async () => {
       if (!netnsPath) return;
       const sb: Sandbox = { containerId: c.Id, netnsPath, netnsName: basename(netnsPath) };
+      this.redirects.delete(c.Id);
       // Leftovers of an earlier run (a crash between start and exit) go first.
       for (const ep of this.endpointsOf(c.Id)) await this.leaveEndpoint(this.nets.get(ep.networkId), ep, undefined).catch(() => {});
       const atts = this.attachmentsFor(c);
@@ -675,6 +686,7 @@ export class NetworkManager implements NetworkAttacher {
           await d.createEndpoint(this.driverNetwork(n), de);
           await d.join(this.driverNetwork(n), de, sb);
         }
+        await this.publishPorts(c, made);
         await this.refreshDnsRedirect(c, sb, false);
       } catch (e) {
         for (const ep of made.reverse()) await this.leaveEndpoint(this.nets.get(ep.networkId), ep, sb).catch(() => {});
@@ -690,6 +702,7 @@ export class NetworkManager implements NetworkAttacher {
       for (const ep of this.endpointsOf(c.Id)) {
         await this.leaveEndpoint(this.nets.get(ep.networkId), ep, sb).catch((e: unknown) => errors.push(e));
       }
+      this.redirects.delete(c.Id);
       if (errors.length) throw new AggregateError(errors, `leaving the networks of ${c.Id.slice(0, 12)} failed in part`);
     }).finally(() => this.publish());
   }
@@ -704,6 +717,7 @@ export class NetworkManager implements NetworkAttacher {
       if (sb) await d.leave(dn, de, sb).catch((e: unknown) => errors.push(e));
       await d.deleteEndpoint(dn, de).catch((e: unknown) => errors.push(e));
     }
+    if (ep.published?.length) this.ports.releaseAll(ep.published);
     this.dropEndpointRow(ep.id);
     if (errors.length) throw new AggregateError(errors, `removing endpoint ${ep.id.slice(0, 12)} failed in part`);
   }
@@ -764,6 +778,22 @@ export class NetworkManager implements NetworkAttacher {
       ep.dnsNames = [...new Set(names.filter(Boolean))];
     }
     return ep;
+  }
+
+  /**
+   * Reserves the container's published ports (`-p`, `-P`) on the endpoint that carries its IPv4
+   * default route (Docker publishes through the gateway endpoint); `--internal` networks publish
+   * nothing. All or nothing: a taken port fails the start with Docker's message.
+   */
+  private async publishPorts(c: ContainerRecord, eps: EndpointRecord[]): Promise<void> {
+    const requests = portRequests(portConfig(c));
+    if (!requests.length) return;
+    const ep = eps.find((e) => e.activeGateways.length && e.ipv4) ?? eps.find((e) => e.ipv4 && !this.nets.get(e.networkId)?.Internal);
+    if (!ep) return;
+    const n = this.nets.get(ep.networkId)!;
+    if (n.Internal) return;
+    ep.published = await this.ports.allocateAll(requests, { hostBindingIpv4: n.Options[OPT_HOST_BINDING], ipv6: true });
+    this.saveEndpoint(ep);
   }
 
   /**
@@ -902,10 +932,15 @@ export class NetworkManager implements NetworkAttacher {
       if (!gw) continue;
       const listener = await this.dns.listenerFor(n.Id, gw);
       if (!listener) return;
+      const key = `${sb.netnsPath}|${listener.address}:${listener.port}>${ep.ipv4}`;
+      if (this.redirects.get(c.Id) === key) return;
+      this.redirects.delete(c.Id);
       await applyDnsRedirect(sb.netnsPath, { address: listener.address, port: listener.port, source: ep.ipv4 });
+      this.redirects.set(c.Id, key);
       return;
     }
-    if (had) await applyDnsRedirect(sb.netnsPath, undefined);
+    if (had && this.redirects.has(c.Id)) await applyDnsRedirect(sb.netnsPath, undefined);
+    this.redirects.delete(c.Id);
   }
 
   /** Rewrites the running container's /etc/hosts in place (same inode: it is bind-mounted). */
@@ -1009,19 +1044,30 @@ export class NetworkManager implements NetworkAttacher {
         };
       }
     }
-    return {
+    const cfg = portConfig(c);
+    const published = eps.flatMap((e) => e.published ?? []);
+    let exposed: ReturnType<typeof exposedPorts> = [];
+    try {
+      exposed = exposedPorts(cfg);
+    } catch {
+      /* validated at create; an old record with a bad key shows no ports */
+    }
+    const result: Record<string, unknown> = {
       Bridge: '',
       SandboxID: running ? c.Id : '',
       SandboxKey: running ? sandboxKey : '',
       HairpinMode: false,
       LinkLocalIPv6Address: '',
       LinkLocalIPv6PrefixLen: 0,
-      Ports: {},
+      Ports: mode === 'host' || mode.startsWith('container:') ? {} : networkSettingsPorts(exposed, published),
       SecondaryIPAddresses: null,
       SecondaryIPv6Addresses: null,
       ...top,
       Networks: networks,
     };
+    // For `GET /containers/json` (container-view reads it); not part of inspect's JSON.
+    Object.defineProperty(result, 'PortsList', { value: psPorts(exposed, published), enumerable: false });
+    return result;
   }
 
   // ---- firewall and DNS -------------------------------------------------------------------------------
@@ -1033,7 +1079,10 @@ export class NetworkManager implements NetworkAttacher {
       const f = d.firewallNetwork(this.driverNetwork(n));
       return f ? [f] : [];
     });
-    return { networks, ports: this.portsProvider(), ...(this.dns.port ? { dnsPort: this.dns.port } : {}) };
+    const ports = this.allEndpoints().flatMap((e) =>
+      e.published?.length ? firewallPorts(e.published, { endpointId: e.id, networkId: e.networkId, ipv4: e.ipv4 || undefined, ipv6: e.ipv6 || undefined }) : [],
+    );
+    return { networks, ports, ...(this.dns.port ? { dnsPort: this.dns.port } : {}) };
   }
 
   dnsSnapshot(): DnsSnapshot {
@@ -1053,17 +1102,33 @@ export class NetworkManager implements NetworkAttacher {
     return { networks, upstreams: hostUpstreams() };
   }
 
-  /** Hands the whole state to the firewall and the DNS server. Firewall applies are serialised. */
-  async publish(): Promise<void> {
+  /**
+   * Hands the whole state to the firewall and the DNS server. Firewall applies are serialised, and
+   * skipped when the state is the one last applied (endpoint changes without ports leave it as is);
+   * `force` re-applies anyway (start-up: the kernel may have lost the tables).
+   */
+  async publish(force = false): Promise<void> {
     try {
       await this.dns.update(this.dnsSnapshot());
     } catch (e) {
       log.error('DNS update failed', { error: errorMessage(e) });
     }
-    const run = this.firewallChain.then(() => this.firewall.apply(this.firewallState()));
+    const run = this.firewallChain.then(async () => {
+      const state = this.firewallState();
+      const key = JSON.stringify(state);
+      if (!force && key === this.lastFirewall) return;
+      this.lastFirewall = undefined;
+      await this.firewall.apply(state);
+      this.lastFirewall = key;
+    });
     this.firewallChain = run.catch((e: unknown) => log.error('firewall apply failed', { firewall: this.firewall.name, error: errorMessage(e) }));
     await this.firewallChain;
   }
+}
+
+/** The port part of a container's configuration. */
+function portConfig(c: ContainerRecord): ContainerPortConfig {
+  return { ExposedPorts: c.Config.ExposedPorts ?? null, PortBindings: c.HostConfig.PortBindings ?? null, PublishAllPorts: c.HostConfig.PublishAllPorts };
 }
 
 /** `name:alias`, `/name:/self/alias`, or `name`. */
@@ -1094,13 +1159,5 @@ function hostUpstreams(): string[] {
       .filter(Boolean);
   } catch {
     return [];
-  }
-}
-
-async function writeSysctl(key: string, value: string): Promise<void> {
-  try {
-    writeFileSync(`/proc/sys/${key}`, value);
-  } catch (e) {
-    log.warn('sysctl not set', { key, error: errorMessage(e) });
   }
 }

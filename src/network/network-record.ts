@@ -1,4 +1,5 @@
 import type { IpamPool } from './ipam/ipam.js';
+import type { PublishedPort } from './ports/port-spec.js';
 
 /** One entry of `IPAM.Config` as inspect shows it. */
 export interface IpamConfigView {
@@ -70,6 +71,8 @@ export interface EndpointRecord {
   gwPriority: number;
   /** The default routes this endpoint carries now (gateway-priority winner). */
   activeGateways: string[];
+  /** Host ports published to this endpoint (`-p`), reserved while the container runs. */
+  published?: PublishedPort[];
 }
 
 /** The inspect view: the record without daemon-only fields. */

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
-import { OUTSIDE_ADDR, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { OUTSIDE_ADDR, OUTSIDE_HOST_ADDR, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 
 const IMG = TEST_IMAGE;
 
@@ -312,6 +312,49 @@ describe('networks', () => {
     assert.match(route6, /default via fd00:db8:1::1 dev eth0/);
     await d.dockerOk(['rm', '-f', 'v1', 'v2']);
     await d.dockerOk(['network', 'rm', 'n6', 'n6b']);
+  });
+
+  it('published ports: from the host (127.0.0.1), from outside, hairpin, docker port, ps, conflicts, -P', async () => {
+    await d.dockerOk(['network', 'create', 'n-web']);
+    const id = await d.dockerOk(['run', '-d', '--name', 'web', '--network', 'n-web', '-p', '18080:80', IMG, 'httpd', '-f', '-p', '80', '-h', '/etc']);
+    const hostname = id.slice(0, 12);
+    const fetch = (argv: string[]): { code: number; stdout: string; stderr: string } => {
+      const r = spawnSync('timeout', ['5', ...argv], { encoding: 'utf8' });
+      return { code: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+    };
+    let fromHost = { code: 1, stdout: '', stderr: '' };
+    for (let i = 0; i < 20 && fromHost.code !== 0; i++) {
+      fromHost = fetch(['nsenter', `--net=/run/netns/${d.hostNs}`, 'busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1:18080/hostname']);
+      if (fromHost.code !== 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(fromHost.stdout.trim(), hostname, 'from the host on 127.0.0.1: ' + fromHost.stderr);
+    const fromOutside = fetch(['nsenter', `--net=/run/netns/${d.outsideNs}`, 'busybox', 'wget', '-q', '-O', '-', `http://${OUTSIDE_HOST_ADDR}:18080/hostname`]);
+    assert.equal(fromOutside.stdout.trim(), hostname, 'from outside: ' + fromOutside.stderr);
+    await d.dockerOk(['run', '-d', '--name', 'client', '--network', 'n-web', IMG, 'sleep', '300']);
+    const hairpin = await d.docker(['exec', 'client', 'timeout', '5', 'wget', '-q', '-O', '-', `http://${OUTSIDE_HOST_ADDR}:18080/hostname`]);
+    assert.equal(hairpin.stdout.trim(), hostname, 'hairpin through the host address: ' + hairpin.stderr);
+    await d.dockerOk(['run', '-d', '--name', 'other', IMG, 'sleep', '300']);
+    const crossNet = await d.docker(['exec', 'other', 'timeout', '5', 'wget', '-q', '-O', '-', `http://${OUTSIDE_HOST_ADDR}:18080/hostname`]);
+    assert.equal(crossNet.stdout.trim(), hostname, 'another network through the published port: ' + crossNet.stderr);
+    const port = await d.dockerOk(['port', 'web']);
+    assert.match(port, /^80\/tcp -> 0\.0\.0\.0:18080$/m);
+    const ps = await d.dockerOk(['ps', '--filter', 'name=web', '--format', '{{.Ports}}']);
+    assert.match(ps, /0\.0\.0\.0:18080->80\/tcp/);
+    const taken = await d.docker(['run', '-d', '--name', 'web2', '-p', '18080:80', IMG, 'sleep', '300']);
+    assert.notEqual(taken.code, 0);
+    assert.match(taken.stderr, /port is already allocated/);
+    const web2 = await d.dockerOk(['inspect', '-f', '{{.State.Status}}', 'web2']);
+    assert.equal(web2, 'created');
+    // -P: exposed ports get ephemeral host ports.
+    await d.dockerOk(['run', '-d', '--name', 'pall', '--expose', '90', '-P', IMG, 'sleep', '300']);
+    assert.match(await d.dockerOk(['port', 'pall', '90']), /^0\.0\.0\.0:\d{4,5}$/m);
+    const bad = await api(d, 'POST', '/containers/create', { Image: IMG, Cmd: ['true'], HostConfig: { PortBindings: { 'abc/tcp': [{ HostPort: '1' }] } } });
+    assert.equal(bad.status, 400);
+    // Stopping frees the port for someone else.
+    await d.dockerOk(['rm', '-f', 'web']);
+    await d.dockerOk(['start', 'web2']);
+    await d.dockerOk(['rm', '-f', 'web2', 'client', 'other', 'pall']);
+    await d.dockerOk(['network', 'rm', 'n-web']);
   });
 
   it('default bridge: 172.17.0.x, top-level IPAddress, host resolv.conf, --link in /etc/hosts', async () => {

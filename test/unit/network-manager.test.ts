@@ -9,6 +9,7 @@ import { DefaultIpam } from '../../src/network/ipam/default/default-ipam.js';
 import { DriverRegistry } from '../../src/network/driver-registry.js';
 import { NetworkManager, macFromIpv4, parseLink, parseUntil, type ContainerDirectory } from '../../src/network/network-manager.js';
 import type { Firewall, FirewallState } from '../../src/network/firewall/firewall.js';
+import { NullPortBinder, PortAllocator } from '../../src/network/ports/port-allocator.js';
 import { NoDnsService } from '../../src/network/dns-service.js';
 import type { BridgeSpec, InterfaceConfig, LinkInfo, LinkOps, VethSpec } from '../../src/network/link-ops.js';
 import type { ContainerRecord } from '../../src/containers/container-record.js';
@@ -84,7 +85,7 @@ function fresh() {
     sandboxKey: (c) => join(nsDir, `ns-${c.Id.slice(0, 8)}`),
   };
   const fw = new RecordingFirewall();
-  const mgr = new NetworkManager(store.db, new DefaultIpam(store.db), DriverRegistry.withBuiltins({ linkOps: ops }), dir, fw, new NoDnsService(), join(root, 'net'));
+  const mgr = new NetworkManager(store.db, new DefaultIpam(store.db), DriverRegistry.withBuiltins({ linkOps: ops }), dir, fw, new NoDnsService(), join(root, 'net'), new PortAllocator({ binder: new NullPortBinder() }));
   let seq = 0;
   const container = (name: string, mode = 'bridge', endpoints: Record<string, unknown> = {}, extra: Partial<ContainerRecord['HostConfig']> = {}): ContainerRecord => {
     const id = (++seq).toString(16).padStart(8, '0').repeat(8);
@@ -254,6 +255,38 @@ describe('NetworkManager', () => {
     assert.equal((store.db.prepare('SELECT COUNT(*) AS n FROM net_endpoints').get() as { n: number }).n, 0);
     assert.ok(!ops.bridges.has('br-0123456789ab'));
     assert.ok(ops.bridges.has(`br-${mgr.get('n1').Id.slice(0, 12)}`));
+  });
+
+  it('published ports: reserved at attach on the gateway endpoint, in settings and firewall state, released at detach', async () => {
+    const { mgr, fw, container, start } = fresh();
+    await mgr.start();
+    await mgr.create({ Name: 'web' });
+    const withPorts = (name: string): ContainerRecord => {
+      const c = container(name, 'web', {}, { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '8080' }] }, PublishAllPorts: false } as never);
+      (c.Config as { ExposedPorts?: Record<string, object> }).ExposedPorts = { '80/tcp': {}, '53/udp': {} };
+      return c;
+    };
+    const c1 = withPorts('w1');
+    mgr.validate(c1);
+    await start(c1);
+    const s = mgr.settings(c1, '') as { Ports: Record<string, unknown>; PortsList?: unknown };
+    assert.deepEqual(s.Ports, { '53/udp': null, '80/tcp': [{ HostIp: '0.0.0.0', HostPort: '8080' }, { HostIp: '::', HostPort: '8080' }] });
+    assert.equal(JSON.parse(JSON.stringify(s)).PortsList, undefined, 'PortsList is not part of inspect');
+    assert.ok(Array.isArray(s.PortsList));
+    const ip = (mgr.settings(c1, '') as { Networks: Record<string, { IPAddress: string }> }).Networks['web']!.IPAddress;
+    assert.deepEqual(
+      fw.last?.ports.map((p) => [p.hostIp, p.hostPort, p.containerIp, p.containerPort]),
+      [['0.0.0.0', 8080, ip, 80]],
+    );
+    const c2 = withPorts('w2');
+    await assert.rejects(start(c2), (e: unknown) => e instanceof Conflict && /port is already allocated/.test(e.message));
+    await mgr.detach(c1);
+    c1.State.Status = 'exited';
+    assert.deepEqual(fw.last?.ports, []);
+    await start(c2);
+    assert.equal(fw.last?.ports.length, 1);
+    const bad = container('w3', 'web', {}, { PortBindings: { 'x/tcp': [] } } as never);
+    assert.throws(() => mgr.validate(bad), InvalidParameter);
   });
 
   it('list filters and prune', async () => {

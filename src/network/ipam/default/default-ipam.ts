@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { Forbidden, InvalidParameter } from '../../../errors.js';
-import { run } from '../../../sys/runner.js';
+import { readFile } from 'node:fs/promises';
 import { Unavailable } from '../../network-errors.js';
 import { type IpAddress, Prefix, formatIp, parseIp } from '../ip-address.js';
 import type { Ipam, IpamConfigEntry, IpamPool, PoolRequest } from '../ipam.js';
@@ -81,23 +81,33 @@ export class DefaultIpam implements Ipam {
     if (errs.length) throw new InvalidParameter(`invalid network config:\n${joinErrors(errs)}`);
   }
 
+  /**
+   * Routes of the daemon's network namespace, read from /proc/net/route and /proc/net/ipv6_route
+   * (the process's own namespace, no exec). Default routes, link-local, multicast and loopback
+   * entries say nothing about which private pools are free and are left out.
+   */
   async hostRoutes(): Promise<Prefix[]> {
     const out: Prefix[] = [];
-    for (const fam of ['-4', '-6']) {
-      const r = await run(['ip', '-j', fam, 'route', 'show'], { allowFailure: true });
-      if (r.code !== 0 || !r.stdout.trim()) continue;
-      let routes: Array<{ dst?: string }> = [];
-      try {
-        routes = JSON.parse(r.stdout) as Array<{ dst?: string }>;
-      } catch {
-        continue;
-      }
-      for (const { dst } of routes) {
-        if (!dst || dst === 'default') continue;
-        const p = Prefix.parse(dst.includes('/') ? dst : `${dst}/${dst.includes(':') ? 128 : 32}`);
-        // Link-local and multicast routes say nothing about which private pools are free.
-        if (p && !(p.family === 6 && /^f[ef]/i.test(formatIp(p.addr)))) out.push(p.masked());
-      }
+    const v4 = await readFile('/proc/net/route', 'utf8').catch(() => '');
+    for (const line of v4.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 8 || f[0] === 'lo') continue;
+      const dst = leHex(f[1]!);
+      const mask = leHex(f[7]!);
+      if (dst === undefined || mask === undefined || mask === 0n) continue;
+      let bits = 0;
+      for (let m = mask; m & 0x80000000n; m = (m << 1n) & 0xffffffffn) bits++;
+      out.push(new Prefix({ family: 4, value: dst }, bits).masked());
+    }
+    const v6 = await readFile('/proc/net/ipv6_route', 'utf8').catch(() => '');
+    for (const line of v6.split('\n')) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[9] === 'lo') continue;
+      const bits = parseInt(f[1]!, 16);
+      if (!bits || !/^[0-9a-f]{32}$/.test(f[0]!)) continue;
+      const p = new Prefix({ family: 6, value: BigInt(`0x${f[0]}`) }, bits).masked();
+      if (/^f[ef]/i.test(f[0]!)) continue;
+      out.push(p);
     }
     return out;
   }
@@ -228,6 +238,13 @@ export class DefaultIpam implements Ipam {
   releaseNetwork(networkId: string): void {
     this.db.prepare('DELETE FROM ipam_addresses WHERE network_id = ?').run(networkId);
   }
+}
+
+/** /proc/net/route writes IPv4 values as little-endian hex. */
+function leHex(h: string): bigint | undefined {
+  if (!/^[0-9A-Fa-f]{8}$/.test(h)) return undefined;
+  const b = h.match(/../g)!.reverse().join('');
+  return BigInt(`0x${b}`);
 }
 
 function isUniqueViolation(e: unknown): boolean {
