@@ -481,6 +481,7 @@ describe('networks', () => {
     const id = await d.dockerOk(['network', 'create', '--subnet', '10.95.0.0/24', 'n-r']);
     await d.dockerOk(['run', '-d', '--name', 'r1', '--network', 'n-r', IMG, 'sleep', '600']);
     await d.dockerOk(['run', '-d', '--name', 'r2', '--network', 'n-r', IMG, 'sleep', '600']);
+    const r3 = await d.dockerOk(['run', '-d', '--name', 'r3', '--network', 'n-r', '-p', '18090:80', IMG, 'httpd', '-f', '-p', '80', '-h', '/etc']);
     const ip2 = await ipOf(d, 'r2', 'n-r');
     await d.restart();
     assert.equal((await d.docker(['exec', 'r1', 'ping', '-c', '1', '-W', '2', ip2])).code, 0, 'after a plain restart');
@@ -504,7 +505,11 @@ describe('networks', () => {
     assert.equal(ping.code, 0, 'after a kernel wipe: ' + ping.stdout + ping.stderr);
     const dns = await d.docker(['exec', 'r1', 'nslookup', 'r2']);
     assert.equal(dns.code, 0, 'names resolve after restarts: ' + dns.stdout + dns.stderr);
-    await d.dockerOk(['rm', '-f', 'r1', 'r2']);
+    const web = spawnSync('timeout', ['5', 'nsenter', `--net=/run/netns/${d.hostNs}`, 'busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1:18090/hostname'], { encoding: 'utf8' });
+    assert.equal((web.stdout ?? '').trim(), r3.slice(0, 12), 'published port served after restarts: ' + web.stderr);
+    const again = await d.docker(['run', '-d', '--name', 'r4', '-p', '18090:80', IMG, 'sleep', '60']);
+    assert.match(again.stderr, /port is already allocated/, 'the port is still reserved after restarts');
+    await d.dockerOk(['rm', '-f', 'r1', 'r2', 'r3', 'r4']);
     await d.dockerOk(['network', 'rm', 'n-r']);
   });
 });
