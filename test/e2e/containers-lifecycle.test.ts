@@ -232,6 +232,18 @@ describe('containers: life cycle', () => {
       assert.equal(await d.dockerOk(['ps', '-aq', '--no-trunc']), running);
       await d.dockerOk(['rm', '-f', running]);
     });
+
+    it('container prune --filter label= and until= narrow it down', async () => {
+      const keep = await d.dockerOk(['create', '-l', 'keep=yes', IMG, 'true']);
+      const doomed = await d.dockerOk(['create', '-l', 'keep=no', IMG, 'true']);
+      const out = await d.dockerOk(['container', 'prune', '-f', '--filter', 'label=keep=no']);
+      assert.ok(out.includes(doomed) && !out.includes(keep), out);
+      // Nothing was created more than an hour ago.
+      const none = await d.dockerOk(['container', 'prune', '-f', '--filter', 'until=1h']);
+      assert.ok(!none.includes(keep), none);
+      assert.equal(await d.dockerOk(['ps', '-aq', '--no-trunc']), keep);
+      await d.dockerOk(['rm', keep]);
+    });
   });
 
   describe('restart policies and auto-remove', () => {
