@@ -248,8 +248,9 @@ export function registerContainers(r: Router, d: Daemon): void {
       c.res.write(tty ? data : frame(e.stream === 'stdout' ? 1 : 2, data));
     };
     const { entries, offset } = await readLog(cm.logPath(x.Id));
-    const picked = entries.filter(want);
-    for (const e of tail >= 0 ? (tail === 0 ? [] : picked.slice(-tail)) : picked) emit(e);
+    // Docker takes the last lines of the log first, then filters them by stream and time: `--tail 2`
+    // of a container whose last two lines went to stderr shows no stdout.
+    for (const e of tail >= 0 ? (tail === 0 ? [] : entries.slice(-tail)) : entries) emit(e);
     const cur = cm.find(x.Id);
     const active = cur && (cur.State.Status === 'running' || cur.State.Status === 'paused' || cur.State.Status === 'restarting');
     if (!follow || !active || (until !== undefined && until !== 0 && until * 1000 < Date.now())) {
