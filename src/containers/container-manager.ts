@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { Daemon } from '../daemon.js';
 import { Conflict, InvalidParameter, NotFound, NotModified, SystemError, errorMessage } from '../errors.js';
 import { logger } from '../log.js';
-import { run } from '../sys/runner.js';
+import { run, which } from '../sys/runner.js';
 import { ConmonRuntime, RuntimeError } from '../runtime/conmon-runtime.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { containerSpec } from '../runtime/oci-spec.js';
@@ -448,10 +448,20 @@ export class ContainerManager {
       }
 
       lap('files');
+      // `--init`: Docker's docker-init (tini) runs as pid 1, forwards signals and reaps; it is
+      // bind-mounted read-only and left out of the container's Mounts, as Docker does.
+      let args = [c.Path, ...c.Args];
+      let specOf = c;
+      if (c.HostConfig.Init) {
+        const init = which('docker-init') ?? which('tini-static');
+        if (!init) throw new SystemError('exec: "docker-init": executable file not found in $PATH (apt-get install tini)');
+        args = ['/sbin/docker-init', '--', ...args];
+        specOf = { ...c, Mounts: [...c.Mounts, { Type: 'bind', Source: init, Destination: '/sbin/docker-init', Mode: 'ro', RW: false, Propagation: 'rprivate' }] };
+      }
       const spec = containerSpec({
-        c,
+        c: specOf,
         rootfs,
-        args: [c.Path, ...c.Args],
+        args,
         env,
         cwd: c.Config.WorkingDir || '/',
         user,

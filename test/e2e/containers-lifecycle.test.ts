@@ -4,6 +4,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 import { eventually, inspect, leftoversOf, rawRequest, sleep } from './containers-support.js';
 
@@ -47,6 +48,22 @@ describe('containers: life cycle', () => {
       assert.equal(await state(id), 'exited');
       assert.equal(await exitCode(id), 137);
       assertNoLeftovers(id);
+      await d.dockerOk(['rm', id]);
+    });
+
+    it('--init runs docker-init as pid 1, which passes the stop signal on', async (t) => {
+      if (spawnSync('sh', ['-c', 'command -v docker-init || command -v tini-static'], { encoding: 'utf8' }).status !== 0) {
+        t.skip('docker-init (tini) is not installed');
+        return;
+      }
+      const ps = await d.dockerOk(['run', '--rm', '--init', IMG, 'ps', '-o', 'pid,comm']);
+      assert.match(ps, /^\s*1 docker-init$/m);
+      assert.match(ps, /^\s*\d+ ps$/m);
+      const id = await d.dockerOk(['run', '-d', '--init', IMG, 'sleep', '1000']);
+      assert.deepEqual((await inspect(d, id)).Mounts, []);
+      // sleep as pid 1 would ignore TERM; under init it dies of it.
+      await d.dockerOk(['stop', '-t', '20', id]);
+      assert.equal(await exitCode(id), 143);
       await d.dockerOk(['rm', id]);
     });
 
