@@ -160,6 +160,7 @@ export class NetworkManager implements NetworkAttacher {
       }
     }
     for (const n of this.nets.values()) {
+      if (n.ConfigOnly) continue;
       await this.driverOf(n)
         .createNetwork(this.driverNetwork(n))
         .catch((e: unknown) => log.error('recreating network failed', { network: n.Name, error: errorMessage(e) }));
@@ -614,6 +615,7 @@ export class NetworkManager implements NetworkAttacher {
 
   /** Checks one requested endpoint against its network (static addresses, MAC, aliases). */
   private checkEndpoint(n: NetworkRecord, cfg: EndpointRequest): void {
+    if (n.ConfigOnly) throw new Forbidden(`network ${n.Name} is a config-only network; containers cannot attach to it`);
     const wrap = (msg: string): InvalidParameter => new InvalidParameter(`invalid config for network ${n.Name}: invalid endpoint settings:\n${msg}`);
     const ipam = cfg.IPAMConfig ?? {};
     for (const [text, fam] of [
