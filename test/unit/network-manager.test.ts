@@ -127,16 +127,17 @@ describe('NetworkManager', () => {
   it('create picks the next default pool, makes the bridge; rm removes both; unknown driver is 404', async () => {
     const { mgr, ops, fw } = fresh();
     await mgr.start();
-    const { Id } = await mgr.create({ Name: 'a', Driver: '' });
-    const a = mgr.get('a');
+    // Not a hex string: 'a' could match another network's id prefix.
+    const { Id } = await mgr.create({ Name: 'net-a', Driver: '' });
+    const a = mgr.get('net-a');
     assert.equal(a.Driver, 'bridge');
     assert.ok(ops.bridges.has(`br-${Id.slice(0, 12)}`));
     assert.ok(fw.last?.networks.some((f) => f.id === Id && f.bridge === `br-${Id.slice(0, 12)}`));
-    assert.equal(mgr.get(Id.slice(0, 6)).Name, 'a');
+    assert.equal(mgr.get(Id.slice(0, 6)).Name, 'net-a');
     await assert.rejects(mgr.create({ Name: 'x', Driver: 'weird' }), (e: unknown) => e instanceof NotFound && e.message === 'plugin "weird" not found');
-    await mgr.remove('a');
+    await mgr.remove('net-a');
     assert.ok(!ops.bridges.has(`br-${Id.slice(0, 12)}`));
-    assert.throws(() => mgr.get('a'), (e: unknown) => e instanceof NotFound && e.message === 'network a not found');
+    assert.throws(() => mgr.get('net-a'), (e: unknown) => e instanceof NotFound && e.message === 'network net-a not found');
   });
 
   it('attach: eth0/eth1 in order, addresses, MAC from IPv4, default route by GwPriority then name', async () => {
