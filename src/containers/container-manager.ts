@@ -427,7 +427,7 @@ export class ContainerManager {
       } else {
         const selfIp = this.attacher.hostsEntries(c);
         const self = selfIp.length ? selfIp : mode === 'host' ? [] : [];
-        writeFileSync(hostsPath, renderHosts(self, c.HostConfig.ExtraHosts ?? []));
+        writeFileSync(hostsPath, renderHosts(self, this.attacher.extraHosts?.(c) ?? c.HostConfig.ExtraHosts ?? []));
         writeFileSync(hostnamePath, c.Config.Hostname + '\n');
         let hostResolv = '';
         try {

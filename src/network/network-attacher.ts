@@ -27,4 +27,6 @@ export interface NetworkAttacher {
    * server at 127.0.0.11, `options ndots:0`); undefined keeps the file derived from the host's.
    */
   resolvConf?(c: ContainerRecord, hostResolvConf: string): string | undefined;
+  /** `--add-host` entries with `host-gateway` replaced by the host's address on the default bridge. */
+  extraHosts?(c: ContainerRecord): string[];
 }

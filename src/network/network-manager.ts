@@ -950,7 +950,7 @@ export class NetworkManager implements NetworkAttacher {
     const path = join(this.containers.dir(c.Id), 'hosts');
     if (!existsSync(path)) return;
     try {
-      writeFileSync(path, renderHosts(this.hostsEntries(c), c.HostConfig.ExtraHosts ?? []));
+      writeFileSync(path, renderHosts(this.hostsEntries(c), this.extraHosts(c)));
     } catch (e) {
       log.warn('rewriting /etc/hosts failed', { id: c.Id.slice(0, 12), error: errorMessage(e) });
     }
@@ -980,6 +980,17 @@ export class NetworkManager implements NetworkAttacher {
       if (ep.ipv6) lines.push(`${ep.ipv6}\t${host}`);
     }
     return lines;
+  }
+
+  /**
+   * `--add-host name:host-gateway` means the host as containers see it: Docker's default is the
+   * default bridge's gateway address (172.17.0.1; `arca0` here).
+   */
+  extraHosts(c: ContainerRecord): string[] {
+    const list = c.HostConfig.ExtraHosts ?? [];
+    if (!list.some((h) => h.endsWith(':host-gateway'))) return list;
+    const gw = this.byName('bridge')?.pools.find((p) => p.family === 4)?.gateway ?? '';
+    return list.map((h) => (h.endsWith(':host-gateway') && gw ? `${h.slice(0, -'host-gateway'.length)}${gw}` : h));
   }
 
   /**

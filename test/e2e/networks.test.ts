@@ -358,7 +358,8 @@ describe('networks', () => {
   });
 
   it('default bridge: 172.17.0.x, top-level IPAddress, host resolv.conf, --link in /etc/hosts', async () => {
-    await d.dockerOk(['run', '-d', '--name', 'b1', IMG, 'sleep', '300']);
+    await d.dockerOk(['run', '-d', '--name', 'b1', '--add-host', 'host.docker.internal:host-gateway', IMG, 'sleep', '300']);
+    assert.match(await d.dockerOk(['exec', 'b1', 'cat', '/etc/hosts']), /^172\.17\.0\.1\thost\.docker\.internal$/m);
     await d.dockerOk(['run', '-d', '--name', 'b2', '--link', 'b1:buddy', IMG, 'sleep', '300']);
     const ip1 = await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'b1']);
     assert.match(ip1, /^172\.17\.0\.\d+$/);
