@@ -721,6 +721,8 @@ export class NetworkManager implements NetworkAttacher {
     }
     if (ep.published?.length) this.ports.releaseAll(ep.published);
     this.dropEndpointRow(ep.id);
+    // An endpoint rolled back before its row was saved still holds its addresses.
+    this.ipam.releaseOwner(ep.networkId, ep.id);
     if (errors.length) throw new AggregateError(errors, `removing endpoint ${ep.id.slice(0, 12)} failed in part`);
   }
 

@@ -215,6 +215,18 @@ describe('NetworkManager', () => {
     assert.equal(ops.veths.size, 0);
   });
 
+  it('a start that fails on its second network releases the first one\'s address too', async () => {
+    const { mgr, store, container, start } = fresh();
+    await mgr.start();
+    await mgr.create({ Name: 'ok-net', IPAM: { Config: [{ Subnet: '10.7.0.0/24' }] } });
+    await mgr.create({ Name: 'tiny', IPAM: { Config: [{ Subnet: '10.8.0.0/30' }] } }); // .1 gateway, .2 the only address
+    await start(container('first', 'tiny'));
+    const c = container('second', 'ok-net', { 'ok-net': {}, tiny: {} });
+    await assert.rejects(start(c), /no available IPv4 addresses on this network's address pools: tiny/);
+    const held = store.db.prepare("SELECT COUNT(*) AS n FROM ipam_addresses WHERE owner != 'gateway' AND network_id = ?").get(mgr.get('ok-net').Id) as { n: number };
+    assert.equal(held.n, 0);
+  });
+
   it('50 concurrent attaches on one network get 50 distinct addresses; removal of a container frees its rows', async () => {
     const { mgr, store, container, start } = fresh();
     await mgr.start();
