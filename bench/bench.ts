@@ -4,13 +4,15 @@
  *
  * The daemon runs in a throwaway netns through the e2e harness, so the machine is left as found.
  * Times include the docker CLI's own start-up; `cli_floor_ms` (`docker version`) shows that floor.
- * Options: --n N (samples per measurement, default 20).
+ * Options: --n N (samples per measurement, default 20); --only net|containers|all (default all):
+ * `net` is the network section (bench/net-bench.ts: raw-kernel baseline vs arca, issue 3).
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { TEST_IMAGE, conmonPids, rssKb, startDaemon, type TestDaemon } from '../test/e2e/harness.js';
 import { ARCA_VERSION } from '../src/version.js';
+import { benchNetwork } from './net-bench.js';
 
 /** What we aim for on a 2-vCPU machine; reported next to the results, never enforced. */
 const TARGETS = { run_d_ms: 90, rm_f_ms: 60, daemon_rss_mb: 60, per_container_mb: 3 };
@@ -71,11 +73,20 @@ function daemonAndShimsKb(d: TestDaemon): { daemon: number; conmon: number; shim
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { n: { type: 'string', default: '20' }, runtime: { type: 'string', default: 'runc' } },
+    options: {
+      n: { type: 'string', default: '20' },
+      runtime: { type: 'string', default: 'runc' },
+      only: { type: 'string', default: 'all' },
+    },
     strict: true,
   });
   const N = Number(values.n);
-  if (!Number.isInteger(N) || N < RUNNING_FOR_RSS) throw new Error(`--n must be an integer ≥ ${RUNNING_FOR_RSS}`);
+  const only = values.only!;
+  if (!['net', 'containers', 'all'].includes(only)) throw new Error('--only must be net, containers or all');
+  const doContainers = only !== 'net';
+  const doNet = only !== 'containers';
+  const minN = doContainers ? RUNNING_FOR_RSS : 1;
+  if (!Number.isInteger(N) || N < minN) throw new Error(`--n must be an integer ≥ ${minN}`);
 
   const report: Record<string, unknown> = {
     arca_version: ARCA_VERSION,
@@ -84,11 +95,14 @@ async function main(): Promise<number> {
     kernel: os.release(),
     cpus: os.cpus().length,
     n: N,
+    only,
     loadavg_start: os.loadavg().map((x) => Math.round(x * 100) / 100),
   };
   const results: Record<string, unknown> = {};
-  report.results = results;
-  report.targets = TARGETS;
+  if (doContainers) {
+    report.results = results;
+    report.targets = TARGETS;
+  }
 
   let d: TestDaemon | undefined;
   let code = 0;
@@ -96,13 +110,38 @@ async function main(): Promise<number> {
     progress('starting a daemon in a throwaway netns and loading the test image');
     d = await startDaemon({ daemonArgs: ['--runtime', values.runtime!] });
     await new Promise((r) => setTimeout(r, 500));
+    if (doContainers) await benchContainers(d, N, results, report);
+    if (doNet) {
+      progress('network: raw-kernel baseline, then the same workload through arca');
+      const network = await benchNetwork(d, N, progress);
+      report.network = network;
+      if (network.errors) code = 1;
+    }
+  } catch (err) {
+    code = 1;
+    report.error = err instanceof Error ? err.message : String(err);
+    progress(`failed: ${String(report.error)}`);
+  } finally {
+    if (d) {
+      progress('cleaning up');
+      await d.cleanup().catch((e: unknown) => progress(`cleanup: ${e instanceof Error ? e.message : String(e)}`));
+    }
+    report.loadavg_end = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  }
+  process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  return code;
+}
+
+/** The container life cycle: run -d, exec, rm -f, and what the daemon and its shims cost in memory. */
+async function benchContainers(d: TestDaemon, N: number, results: Record<string, unknown>, report: Record<string, unknown>): Promise<void> {
+  {
     const idleKb = rssKb(d.pid());
     results.daemon_rss_idle_mb = mb(idleKb);
     progress(`idle daemon RSS ${mb(idleKb)} MB`);
 
     // The floor every CLI measurement stands on: docker's own start-up plus a ping and one request.
     const floorMs: number[] = [];
-    for (let i = 0; i < N; i++) floorMs.push(await timed(async () => void (await d!.dockerOk(['version', '-f', '{{.Server.Version}}']))));
+    for (let i = 0; i < N; i++) floorMs.push(await timed(async () => void (await d.dockerOk(['version', '-f', '{{.Server.Version}}']))));
     results.cli_floor_ms = stats(floorMs);
 
     // Warm-up: the first container pays for caches (image unpack, runtime lookups).
@@ -123,14 +162,14 @@ async function main(): Promise<number> {
     const execMs: number[] = [];
     for (let i = 0; i < N; i++) {
       const id = ids[i % ids.length]!;
-      execMs.push(await timed(async () => void (await d!.dockerOk(['exec', id, 'true']))));
+      execMs.push(await timed(async () => void (await d.dockerOk(['exec', id, 'true']))));
     }
     results.exec_ms = stats(execMs);
 
     progress(`docker rm -f × ${N} (memory measured with ${RUNNING_FOR_RSS} still running)`);
     const rmMs: number[] = [];
     const rm = async (id: string): Promise<void> => {
-      rmMs.push(await timed(async () => void (await d!.dockerOk(['rm', '-f', id]))));
+      rmMs.push(await timed(async () => void (await d.dockerOk(['rm', '-f', id]))));
     };
     while (ids.length > RUNNING_FOR_RSS) await rm(ids.shift()!);
     await new Promise((r) => setTimeout(r, 500));
@@ -149,19 +188,7 @@ async function main(): Promise<number> {
       daemon_rss_mb: (results.daemon_rss_mb as number) <= TARGETS.daemon_rss_mb,
       per_container_mb: (results.per_container_mb as number) <= TARGETS.per_container_mb,
     };
-  } catch (err) {
-    code = 1;
-    report.error = err instanceof Error ? err.message : String(err);
-    progress(`failed: ${String(report.error)}`);
-  } finally {
-    if (d) {
-      progress('cleaning up');
-      await d.cleanup().catch((e: unknown) => progress(`cleanup: ${e instanceof Error ? e.message : String(e)}`));
-    }
-    report.loadavg_end = os.loadavg().map((x) => Math.round(x * 100) / 100);
   }
-  process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-  return code;
 }
 
 main().then(
