@@ -44,23 +44,36 @@ export class ConmonRuntime implements Runtime {
     return [this.runtimeBin, `--root=${this.stateRoot}`, ...args];
   }
 
-  create(spec: CreateSpec): Promise<{ pid: number; conmonPid: number }> {
-    const args = [
+  /** The conmon arguments containers and exec sessions share. */
+  private conmonArgs(o: { cid: string; uuid: string; bundle: string; pidFile: string; conmonDir: string; logPath: string; exitDir: string }): string[] {
+    return [
       '--api-version', '1',
-      '-c', spec.id,
-      '-u', spec.id,
-      '-n', spec.id,
+      '-c', o.cid,
+      '-u', o.uuid,
+      '-n', o.uuid,
       '-r', this.runtimeBin,
-      '-b', spec.bundle,
-      '-p', join(spec.bundle, 'init.pid'),
-      '-P', join(spec.bundle, 'conmon.pid'),
-      '-l', `k8s-file:${spec.logPath}`,
-      '--exit-dir', this.exitDir,
+      '-b', o.bundle,
+      '-p', o.pidFile,
+      '-P', join(o.conmonDir, 'conmon.pid'),
+      '-l', `k8s-file:${o.logPath}`,
+      '--exit-dir', o.exitDir,
       '--socket-dir-path', this.socketDir,
       '--runtime-arg', `--root=${this.stateRoot}`,
       '--log-level', 'error',
       '--no-sync-log',
     ];
+  }
+
+  create(spec: CreateSpec): Promise<{ pid: number; conmonPid: number }> {
+    const args = this.conmonArgs({
+      cid: spec.id,
+      uuid: spec.id,
+      bundle: spec.bundle,
+      pidFile: join(spec.bundle, 'init.pid'),
+      conmonDir: spec.bundle,
+      logPath: spec.logPath,
+      exitDir: this.exitDir,
+    });
     if (spec.stdin) args.push('-i');
     if (spec.stdin && spec.leaveStdinOpen) args.push('--leave-stdin-open');
     if (spec.tty) args.push('-t');
@@ -71,25 +84,16 @@ export class ConmonRuntime implements Runtime {
     // conmon names an exec's exit file after the container, and puts the attach socket and
     // ctl fifo in the bundle folder: give each session its own of both.
     mkdirSync(join(spec.dir, 'exits'), { recursive: true });
-    const args = [
-      '--api-version', '1',
-      '-c', spec.containerId,
-      '-u', spec.execId,
-      '-n', spec.execId,
-      '-r', this.runtimeBin,
-      '-b', spec.dir,
-      '-0', spec.dir,
-      '-p', join(spec.dir, 'exec.pid'),
-      '-P', join(spec.dir, 'conmon.pid'),
-      '-l', `k8s-file:${spec.logPath}`,
-      '--exit-dir', join(spec.dir, 'exits'),
-      '--socket-dir-path', this.socketDir,
-      '--runtime-arg', `--root=${this.stateRoot}`,
-      '--log-level', 'error',
-      '--no-sync-log',
-      '-e',
-      '--exec-process-spec', spec.processPath,
-    ];
+    const args = this.conmonArgs({
+      cid: spec.containerId,
+      uuid: spec.execId,
+      bundle: spec.dir,
+      pidFile: join(spec.dir, 'exec.pid'),
+      conmonDir: spec.dir,
+      logPath: spec.logPath,
+      exitDir: join(spec.dir, 'exits'),
+    });
+    args.push('-0', spec.dir, '-e', '--exec-process-spec', spec.processPath);
     if (spec.stdin) args.push('-i');
     if (spec.tty) args.push('-t');
     return this.spawnConmon(args, spec.dir);
