@@ -130,7 +130,12 @@ export class ContainerManager {
       const other = this.find(m.slice('container:'.length));
       return other ? this.sandboxKey(other) : '';
     }
-    return this.netns.pathOf(this.netns.nameFor(c.Id));
+    return this.netns.pathOf(this.netnsName(c));
+  }
+
+  /** The container's namespace name: recorded per run, or the pre-pool name of old records. */
+  private netnsName(c: ContainerRecord): string {
+    return c.State.Netns ?? this.netns.nameFor(c.Id);
   }
 
   containersUsingImage(imageId: string): string[] {
@@ -381,15 +386,19 @@ export class ContainerManager {
       await this.runtime.delete(id, true).catch(() => {});
       const mode = c.HostConfig.NetworkMode;
       const ownNetns = mode !== 'host' && !mode.startsWith('container:');
-      const nsName = this.netns.nameFor(id);
+      let nsName = '';
       // The rootfs mount and the namespace are independent: make them at once.
       const mounting = isMounted(rootfs)
         ? Promise.resolve(false)
         : run(['mount', '-t', 'overlay', 'overlay', '-o', `lowerdir=${this.d.images.lowerDirs(image).join(':')},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, rootfs]).then(() => true);
-      const nsMaking = ownNetns ? this.netns.create(nsName) : Promise.resolve(undefined);
+      const nsMaking = ownNetns ? this.netns.take() : Promise.resolve(undefined);
       const [mounted, ns] = await Promise.allSettled([mounting, nsMaking]);
       if (mounted.status === 'fulfilled' && mounted.value) undo.push(() => umount(rootfs));
-      if (ns.status === 'fulfilled' && ns.value) undo.push(() => this.netns.delete(nsName));
+      if (ns.status === 'fulfilled' && ns.value) {
+        nsName = ns.value;
+        c.State.Netns = nsName;
+        undo.push(() => this.netns.delete(nsName));
+      }
       if (mounted.status === 'rejected') throw mounted.reason;
       if (ns.status === 'rejected') throw ns.reason;
       lap('mount+netns');
@@ -506,6 +515,7 @@ export class ContainerManager {
       log.debug('started', { id: id.slice(0, 12), pid, ms: mark });
     } catch (err) {
       for (const u of undo.reverse()) await u().catch((e: unknown) => log.warn('start rollback step failed', { error: errorMessage(e) }));
+      c.State.Netns = undefined;
       if (err instanceof RuntimeError) {
         const msg = `failed to create task for container: failed to create shim task: OCI runtime create failed: ${err.message}: unknown`;
         c.State.Error = msg;
@@ -577,8 +587,9 @@ export class ContainerManager {
         if (st) await this.runtime.delete(c.Id, true).catch(() => {});
       }
     }
-    const liveNs = new Set([...live].map((id) => this.netns.nameFor(id)));
+    const liveNs = new Set([...live].map((id) => this.netnsName(this.byId.get(id)!)));
     for (const ns of this.netns.list()) if (!liveNs.has(ns)) await this.netns.delete(ns);
+    this.netns.refill();
     for (const f of safeReaddir(this.runtime.exitDir)) if (!this.byId.has(f)) rmSync(join(this.runtime.exitDir, f), { force: true });
     for (const f of safeReaddir(this.runtime.socketDir)) if (!this.byId.has(f)) rmSync(join(this.runtime.socketDir, f), { force: true });
   }
@@ -628,7 +639,7 @@ export class ContainerManager {
     const ownNetns = c.HostConfig.NetworkMode !== 'host' && !c.HostConfig.NetworkMode.startsWith('container:');
     const results = await Promise.allSettled([
       this.runtime.delete(id, true),
-      this.attacher.detach(c).then(() => (ownNetns ? this.netns.delete(this.netns.nameFor(id)) : undefined)),
+      this.attacher.detach(c).then(() => (ownNetns ? this.netns.delete(this.netnsName(c)) : undefined)),
       umount(join(this.dir(id), 'rootfs')),
     ]);
     for (const r of results) if (r.status === 'rejected') errors.push(r.reason);
@@ -896,7 +907,9 @@ export class ContainerManager {
       this.save(c);
       const errors: unknown[] = [];
       await this.runtime.delete(c.Id, true).catch((e: unknown) => errors.push(e));
-      await this.netns.delete(this.netns.nameFor(c.Id)).catch((e: unknown) => errors.push(e));
+      if (!c.HostConfig.NetworkMode.startsWith('container:') && c.HostConfig.NetworkMode !== 'host') {
+        await this.netns.delete(this.netnsName(c)).catch((e: unknown) => errors.push(e));
+      }
       const rootfs = join(this.dir(c.Id), 'rootfs');
       if (isMounted(rootfs)) await umount(rootfs).catch((e: unknown) => errors.push(e));
       try {
@@ -992,6 +1005,7 @@ export class ContainerManager {
     this.watcher?.close();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const t of this.restartTimers.values()) clearTimeout(t);
+    this.netns.close();
   }
 }
 

@@ -84,6 +84,8 @@ export interface ContainerState {
   OOMKilled: boolean;
   /** conmon's pid, to tell a live container from a lost one after a daemon restart. */
   ConmonPid: number;
+  /** Name of the network namespace of the current run (`ip netns`), when the container has its own. */
+  Netns?: string;
   /** `docker stop`/`kill` by the user: restart policies (but `always`) leave it stopped. */
   ManuallyStopped: boolean;
   RestartCount: number;

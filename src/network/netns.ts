@@ -1,5 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { run } from '../sys/runner.js';
+import { logger } from '../log.js';
+
+const log = logger('arca:netns');
+
+/** Namespaces kept ready: a start takes one instead of paying two `ip` execs. */
+const POOL_SIZE = 2;
 
 export const NETNS_DIR = '/run/netns';
 
@@ -9,10 +16,58 @@ export const NETNS_DIR = '/run/netns';
  * touch each other's.
  */
 export class NetnsManager {
+  private readonly pool: string[] = [];
+  private filling = false;
+  private closed = false;
+
   constructor(private readonly tag: string) {}
 
+  /** The name a container's namespace had before pooling (still honoured for old records). */
   nameFor(containerId: string): string {
     return `arca-${this.tag}-${containerId.slice(0, 12)}`;
+  }
+
+  /**
+   * A ready namespace (loopback up) for a starting container, from the pool when it has one.
+   * The caller owns it from here: it records the name and deletes it when done.
+   */
+  async take(): Promise<string> {
+    const name = this.pool.shift();
+    this.refill();
+    if (name && existsSync(this.pathOf(name))) return name;
+    const fresh = `arca-${this.tag}-n${randomBytes(5).toString('hex')}`;
+    await this.create(fresh);
+    return fresh;
+  }
+
+  /** Names held in the pool (not leftovers, though no container owns them yet). */
+  pooled(): string[] {
+    return [...this.pool];
+  }
+
+  /** Tops the pool up in the background, one namespace at a time. */
+  refill(): void {
+    if (this.filling || this.closed || this.pool.length >= POOL_SIZE) return;
+    this.filling = true;
+    void (async () => {
+      try {
+        while (!this.closed && this.pool.length < POOL_SIZE) {
+          const name = `arca-${this.tag}-n${randomBytes(5).toString('hex')}`;
+          await this.create(name);
+          if (this.closed) await this.delete(name);
+          else this.pool.push(name);
+        }
+      } catch (e) {
+        log.warn('netns pool refill failed', { error: e instanceof Error ? e.message : String(e) });
+      } finally {
+        this.filling = false;
+      }
+    })();
+  }
+
+  /** Stops refilling; pooled namespaces stay until the next start-up sweep removes them. */
+  close(): void {
+    this.closed = true;
   }
 
   pathOf(name: string): string {
