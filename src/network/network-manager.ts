@@ -1107,12 +1107,19 @@ export class NetworkManager implements NetworkAttacher {
         id: n.Id,
         name: n.Name,
         internal: n.Internal,
-        endpoints: this.endpointsOn(n.Id).map((e) => ({
-          containerId: e.containerId,
-          names: e.dnsNames,
-          ...(e.ipv4 ? { ipv4: e.ipv4 } : {}),
-          ...(e.ipv6 ? { ipv6: e.ipv6 } : {}),
-        })),
+        endpoints: this.endpointsOn(n.Id).map((e) => {
+          // `--dns` on a user-defined network: the embedded server forwards this container's
+          // queries there instead of to the host's resolvers (moby sets them as the sandbox
+          // resolver's external servers); resolv.conf keeps 127.0.0.11.
+          const dns = this.containers.find(e.containerId)?.HostConfig.Dns?.filter((s) => s.trim() !== '') ?? [];
+          return {
+            containerId: e.containerId,
+            names: e.dnsNames,
+            ...(e.ipv4 ? { ipv4: e.ipv4 } : {}),
+            ...(e.ipv6 ? { ipv6: e.ipv6 } : {}),
+            ...(dns.length ? { upstreams: dns } : {}),
+          };
+        }),
       }));
     return { networks, upstreams: hostUpstreams() };
   }

@@ -265,6 +265,25 @@ describe('networks', () => {
     await d.dockerOk(['network', 'rm', 'n-dns', 'n-dns2']);
   });
 
+  it('--dns, --dns-search, --dns-option on a user network: 127.0.0.11 stays, search and options as Docker', async () => {
+    await d.dockerOk(['network', 'create', 'n-dnsopt']);
+    await d.dockerOk(['run', '-d', '--name', 'o1', '--network', 'n-dnsopt', '--dns', '198.18.9.9', '--dns-search', 'corp.example', '--dns-option', 'ndots:2', IMG, 'sleep', '300']);
+    const resolv = await d.dockerOk(['exec', 'o1', 'cat', '/etc/resolv.conf']);
+    // The --dns server becomes the embedded server's upstream for o1, not a nameserver line
+    // (reaching 198.18.9.9 is not tested: there is no such server here).
+    assert.deepEqual(resolv.split('\n').filter((l) => /^nameserver\s/.test(l)), ['nameserver 127.0.0.11']);
+    assert.match(resolv, /^search corp\.example$/m);
+    // A user ndots replaces the embedded DNS default ndots:0.
+    assert.match(resolv, /^options ndots:2$/m);
+    assert.doesNotMatch(resolv, /ndots:0/);
+    // Names on the network are still answered by the embedded server (a trailing dot skips the
+    // search list, whose corp.example queries would go to the unreachable 198.18.9.9).
+    const self = await d.docker(['exec', 'o1', 'nslookup', 'o1.']);
+    assert.equal(self.code, 0, self.stdout + self.stderr);
+    await d.dockerOk(['rm', '-f', 'o1']);
+    await d.dockerOk(['network', 'rm', 'n-dnsopt']);
+  });
+
   it('firewall: masquerade out, --internal has no way out, networks isolated, enable_icc and enable_ip_masquerade', async () => {
     await d.dockerOk(['network', 'create', 'f-a']);
     await d.dockerOk(['network', 'create', 'f-b']);

@@ -188,6 +188,33 @@ describe('DNS resolver', () => {
   });
 });
 
+describe('DNS index: per-container upstreams (--dns)', () => {
+  it('gives an asker its own upstreams, at most three, and leaves others on the host upstreams', () => {
+    const own = ['127.0.0.1:6001', '127.0.0.1:6002', '127.0.0.1:6003', '127.0.0.1:6004'];
+    const snap: DnsSnapshot = {
+      ...SNAPSHOT,
+      networks: SNAPSHOT.networks.map((n) => ({
+        ...n,
+        endpoints: n.endpoints.map((e) => (e.containerId === 'c-both' || e.containerId === 'c-vault' ? { ...e, upstreams: own } : e)),
+      })),
+    };
+    const idx = DnsIndex.build(snap);
+    assert.deepEqual(idx.askerByContainer('c-both')!.upstreams, own.slice(0, 3));
+    assert.deepEqual(idx.askerByAddress('172.19.0.4')!.upstreams, own.slice(0, 3), 'same asker from either network');
+    assert.equal(idx.askerByContainer('c-web')!.upstreams, undefined);
+    assert.deepEqual(idx.upstreams, SNAPSHOT.upstreams.slice(0, 3));
+    // --internal still never forwards, whatever the container's --dns says.
+    const vault = idx.askerByContainer('c-vault')!;
+    assert.equal(vault.forward, false);
+    assert.equal(idx.resolve(vault, 'example.com', DnsType.A).kind, 'local');
+  });
+
+  it('treats an empty list as none', () => {
+    const snap: DnsSnapshot = { upstreams: ['10.0.0.1'], networks: [{ id: 'n', name: 'n', internal: false, endpoints: [{ containerId: 'c', names: ['c'], ipv4: '10.9.0.2', upstreams: [] }] }] };
+    assert.equal(DnsIndex.build(snap).askerByContainer('c')!.upstreams, undefined);
+  });
+});
+
 describe('DNS upstreams', () => {
   it('reads up to three nameservers from resolv.conf, keeping loopback ones', () => {
     const text = '# generated\nsearch example.org\nnameserver 127.0.0.53\nnameserver  10.0.0.1 # office\n;nameserver 9.9.9.9\nnameserver bogus\nnameserver fe80::1%eth0\nnameserver 1.1.1.1\noptions edns0\n';

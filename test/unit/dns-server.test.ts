@@ -351,6 +351,53 @@ describe('DNS server', () => {
   });
 });
 
+describe('DNS server: per-container upstreams (--dns)', () => {
+  it("forwards a container's queries to its own --dns upstream, others' to the host's", async () => {
+    const [hostUp, ownUp] = await Promise.all([FakeUpstream.start('answer'), FakeUpstream.start('answer')]);
+    const snap = (): DnsSnapshot => {
+      const s = snapshot([hostUp.address]);
+      return {
+        ...s,
+        networks: s.networks.map((n) => ({
+          ...n,
+          endpoints: n.endpoints.map((e) => (e.containerId === 'web' || e.containerId === 'vault' ? { ...e, upstreams: [ownUp.address] } : e)),
+        })),
+      };
+    };
+    const server = await DnsServer.start({ address: '127.0.0.1', port: 0, snapshot: snap(), upstreamTimeoutMs: 300 });
+    try {
+      const names = (u: FakeUpstream): string[] => u.seen.map((q) => q.questions[0]!.name);
+      assert.equal((await ask(server.port, WEB, 'mine.example')).header.rcode, DnsRcode.NOERROR);
+      assert.equal((await ask(server.port, WEB2, 'theirs.example')).header.rcode, DnsRcode.NOERROR);
+      assert.equal((await ask(server.port, DB, 'db-side.example')).header.rcode, DnsRcode.NOERROR);
+      assert.deepEqual(names(ownUp), ['mine.example']);
+      assert.deepEqual(names(hostUp), ['theirs.example', 'db-side.example']);
+      // Over TCP too.
+      const s = await tcpConnect(server.port, WEB);
+      s.write(framed(query('tcp.example')));
+      const [tcpAnswer] = await readFrames(s, 1);
+      s.destroy();
+      assert.equal(decodeMessage(tcpAnswer!).header.rcode, DnsRcode.NOERROR);
+      assert.deepEqual(names(ownUp), ['mine.example', 'tcp.example']);
+      // Names of the network are still answered locally, not forwarded.
+      assert.deepEqual((await ask(server.port, WEB, 'web2')).answers.map((a) => a.data), [WEB2]);
+      assert.equal(ownUp.seen.length, 2);
+      // --internal never forwards, even with --dns.
+      assert.equal((await ask(server.port, VAULT, 'out.example')).header.rcode, DnsRcode.SERVFAIL);
+      assert.equal(ownUp.seen.length + hostUp.seen.length, 4);
+      // Without --dns in the next snapshot, the container falls back to the host's upstreams.
+      server.update(snapshot([hostUp.address]));
+      await ask(server.port, WEB, 'after.example');
+      assert.deepEqual(names(hostUp).at(-1), 'after.example');
+      assert.equal(ownUp.seen.length, 2);
+    } finally {
+      await server.close();
+      hostUp.close();
+      ownUp.close();
+    }
+  });
+});
+
 describe('DNS server limits', () => {
   it('refuses forwards beyond the per-client cap, and caps TCP connections', async () => {
     const silent = await FakeUpstream.start('silent');

@@ -172,6 +172,24 @@ describe('NetworkManager', () => {
     assert.doesNotMatch(hosts, /10\.3\.0\./);
   });
 
+  it('--dns becomes the DNS snapshot upstreams of that container; resolv.conf keeps 127.0.0.11 with search and options', async () => {
+    const { mgr, container, start } = fresh();
+    await mgr.start();
+    await mgr.create({ Name: 'n-dns', IPAM: { Config: [{ Subnet: '10.4.0.0/24' }] } });
+    const own = container('own', 'n-dns', { 'n-dns': {} }, { Dns: ['198.18.9.9'], DnsSearch: ['corp.example'], DnsOptions: ['ndots:2', 'edns0'] });
+    const plain = container('plain', 'n-dns', { 'n-dns': {} }, { Dns: [] });
+    for (const c of [own, plain]) {
+      mgr.validate(c);
+      await start(c);
+    }
+    const eps = mgr.dnsSnapshot().networks.find((x) => x.name === 'n-dns')!.endpoints;
+    assert.deepEqual(eps.find((e) => e.containerId === own.Id)?.upstreams, ['198.18.9.9']);
+    assert.equal(eps.find((e) => e.containerId === plain.Id)?.upstreams, undefined);
+    const host = 'nameserver 10.0.0.53\nsearch host.example\noptions ndots:5 rotate\n';
+    assert.equal(mgr.resolvConf(own, host), 'nameserver 127.0.0.11\nsearch corp.example\noptions ndots:2 edns0\n');
+    assert.equal(mgr.resolvConf(plain, host), 'nameserver 127.0.0.11\nsearch host.example\noptions ndots:0 rotate\n');
+  });
+
   it('connect/disconnect errors with Docker texts; stopped containers only record', async () => {
     const { mgr, ops, container, start } = fresh();
     await mgr.start();

@@ -7,7 +7,8 @@
  * - names resolve only on networks the asking container is on; `<name>.<network>` also works;
  * - several endpoints sharing a name (an alias) give all their addresses, shuffled per query;
  * - a known name without a record of the asked type is NOERROR with no answers (NODATA);
- * - an unknown name is forwarded upstream, unless every network of the asker is `--internal`:
+ * - an unknown name is forwarded upstream (the asker's `--dns` servers if it has any, else the
+ *   host's), unless every network of the asker is `--internal`:
  *   then moby skips the host's resolvers and, having tried none, answers SERVFAIL.
  */
 import type { DnsSnapshot } from './dns-snapshot.js';
@@ -49,6 +50,11 @@ export interface DnsAsker {
   networks: readonly NetworkView[];
   /** False when every network of the container is internal: never forward for it. */
   forward: boolean;
+  /**
+   * The container's own upstreams (`--dns`, at most three), used instead of the index's host
+   * {@link DnsIndex.upstreams}; undefined when it has none.
+   */
+  upstreams?: readonly string[];
 }
 
 /**
@@ -96,6 +102,7 @@ export class DnsIndex {
    */
   static build(snapshot: DnsSnapshot): DnsIndex {
     const containerNets = new Map<string, NetworkView[]>();
+    const containerUpstreams = new Map<string, readonly string[]>();
     const addressOwner = new Map<string, string>();
     for (const net of snapshot.networks) {
       const view: NetworkView = { id: net.id, name: net.name, internal: net.internal, names: new Map() };
@@ -134,6 +141,7 @@ export class DnsIndex {
             add(rev, 'ptr', DnsType.PTR, primary);
           }
         }
+        if (ep.upstreams?.length && !containerUpstreams.has(ep.containerId)) containerUpstreams.set(ep.containerId, ep.upstreams.slice(0, 3));
         let nets = containerNets.get(ep.containerId);
         if (!nets) containerNets.set(ep.containerId, (nets = []));
         if (!nets.includes(view)) nets.push(view);
@@ -141,7 +149,10 @@ export class DnsIndex {
     }
     const byContainer = new Map<string, DnsAsker>();
     for (const [containerId, networks] of containerNets) {
-      byContainer.set(containerId, { containerId, networks, forward: networks.some((n) => !n.internal) });
+      const asker: DnsAsker = { containerId, networks, forward: networks.some((n) => !n.internal) };
+      const own = containerUpstreams.get(containerId);
+      if (own) asker.upstreams = own;
+      byContainer.set(containerId, asker);
     }
     const byAddress = new Map<string, DnsAsker>();
     for (const [ip, containerId] of addressOwner) byAddress.set(ip, byContainer.get(containerId)!);

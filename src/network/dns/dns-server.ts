@@ -1,6 +1,7 @@
 /**
  * The embedded DNS server: answers containers' queries over UDP and TCP from a {@link DnsIndex}
- * swapped whole on every change, and forwards other names to the host's upstream resolvers.
+ * swapped whole on every change, and forwards other names to the asking container's `--dns`
+ * servers, or else to the host's upstream resolvers.
  *
  * Where it listens and how a source address maps to a container are parameters: the
  * NetworkManager binds it where containers can reach it (a bridge gateway address on a high port,
@@ -113,6 +114,8 @@ function frame(msg: Buffer): Buffer {
 export class DnsServer {
   private index: DnsIndex;
   private upstreams: readonly Upstream[] = [];
+  /** Parsed per-container (`--dns`) upstreams of the current index's askers. */
+  private askerUpstreams = new WeakMap<DnsAsker, readonly Upstream[]>();
   private udp?: UdpSocket;
   private tcp?: Server;
   private readonly upstreamSockets = new Map<4 | 6, UdpSocket>();
@@ -167,9 +170,15 @@ export class DnsServer {
   /** Swaps in an index already built (one index can serve several servers). */
   setIndex(index: DnsIndex): void {
     this.index = index;
+    this.askerUpstreams = new WeakMap();
+    this.upstreams = this.parseUpstreams(index.upstreams);
+  }
+
+  /** Upstream texts as socket addresses: at most three, invalid ones and this server left out. */
+  private parseUpstreams(texts: readonly string[]): Upstream[] {
     const own = `${this.options.address}:${this.boundPort}`;
     const ups: Upstream[] = [];
-    for (const text of index.upstreams.slice(0, MAX_UPSTREAMS)) {
+    for (const text of texts.slice(0, MAX_UPSTREAMS)) {
       const u = parseUpstream(text);
       if (!u) {
         log.warn('ignoring an invalid upstream resolver', { upstream: text });
@@ -179,7 +188,19 @@ export class DnsServer {
       if (`${u.host}:${u.port}` === own) continue;
       ups.push(u);
     }
-    this.upstreams = ups;
+    return ups;
+  }
+
+  /**
+   * Where to forward for this asker: its own `--dns` servers (parsed once per index), else the
+   * host's. A container whose `--dns` list is all invalid gets SERVFAIL rather than the host's
+   * resolvers, as it asked not to use them.
+   */
+  private upstreamsFor(asker: DnsAsker): readonly Upstream[] {
+    if (!asker.upstreams) return this.upstreams;
+    let ups = this.askerUpstreams.get(asker);
+    if (!ups) this.askerUpstreams.set(asker, (ups = this.parseUpstreams(asker.upstreams)));
+    return ups;
   }
 
   /** Stops listening, abandons forwards and closes every connection. */
@@ -281,7 +302,7 @@ export class DnsServer {
       reply(local);
       return true;
     }
-    this.forward(msg, parsed, asker.containerId, maxSize, tcp, reply);
+    this.forward(msg, parsed, asker.containerId, this.upstreamsFor(asker), maxSize, tcp, reply);
     return true;
   }
 
@@ -359,8 +380,7 @@ export class DnsServer {
   // -------------------------------------------------------------------------------------------
   // Forwarding
 
-  private forward(msg: Buffer, parsed: ParsedQuery, clientKey: string, maxSize: number, tcp: boolean, reply: (out: Buffer) => void): void {
-    const upstreams = this.upstreams;
+  private forward(msg: Buffer, parsed: ParsedQuery, clientKey: string, upstreams: readonly Upstream[], maxSize: number, tcp: boolean, reply: (out: Buffer) => void): void {
     if (upstreams.length === 0) {
       reply(buildResponse(msg, parsed, DnsRcode.SERVFAIL, [], maxSize));
       return;

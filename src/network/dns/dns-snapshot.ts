@@ -10,6 +10,17 @@ export interface DnsEndpoint {
   names: string[];
   ipv4?: string;
   ipv6?: string;
+  /**
+   * The container's own upstream resolvers (`docker run --dns`), tried in order instead of the
+   * snapshot's host {@link DnsSnapshot.upstreams} when forwarding this container's queries; absent
+   * or empty means the host's. As in moby, `--dns` on a user-defined network does not change the
+   * container's `nameserver 127.0.0.11`: it only changes where the embedded server forwards.
+   * Same syntax as {@link DnsSnapshot.upstreams}; `--internal` networks still never forward.
+   * A container has one set for all its networks, so its endpoints carry the same list.
+   * Queried from the daemon's namespace like the host's resolvers (moby queries `--dns` servers
+   * from the container's namespace: that differs only for loopback addresses, not handled yet).
+   */
+  upstreams?: string[];
 }
 
 export interface DnsNetwork {
@@ -24,6 +35,9 @@ export interface DnsNetwork {
 export interface DnsSnapshot {
   /** Only user-defined networks have embedded DNS (the default bridge does not). */
   networks: DnsNetwork[];
-  /** Upstream resolvers (from the host's resolv.conf), tried in order. */
+  /**
+   * Upstream resolvers (from the host's resolv.conf), tried in order, for containers whose
+   * endpoints have no {@link DnsEndpoint.upstreams} of their own.
+   */
   upstreams: string[];
 }
