@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readFile, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { run, which, CommandError } from '../sys/runner.js';
 import { SystemError } from '../errors.js';
@@ -146,7 +147,21 @@ export class ConmonRuntime implements Runtime {
     });
   }
 
+  /**
+   * A created runc container waits in its init, blocked writing to `<state>/exec.fifo`; what
+   * `runc start` does is read that fifo to its end and remove it. Doing the same here saves a
+   * runtime exec (~20 ms on this machine) on every start. Anything unexpected (no fifo, nothing
+   * to read) goes through the runtime's own `start`.
+   */
   async start(id: string): Promise<void> {
+    const fifo = join(this.stateRoot, id, 'exec.fifo');
+    if (this.name === 'runc' && existsSync(fifo)) {
+      const data = await readFile(fifo).catch(() => undefined);
+      if (data && data.length > 0) {
+        await rm(fifo, { force: true });
+        return;
+      }
+    }
     await this.call(['start', id]);
   }
 
