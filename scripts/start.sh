@@ -36,7 +36,8 @@ fi
 if [ -z "$pid" ]; then
   mkdir -p "$(dirname "$LOG")" "$(dirname "$PIDFILE")" "$(dirname "$SOCKET")"
   say "starting arca (root $ROOT, log $LOG)"
-  nohup node "$REPO_ROOT/dist/src/cli/main.js" daemon \
+  # Small semi-spaces: an idle daemon keeps ~10 MB less RSS after bursts (see bin/arca).
+  nohup node --max-semi-space-size=1 "$REPO_ROOT/dist/src/cli/main.js" daemon \
     --host "unix://$SOCKET" --root "$ROOT" --exec-root "$EXEC_ROOT" \
     </dev/null >>"$LOG" 2>&1 &
   pid=$!

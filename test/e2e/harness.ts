@@ -224,6 +224,8 @@ class Harness implements TestDaemon {
           `--net=/run/netns/${this.hostNs}`,
           '--',
           process.execPath,
+          // As bin/arca and scripts/start.sh run it.
+          '--max-semi-space-size=1',
           MAIN_JS,
           'daemon',
           '--host',
