@@ -637,10 +637,13 @@ export class ContainerManager {
     const errors: unknown[] = [];
     // The process is gone: runtime state, network and rootfs are independent, undo them at once.
     const ownNetns = c.HostConfig.NetworkMode !== 'host' && !c.HostConfig.NetworkMode.startsWith('container:');
+    const t0 = performance.now();
+    const took: Record<string, number> = {};
+    const timed = <T>(k: string, p: Promise<T>): Promise<T> => p.finally(() => (took[k] = Math.round(performance.now() - t0)));
     const results = await Promise.allSettled([
-      this.runtime.delete(id, true),
-      this.attacher.detach(c).then(() => (ownNetns ? this.netns.delete(this.netnsName(c)) : undefined)),
-      umount(join(this.dir(id), 'rootfs')),
+      timed('runtime', this.runtime.delete(id, true)),
+      timed('network', this.attacher.detach(c).then(() => (ownNetns ? this.netns.delete(this.netnsName(c)) : undefined))),
+      timed('rootfs', umount(join(this.dir(id), 'rootfs'))),
     ]);
     for (const r of results) if (r.status === 'rejected') errors.push(r.reason);
     rmSync(join(this.runtime.exitDir, id), { force: true });
@@ -649,7 +652,7 @@ export class ContainerManager {
     const oomKilled = existsSync(join(this.dir(id), 'oom'));
     c.State = { ...c.State, Status: 'exited', Pid: 0, ExitCode: code, Error: error, FinishedAt: finishedAt ?? new Date().toISOString(), ConmonPid: 0, OOMKilled: oomKilled };
     this.save(c);
-    log.debug('exited', { id: id.slice(0, 12), code });
+    log.debug('exited', { id: id.slice(0, 12), code, ms: took });
     this.fire(this.exitListeners, id);
     this.notifyWaiters(id, 'exit');
   }
