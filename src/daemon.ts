@@ -80,7 +80,7 @@ export class Daemon {
   }
 
   async stop(): Promise<void> {
-    this.containers.shutdown();
+    await this.containers.shutdown();
     await this.networks.stop();
     this.store.close();
   }

@@ -79,7 +79,7 @@ export class ContainerManager {
 
   constructor(private readonly d: Daemon) {
     this.runtime = new ConmonRuntime(d.config.runtime, d.config.execRoot);
-    this.netns = new NetnsManager(d.tag);
+    this.netns = new NetnsManager(d.tag, join(d.config.execRoot, 'netns-pool'));
     this.containersDir = join(d.config.root, 'containers');
     mkdirSync(this.containersDir, { recursive: true });
     for (const row of d.store.db.prepare('SELECT doc FROM containers').all() as { doc: string }[]) {
@@ -1004,11 +1004,11 @@ export class ContainerManager {
     return this.dir(id);
   }
 
-  shutdown(): void {
+  async shutdown(): Promise<void> {
     this.watcher?.close();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const t of this.restartTimers.values()) clearTimeout(t);
-    this.netns.close();
+    await this.netns.close();
   }
 }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { run } from '../sys/runner.js';
 import { logger } from '../log.js';
 
@@ -17,10 +17,27 @@ export const NETNS_DIR = '/run/netns';
  */
 export class NetnsManager {
   private readonly pool: string[] = [];
-  private filling = false;
+  private filling?: Promise<void>;
   private closed = false;
 
-  constructor(private readonly tag: string) {}
+  /**
+   * @param poolFile where the pooled names are listed (one a line), so that tools and tests can
+   *   tell a ready namespace from a leaked one. Written before a pooled namespace is made.
+   */
+  constructor(
+    private readonly tag: string,
+    private readonly poolFile?: string,
+  ) {}
+
+  private writePool(extra?: string): void {
+    if (!this.poolFile) return;
+    const names = extra ? [...this.pool, extra] : this.pool;
+    try {
+      writeFileSync(this.poolFile, names.map((n) => n + '\n').join(''));
+    } catch (e) {
+      log.warn('cannot write the netns pool list', { error: e instanceof Error ? e.message : String(e) });
+    }
+  }
 
   /** The name a container's namespace had before pooling (still honoured for old records). */
   nameFor(containerId: string): string {
@@ -33,6 +50,7 @@ export class NetnsManager {
    */
   async take(): Promise<string> {
     const name = this.pool.shift();
+    this.writePool();
     this.refill();
     if (name && existsSync(this.pathOf(name))) return name;
     const fresh = `arca-${this.tag}-n${randomBytes(5).toString('hex')}`;
@@ -48,26 +66,36 @@ export class NetnsManager {
   /** Tops the pool up in the background, one namespace at a time. */
   refill(): void {
     if (this.filling || this.closed || this.pool.length >= POOL_SIZE) return;
-    this.filling = true;
-    void (async () => {
+    this.filling = (async () => {
       try {
         while (!this.closed && this.pool.length < POOL_SIZE) {
           const name = `arca-${this.tag}-n${randomBytes(5).toString('hex')}`;
-          await this.create(name);
+          this.writePool(name);
+          try {
+            await this.create(name);
+          } catch (e) {
+            this.writePool();
+            await this.delete(name);
+            throw e;
+          }
           if (this.closed) await this.delete(name);
           else this.pool.push(name);
+          this.writePool();
         }
       } catch (e) {
         log.warn('netns pool refill failed', { error: e instanceof Error ? e.message : String(e) });
       } finally {
-        this.filling = false;
+        this.filling = undefined;
       }
     })();
   }
 
-  /** Stops refilling; pooled namespaces stay until the next start-up sweep removes them. */
-  close(): void {
+  /** Stops refilling and removes the pooled namespaces (a daemon that is killed leaves them to the next start-up sweep). */
+  async close(): Promise<void> {
     this.closed = true;
+    await this.filling;
+    for (const name of this.pool.splice(0)) await this.delete(name);
+    this.writePool();
   }
 
   pathOf(name: string): string {

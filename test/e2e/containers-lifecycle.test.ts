@@ -36,8 +36,8 @@ describe('containers: life cycle', () => {
     await eventually('the container to be ready', async () => ((await d.dockerOk(['logs', id])).includes('ready') ? true : undefined));
     return id;
   };
-  const assertNoLeftovers = (id: string): void => {
-    assert.deepEqual(leftoversOf(d, id), { mounts: [], netns: [] });
+  const assertNoLeftovers = async (id: string): Promise<void> => {
+    assert.deepEqual(await leftoversOf(d, id), { mounts: [], netns: [] });
   };
 
   describe('stop, kill, restart, pause', () => {
@@ -47,7 +47,7 @@ describe('containers: life cycle', () => {
       assert.equal(await d.dockerOk(['stop', '-t', '1', id]), id);
       assert.equal(await state(id), 'exited');
       assert.equal(await exitCode(id), 137);
-      assertNoLeftovers(id);
+      await assertNoLeftovers(id);
       await d.dockerOk(['rm', id]);
     });
 
@@ -97,7 +97,7 @@ describe('containers: life cycle', () => {
       const id2 = await d.dockerOk(['run', '-d', IMG, 'sleep', '1000']);
       await d.dockerOk(['kill', id2]);
       assert.equal(await d.dockerOk(['wait', id2]), '137');
-      assertNoLeftovers(id2);
+      await assertNoLeftovers(id2);
       await d.dockerOk(['rm', id, id2]);
     });
 
@@ -153,7 +153,7 @@ describe('containers: life cycle', () => {
       // rm -f of a paused container works too.
       await d.dockerOk(['pause', id]);
       await d.dockerOk(['rm', '-f', id]);
-      assertNoLeftovers(id);
+      await assertNoLeftovers(id);
     });
 
     it('a paused container cannot be started, and kill takes it', async () => {
@@ -166,7 +166,7 @@ describe('containers: life cycle', () => {
       const c = await inspect(d, id);
       assert.equal(c.State.Status, 'exited');
       assert.equal(c.State.ExitCode, 137);
-      assertNoLeftovers(id);
+      await assertNoLeftovers(id);
       await d.dockerOk(['rm', id]);
     });
 
@@ -214,7 +214,7 @@ describe('containers: life cycle', () => {
       assert.match(r.stderr, /cannot remove container "\/busy": container is running: stop the container before removing or force remove/);
       assert.equal(await d.dockerOk(['rm', '-f', 'busy']), 'busy');
       assert.equal(await d.dockerOk(['ps', '-aq', '--filter', `id=${id}`]), '');
-      assertNoLeftovers(id);
+      await assertNoLeftovers(id);
     });
 
     it('rm -v removes anonymous volumes, not named ones', async () => {
@@ -314,13 +314,13 @@ describe('containers: life cycle', () => {
       assert.match(await d.dockerOk(['ps', '-a', '--filter', `id=${id}`, '--format', '{{.Status}}']), /^(Restarting \(1\)|Up )/);
       await d.dockerOk(['rm', '-f', id]);
       assert.equal(await d.dockerOk(['ps', '-aq', '--filter', `id=${id}`]), '');
-      assertNoLeftovers(id);
+      await assertNoLeftovers(id);
     });
 
     it('--rm removes the container after it exits, detached too', async () => {
       const id = await d.dockerOk(['run', '-d', '--rm', IMG, 'sh', '-c', 'sleep 0.3']);
       await eventually('auto-removal', async () => ((await d.dockerOk(['ps', '-aq', '--filter', `id=${id}`])) === '' ? true : undefined));
-      assertNoLeftovers(id);
+      await assertNoLeftovers(id);
     });
 
     it('--rm with a restart policy is refused', async () => {

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 /**
  * Checks shared by the container end-to-end tests: what a daemon left on the machine, cgroup
  * files of a container, raw API requests, polling, and the docker CLI behind a real pty.
@@ -70,13 +71,26 @@ export function leftovers(d: TestDaemon): { mounts: string[]; netns: string[] } 
     /* no namespaces */
   }
   const prefix = `arca-${daemonTag(d.root)}-`;
-  return { mounts, netns: names.filter((n) => n.startsWith(prefix)) };
+  // The daemon keeps a few namespaces ready for starts and lists them here: not leftovers.
+  let pooled: string[] = [];
+  try {
+    pooled = readFileSync(join(d.execRoot, 'netns-pool'), 'utf8').split('\n').filter(Boolean);
+  } catch {
+    /* no pool yet */
+  }
+  return { mounts, netns: names.filter((n) => n.startsWith(prefix) && !pooled.includes(n)) };
 }
 
-/** The rootfs mounts and netns that belong to one container id. */
-export function leftoversOf(d: TestDaemon, id: string): { mounts: string[]; netns: string[] } {
+/**
+ * What a removed or exited container left: its rootfs mounts, and any namespace of the daemon
+ * that is neither pooled nor held by a running container (namespace names are not tied to ids).
+ */
+export async function leftoversOf(d: TestDaemon, id: string): Promise<{ mounts: string[]; netns: string[] }> {
   const all = leftovers(d);
-  return { mounts: all.mounts.filter((m) => m.includes(id)), netns: all.netns.filter((n) => id.startsWith(n.split('-').pop()!)) };
+  const running = (await d.dockerOk(['ps', '-q', '--no-trunc'])).split('\n').filter(Boolean);
+  const keys = running.length ? (await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.SandboxKey}}', ...running])).split('\n') : [];
+  const held = new Set(keys.map((k) => k.split('/').pop()));
+  return { mounts: all.mounts.filter((m) => m.includes(id)), netns: all.netns.filter((n) => !held.has(n)) };
 }
 
 /**
