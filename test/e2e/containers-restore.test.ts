@@ -7,19 +7,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { alive, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 import { eventually, inspect, leftovers, sleep } from './containers-support.js';
 
 const IMG = TEST_IMAGE;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A container that prints a counter twice a second. */
 const TICKER = ['sh', '-c', 'i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.5; done'];

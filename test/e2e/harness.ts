@@ -90,7 +90,8 @@ function shOk(argv: string[]): string {
   return r.stdout;
 }
 
-function alive(pid: number): boolean {
+/** Is a process (still) there? */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

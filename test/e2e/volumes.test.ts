@@ -8,16 +8,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import type { VolumeRecord } from '../../src/volumes/volume-manager.js';
 
-interface VolumeJson {
-  Name: string;
-  Driver: string;
-  Mountpoint: string;
-  CreatedAt: string;
-  Labels: Record<string, string> | null;
-  Options: Record<string, string> | null;
-  Scope: string;
-}
+/** What `docker volume inspect` prints: the daemon's own record shape. */
+type VolumeJson = VolumeRecord;
 
 describe('volumes', () => {
   let d: TestDaemon;
