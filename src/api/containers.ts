@@ -292,7 +292,7 @@ export function registerContainers(r: Router, d: Daemon): void {
 }
 
 /** Lets the non-hijacked attach reuse the hijacked code path over an HTTP response. */
-function resAsDuplex(res: ServerResponse, sock: Duplex): Duplex {
+export function resAsDuplex(res: ServerResponse, sock: Duplex): Duplex {
   const proxy = Object.create(sock) as Duplex;
   proxy.write = ((b: Buffer) => res.write(b)) as Duplex['write'];
   proxy.end = (() => {

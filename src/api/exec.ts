@@ -1,6 +1,6 @@
 import type { Router } from './router.js';
 import type { Daemon } from '../daemon.js';
-import { streamType, writeUpgrade } from './containers.js';
+import { resAsDuplex, streamType, writeUpgrade } from './containers.js';
 
 export function registerExec(r: Router, d: Daemon): void {
   r.post('/containers/{id}/exec', async (c) => {
@@ -21,13 +21,7 @@ export function registerExec(r: Router, d: Daemon): void {
       }
       c.res.writeHead(200, { 'Content-Type': streamType(body.Tty ?? false, c.version) });
       c.res.flushHeaders();
-      const proxy = Object.create(c.req.socket) as import('node:stream').Duplex;
-      proxy.write = ((b: Buffer) => c.res.write(b)) as typeof proxy.write;
-      proxy.end = (() => {
-        c.res.end();
-        return proxy;
-      }) as typeof proxy.end;
-      await d.execs.start(id, proxy, Buffer.alloc(0), { tty: body.Tty });
+      await d.execs.start(id, resAsDuplex(c.res, c.req.socket), Buffer.alloc(0), { tty: body.Tty });
     },
     async (h) => {
       const raw = await h.body();

@@ -17,13 +17,13 @@ import { join } from 'node:path';
 import type { Daemon } from '../daemon.js';
 import { Conflict, InvalidParameter, NotFound, NotModified, SystemError, errorMessage } from '../errors.js';
 import { logger } from '../log.js';
+import { KeyedLock } from '../keyed-lock.js';
 import { run, which } from '../sys/runner.js';
 import { ConmonRuntime, RuntimeError } from '../runtime/conmon-runtime.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { containerSpec } from '../runtime/oci-spec.js';
 import { NetnsManager } from '../network/netns.js';
 import type { NetworkAttacher } from '../network/network-attacher.js';
-import { BasicAttacher } from '../network/basic-attacher.js';
 import type { ImageRecord } from '../images/image-store.js';
 import type { ContainerRecord, ContainerState, ResolvedMount } from './container-record.js';
 import { parseBind, parseCreateRequest, validateName } from './create-request.js';
@@ -65,9 +65,10 @@ export function parseSignal(sig: string): string {
 export class ContainerManager {
   readonly runtime: Runtime;
   readonly netns: NetnsManager;
-  attacher: NetworkAttacher = new BasicAttacher();
+  /** The network layer; the daemon wires its NetworkManager in right after construction. */
+  attacher!: NetworkAttacher;
   private readonly byId = new Map<string, ContainerRecord>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly exitListeners = new Map<string, Set<() => void>>();
   private readonly startListeners = new Map<string, Set<() => void>>();
@@ -166,17 +167,10 @@ export class ContainerManager {
   }
 
   /** Serialises operations on one container. */
-  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => {});
-    this.locks.set(id, tail);
-    try {
-      return await next;
-    } finally {
-      if (this.locks.get(id) === tail) this.locks.delete(id);
-    }
+  private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(id, fn);
   }
+
 
   // ---- create ----------------------------------------------------------------------------
 
@@ -434,9 +428,7 @@ export class ContainerManager {
         const other = this.find(mode.slice('container:'.length))!;
         for (const f of ['hosts', 'hostname', 'resolv.conf']) writeFileSync(join(dir, f), readFileSync(join(this.dir(other.Id), f)));
       } else {
-        const selfIp = this.attacher.hostsEntries(c);
-        const self = selfIp.length ? selfIp : mode === 'host' ? [] : [];
-        writeFileSync(hostsPath, renderHosts(self, this.attacher.extraHosts?.(c) ?? c.HostConfig.ExtraHosts ?? []));
+        writeFileSync(hostsPath, renderHosts(this.attacher.hostsEntries(c), this.attacher.extraHosts?.(c) ?? c.HostConfig.ExtraHosts ?? []));
         writeFileSync(hostnamePath, c.Config.Hostname + '\n');
         let hostResolv = '';
         try {
@@ -562,8 +554,6 @@ export class ContainerManager {
       const p = c.HostConfig.RestartPolicy.Name;
       if (c.State.Status === 'exited' && !c.State.ManuallyStopped && (p === 'always' || p === 'unless-stopped')) {
         void this.locked(c.Id, () => this.startLocked(c.Id, true)).catch((e: unknown) => log.warn('restart at boot failed', { id: c.Id.slice(0, 12), error: errorMessage(e) }));
-      } else if (c.State.Status === 'exited' && p === 'always' && c.State.ManuallyStopped === false) {
-        /* covered above */
       }
     }
   }

@@ -9,7 +9,7 @@ export interface EndpointInfo {
  * How containers meet the network layer. The container manager creates the network
  * namespace, then calls `attach` before the runtime starts the process and `detach` after it
  * exited; live connect/disconnect go through the network manager directly. The NetworkManager
- * (`network-manager.ts`) implements it; {@link BasicAttacher} is the loopback-only stand-in.
+ * (`network-manager.ts`) implements it.
  */
 export interface NetworkAttacher {
   /** Checks the container's network settings at create time (unknown network → 404). */

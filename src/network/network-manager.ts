@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { KeyedLock } from '../keyed-lock.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -112,7 +113,7 @@ export function parseUntil(v: string, now = Date.now()): number {
  */
 export class NetworkManager implements NetworkAttacher {
   private readonly nets = new Map<string, NetworkRecord>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   private firewallChain: Promise<void> = Promise.resolve();
   /** The firewall state last applied, as JSON. */
   private lastFirewall?: string;
@@ -427,17 +428,10 @@ export class NetworkManager implements NetworkAttacher {
     });
   }
 
-  private async locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(key) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => {});
-    this.locks.set(key, tail);
-    try {
-      return await next;
-    } finally {
-      if (this.locks.get(key) === tail) this.locks.delete(key);
-    }
+  private locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(key, fn);
   }
+
 
   // ---- networks ---------------------------------------------------------------------------------------
 

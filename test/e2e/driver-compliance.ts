@@ -24,7 +24,8 @@ function hostLinkNames(d: TestDaemon): string[] {
   return (JSON.parse(r.stdout || '[]') as Array<{ ifname: string }>).map((l) => l.ifname);
 }
 
-async function interfaces(d: TestDaemon, c: string): Promise<Record<string, string[]>> {
+/** Interfaces inside a container with their addresses: `{eth0: ['10.1.0.2/24']}` (lo and link-local left out). */
+export async function interfaces(d: TestDaemon, c: string): Promise<Record<string, string[]>> {
   const out = await d.dockerOk(['exec', c, 'ip', '-o', 'addr', 'show']);
   const res: Record<string, string[]> = {};
   for (const line of out.split('\n')) {

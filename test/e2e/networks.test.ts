@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { OUTSIDE_ADDR, OUTSIDE_HOST_ADDR, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { interfaces as addrsInside } from './driver-compliance.js';
 
 const IMG = TEST_IMAGE;
 
@@ -72,17 +73,6 @@ async function ipOf(d: TestDaemon, c: string, net: string): Promise<string> {
   return d.dockerOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, c]);
 }
 
-/** Interfaces inside a container with their IPv4 addresses: `{eth0: '10.1.0.2/24'}`. */
-async function addrsInside(d: TestDaemon, c: string): Promise<Record<string, string[]>> {
-  const out = await d.dockerOk(['exec', c, 'ip', '-o', 'addr', 'show']);
-  const res: Record<string, string[]> = {};
-  for (const line of out.split('\n')) {
-    const m = /^\d+:\s+(\S+)\s+inet6?\s+(\S+)/.exec(line);
-    if (!m || m[1] === 'lo' || /scope link/.test(line)) continue;
-    (res[m[1]!] ??= []).push(m[2]!);
-  }
-  return res;
-}
 
 describe('networks', () => {
   let d: TestDaemon;

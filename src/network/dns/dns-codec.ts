@@ -7,6 +7,7 @@
  * so every wire name round-trips. Malformed input throws {@link DnsFormatError}, never anything else.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIp } from '../ipam/ip-address.js';
 
 export const DnsType = {
   A: 1,
@@ -261,29 +262,11 @@ export function bytesToIpv4(b: Uint8Array, offset = 0): string {
   return `${b[offset]}.${b[offset + 1]}.${b[offset + 2]}.${b[offset + 3]}`;
 }
 
-/** RFC 5952 text: lower case, longest run (≥ 2) of zero hextets as `::`, the first on a tie. */
+/** RFC 5952 text of 16 bytes (the IPAM's formatter: one rule for the whole daemon). */
 export function bytesToIpv6(b: Uint8Array, offset = 0): string {
-  const h: number[] = [];
-  for (let i = 0; i < 8; i++) h.push((b[offset + i * 2]! << 8) | b[offset + i * 2 + 1]!);
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (h[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && h[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestLen < 2) return h.map((x) => x.toString(16)).join(':');
-  const left = h.slice(0, bestStart).map((x) => x.toString(16)).join(':');
-  const right = h.slice(bestStart + bestLen).map((x) => x.toString(16)).join(':');
-  return `${left}::${right}`;
+  let value = 0n;
+  for (let i = 0; i < 16; i++) value = (value << 8n) | BigInt(b[offset + i]!);
+  return formatIp({ family: 6, value });
 }
 
 /** Canonical text of an address (IPv6 compressed per RFC 5952, IPv4-mapped IPv6 as IPv4). */
