@@ -4,7 +4,7 @@
 #
 #   1. Debian packages that are missing (one apt-get update, one apt-get install)
 #   2. npm dependencies from package-lock.json, then better-sqlite3's native addon if npm skipped it
-#   3. TypeScript build into dist/
+#   3. The native addon into build/, then the TypeScript build into dist/
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -94,6 +94,10 @@ else
 fi
 
 # --- 3. build -----------------------------------------------------------------------------------
+say "building the native addon (netlink, libnftables, mounts)"
+bash scripts/build-native.sh >&2 || die "native addon build failed"
+node -e "const n=require('./build/arca_native.node'); if (!n.nftAvailable()) process.exit(1)" >/dev/null 2>&1 \
+  || die "the native addon does not load, or libnftables.so.1 is missing"
 say "building (tsc)"
 npx --no-install tsc -p . >&2 || die "TypeScript build failed"
 say "ready: $REPO_ROOT"

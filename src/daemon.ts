@@ -12,6 +12,9 @@ import { getNetMeta, migrateNetworkTables, setNetMeta } from './network/network-
 import { DefaultIpam } from './network/ipam/default/default-ipam.js';
 import { DriverRegistry } from './network/driver-registry.js';
 import { IpLinkOps } from './network/ip-link-ops.js';
+import { NetlinkLinkOps } from './network/netlink-link-ops.js';
+import type { LinkOps } from './network/link-ops.js';
+import { loadNative } from './sys/native.js';
 import { NftFirewall } from './network/firewall/nftables/nft-firewall.js';
 import { EmbeddedDns } from './network/embedded-dns.js';
 import { PortAllocator } from './network/ports/port-allocator.js';
@@ -53,10 +56,14 @@ export class Daemon {
     this.containers = new ContainerManager(this);
     this.execs = new ExecManager(this);
     migrateNetworkTables(this.store.db);
+    const nat = loadNative();
+    const linkOps: LinkOps = nat.helpers ? new NetlinkLinkOps(nat.helpers) : new IpLinkOps();
+    if (nat.helpers) log.info('kernel operations over netlink and libnftables (native addon)', { nft: nat.helpers.nftAvailable() });
+    else log.warn('native addon not loaded: kernel operations exec ip and nft', { reason: nat.reason });
     this.networks = new NetworkManager(
       this.store.db,
       new DefaultIpam(this.store.db),
-      DriverRegistry.withBuiltins({ linkOps: new IpLinkOps() }),
+      DriverRegistry.withBuiltins({ linkOps }),
       this.containers,
       // Tables `inet arca_<tag>` and `inet arca_<tag>_nat`: two daemons on one machine never share rules.
       new NftFirewall({ tablePrefix: `arca_${this.tag}` }),

@@ -1,3 +1,5 @@
+import { native } from '../sys/native.js';
+import { nftLoad } from '../sys/nft.js';
 import { run } from '../sys/runner.js';
 
 /** Where a container's 127.0.0.11:53 goes. */
@@ -18,9 +20,8 @@ const TABLE = 'arca_dns';
  * real interface unless `route_localnet` is on, hence the sysctl.
  */
 export async function applyDnsRedirect(netnsPath: string, target: DnsRedirectTarget | undefined): Promise<void> {
-  const ns = `--net=${netnsPath}`;
   if (!target) {
-    await run(['nsenter', ns, '--', 'nft', 'delete', 'table', 'ip', TABLE], { allowFailure: true });
+    await nftLoad(`table ip ${TABLE}\ndelete table ip ${TABLE}\n`, netnsPath);
     return;
   }
   const to = `${target.address}:${target.port}`;
@@ -40,8 +41,11 @@ export async function applyDnsRedirect(netnsPath: string, target: DnsRedirectTar
     '  }',
     '}',
   ].join('\n');
+  const n = native();
   await Promise.all([
-    run(['nsenter', ns, '--', 'sysctl', '-qw', 'net.ipv4.conf.all.route_localnet=1']),
-    run(['nsenter', ns, '--', 'nft', '-f', '-'], { input: script + '\n' }),
+    n
+      ? n.writeFileIn(netnsPath, '/proc/sys/net/ipv4/conf/all/route_localnet', '1')
+      : run(['nsenter', `--net=${netnsPath}`, '--', 'sysctl', '-qw', 'net.ipv4.conf.all.route_localnet=1']),
+    nftLoad(script + '\n', netnsPath),
   ]);
 }

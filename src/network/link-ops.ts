@@ -19,6 +19,11 @@ export interface BridgeSpec {
   /** Addresses with prefix length (gateways), kept exactly: others are removed. */
   addresses: string[];
   mtu?: number;
+  /**
+   * Whether frames bridged between its ports cross the IP hooks (br_netfilter's per-bridge
+   * nf_call_iptables/ip6tables). Left as is when undefined.
+   */
+  nfCallIptables?: boolean;
 }
 
 export interface VethSpec {

@@ -5,6 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { SystemError } from '../../../errors.js';
+import { native } from '../../../sys/native.js';
 import { run } from '../../../sys/runner.js';
 import type { FirewallState } from '../firewall.js';
 
@@ -46,7 +47,16 @@ export function requiredSysctls(state: FirewallState): Sysctl[] {
 export async function writeSysctls(list: readonly Sysctl[], netns?: string): Promise<void> {
   if (!list.length) return;
   const failed: string[] = [];
-  if (netns === undefined) {
+  const n = native();
+  if (netns !== undefined && n) {
+    for (const s of list) {
+      try {
+        await n.writeFileIn(netns, `/proc/sys/${s.key}`, s.value);
+      } catch (err) {
+        if (!s.optional || (err as NodeJS.ErrnoException).code !== 'ENOENT') failed.push(`${s.key}: ${(err as Error).message}`);
+      }
+    }
+  } else if (netns === undefined) {
     for (const s of list) {
       try {
         await writeFile(`/proc/sys/${s.key}`, s.value);

@@ -1,6 +1,6 @@
 import { errorMessage, SystemError } from '../../../errors.js';
 import { logger } from '../../../log.js';
-import { CommandError, run } from '../../../sys/runner.js';
+import { NftError, nftLoad } from '../../../sys/nft.js';
 import type { Firewall, FirewallState } from '../firewall.js';
 import { requiredSysctls, writeSysctls } from './host-sysctls.js';
 import { renderRuleset, renderTeardown, tableNames } from './nft-ruleset.js';
@@ -21,7 +21,7 @@ export interface NftFirewallOptions {
 
 /**
  * The `nftables` firewall: renders the whole state into one script and loads it with a single
- * `nft -f -`, which replaces the daemon's tables in one kernel transaction (all or nothing).
+ * transaction (in-process through libnftables, or `nft -f -`), which replaces the daemon's tables in one kernel transaction (all or nothing).
  * It never reads the ruleset back: the daemon's state is the truth.
  */
 export class NftFirewall implements Firewall {
@@ -48,13 +48,11 @@ export class NftFirewall implements Firewall {
   }
 
   private async load(script: string, what: string): Promise<void> {
-    const argv = [...(this.opts.netns ? ['nsenter', `--net=${this.opts.netns}`] : []), 'nft', '-f', '-'];
     const started = Date.now();
     try {
-      // Text on stdin: `nft -j -f -` cannot read a pipe from Node (it reopens /dev/stdin), text can.
-      await run(argv, { input: script, timeoutMs: 30_000 });
+      await nftLoad(script, this.opts.netns);
     } catch (err) {
-      const stderr = err instanceof CommandError ? err.stderr.trim() : errorMessage(err);
+      const stderr = err instanceof NftError ? err.stderr.trim() : errorMessage(err);
       const numbered = script
         .split('\n')
         .map((l, i) => `${String(i + 1).padStart(4)}  ${l}`)

@@ -1,0 +1,561 @@
+/*
+ * arca's native helpers: the few system calls Node cannot make, so that the hot paths of the
+ * network layer need no exec at all.
+ *
+ *   netlinkOpen(nsPath?)                 a NETLINK_ROUTE socket bound in a namespace -> fd
+ *   netlinkRequest(fd, buf, terminals)   sends buf, reads until `terminals` ACK/ERROR/DONE -> Buffer
+ *   closeFd(fd)
+ *   nftAvailable()                       libnftables.so.1 could be loaded (dlopen, no -dev needed)
+ *   nftRun(text, nsPath?)                runs an nft script in-process -> [rc, output, errors]
+ *   writeFileIn(nsPath, path, data)      writes a (/proc/sys) file as seen from a namespace
+ *   mount(src, target, fstype, flags, data) / umount(target, flags)
+ *
+ * Everything that may block (netlink requests, nft, mounts) runs on libuv's thread pool and
+ * returns a promise. Entering a network namespace is per thread (setns(CLONE_NEWNET) is allowed in
+ * a multi-threaded process); every entry is paired with a return to the thread's own namespace,
+ * and a failed return aborts rather than leave a pool thread in a container's namespace.
+ *
+ * Message encoding and decoding stay in TypeScript (src/sys/netlink.ts): this file only moves bytes.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <node_api.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CHECK(env, call)                                                                 \
+  do {                                                                                   \
+    if ((call) != napi_ok) {                                                             \
+      napi_throw_error((env), NULL, "arca_native: N-API call failed: " #call);           \
+      return NULL;                                                                       \
+    }                                                                                    \
+  } while (0)
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+static const char *errno_code(int e) {
+  switch (e) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EEXIST: return "EEXIST";
+    case EINVAL: return "EINVAL";
+    case EBUSY: return "EBUSY";
+    case ENODEV: return "ENODEV";
+    case EACCES: return "EACCES";
+    case ENOMEM: return "ENOMEM";
+    case EBADF: return "EBADF";
+    case ENOTDIR: return "ENOTDIR";
+    case ESRCH: return "ESRCH";
+    case EAGAIN: return "EAGAIN";
+    case ENOBUFS: return "ENOBUFS";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    default: return "EUNKNOWN";
+  }
+}
+
+static napi_value make_error(napi_env env, int e, const char *what) {
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(e));
+  napi_value code, text, err, num;
+  napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+  napi_create_error(env, code, text, &err);
+  napi_create_int32(env, -e, &num);
+  napi_set_named_property(env, err, "errno", num);
+  return err;
+}
+
+/* ---- namespaces --------------------------------------------------------------------------- */
+
+/* Enters the namespace at `path` on this thread; *prev gets the thread's own (or -1 if path is
+ * empty). Returns 0 or an errno. */
+static int enter_netns(const char *path, int *prev) {
+  *prev = -1;
+  if (path == NULL || path[0] == '\0') return 0;
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) return errno;
+  int target = open(path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    int e = errno;
+    close(self);
+    return e;
+  }
+  if (setns(target, CLONE_NEWNET) < 0) {
+    int e = errno;
+    close(target);
+    close(self);
+    return e;
+  }
+  close(target);
+  *prev = self;
+  return 0;
+}
+
+static void leave_netns(int prev) {
+  if (prev < 0) return;
+  if (setns(prev, CLONE_NEWNET) < 0) {
+    /* A pool thread left in a container's namespace would act there later: stop instead. */
+    fprintf(stderr, "arca_native: cannot return to the daemon's network namespace: %s\n", strerror(errno));
+    abort();
+  }
+  close(prev);
+}
+
+/* ---- argument helpers --------------------------------------------------------------------- */
+
+/* A JS string (or null/undefined -> NULL) as a malloc'd C string. */
+static int get_string(napi_env env, napi_value v, char **out) {
+  napi_valuetype t;
+  *out = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (t == napi_undefined || t == napi_null) return 0;
+  if (t != napi_string) return -1;
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return -1;
+  *out = malloc(len + 1);
+  if (*out == NULL) return -1;
+  if (napi_get_value_string_utf8(env, v, *out, len + 1, &len) != napi_ok) return -1;
+  return 0;
+}
+
+/* ---- netlink ------------------------------------------------------------------------------ */
+
+static napi_value netlink_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *ns = NULL;
+  if (argc > 0 && get_string(env, argv[0], &ns) != 0) {
+    napi_throw_type_error(env, NULL, "netlinkOpen: nsPath must be a string");
+    return NULL;
+  }
+  int prev, fd = -1, e = enter_netns(ns, &prev);
+  if (e == 0) {
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) e = errno;
+    leave_netns(prev);
+  }
+  free(ns);
+  if (fd >= 0) {
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+    int one = 1, rcv = 1 << 20;
+    setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+      e = errno;
+      close(fd);
+      fd = -1;
+    }
+  }
+  if (fd < 0) {
+    napi_throw(env, make_error(env, e, "netlink socket"));
+    return NULL;
+  }
+  napi_value r;
+  CHECK(env, napi_create_int32(env, fd, &r));
+  return r;
+}
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref keep; /* the request buffer, alive until the work is done */
+  int fd;
+  const uint8_t *req;
+  size_t req_len;
+  int terminals;
+  uint8_t *resp;
+  size_t resp_len;
+  int err;
+} nl_job;
+
+static void nl_execute(napi_env env, void *data) {
+  (void)env;
+  nl_job *j = data;
+  ssize_t n;
+  do n = send(j->fd, j->req, j->req_len, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    j->err = errno;
+    return;
+  }
+  size_t cap = 1 << 16;
+  uint8_t *buf = malloc(cap);
+  if (buf == NULL) {
+    j->err = ENOMEM;
+    return;
+  }
+  int seen = 0;
+  while (seen < j->terminals) {
+    /* Room for a whole datagram: peek its size first, so nothing is truncated. */
+    if (cap - j->resp_len < (1 << 15)) {
+      cap *= 2;
+      uint8_t *nb = realloc(buf, cap);
+      if (nb == NULL) {
+        j->err = ENOMEM;
+        break;
+      }
+      buf = nb;
+    }
+    ssize_t want;
+    do want = recv(j->fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
+    while (want < 0 && errno == EINTR);
+    if (want < 0) {
+      j->err = errno;
+      break;
+    }
+    while (cap - j->resp_len < (size_t)want) {
+      cap *= 2;
+      uint8_t *nb = realloc(buf, cap);
+      if (nb == NULL) {
+        j->err = ENOMEM;
+        break;
+      }
+      buf = nb;
+    }
+    if (j->err) break;
+    do n = recv(j->fd, buf + j->resp_len, cap - j->resp_len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      j->err = errno;
+      break;
+    }
+    size_t off = j->resp_len;
+    j->resp_len += (size_t)n;
+    while (off + sizeof(struct nlmsghdr) <= j->resp_len) {
+      struct nlmsghdr *h = (struct nlmsghdr *)(buf + off);
+      if (h->nlmsg_len < sizeof(struct nlmsghdr) || off + h->nlmsg_len > j->resp_len) break;
+      if (h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_DONE) seen++;
+      off += NLMSG_ALIGN(h->nlmsg_len);
+    }
+  }
+  j->resp = buf;
+}
+
+static void nl_complete(napi_env env, napi_status status, void *data) {
+  nl_job *j = data;
+  napi_value result;
+  if (status != napi_ok) {
+    napi_value msg, err;
+    napi_create_string_utf8(env, "netlink request cancelled", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &err);
+    napi_reject_deferred(env, j->deferred, err);
+  } else if (j->err) {
+    napi_reject_deferred(env, j->deferred, make_error(env, j->err, "netlink"));
+  } else {
+    void *copy;
+    napi_create_buffer_copy(env, j->resp_len, j->resp, &copy, &result);
+    napi_resolve_deferred(env, j->deferred, result);
+  }
+  napi_delete_reference(env, j->keep);
+  napi_delete_async_work(env, j->work);
+  free(j->resp);
+  free(j);
+}
+
+static napi_value netlink_request(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) {
+    napi_throw_type_error(env, NULL, "netlinkRequest(fd, buffer, terminals)");
+    return NULL;
+  }
+  nl_job *j = calloc(1, sizeof *j);
+  if (j == NULL) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  void *data;
+  size_t len;
+  if (napi_get_value_int32(env, argv[0], &j->fd) != napi_ok || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &j->terminals) != napi_ok) {
+    free(j);
+    napi_throw_type_error(env, NULL, "netlinkRequest(fd: number, buffer: Buffer, terminals: number)");
+    return NULL;
+  }
+  j->req = data;
+  j->req_len = len;
+  napi_value promise, name;
+  CHECK(env, napi_create_reference(env, argv[1], 1, &j->keep));
+  CHECK(env, napi_create_promise(env, &j->deferred, &promise));
+  CHECK(env, napi_create_string_utf8(env, "arca:netlink", NAPI_AUTO_LENGTH, &name));
+  CHECK(env, napi_create_async_work(env, NULL, name, nl_execute, nl_complete, j, &j->work));
+  CHECK(env, napi_queue_async_work(env, j->work));
+  return promise;
+}
+
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int fd;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "closeFd(fd: number)");
+    return NULL;
+  }
+  close(fd);
+  return NULL;
+}
+
+/* ---- libnftables, loaded at run time ------------------------------------------------------ */
+
+struct nft_ctx;
+static struct {
+  int tried, ok;
+  struct nft_ctx *(*ctx_new)(uint32_t);
+  void (*ctx_free)(struct nft_ctx *);
+  int (*buffer_output)(struct nft_ctx *);
+  int (*buffer_error)(struct nft_ctx *);
+  const char *(*get_output)(struct nft_ctx *);
+  const char *(*get_error)(struct nft_ctx *);
+  int (*run_cmd)(struct nft_ctx *, const char *);
+} nft;
+static pthread_mutex_t nft_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int nft_load(void) {
+  if (nft.tried) return nft.ok;
+  nft.tried = 1;
+  void *h = dlopen("libnftables.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) return 0;
+  nft.ctx_new = dlsym(h, "nft_ctx_new");
+  nft.ctx_free = dlsym(h, "nft_ctx_free");
+  nft.buffer_output = dlsym(h, "nft_ctx_buffer_output");
+  nft.buffer_error = dlsym(h, "nft_ctx_buffer_error");
+  nft.get_output = dlsym(h, "nft_ctx_get_output_buffer");
+  nft.get_error = dlsym(h, "nft_ctx_get_error_buffer");
+  nft.run_cmd = dlsym(h, "nft_run_cmd_from_buffer");
+  nft.ok = nft.ctx_new && nft.ctx_free && nft.buffer_output && nft.buffer_error && nft.get_output && nft.get_error && nft.run_cmd;
+  return nft.ok;
+}
+
+static napi_value nft_available(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value r;
+  CHECK(env, napi_get_boolean(env, nft_load(), &r));
+  return r;
+}
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  char *text, *ns, *out, *errtext;
+  int rc, err;
+} nft_job;
+
+static void nft_execute(napi_env env, void *data) {
+  (void)env;
+  nft_job *j = data;
+  int prev;
+  j->err = enter_netns(j->ns, &prev);
+  if (j->err) return;
+  /* One context per call (cheap) and one call at a time: libnftables keeps some global state. */
+  pthread_mutex_lock(&nft_lock);
+  struct nft_ctx *ctx = nft.ctx_new(0);
+  if (ctx == NULL) {
+    j->err = ENOMEM;
+  } else {
+    nft.buffer_output(ctx);
+    nft.buffer_error(ctx);
+    j->rc = nft.run_cmd(ctx, j->text);
+    const char *o = nft.get_output(ctx), *e = nft.get_error(ctx);
+    j->out = strdup(o ? o : "");
+    j->errtext = strdup(e ? e : "");
+    nft.ctx_free(ctx);
+  }
+  pthread_mutex_unlock(&nft_lock);
+  leave_netns(prev);
+}
+
+static void nft_complete(napi_env env, napi_status status, void *data) {
+  nft_job *j = data;
+  if (status != napi_ok || j->err) {
+    napi_reject_deferred(env, j->deferred, make_error(env, j->err ? j->err : ECANCELED, j->ns ? j->ns : "nft"));
+  } else {
+    napi_value arr, rc, out, err;
+    napi_create_array_with_length(env, 3, &arr);
+    napi_create_int32(env, j->rc, &rc);
+    napi_create_string_utf8(env, j->out ? j->out : "", NAPI_AUTO_LENGTH, &out);
+    napi_create_string_utf8(env, j->errtext ? j->errtext : "", NAPI_AUTO_LENGTH, &err);
+    napi_set_element(env, arr, 0, rc);
+    napi_set_element(env, arr, 1, out);
+    napi_set_element(env, arr, 2, err);
+    napi_resolve_deferred(env, j->deferred, arr);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j->text);
+  free(j->ns);
+  free(j->out);
+  free(j->errtext);
+  free(j);
+}
+
+static napi_value nft_run(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!nft_load()) {
+    napi_throw_error(env, "ENOENT", "libnftables.so.1 is not available");
+    return NULL;
+  }
+  nft_job *j = calloc(1, sizeof *j);
+  if (j == NULL || argc < 1 || get_string(env, argv[0], &j->text) != 0 || j->text == NULL ||
+      (argc > 1 && get_string(env, argv[1], &j->ns) != 0)) {
+    if (j) free(j->text), free(j->ns), free(j);
+    napi_throw_type_error(env, NULL, "nftRun(text: string, nsPath?: string)");
+    return NULL;
+  }
+  napi_value promise, name;
+  CHECK(env, napi_create_promise(env, &j->deferred, &promise));
+  CHECK(env, napi_create_string_utf8(env, "arca:nft", NAPI_AUTO_LENGTH, &name));
+  CHECK(env, napi_create_async_work(env, NULL, name, nft_execute, nft_complete, j, &j->work));
+  CHECK(env, napi_queue_async_work(env, j->work));
+  return promise;
+}
+
+/* ---- files as seen from a namespace, mounts ----------------------------------------------- */
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int kind; /* 0 write file in ns, 1 mount, 2 umount */
+  char *a, *b, *c, *d, *what;
+  size_t d_len;
+  unsigned long flags;
+  int err;
+} sys_job;
+
+static void sys_execute(napi_env env, void *data) {
+  (void)env;
+  sys_job *j = data;
+  if (j->kind == 0) {
+    int prev;
+    j->err = enter_netns(j->a, &prev);
+    if (j->err) return;
+    int fd = open(j->b, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      j->err = errno;
+    } else {
+      ssize_t n = write(fd, j->d, j->d_len);
+      if (n < 0) j->err = errno;
+      else if ((size_t)n != j->d_len) j->err = EIO;
+      close(fd);
+    }
+    leave_netns(prev);
+  } else if (j->kind == 1) {
+    if (mount(j->a, j->b, j->c, j->flags, j->d) < 0) j->err = errno;
+  } else {
+    if (umount2(j->a, (int)j->flags) < 0) j->err = errno;
+  }
+}
+
+static void sys_complete(napi_env env, napi_status status, void *data) {
+  sys_job *j = data;
+  if (status != napi_ok || j->err) {
+    napi_reject_deferred(env, j->deferred, make_error(env, j->err ? j->err : ECANCELED, j->what));
+  } else {
+    napi_value u;
+    napi_get_undefined(env, &u);
+    napi_resolve_deferred(env, j->deferred, u);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j->a), free(j->b), free(j->c), free(j->d), free(j->what);
+  free(j);
+}
+
+static napi_value queue_sys(napi_env env, sys_job *j) {
+  napi_value promise, name;
+  CHECK(env, napi_create_promise(env, &j->deferred, &promise));
+  CHECK(env, napi_create_string_utf8(env, "arca:sys", NAPI_AUTO_LENGTH, &name));
+  CHECK(env, napi_create_async_work(env, NULL, name, sys_execute, sys_complete, j, &j->work));
+  CHECK(env, napi_queue_async_work(env, j->work));
+  return promise;
+}
+
+static sys_job *new_sys(int kind, const char *verb, const char *target) {
+  sys_job *j = calloc(1, sizeof *j);
+  if (j == NULL) return NULL;
+  j->kind = kind;
+  size_t n = strlen(verb) + (target ? strlen(target) : 0) + 2;
+  j->what = malloc(n);
+  if (j->what) snprintf(j->what, n, "%s %s", verb, target ? target : "");
+  return j;
+}
+
+static napi_value write_file_in(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *ns = NULL, *path = NULL, *content = NULL;
+  if (argc < 3 || get_string(env, argv[0], &ns) || get_string(env, argv[1], &path) || get_string(env, argv[2], &content) || !path ||
+      !content) {
+    free(ns), free(path), free(content);
+    napi_throw_type_error(env, NULL, "writeFileIn(nsPath: string | null, path: string, data: string)");
+    return NULL;
+  }
+  sys_job *j = new_sys(0, "write", path);
+  j->a = ns, j->b = path, j->d = content, j->d_len = strlen(content);
+  return queue_sys(env, j);
+}
+
+static napi_value do_mount(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *src = NULL, *target = NULL, *fstype = NULL, *opts = NULL;
+  double flags = 0;
+  if (argc < 5 || get_string(env, argv[0], &src) || get_string(env, argv[1], &target) || get_string(env, argv[2], &fstype) ||
+      napi_get_value_double(env, argv[3], &flags) != napi_ok || get_string(env, argv[4], &opts) || !target) {
+    free(src), free(target), free(fstype), free(opts);
+    napi_throw_type_error(env, NULL, "mount(source, target, fstype, flags: number, data)");
+    return NULL;
+  }
+  sys_job *j = new_sys(1, "mount", target);
+  j->a = src, j->b = target, j->c = fstype, j->d = opts, j->flags = (unsigned long)flags;
+  return queue_sys(env, j);
+}
+
+static napi_value do_umount(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *target = NULL;
+  int32_t flags = 0;
+  if (argc < 2 || get_string(env, argv[0], &target) || !target || napi_get_value_int32(env, argv[1], &flags) != napi_ok) {
+    free(target);
+    napi_throw_type_error(env, NULL, "umount(target: string, flags: number)");
+    return NULL;
+  }
+  sys_job *j = new_sys(2, "umount", target);
+  j->a = target, j->flags = (unsigned long)flags;
+  return queue_sys(env, j);
+}
+
+/* ---- module ------------------------------------------------------------------------------- */
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"netlinkOpen", NULL, netlink_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"netlinkRequest", NULL, netlink_request, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nftAvailable", NULL, nft_available, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nftRun", NULL, nft_run, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"writeFileIn", NULL, write_file_in, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mount", NULL, do_mount, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"umount", NULL, do_umount, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

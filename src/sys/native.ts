@@ -1,0 +1,56 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The functions of build/arca_native.node (native/arca_native.c). */
+export interface NativeHelpers {
+  /** A NETLINK_ROUTE socket bound in the namespace at `nsPath` (the daemon's own when omitted). */
+  netlinkOpen(nsPath?: string | null): number;
+  /** Sends `request`; resolves with every reply datagram once `terminals` ACK/ERROR/DONE arrived. */
+  netlinkRequest(fd: number, request: Buffer, terminals: number): Promise<Buffer>;
+  closeFd(fd: number): void;
+  /** libnftables.so.1 could be opened. */
+  nftAvailable(): boolean;
+  /** Runs an nft script in-process: [exit code, output, error text]. */
+  nftRun(text: string, nsPath?: string | null): Promise<[number, string, string]>;
+  /** Writes a file (a /proc/sys key) as the namespace at `nsPath` sees it. */
+  writeFileIn(nsPath: string | null, path: string, data: string): Promise<void>;
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): Promise<void>;
+  umount(target: string, flags: number): Promise<void>;
+}
+
+export const MNT_DETACH = 2;
+
+let cached: { helpers: NativeHelpers | null; reason?: string } | undefined;
+
+/** The repository root, from dist/src/sys or src/sys. */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  return dir;
+}
+
+/**
+ * The native helpers, or null (with the reason) when the addon was not built or does not load,
+ * in which case callers fall back to exec'ing `ip` and `nft`. ARCA_NATIVE=0 forces the fallback.
+ */
+export function loadNative(): { helpers: NativeHelpers | null; reason?: string } {
+  if (cached) return cached;
+  if (process.env.ARCA_NATIVE === '0') return (cached = { helpers: null, reason: 'disabled by ARCA_NATIVE=0' });
+  const file = join(repoRoot(), 'build', 'arca_native.node');
+  try {
+    const helpers = createRequire(import.meta.url)(file) as NativeHelpers;
+    cached = { helpers };
+  } catch (err) {
+    cached = { helpers: null, reason: `${file}: ${(err as Error).message}` };
+  }
+  return cached;
+}
+
+export function native(): NativeHelpers | null {
+  return loadNative().helpers;
+}
