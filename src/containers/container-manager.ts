@@ -13,6 +13,7 @@ import {
   writeSync,
   type FSWatcher,
 } from 'node:fs';
+import { MNT_DETACH, native } from '../sys/native.js';
 import { join } from 'node:path';
 import type { Daemon } from '../daemon.js';
 import { Conflict, InvalidParameter, NotFound, NotModified, SystemError, errorMessage } from '../errors.js';
@@ -384,7 +385,7 @@ export class ContainerManager {
       // The rootfs mount and the namespace are independent: make them at once.
       const mounting = isMounted(rootfs)
         ? Promise.resolve(false)
-        : run(['mount', '-t', 'overlay', 'overlay', '-o', `lowerdir=${this.d.images.lowerDirs(image).join(':')},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, rootfs]).then(() => true);
+        : mountOverlay(`lowerdir=${this.d.images.lowerDirs(image).join(':')},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, rootfs).then(() => true);
       const nsMaking = ownNetns ? this.netns.take() : Promise.resolve(undefined);
       const [mounted, ns] = await Promise.allSettled([mounting, nsMaking]);
       if (mounted.status === 'fulfilled' && mounted.value) undo.push(() => umount(rootfs));
@@ -418,7 +419,8 @@ export class ContainerManager {
       } else if (ownNetns) {
         netnsPath = this.netns.pathOf(nsName);
         await this.attacher.attach(c, netnsPath);
-        undo.push(() => this.attacher.detach(c));
+        // The namespace is deleted by the undo step pushed when it was taken, right after this one.
+        undo.push(() => this.attacher.detach(c, { closing: true }));
       }
 
       const hostsPath = join(dir, 'hosts');
@@ -632,7 +634,7 @@ export class ContainerManager {
     const timed = <T>(k: string, p: Promise<T>): Promise<T> => p.finally(() => (took[k] = Math.round(performance.now() - t0)));
     const results = await Promise.allSettled([
       timed('runtime', this.runtime.delete(id, true)),
-      timed('network', this.attacher.detach(c).then(() => (ownNetns ? this.netns.delete(this.netnsName(c)) : undefined))),
+      timed('network', this.attacher.detach(c, { closing: ownNetns }).then(() => (ownNetns ? this.netns.delete(this.netnsName(c)) : undefined))),
       timed('rootfs', umount(join(this.dir(id), 'rootfs'))),
     ]);
     for (const r of results) if (r.status === 'rejected') errors.push(r.reason);
@@ -1058,9 +1060,18 @@ export function isMounted(path: string): boolean {
   }
 }
 
+/** mount(2) through the native addon when it loads (no exec), else mount(8). */
+async function mountOverlay(options: string, target: string): Promise<void> {
+  const n = native();
+  if (n) await n.mount('overlay', target, 'overlay', 0, options);
+  else await run(['mount', '-t', 'overlay', 'overlay', '-o', options, target]);
+}
+
 async function umount(path: string): Promise<void> {
   if (!isMounted(path)) return;
-  await run(['umount', path]).catch(async () => run(['umount', '-l', path]));
+  const n = native();
+  if (n) await n.umount(path, 0).catch(async () => n.umount(path, MNT_DETACH));
+  else await run(['umount', path]).catch(async () => run(['umount', '-l', path]));
 }
 
 export type { ContainerState };

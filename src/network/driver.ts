@@ -84,6 +84,11 @@ export interface Sandbox {
   netnsPath: string;
   /** The namespace's name under /run/netns (for `ip -n`). */
   netnsName: string;
+  /**
+   * The namespace is deleted right after this leave (the container exited): what lives only
+   * inside it, a veth pair included, goes with it, so a driver need not remove it one by one.
+   */
+  closing?: boolean;
 }
 
 export interface NetworkDriver {
@@ -99,8 +104,8 @@ export interface NetworkDriver {
   deleteNetwork(net: DriverNetwork): Promise<void>;
   /** Prepares an endpoint (e.g. a port on a virtual switch). Called before {@link join}. */
   createEndpoint(net: DriverNetwork, ep: DriverEndpoint): Promise<void>;
-  /** Undoes {@link createEndpoint}. Idempotent. */
-  deleteEndpoint(net: DriverNetwork, ep: DriverEndpoint): Promise<void>;
+  /** Undoes {@link createEndpoint}. Idempotent. `sb`: the sandbox it just left, if any. */
+  deleteEndpoint(net: DriverNetwork, ep: DriverEndpoint, sb?: Sandbox): Promise<void>;
   /**
    * Puts the endpoint into the container's namespace: interface `ep.ifname` with its MAC, addresses,
    * up, and default routes for `ep.gateways`. May run while the container runs (see {@link LiveAttach}).

@@ -66,6 +66,11 @@ export class IpLinkOps implements LinkOps {
     if (r.code !== 0 && !gone(r.stderr)) throw new Error(`ip link del ${name}: ${r.stderr.trim()}`);
   }
 
+  async setDown(name: string): Promise<void> {
+    const r = await run(this.ip('link', 'set', 'dev', name, 'down'), { allowFailure: true });
+    if (r.code !== 0 && !gone(r.stderr)) throw new Error(`ip link set ${name} down: ${r.stderr.trim()}`);
+  }
+
   async addVeth(spec: VethSpec): Promise<void> {
     const mtu = spec.mtu ? ` mtu ${spec.mtu}` : '';
     const lines = [

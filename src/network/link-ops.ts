@@ -55,6 +55,8 @@ export interface LinkOps {
   ensureBridge(spec: BridgeSpec): Promise<void>;
   /** Deletes a host-side link; already gone is success. */
   deleteLink(name: string): Promise<void>;
+  /** Sets a host-side link down (fast, unlike deletion; its routes go at once). Gone is success. */
+  setDown(name: string): Promise<void>;
   /** A veth whose peer is born inside `spec.ns`; host side enslaved and up. */
   addVeth(spec: VethSpec): Promise<void>;
   /** Enslaves an existing host-side link and brings it up (repair after a bridge was recreated). */

@@ -190,6 +190,12 @@ export class NetlinkLinkOps implements LinkOps {
     ]);
   }
 
+  async setDown(name: string): Promise<void> {
+    await this.host.request([
+      { type: RTM_NEWLINK, fixed: ifinfomsg({ flags: 0, change: IFF_UP }), attrs: [attr.str(IFLA_IFNAME, name)], what: `link set ${name} down`, ok: ['ENODEV'] },
+    ]);
+  }
+
   async addVeth(spec: VethSpec): Promise<void> {
     const master = await NetlinkLinkOps.indexOf(this.host, spec.bridge);
     let fd: number;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { MNT_DETACH, native } from '../sys/native.js';
 import { run } from '../sys/runner.js';
 import { logger } from '../log.js';
 
@@ -111,8 +112,21 @@ export class NetnsManager {
 
   /** Deletes it; already gone is success. */
   async delete(name: string): Promise<void> {
-    if (!existsSync(this.pathOf(name))) return;
-    await run(['ip', 'netns', 'delete', name], { allowFailure: true });
+    const path = this.pathOf(name);
+    if (!existsSync(path)) return;
+    const n = native();
+    if (!n) {
+      await run(['ip', 'netns', 'delete', name], { allowFailure: true });
+      return;
+    }
+    // What `ip netns delete` does, without its exec: detach the bind mount, remove the file. The
+    // kernel tears the namespace down (and any veth pair inside) once nothing else holds it.
+    await n.umount(path, MNT_DETACH).catch(() => {});
+    try {
+      unlinkSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
 
   /** Every namespace this daemon owns, by name. */

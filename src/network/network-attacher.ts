@@ -16,8 +16,11 @@ export interface NetworkAttacher {
   validate(c: ContainerRecord): void;
   /** Joins the container's networks inside `netnsPath` (undefined for `host`). */
   attach(c: ContainerRecord, netnsPath: string | undefined): Promise<void>;
-  /** Leaves them; best effort, idempotent. */
-  detach(c: ContainerRecord): Promise<void>;
+  /**
+   * Leaves them; best effort, idempotent. `closing`: the caller deletes the namespace right after,
+   * which takes what lives inside it along.
+   */
+  detach(c: ContainerRecord, opts?: { closing?: boolean }): Promise<void>;
   /** `NetworkSettings` for inspect. */
   settings(c: ContainerRecord, sandboxKey: string): Record<string, unknown>;
   /** Lines for /etc/hosts naming the container itself, e.g. `172.17.0.2\tabc123`. */

@@ -691,10 +691,11 @@ export class NetworkManager implements NetworkAttacher {
     }).then(() => this.publish());
   }
 
-  detach(c: ContainerRecord): Promise<void> {
+  detach(c: ContainerRecord, opts: { closing?: boolean } = {}): Promise<void> {
     return this.locked(c.Id, async () => {
       const errors: unknown[] = [];
-      const sb = this.sandboxOf(c);
+      const own = this.sandboxOf(c);
+      const sb = own && opts.closing ? { ...own, closing: true } : own;
       for (const ep of this.endpointsOf(c.Id)) {
         await this.leaveEndpoint(this.nets.get(ep.networkId), ep, sb).catch((e: unknown) => errors.push(e));
       }
@@ -711,7 +712,7 @@ export class NetworkManager implements NetworkAttacher {
       const dn = this.driverNetwork(n);
       const de = this.driverEndpoint(ep, n);
       if (sb) await d.leave(dn, de, sb).catch((e: unknown) => errors.push(e));
-      await d.deleteEndpoint(dn, de).catch((e: unknown) => errors.push(e));
+      await d.deleteEndpoint(dn, de, sb).catch((e: unknown) => errors.push(e));
     }
     if (ep.published?.length) this.ports.releaseAll(ep.published);
     this.dropEndpointRow(ep.id);

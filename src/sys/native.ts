@@ -51,6 +51,11 @@ export function loadNative(): { helpers: NativeHelpers | null; reason?: string }
   return cached;
 }
 
+/** Replaces the helpers (null: behave as if the addon were missing); undefined loads them again. Tests. */
+export function setNative(helpers: NativeHelpers | null | undefined): void {
+  cached = helpers === undefined ? undefined : { helpers, reason: helpers ? undefined : 'replaced by setNative(null)' };
+}
+
 export function native(): NativeHelpers | null {
   return loadNative().helpers;
 }

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { OUTSIDE_ADDR, OUTSIDE_HOST_ADDR, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { eventually } from './containers-support.js';
 import { interfaces as addrsInside } from './driver-compliance.js';
 
 const IMG = TEST_IMAGE;
@@ -136,7 +137,8 @@ describe('networks', () => {
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /invalid filter 'bogus'/);
     await d.dockerOk(['network', 'rm', 'n-shape']);
-    assert.ok(!bridges(d).includes(`br-${id.slice(0, 12)}`));
+    // Set down at once, deleted by the kernel just after the answer.
+    await eventually('the bridge to go', () => (bridges(d).includes(`br-${id.slice(0, 12)}`) ? undefined : true), 5000);
     const gone = await d.docker(['network', 'inspect', 'n-shape']);
     assert.notEqual(gone.code, 0);
     assert.match(gone.stderr, /network n-shape not found/);
@@ -450,6 +452,8 @@ describe('networks', () => {
     assert.deepEqual(Object.keys(await addrsInside(d, 'l1')).sort(), ['eth0', 'eth1']);
     await d.dockerOk(['rm', '-f', 'l1', 'peer']);
     await d.dockerOk(['network', 'rm', 'n-l1', 'n-l2']);
+    // The kernel removes the pairs with the containers' namespaces, just after the answer.
+    await eventually('veths to go', () => (hostLinks(d).some((l) => /^vx/.test(l.ifname)) ? undefined : true), 5000).catch(() => undefined);
     const vethLeft = hostLinks(d).filter((l) => /^vx/.test(l.ifname));
     assert.deepEqual(vethLeft, []);
   });

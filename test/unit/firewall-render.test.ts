@@ -3,7 +3,7 @@
  * `UPDATE_GOLDEN=1 node --test dist/test/unit/firewall-render.test.js` and review the diff),
  * plus the properties every rendering must have.
  */
-import { afterEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -16,6 +16,7 @@ import { renderTeardown } from '../../src/network/firewall/nftables/nft-ruleset.
 import { NoneFirewall } from '../../src/network/firewall/none/none-firewall.js';
 import { createFirewall } from '../../src/network/firewall/firewall-registry.js';
 import { CommandError, setRunner } from '../../src/sys/runner.js';
+import { setNative } from '../../src/sys/native.js';
 
 /** dist/test/unit → repository root. */
 const GOLDEN = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'), 'test', 'golden');
@@ -166,8 +167,12 @@ describe('nft ruleset properties', () => {
   });
 });
 
-describe('NftFirewall.apply / teardown', () => {
-  afterEach(() => setRunner(undefined));
+describe('NftFirewall.apply / teardown (exec fallback, without the native addon)', () => {
+  beforeEach(() => setNative(null));
+  afterEach(() => {
+    setRunner(undefined);
+    setNative(undefined);
+  });
 
   it('loads the script with one nft -f - on stdin, in the given netns', async () => {
     const calls: { argv: readonly string[]; input?: string | Buffer }[] = [];

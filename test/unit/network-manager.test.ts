@@ -57,6 +57,10 @@ class FakeLinkOps implements LinkOps {
     this.veths.set(spec.hostName, spec);
   }
   async enslave(): Promise<void> {}
+  readonly down = new Set<string>();
+  async setDown(name: string): Promise<void> {
+    this.down.add(name);
+  }
   async configureInside(ns: string, cfg: InterfaceConfig): Promise<void> {
     this.inside.set(`${ns}/${cfg.ifname}`, cfg);
     this.routes.set(`${ns}/${cfg.ifname}`, cfg.gateways);

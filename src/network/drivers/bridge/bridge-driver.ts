@@ -50,6 +50,9 @@ export class BridgeDriver implements NetworkDriver, LiveAttach, Reapplier, Kerne
   readonly usesIpam = true;
   readonly liveAttach = true;
 
+  /** Bridges on their way out (deleted after the answer): a create of the same name waits. */
+  private readonly retiring = new Map<string, Promise<void>>();
+
   constructor(private readonly ops: LinkOps) {}
 
   /** The Linux bridge of a network. */
@@ -82,6 +85,7 @@ export class BridgeDriver implements NetworkDriver, LiveAttach, Reapplier, Kerne
   }
 
   async createNetwork(net: DriverNetwork): Promise<void> {
+    await this.retiring.get(this.bridgeName(net));
     // Internal networks still get their gateway address on the bridge (Docker does the same:
     // the address is there, only the routes out are missing).
     await this.ops.ensureBridge({
@@ -91,15 +95,39 @@ export class BridgeDriver implements NetworkDriver, LiveAttach, Reapplier, Kerne
     });
   }
 
+  /**
+   * The kernel takes 30-50 ms to delete a bridge (it waits for RCU readers). An auto-named bridge
+   * (`br-<id>`, never reused) is set down at once, which takes its routes along, and deleted after
+   * the answer; a daemon that dies first leaves it to the start-up sweep, which removes `br-<id>`
+   * bridges the database does not know. A user-named bridge is deleted before answering, since
+   * nothing would sweep it.
+   */
   async deleteNetwork(net: DriverNetwork): Promise<void> {
-    await this.ops.deleteLink(this.bridgeName(net));
+    const name = this.bridgeName(net);
+    if (!AUTO_BRIDGE.test(name)) {
+      await this.ops.deleteLink(name);
+      return;
+    }
+    await this.ops.setDown(name);
+    const gone = this.ops
+      .deleteLink(name)
+      .catch((e: unknown) => log.warn('deleting a retired bridge failed; the start-up sweep will retry', { bridge: name, error: String(e) }))
+      .finally(() => this.retiring.delete(name));
+    this.retiring.set(name, gone);
+  }
+
+  /** Resolves when every bridge set aside by {@link deleteNetwork} is gone. */
+  async drain(): Promise<void> {
+    await Promise.all([...this.retiring.values()]);
   }
 
   async createEndpoint(): Promise<void> {
     // The veth is made in join: its peer must be born inside the container's namespace.
   }
 
-  async deleteEndpoint(_net: DriverNetwork, ep: DriverEndpoint): Promise<void> {
+  async deleteEndpoint(_net: DriverNetwork, ep: DriverEndpoint, sb?: Sandbox): Promise<void> {
+    // The pair dies with a closing namespace (the kernel removes both ends, off our path).
+    if (sb?.closing) return;
     await this.ops.deleteLink(this.hostVethName(ep));
   }
 
@@ -115,7 +143,8 @@ export class BridgeDriver implements NetworkDriver, LiveAttach, Reapplier, Kerne
     await this.ops.configureInside(sb.netnsName, { ifname: ep.ifname, addresses: ep.addresses, gateways: ep.gateways });
   }
 
-  async leave(_net: DriverNetwork, ep: DriverEndpoint): Promise<void> {
+  async leave(_net: DriverNetwork, ep: DriverEndpoint, sb: Sandbox): Promise<void> {
+    if (sb.closing) return;
     // Deleting one end of a veth deletes both.
     await this.ops.deleteLink(this.hostVethName(ep));
   }
