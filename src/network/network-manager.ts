@@ -3,7 +3,7 @@ import { KeyedLock } from '../keyed-lock.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { Conflict, Forbidden, InvalidParameter, NotFound } from '../errors.js';
+import { Conflict, Forbidden, InvalidParameter, NotFound, SystemError } from '../errors.js';
 import { errorMessage } from '../errors.js';
 import { logger } from '../log.js';
 import type { ContainerRecord } from '../containers/container-record.js';
@@ -787,12 +787,43 @@ export class NetworkManager implements NetworkAttacher {
   private async publishPorts(c: ContainerRecord, eps: EndpointRecord[]): Promise<void> {
     const requests = portRequests(portConfig(c));
     if (!requests.length) return;
-    const ep = eps.find((e) => e.activeGateways.length && e.ipv4) ?? eps.find((e) => e.ipv4 && !this.nets.get(e.networkId)?.Internal);
+    const ep = this.portHolder(eps);
     if (!ep) return;
     const n = this.nets.get(ep.networkId)!;
-    if (n.Internal) return;
     ep.published = await this.ports.allocateAll(requests, { hostBindingIpv4: n.Options[OPT_HOST_BINDING], ipv6: true });
     this.saveEndpoint(ep);
+  }
+
+  /** The endpoint that carries published ports: the IPv4 gateway endpoint, else the first routable one. */
+  private portHolder(eps: EndpointRecord[]): EndpointRecord | undefined {
+    const open = eps.filter((e) => e.ipv4 && !this.nets.get(e.networkId)?.Internal);
+    return open.find((e) => e.activeGateways.length) ?? open[0];
+  }
+
+  /**
+   * Published ports follow the gateway endpoint (as Docker 28 moves them when the default gateway
+   * changes): the host ports stay held, only the endpoint they lead to changes. `extra`: ports of
+   * an endpoint just removed, to hand over or release.
+   */
+  private movePorts(c: ContainerRecord, extra?: NonNullable<EndpointRecord['published']>): void {
+    const eps = this.endpointsOf(c.Id);
+    const holder = eps.find((e) => e.published?.length);
+    const ports = extra?.length ? extra : holder?.published;
+    if (!ports?.length) return;
+    const to = this.portHolder(eps);
+    if (!to) {
+      if (extra?.length) this.ports.releaseAll(extra);
+      return;
+    }
+    if (holder && holder.id === to.id) return;
+    this.db.transaction(() => {
+      if (holder && holder !== to) {
+        holder.published = undefined;
+        this.saveEndpoint(holder);
+      }
+      to.published = ports;
+      this.saveEndpoint(to);
+    })();
   }
 
   /**
@@ -861,6 +892,7 @@ export class NetworkManager implements NetworkAttacher {
         await this.applyGateways(this.chooseGateways(rest), sb).catch(() => {});
         throw e;
       }
+      this.movePorts(c);
       await this.refreshDnsRedirect(c, sb, true);
       this.rewriteHosts(c);
     });
@@ -882,22 +914,34 @@ export class NetworkManager implements NetworkAttacher {
       }
       const net = n;
       if (c.HostConfig.NetworkMode === 'host' && net.Driver === 'host') throw new Forbidden('container cannot be disconnected from host network or connected to host network');
-      if (!atts.some((a) => a.networkId === net.Id)) throw new Forbidden(`container ${c.Id} is not connected to network ${net.Name}`);
+      // Docker answers this with a plain error, hence 500 (and its wording differs for a stopped container).
+      if (!atts.some((a) => a.networkId === net.Id)) {
+        throw new SystemError(isRunning(c) ? `container ${c.Id} is not connected to network ${net.Name}` : `container ${c.Id} is not connected to the network ${net.Name}`);
+      }
       const ep = this.endpointsOf(c.Id).find((e) => e.networkId === net.Id);
       const sb = this.sandboxOf(c);
+      let orphanPorts: EndpointRecord['published'];
       if (ep) {
         if (sb && !isLiveAttach(this.driverOf(net))) throw new Forbidden(`network driver "${net.Driver}" cannot detach a running container; stop it first`);
+        // Published ports move to the next gateway endpoint rather than being released.
+        if (sb && ep.published?.length) {
+          orphanPorts = ep.published;
+          ep.published = undefined;
+        }
         await this.leaveEndpoint(net, ep, sb).catch((e: unknown) => {
-          if (!force) throw e;
+          if (force) return;
+          if (orphanPorts?.length) this.ports.releaseAll(orphanPorts);
+          throw e;
         });
       }
       this.db.prepare('DELETE FROM net_attachments WHERE container_id = ? AND network_id = ?').run(c.Id, net.Id);
       if (ep && sb) {
         const rest = this.endpointsOf(c.Id);
         await this.applyGateways(this.chooseGateways(rest), sb);
+        this.movePorts(c, orphanPorts);
         await this.refreshDnsRedirect(c, sb, true);
         this.rewriteHosts(c);
-      }
+      } else if (orphanPorts?.length) this.ports.releaseAll(orphanPorts);
     });
     await this.publish();
   }

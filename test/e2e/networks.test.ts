@@ -418,6 +418,33 @@ describe('networks', () => {
     await d.dockerOk(['network', 'rm', 'n-s1', 'n-s2']);
   });
 
+  it('published ports follow the gateway endpoint across live connect and disconnect', async () => {
+    await d.dockerOk(['network', 'create', '--subnet', '10.95.0.0/24', 'n-p1']);
+    await d.dockerOk(['network', 'create', '--subnet', '10.96.0.0/24', 'n-p2']);
+    await d.dockerOk(['run', '-d', '--name', 'pmove', '--network', 'n-p1', '-p', '18095:80', IMG, 'httpd', '-f', '-p', '80', '-h', '/etc']);
+    const get = async (): Promise<string | undefined> => {
+      const r = spawnSync('timeout', ['5', 'nsenter', `--net=/run/netns/${d.hostNs}`, 'busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1:18095/hostname'], { encoding: 'utf8' });
+      return r.status === 0 ? r.stdout.trim() : undefined;
+    };
+    const hostname = (await d.dockerOk(['inspect', '-f', '{{.Config.Hostname}}', 'pmove'])).trim();
+    assert.equal(await eventually('the port to answer', get, 5000), hostname);
+    // n-p2 takes the default route; the port now leads to the n-p2 address, and survives n-p1 leaving.
+    await d.dockerOk(['network', 'connect', '--gw-priority', '10', 'n-p2', 'pmove']);
+    const routes = await d.dockerOk(['exec', 'pmove', 'ip', 'route', 'show', 'default']);
+    assert.match(routes, /via 10\.96\.0\.1 dev eth1/);
+    assert.equal(await get(), hostname);
+    await d.dockerOk(['network', 'disconnect', 'n-p1', 'pmove']);
+    assert.equal(await eventually('the port to answer through n-p2', get, 5000), hostname);
+    assert.equal(await d.dockerOk(['port', 'pmove', '80/tcp']), '0.0.0.0:18095\n[::]:18095');
+    // The host port is still held by this container.
+    const taken = await d.docker(['run', '-d', '--name', 'pmove2', '-p', '18095:80', IMG, 'sleep', '5']);
+    assert.notEqual(taken.code, 0);
+    assert.match(taken.stderr, /port is already allocated/);
+    await d.docker(['rm', '-f', 'pmove2']);
+    await d.dockerOk(['rm', '-f', 'pmove']);
+    await d.dockerOk(['network', 'rm', 'n-p1', 'n-p2']);
+  });
+
   it('live connect/disconnect of a running container: interface, routes, /etc/hosts; errors', async () => {
     await d.dockerOk(['network', 'create', '--subnet', '10.93.0.0/24', 'n-l1']);
     await d.dockerOk(['network', 'create', '--subnet', '10.94.0.0/24', 'n-l2']);
