@@ -17,8 +17,7 @@ const TABLE = 'arca_dns';
  * Inside a container's namespace: 127.0.0.11:53 (UDP and TCP) is DNATed to the daemon's DNS
  * listener, and the loopback source rewritten to the container's address so the reply finds its
  * way back and the server knows who asked. The kernel drops loopback-sourced packets leaving a
- * real interface unless `route_localnet` is on, hence the sysctl. Only that exchange is tracked
- * by conntrack; the container's other traffic stays untracked (raw-priority `notrack`).
+ * real interface unless `route_localnet` is on, hence the sysctl.
  */
 export async function applyDnsRedirect(netnsPath: string, target: DnsRedirectTarget | undefined): Promise<void> {
   if (!target) {
@@ -30,19 +29,6 @@ export async function applyDnsRedirect(netnsPath: string, target: DnsRedirectTar
     `table ip ${TABLE}`,
     `delete table ip ${TABLE}`,
     `table ip ${TABLE} {`,
-    // The NAT hooks below would put every packet of the container through conntrack; only the
-    // DNS exchange needs it. Everything else is left untracked, as in a namespace without them.
-    '  chain raw_output {',
-    '    type filter hook output priority raw; policy accept;',
-    '    ip daddr 127.0.0.11 return',
-    '    notrack',
-    '  }',
-    '  chain raw_prerouting {',
-    '    type filter hook prerouting priority raw; policy accept;',
-    `    ip saddr ${target.address} udp sport ${target.port} return`,
-    `    ip saddr ${target.address} tcp sport ${target.port} return`,
-    '    notrack',
-    '  }',
     '  chain output {',
     '    type nat hook output priority -100; policy accept;',
     `    ip daddr 127.0.0.11 udp dport 53 dnat to ${to}`,

@@ -108,6 +108,12 @@ function delDefaultOp(index: number, family: number, ifname: string): NlOp {
  */
 export class NetlinkLinkOps implements LinkOps {
   private readonly host: RtnlSocket;
+  /**
+   * Deletions get their own socket: the kernel takes tens of ms to delete a link, and requests on
+   * one socket are served in order, so a deletion finishing in the background would hold up
+   * everything queued behind it.
+   */
+  private readonly deleter: RtnlSocket;
 
   /** `hostNs`: a namespace standing for the daemon's own (tests); the daemon's own when omitted. */
   constructor(
@@ -115,10 +121,12 @@ export class NetlinkLinkOps implements LinkOps {
     hostNs?: string,
   ) {
     this.host = RtnlSocket.open(n, hostNs ? nsPath(hostNs) : undefined);
+    this.deleter = RtnlSocket.open(n, hostNs ? nsPath(hostNs) : undefined);
   }
 
   close(): void {
     this.host.close();
+    this.deleter.close();
   }
 
   private async inNs<T>(ns: string, fn: (s: RtnlSocket) => Promise<T>): Promise<T> {
@@ -185,7 +193,7 @@ export class NetlinkLinkOps implements LinkOps {
   }
 
   async deleteLink(name: string): Promise<void> {
-    await this.host.request([
+    await this.deleter.request([
       { type: RTM_DELLINK, fixed: ifinfomsg(), attrs: [attr.str(IFLA_IFNAME, name)], what: `link del ${name}`, ok: ['ENODEV'] },
     ]);
   }
