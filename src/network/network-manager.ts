@@ -1139,6 +1139,24 @@ export class NetworkManager implements NetworkAttacher {
     return { networks, ports, ...(this.dns.port ? { dnsPort: this.dns.port } : {}) };
   }
 
+  /**
+   * A container's legacy links on a user-defined network, for the embedded DNS: the endpoint's
+   * own `Links` (docker-py, compose), else `HostConfig.Links` when this is its primary network
+   * (the docker CLI's `--link` with `--network <user network>`).
+   */
+  private linksOn(c: ContainerRecord, n: NetworkRecord): Array<{ alias: string; containerId: string }> {
+    const att = this.attachmentsFor(c).find((a) => a.networkId === n.Id);
+    let specs = att?.config.Links ?? [];
+    if (!specs.length && (c.HostConfig.NetworkMode === n.Name || c.HostConfig.NetworkMode === n.Id)) specs = c.HostConfig.Links ?? [];
+    const out: Array<{ alias: string; containerId: string }> = [];
+    for (const spec of specs) {
+      const { name, alias } = parseLink(spec);
+      const target = this.containers.find(name);
+      if (target) out.push({ alias, containerId: target.Id });
+    }
+    return out;
+  }
+
   dnsSnapshot(): DnsSnapshot {
     const networks = [...this.nets.values()]
       .filter((n) => !n.predefined && this.driverOf(n).usesIpam)
@@ -1150,13 +1168,16 @@ export class NetworkManager implements NetworkAttacher {
           // `--dns` on a user-defined network: the embedded server forwards this container's
           // queries there instead of to the host's resolvers (moby sets them as the sandbox
           // resolver's external servers); resolv.conf keeps 127.0.0.11.
-          const dns = this.containers.find(e.containerId)?.HostConfig.Dns?.filter((s) => s.trim() !== '') ?? [];
+          const c = this.containers.find(e.containerId);
+          const dns = c?.HostConfig.Dns?.filter((s) => s.trim() !== '') ?? [];
+          const links = c ? this.linksOn(c, n) : [];
           return {
             containerId: e.containerId,
             names: e.dnsNames,
             ...(e.ipv4 ? { ipv4: e.ipv4 } : {}),
             ...(e.ipv6 ? { ipv6: e.ipv6 } : {}),
             ...(dns.length ? { upstreams: dns } : {}),
+            ...(links.length ? { links } : {}),
           };
         }),
       }));

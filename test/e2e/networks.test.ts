@@ -257,6 +257,22 @@ describe('networks', () => {
     await d.dockerOk(['network', 'rm', 'n-dns', 'n-dns2']);
   });
 
+  it('--link on a user network: the alias resolves through the embedded DNS, for the linking container only', async () => {
+    await d.dockerOk(['network', 'create', 'n-link']);
+    await d.dockerOk(['run', '-d', '--name', 'lk-db', '--network', 'n-link', IMG, 'sleep', '300']);
+    await d.dockerOk(['run', '-d', '--name', 'lk-app', '--network', 'n-link', '--link', 'lk-db:database', IMG, 'sleep', '300']);
+    await d.dockerOk(['run', '-d', '--name', 'lk-other', '--network', 'n-link', IMG, 'sleep', '300']);
+    const ip = await ipOf(d, 'lk-db', 'n-link');
+    const r = await d.docker(['exec', 'lk-app', 'nslookup', 'database']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`Address: ${ip.replace(/\./g, '\\.')}`));
+    assert.notEqual((await d.docker(['exec', 'lk-other', 'nslookup', 'database'])).code, 0);
+    // Not written into /etc/hosts on a user network (Docker neither).
+    assert.doesNotMatch(await d.dockerOk(['exec', 'lk-app', 'cat', '/etc/hosts']), /database/);
+    await d.dockerOk(['rm', '-f', 'lk-db', 'lk-app', 'lk-other']);
+    await d.dockerOk(['network', 'rm', 'n-link']);
+  });
+
   it('--dns, --dns-search, --dns-option on a user network: 127.0.0.11 stays, search and options as Docker', async () => {
     await d.dockerOk(['network', 'create', 'n-dnsopt']);
     await d.dockerOk(['run', '-d', '--name', 'o1', '--network', 'n-dnsopt', '--dns', '198.18.9.9', '--dns-search', 'corp.example', '--dns-option', 'ndots:2', IMG, 'sleep', '300']);

@@ -230,3 +230,35 @@ describe('DNS upstreams', () => {
     assert.equal(parseUpstream('1.2.3.4:0'), undefined);
   });
 });
+
+describe('DNS index: legacy links on user networks', () => {
+  const snap: DnsSnapshot = {
+    upstreams: [],
+    networks: [
+      {
+        id: 'n1id',
+        name: 'front',
+        internal: false,
+        endpoints: [
+          { containerId: 'c-app', names: ['app'], ipv4: '172.18.0.2', links: [{ alias: 'database', containerId: 'c-db' }, { alias: 'Web', containerId: 'c-web' }] },
+          { containerId: 'c-db', names: ['db'], ipv4: '172.18.0.3', ipv6: 'fd00::3' },
+          { containerId: 'c-web', names: ['web'], ipv4: '172.18.0.4' },
+          { containerId: 'c-other', names: ['other'], ipv4: '172.18.0.5' },
+        ],
+      },
+    ],
+  };
+  const index = DnsIndex.build(snap);
+
+  it('resolves a link alias for the linking container only', () => {
+    assert.deepEqual(data(ask(index, '172.18.0.2', 'database')), ['172.18.0.3']);
+    assert.deepEqual(data(ask(index, '172.18.0.2', 'DATABASE.', DnsType.AAAA)), ['fd00::3']);
+    assert.equal(ask(index, '172.18.0.5', 'database'), undefined, 'another container forwards it');
+    // The target's own names still work for everyone.
+    assert.deepEqual(data(ask(index, '172.18.0.5', 'db')), ['172.18.0.3']);
+  });
+
+  it('a link alias that is also a name answers with the link target', () => {
+    assert.deepEqual(data(ask(index, '172.18.0.2', 'web')), ['172.18.0.4']);
+  });
+});

@@ -55,6 +55,8 @@ export interface DnsAsker {
    * {@link DnsIndex.upstreams}; undefined when it has none.
    */
   upstreams?: readonly string[];
+  /** This container's link aliases (its own `--link`s), looked up before the networks' names. */
+  links?: ReadonlyMap<string, NameEntry>;
 }
 
 /**
@@ -104,6 +106,26 @@ export class DnsIndex {
     const containerNets = new Map<string, NetworkView[]>();
     const containerUpstreams = new Map<string, readonly string[]>();
     const addressOwner = new Map<string, string>();
+    const linkNames = new Map<string, Map<string, NameEntry>>();
+    for (const net of snapshot.networks) {
+      // Each container's link aliases, resolved to the target's addresses on this network.
+      const here = new Map(net.endpoints.map((e) => [e.containerId, e]));
+      for (const ep of net.endpoints) {
+        for (const l of ep.links ?? []) {
+          const target = here.get(l.containerId);
+          const alias = normaliseName(l.alias);
+          if (!target || !alias) continue;
+          let mine = linkNames.get(ep.containerId);
+          if (!mine) linkNames.set(ep.containerId, (mine = new Map()));
+          let entry = mine.get(alias);
+          if (!entry) mine.set(alias, (entry = { a: [], aaaa: [], ptr: [] }));
+          const v4 = target.ipv4 ? canonicalAddress(target.ipv4.split('/')[0]!) : undefined;
+          const v6 = target.ipv6 ? canonicalAddress(target.ipv6.split('/')[0]!) : undefined;
+          if (v4) entry.a.push(encodeAnswerForQuestion(DnsType.A, LOCAL_TTL, v4));
+          if (v6) entry.aaaa.push(encodeAnswerForQuestion(DnsType.AAAA, LOCAL_TTL, v6));
+        }
+      }
+    }
     for (const net of snapshot.networks) {
       const view: NetworkView = { id: net.id, name: net.name, internal: net.internal, names: new Map() };
       const seen = new Map<string, Set<string>>();
@@ -152,6 +174,8 @@ export class DnsIndex {
       const asker: DnsAsker = { containerId, networks, forward: networks.some((n) => !n.internal) };
       const own = containerUpstreams.get(containerId);
       if (own) asker.upstreams = own;
+      const links = linkNames.get(containerId);
+      if (links) asker.links = links;
       byContainer.set(containerId, asker);
     }
     const byAddress = new Map<string, DnsAsker>();
@@ -178,9 +202,11 @@ export class DnsIndex {
   resolve(asker: DnsAsker, name: string, type: number, klass: number = DnsClass.IN): DnsResolution {
     if (klass !== DnsClass.IN && klass !== DnsClass.ANY) return asker.forward ? FORWARD : SERVFAIL;
     const nets = asker.networks;
-    let found: NameEntry | undefined;
+    // A link alias of the asker's own hides any container name it shadows (Docker's links win).
+    const linked = asker.links ? (asker.links.get(name) ?? asker.links.get(normaliseName(name))) : undefined;
+    let found: NameEntry | undefined = linked;
     let more: NameEntry[] | undefined;
-    for (let i = 0; i < nets.length; i++) {
+    for (let i = 0; i < nets.length && !linked; i++) {
       let e = nets[i]!.names.get(name);
       if (!e && (name.endsWith('.') || name !== name.toLowerCase())) e = nets[i]!.names.get(normaliseName(name));
       if (!e) continue;

@@ -21,6 +21,11 @@ export interface DnsEndpoint {
    * from the container's namespace: that differs only for loopback addresses, not handled yet).
    */
   upstreams?: string[];
+  /**
+   * Legacy links on this network (`--link name:alias`, or an endpoint's `Links`): the alias
+   * resolves to the target container's addresses on this network, for this container only.
+   */
+  links?: Array<{ alias: string; containerId: string }>;
 }
 
 export interface DnsNetwork {
