@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { release } from 'node:os';
+import { loadNative } from '../sys/native.js';
 import { run, which } from '../sys/runner.js';
 
 /** `ok` ✓, `fail` ✗ (a required thing is missing), `warn` ! (optional, or degraded). */
@@ -152,6 +153,22 @@ async function sqliteCheck(): Promise<CheckResult> {
       fix: 'in arca\'s folder: npm ci (or npm rebuild better-sqlite3 after a Node upgrade)',
     };
   }
+}
+
+/** The native addon: without it the daemon still works, but execs ip/nft/mount for each kernel change. */
+function nativeCheck(): CheckResult {
+  const { helpers, reason } = loadNative();
+  if (!helpers) {
+    return {
+      status: 'warn',
+      text: `native addon not loaded (kernel changes fall back to exec'ing ip, nft, mount): ${firstLine(reason ?? 'unknown')}`,
+      fix: "in arca's folder: bash scripts/build-native.sh (needs a C compiler and Node's headers in /usr/include/node)",
+    };
+  }
+  if (!helpers.nftAvailable()) {
+    return { status: 'warn', text: 'native addon loaded, but libnftables.so.1 is missing (nft is exec\'d)', fix: 'apt-get install libnftables1' };
+  }
+  return { status: 'ok', text: 'native addon loads (rtnetlink, libnftables in-process, mounts)' };
 }
 
 function overlayCheck(): CheckResult {
@@ -306,6 +323,7 @@ export async function runChecks(): Promise<CheckResult[]> {
     rootCheck(),
     nodeCheck(),
     sqliteCheck(),
+    nativeCheck(),
     ...TOOLS.map((t) => toolCheck(t, cgroups)),
     overlayCheck(),
     namespacesCheck(),
