@@ -128,6 +128,17 @@ static int get_string(napi_env env, napi_value v, char **out) {
   return 0;
 }
 
+/* Queues `data` on libuv's pool under `resource`; returns the promise `*deferred` settles. */
+static napi_value queue_work(napi_env env, const char *resource, napi_async_execute_callback execute,
+                             napi_async_complete_callback complete, void *data, napi_deferred *deferred, napi_async_work *work) {
+  napi_value promise, name;
+  CHECK(env, napi_create_promise(env, deferred, &promise));
+  CHECK(env, napi_create_string_utf8(env, resource, NAPI_AUTO_LENGTH, &name));
+  CHECK(env, napi_create_async_work(env, NULL, name, execute, complete, data, work));
+  CHECK(env, napi_queue_async_work(env, *work));
+  return promise;
+}
+
 /* ---- netlink ------------------------------------------------------------------------------ */
 
 static napi_value netlink_open(napi_env env, napi_callback_info info) {
@@ -286,13 +297,8 @@ static napi_value netlink_request(napi_env env, napi_callback_info info) {
   }
   j->req = data;
   j->req_len = len;
-  napi_value promise, name;
   CHECK(env, napi_create_reference(env, argv[1], 1, &j->keep));
-  CHECK(env, napi_create_promise(env, &j->deferred, &promise));
-  CHECK(env, napi_create_string_utf8(env, "arca:netlink", NAPI_AUTO_LENGTH, &name));
-  CHECK(env, napi_create_async_work(env, NULL, name, nl_execute, nl_complete, j, &j->work));
-  CHECK(env, napi_queue_async_work(env, j->work));
-  return promise;
+  return queue_work(env, "arca:netlink", nl_execute, nl_complete, j, &j->deferred, &j->work);
 }
 
 static napi_value close_fd(napi_env env, napi_callback_info info) {
@@ -415,12 +421,7 @@ static napi_value nft_run(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "nftRun(text: string, nsPath?: string)");
     return NULL;
   }
-  napi_value promise, name;
-  CHECK(env, napi_create_promise(env, &j->deferred, &promise));
-  CHECK(env, napi_create_string_utf8(env, "arca:nft", NAPI_AUTO_LENGTH, &name));
-  CHECK(env, napi_create_async_work(env, NULL, name, nft_execute, nft_complete, j, &j->work));
-  CHECK(env, napi_queue_async_work(env, j->work));
-  return promise;
+  return queue_work(env, "arca:nft", nft_execute, nft_complete, j, &j->deferred, &j->work);
 }
 
 /* ---- files as seen from a namespace, mounts ----------------------------------------------- */
@@ -474,12 +475,7 @@ static void sys_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value queue_sys(napi_env env, sys_job *j) {
-  napi_value promise, name;
-  CHECK(env, napi_create_promise(env, &j->deferred, &promise));
-  CHECK(env, napi_create_string_utf8(env, "arca:sys", NAPI_AUTO_LENGTH, &name));
-  CHECK(env, napi_create_async_work(env, NULL, name, sys_execute, sys_complete, j, &j->work));
-  CHECK(env, napi_queue_async_work(env, j->work));
-  return promise;
+  return queue_work(env, "arca:sys", sys_execute, sys_complete, j, &j->deferred, &j->work);
 }
 
 static sys_job *new_sys(int kind, const char *verb, const char *target) {
