@@ -9,19 +9,31 @@
  *   nftRun(text, nsPath?)                runs an nft script in-process -> [rc, output, errors]
  *   writeFileIn(nsPath, path, data)      writes a (/proc/sys) file as seen from a namespace
  *   mount(src, target, fstype, flags, data) / umount(target, flags)
+ *   socketIn(nsPath, kind, address, port) a UDP socket, or a listening TCP one, made in a
+ *                                        namespace and bound there -> fd
+ *   udpWatch(fd, onMessage)              delivers datagrams to onMessage(msg, address, port) from
+ *                                        the main loop -> a port handle
+ *   udpSend(port, msg, address, port) / udpClose(port)
  *
  * Everything that may block (netlink requests, nft, mounts) runs on libuv's thread pool and
  * returns a promise. Entering a network namespace is per thread (setns(CLONE_NEWNET) is allowed in
  * a multi-threaded process); every entry is paired with a return to the thread's own namespace,
  * and a failed return aborts rather than leave a pool thread in a container's namespace.
  *
+ * Sockets made in a container's namespace stay in it after the thread returns (a socket belongs to
+ * the namespace it was created in). Node can adopt a TCP listener by fd, but not a UDP socket:
+ * those are read here, on the main thread, from a uv_poll handle on Node's own loop (no thread
+ * and no copy beyond one Buffer per datagram).
+ *
  * Message encoding and decoding stay in TypeScript (src/sys/netlink.ts): this file only moves bytes.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
+#include <netinet/in.h>
 #include <node_api.h>
 #include <pthread.h>
 #include <sched.h>
@@ -32,6 +44,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <uv.h>
 
 #define CHECK(env, call)                                                                 \
   do {                                                                                   \
@@ -59,6 +72,9 @@ static const char *errno_code(int e) {
     case EAGAIN: return "EAGAIN";
     case ENOBUFS: return "ENOBUFS";
     case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
     default: return "EUNKNOWN";
   }
 }
@@ -537,6 +553,266 @@ static napi_value do_umount(napi_env env, napi_callback_info info) {
   return queue_sys(env, j);
 }
 
+/* ---- sockets in a namespace, and UDP on the main loop ------------------------------------- */
+
+/* "1.2.3.4" or "::1" plus a port as a sockaddr; returns its length, or 0 if not an address. */
+static socklen_t make_sockaddr(const char *address, int port, struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, address, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    return sizeof *v4;
+  }
+  if (inet_pton(AF_INET6, address, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    return sizeof *v6;
+  }
+  return 0;
+}
+
+static napi_value socket_in(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *ns = NULL, *kind = NULL, *address = NULL;
+  int32_t port = -1;
+  if (argc < 4 || get_string(env, argv[0], &ns) || get_string(env, argv[1], &kind) || get_string(env, argv[2], &address) || !kind ||
+      !address || napi_get_value_int32(env, argv[3], &port) != napi_ok || port < 0 || port > 65535 ||
+      (strcmp(kind, "udp") != 0 && strcmp(kind, "tcp") != 0)) {
+    free(ns), free(kind), free(address);
+    napi_throw_type_error(env, NULL, "socketIn(nsPath: string | null, kind: 'udp' | 'tcp', address: string, port: number)");
+    return NULL;
+  }
+  struct sockaddr_storage ss;
+  socklen_t sl = make_sockaddr(address, port, &ss);
+  int tcp = strcmp(kind, "tcp") == 0;
+  free(kind), free(address);
+  if (sl == 0) {
+    free(ns);
+    napi_throw_type_error(env, NULL, "socketIn: not an IP address");
+    return NULL;
+  }
+  int prev, fd = -1, e = enter_netns(ns, &prev);
+  free(ns);
+  if (e == 0) {
+    fd = socket(ss.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) e = errno;
+    leave_netns(prev);
+  }
+  if (fd >= 0) {
+    int one = 1;
+    if (tcp) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    else {
+      int rcv = 1 << 20; /* bursts outrun the default; the kernel caps it at rmem_max */
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    }
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || (tcp && listen(fd, 128) < 0)) {
+      e = errno;
+      close(fd);
+      fd = -1;
+    }
+  }
+  if (fd < 0) {
+    napi_throw(env, make_error(env, e, tcp ? "tcp socket" : "udp socket"));
+    return NULL;
+  }
+  napi_value r;
+  CHECK(env, napi_create_int32(env, fd, &r));
+  return r;
+}
+
+#define UDP_BATCH 32
+#define UDP_MAX_DATAGRAM 4096
+
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback, resource;
+  napi_async_context context;
+  int fd;
+  int closed;
+  int refs; /* one for the uv handle until its close callback, one for the JS external */
+} udp_port;
+
+static void udp_release(udp_port *p) {
+  if (--p->refs == 0) free(p);
+}
+
+static void udp_deliver(napi_env env, napi_value resource, napi_value callback, const uint8_t *data, size_t len,
+                        const struct sockaddr_storage *from) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  char text[INET6_ADDRSTRLEN] = "";
+  int port = 0;
+  if (from->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)from;
+    inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+    port = ntohs(a->sin_port);
+  } else if (from->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)from;
+    inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+    port = ntohs(a->sin6_port);
+  }
+  napi_value args[3];
+  void *copy;
+  napi_create_buffer_copy(env, len, data, &copy, &args[0]);
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &args[1]);
+  napi_create_int32(env, port, &args[2]);
+  if (napi_call_function(env, resource, callback, 3, args, NULL) == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void udp_on_readable(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  udp_port *p = handle->data;
+  if (p->closed || status < 0) return;
+  /* Main thread only, so one set of buffers serves every port. */
+  static uint8_t bufs[UDP_BATCH][UDP_MAX_DATAGRAM];
+  static struct sockaddr_storage from[UDP_BATCH];
+  static struct iovec iov[UDP_BATCH];
+  static struct mmsghdr msgs[UDP_BATCH];
+  napi_env env = p->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value resource, callback;
+  napi_callback_scope cscope;
+  napi_get_reference_value(env, p->resource, &resource);
+  napi_get_reference_value(env, p->callback, &callback);
+  if (napi_open_callback_scope(env, resource, p->context, &cscope) != napi_ok) {
+    napi_close_handle_scope(env, scope);
+    return;
+  }
+  /* A bounded number of rounds per wake-up, so one busy port cannot starve the loop. */
+  for (int round = 0; round < 8 && !p->closed; round++) {
+    for (int i = 0; i < UDP_BATCH; i++) {
+      iov[i].iov_base = bufs[i];
+      iov[i].iov_len = UDP_MAX_DATAGRAM;
+      memset(&msgs[i], 0, sizeof msgs[i]);
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = &from[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+    }
+    int n = recvmmsg(p->fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+    if (n <= 0) break;
+    for (int i = 0; i < n && !p->closed; i++) {
+      if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue; /* larger than any query we answer */
+      udp_deliver(env, resource, callback, bufs[i], msgs[i].msg_len, &from[i]);
+    }
+    if (n < UDP_BATCH) break;
+  }
+  napi_close_callback_scope(env, cscope);
+  napi_close_handle_scope(env, scope);
+}
+
+static void udp_finalize(napi_env env, void *data, void *hint) {
+  (void)env, (void)hint;
+  udp_release(data);
+}
+
+static void udp_handle_closed(uv_handle_t *handle) {
+  udp_port *p = handle->data;
+  close(p->fd);
+  udp_release(p);
+}
+
+static udp_port *get_port(napi_env env, napi_value v) {
+  void *data = NULL;
+  if (napi_get_value_external(env, v, &data) != napi_ok) return NULL;
+  return data;
+}
+
+static napi_value udp_watch(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  napi_valuetype t = napi_undefined;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) {
+    napi_throw_type_error(env, NULL, "udpWatch(fd: number, onMessage: (msg, address, port) => void)");
+    return NULL;
+  }
+  uv_loop_t *loop;
+  CHECK(env, napi_get_uv_event_loop(env, &loop));
+  udp_port *p = calloc(1, sizeof *p);
+  if (p == NULL) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  p->env = env;
+  p->fd = fd;
+  int e = uv_poll_init(loop, &p->poll, fd);
+  if (e < 0) {
+    free(p);
+    napi_throw(env, make_error(env, -e, "udpWatch"));
+    return NULL;
+  }
+  p->poll.data = p;
+  p->refs = 2;
+  napi_value resource, name, external;
+  CHECK(env, napi_create_object(env, &resource));
+  CHECK(env, napi_create_string_utf8(env, "arca:udp", NAPI_AUTO_LENGTH, &name));
+  CHECK(env, napi_async_init(env, resource, name, &p->context));
+  CHECK(env, napi_create_reference(env, resource, 1, &p->resource));
+  CHECK(env, napi_create_reference(env, argv[1], 1, &p->callback));
+  uv_poll_start(&p->poll, UV_READABLE, udp_on_readable);
+  CHECK(env, napi_create_external(env, p, udp_finalize, NULL, &external));
+  return external;
+}
+
+/* Sends one datagram without blocking; returns 0 or -errno (a full buffer drops it, as UDP may). */
+static napi_value udp_send(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  udp_port *p = argc >= 4 ? get_port(env, argv[0]) : NULL;
+  void *data;
+  size_t len;
+  char address[INET6_ADDRSTRLEN + 1];
+  size_t alen;
+  int32_t port;
+  if (p == NULL || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[2], address, sizeof address, &alen) != napi_ok || napi_get_value_int32(env, argv[3], &port) != napi_ok) {
+    napi_throw_type_error(env, NULL, "udpSend(port, msg: Buffer, address: string, port: number)");
+    return NULL;
+  }
+  int rc = 0;
+  struct sockaddr_storage ss;
+  socklen_t sl = make_sockaddr(address, port, &ss);
+  if (p->closed) rc = -EBADF;
+  else if (sl == 0) rc = -EINVAL;
+  else if (sendto(p->fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&ss, sl) < 0) rc = -errno;
+  napi_value r;
+  CHECK(env, napi_create_int32(env, rc, &r));
+  return r;
+}
+
+static napi_value udp_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  udp_port *p = argc >= 1 ? get_port(env, argv[0]) : NULL;
+  if (p == NULL) {
+    napi_throw_type_error(env, NULL, "udpClose(port)");
+    return NULL;
+  }
+  if (p->closed) return NULL;
+  p->closed = 1;
+  uv_poll_stop(&p->poll);
+  napi_delete_reference(env, p->callback);
+  napi_delete_reference(env, p->resource);
+  napi_async_destroy(env, p->context);
+  uv_close((uv_handle_t *)&p->poll, udp_handle_closed);
+  return NULL;
+}
+
 /* ---- module ------------------------------------------------------------------------------- */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -549,6 +825,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"writeFileIn", NULL, write_file_in, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mount", NULL, do_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"umount", NULL, do_umount, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"socketIn", NULL, socket_in, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpWatch", NULL, udp_watch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpClose", NULL, udp_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

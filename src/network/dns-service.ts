@@ -14,12 +14,22 @@ export interface DnsListener {
 export interface DnsService {
   update(snapshot: DnsSnapshot): void | Promise<void>;
   /**
+   * Answers at 127.0.0.11:53 inside the container's namespace itself (sockets made there).
+   * False when this service cannot, and the caller redirects to {@link listenerFor} instead.
+   */
+  serveIn?(containerId: string, netnsPath: string): Promise<boolean>;
+  /** Closes the container's own sockets (they hold its namespace alive); no-op if it has none. */
+  stopServing?(containerId: string): Promise<void>;
+  /**
    * The listener serving a network whose gateway is `gateway` (made on first use), or undefined
    * when there is no server: then containers' resolv.conf still says 127.0.0.11 but nothing answers.
    */
   listenerFor?(networkId: string, gateway: string): Promise<DnsListener | undefined>;
-  /** The port every listener tries to share (the firewall opens it on gateways). */
-  readonly port?: number;
+  /**
+   * The port every gateway listener tries to share (the firewall opens it on gateways); null
+   * when nothing listens on gateways, so nothing is opened.
+   */
+  readonly port?: number | null;
   close?(): Promise<void>;
 }
 

@@ -657,6 +657,7 @@ export class NetworkManager implements NetworkAttacher {
       if (!netnsPath) return;
       const sb: Sandbox = { containerId: c.Id, netnsPath, netnsName: basename(netnsPath) };
       this.redirects.delete(c.Id);
+      await this.dns.stopServing?.(c.Id);
       // Leftovers of an earlier run (a crash between start and exit) go first.
       for (const ep of this.endpointsOf(c.Id)) await this.leaveEndpoint(this.nets.get(ep.networkId), ep, undefined).catch(() => {});
       const atts = this.attachmentsFor(c);
@@ -700,6 +701,7 @@ export class NetworkManager implements NetworkAttacher {
         await this.leaveEndpoint(this.nets.get(ep.networkId), ep, sb).catch((e: unknown) => errors.push(e));
       }
       this.redirects.delete(c.Id);
+      await this.dns.stopServing?.(c.Id).catch((e: unknown) => errors.push(e));
       if (errors.length) throw new AggregateError(errors, `leaving the networks of ${c.Id.slice(0, 12)} failed in part`);
     }).finally(() => this.publish());
   }
@@ -960,11 +962,25 @@ export class NetworkManager implements NetworkAttacher {
   }
 
   /**
-   * Points the container's 127.0.0.11:53 at the DNS listener of its first user-defined network
-   * (by interface order); the server answers for all networks the container is on. `had`: the
-   * container may carry an old redirect to remove when no user-defined network is left.
+   * Gives a container on a user-defined network its resolver at 127.0.0.11:53: the DNS service's
+   * own sockets in the container's namespace, or else (no native addon) a redirect to the DNS
+   * listener of its first user-defined IPv4 network (by interface order). Either way the server
+   * answers for all networks the container is on. `had`: the container may carry an old redirect
+   * to remove when no user-defined network is left.
    */
   private async refreshDnsRedirect(c: ContainerRecord, sb: Sandbox, had: boolean): Promise<void> {
+    if (this.dns.serveIn) {
+      const wanted = this.endpointsOf(c.Id).some((ep) => {
+        const n = this.nets.get(ep.networkId);
+        return n !== undefined && !n.predefined && this.driverOf(n).usesIpam;
+      });
+      if (!wanted) {
+        await this.dns.stopServing?.(c.Id);
+      } else {
+        await this.dns.update(this.dnsSnapshot());
+        if (await this.dns.serveIn(c.Id, sb.netnsPath)) return;
+      }
+    }
     if (!this.dns.listenerFor) return;
     await this.dns.update(this.dnsSnapshot());
     const eps = this.endpointsOf(c.Id).sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }));
@@ -1136,7 +1152,8 @@ export class NetworkManager implements NetworkAttacher {
     const ports = this.allEndpoints().flatMap((e) =>
       e.published?.length ? firewallPorts(e.published, { endpointId: e.id, networkId: e.networkId, ipv4: e.ipv4 || undefined, ipv6: e.ipv6 || undefined }) : [],
     );
-    return { networks, ports, ...(this.dns.port ? { dnsPort: this.dns.port } : {}) };
+    const dnsPort = this.dns.port;
+    return { networks, ports, ...(dnsPort === null ? { dnsPort: null } : dnsPort ? { dnsPort } : {}) };
   }
 
   /**

@@ -18,7 +18,21 @@ export interface NativeHelpers {
   writeFileIn(nsPath: string | null, path: string, data: string): Promise<void>;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): Promise<void>;
   umount(target: string, flags: number): Promise<void>;
+  /**
+   * A non-blocking socket created in the namespace at `nsPath` and bound there (a TCP one also
+   * listening): it stays in that namespace whatever thread uses it. Throws with an errno `code`.
+   */
+  socketIn(nsPath: string | null, kind: 'udp' | 'tcp', address: string, port: number): number;
+  /** Reads the UDP socket `fd` from Node's loop, calling `onMessage` per datagram; owns `fd` from now on. */
+  udpWatch(fd: number, onMessage: (msg: Buffer, address: string, port: number) => void): UdpPortHandle;
+  /** Sends without blocking: 0, or -errno (a full send buffer drops the datagram, as UDP may). */
+  udpSend(port: UdpPortHandle, msg: Buffer, address: string, portNumber: number): number;
+  /** Stops reading and closes the socket; closing twice is harmless. */
+  udpClose(port: UdpPortHandle): void;
 }
+
+/** An opaque handle from {@link NativeHelpers.udpWatch}. */
+export type UdpPortHandle = { readonly __udpPort: unique symbol };
 
 export const MNT_DETACH = 2;
 

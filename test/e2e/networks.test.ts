@@ -257,6 +257,24 @@ describe('networks', () => {
     await d.dockerOk(['network', 'rm', 'n-dns', 'n-dns2']);
   });
 
+  it('embedded DNS listens inside the container: IPv6-only networks resolve, no NAT in the container namespace', async () => {
+    await d.dockerOk(['network', 'create', '--ipv4=false', '--ipv6', '--subnet', 'fd00:dd::/64', 'n-v6only']);
+    await d.dockerOk(['run', '-d', '--name', 'v6a', '--network', 'n-v6only', IMG, 'sleep', '300']);
+    await d.dockerOk(['run', '-d', '--name', 'v6b', '--network', 'n-v6only', IMG, 'sleep', '300']);
+    assert.match(await d.dockerOk(['exec', 'v6a', 'cat', '/etc/resolv.conf']), /^nameserver 127\.0\.0\.11$/m);
+    const r = await d.docker(['exec', 'v6a', 'nslookup', '-type=AAAA', 'v6b']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /Address: fd00:dd::3/);
+    // Docker's resolver is a socket in the container's namespace: so is ours, and nothing is NATed there.
+    const key = await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.SandboxKey}}', 'v6a']);
+    const inside = (argv: string[]): string => spawnSync('nsenter', [`--net=${key}`, '--', ...argv], { encoding: 'utf8', timeout: 30_000 }).stdout;
+    assert.equal(inside(['nft', 'list', 'tables']).trim(), '', 'no nft tables in the container namespace');
+    const socks = inside(['ss', '-Hlnut', 'src', '127.0.0.11']);
+    assert.equal(socks.trim().split('\n').filter((l) => /127\.0\.0\.11:53\b/.test(l)).length, 2, socks);
+    await d.dockerOk(['rm', '-f', 'v6a', 'v6b']);
+    await d.dockerOk(['network', 'rm', 'n-v6only']);
+  });
+
   it('--link on a user network: the alias resolves through the embedded DNS, for the linking container only', async () => {
     await d.dockerOk(['network', 'create', 'n-link']);
     await d.dockerOk(['run', '-d', '--name', 'lk-db', '--network', 'n-link', IMG, 'sleep', '300']);

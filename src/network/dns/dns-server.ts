@@ -3,9 +3,11 @@
  * swapped whole on every change, and forwards other names to the asking container's `--dns`
  * servers, or else to the host's upstream resolvers.
  *
- * Where it listens and how a source address maps to a container are parameters: the
- * NetworkManager binds it where containers can reach it (a bridge gateway address on a high port,
- * with a DNAT from 127.0.0.11:53 in each container's namespace) and tells it who is asking.
+ * Two ways in. Normally the server binds nothing itself: {@link DnsServer.serveContainer} hands it
+ * sockets bound to 127.0.0.11:53 inside one container's namespace, so whoever writes to them is
+ * that container. Without the native addon, {@link DnsServer.start} binds it on an address
+ * containers can reach (a bridge gateway on a high port, with a DNAT from 127.0.0.11:53 in each
+ * container's namespace) and askers are told apart by source address.
  *
  * Denial-of-service limits (aardvark-dns CVE-2024-8418 and CVE-2026-35406 were TCP clients that
  * stalled or exhausted the server): nothing is read without a bound, a TCP connection holds at
@@ -69,9 +71,26 @@ interface Forward {
   done: boolean;
 }
 
+/**
+ * A UDP socket made outside Node (inside a container's namespace, by the native addon), already
+ * delivering its datagrams to the callback it was opened with.
+ */
+export interface DatagramPort {
+  send(msg: Buffer, address: string, port: number): void;
+  close(): void;
+}
+
+/** One container's resolver sockets, from {@link DnsServer.serveContainer}. */
+export interface ContainerPorts {
+  close(): Promise<void>;
+}
+
 interface TcpClient {
   socket: Socket;
   address: string;
+  /** Who the per-client limits count against: the container, or the source address. */
+  key: string;
+  containerId?: string;
   pending: Buffer | null;
   inFlight: number;
   writeBlocked: boolean;
@@ -122,7 +141,8 @@ export class DnsServer {
   private readonly forwardsById = new Map<number, Forward>();
   private readonly forwardsByClient = new Map<string, number>();
   private readonly tcpClients = new Set<TcpClient>();
-  private readonly tcpByAddress = new Map<string, number>();
+  private readonly tcpByClient = new Map<string, number>();
+  private readonly containerPorts = new Set<ContainerPorts>();
   private readonly ids = new IdSource();
   private boundPort = 0;
   private closed = false;
@@ -143,6 +163,11 @@ export class DnsServer {
     this.maxTcpQueriesPerConnection = options.maxTcpQueriesPerConnection ?? 32;
     this.index = DnsIndex.empty;
     if (options.snapshot) this.update(options.snapshot);
+  }
+
+  /** A server that binds nothing: it answers on the sockets {@link serveContainer} gives it. */
+  static unbound(options: Omit<DnsServerOptions, 'address' | 'port'> = {}): DnsServer {
+    return new DnsServer({ ...options, address: '', port: 0 });
   }
 
   /** Binds UDP and TCP on the same address and port and starts answering. */
@@ -176,7 +201,7 @@ export class DnsServer {
 
   /** Upstream texts as socket addresses: at most three, invalid ones and this server left out. */
   private parseUpstreams(texts: readonly string[]): Upstream[] {
-    const own = `${this.options.address}:${this.boundPort}`;
+    const own = this.boundPort ? `${this.options.address}:${this.boundPort}` : '';
     const ups: Upstream[] = [];
     for (const text of texts.slice(0, MAX_UPSTREAMS)) {
       const u = parseUpstream(text);
@@ -209,11 +234,13 @@ export class DnsServer {
     this.closed = true;
     for (const f of this.forwardsById.values()) this.finish(f);
     for (const c of this.tcpClients) c.socket.destroy();
+    const ports = [...this.containerPorts];
     for (const s of this.upstreamSockets.values()) s.close();
     this.upstreamSockets.clear();
     await Promise.all([
       new Promise<void>((res) => (this.udp ? this.udp.close(() => res()) : res())),
       new Promise<void>((res) => (this.tcp ? this.tcp.close(() => res()) : res())),
+      ...ports.map((p) => p.close()),
     ]);
   }
 
@@ -265,8 +292,51 @@ export class DnsServer {
     }
   }
 
-  private askerFor(address: string, port: number): DnsAsker | undefined {
+  /**
+   * Answers on one container's own sockets (bound to 127.0.0.11:53 in its namespace): every
+   * query on them is that container's. `openUdp` is called once with the server's handler; the
+   * TCP listener, if any, is adopted and closed with the rest.
+   */
+  serveContainer(containerId: string, openUdp: (onMessage: (msg: Buffer, address: string, port: number) => void) => DatagramPort, tcp?: Server): ContainerPorts {
+    let udp: DatagramPort | undefined;
+    const onMessage = (msg: Buffer, address: string, port: number): void => {
+      if (this.closed || !udp) return;
+      const to = udp;
+      this.handle(msg, address, port, containerId, false, (out) => to.send(out, address, port));
+    };
+    udp = openUdp(onMessage);
+    const clients = new Set<TcpClient>();
+    if (tcp) {
+      tcp.on('connection', (s: Socket) => {
+        const c = this.onTcpConnection(s, containerId);
+        if (c) {
+          clients.add(c);
+          s.on('close', () => clients.delete(c));
+        }
+      });
+      tcp.on('error', (err) => log.warn('TCP listener error', { container: containerId.slice(0, 12), error: err.message }));
+    }
+    let closing: Promise<void> | undefined;
+    const ports: ContainerPorts = {
+      close: () => {
+        closing ??= new Promise<void>((res) => {
+          this.containerPorts.delete(ports);
+          udp?.close();
+          udp = undefined;
+          for (const c of clients) c.socket.destroy();
+          if (tcp?.listening) tcp.close(() => res());
+          else res();
+        });
+        return closing;
+      },
+    };
+    this.containerPorts.add(ports);
+    return ports;
+  }
+
+  private askerFor(address: string, port: number, containerId: string | undefined): DnsAsker | undefined {
     const index = this.index;
+    if (containerId !== undefined) return index.askerByContainer(containerId);
     if (this.options.identify) {
       const id = this.options.identify(address, port);
       return id === undefined ? undefined : index.askerByContainer(id);
@@ -281,7 +351,7 @@ export class DnsServer {
    * Answers one query, synchronously when it is ours. Returns false if the message was dropped
    * (malformed, or itself a response: answering those could start a loop between servers).
    */
-  private handle(msg: Buffer, address: string, port: number, tcp: boolean, reply: (out: Buffer) => void): boolean {
+  private handle(msg: Buffer, address: string, port: number, containerId: string | undefined, tcp: boolean, reply: (out: Buffer) => void): boolean {
     if (msg.length < HEADER_SIZE || (msg[2]! & 0x80) !== 0) return false;
     let parsed: ParsedQuery;
     try {
@@ -291,7 +361,7 @@ export class DnsServer {
       throw err;
     }
     const maxSize = tcp ? 65535 : udpLimit(parsed);
-    const asker = this.askerFor(address, port);
+    const asker = this.askerFor(address, port, containerId);
     if (!asker) {
       reply(buildResponse(msg, parsed, DnsRcode.REFUSED, [], maxSize));
       return true;
@@ -309,19 +379,21 @@ export class DnsServer {
   private onUdpMessage(msg: Buffer, rinfo: RemoteInfo): void {
     const udp = this.udp;
     if (!udp || this.closed) return;
-    this.handle(msg, rinfo.address, rinfo.port, false, (out) => udp.send(out, rinfo.port, rinfo.address));
+    this.handle(msg, rinfo.address, rinfo.port, undefined, false, (out) => udp.send(out, rinfo.port, rinfo.address));
   }
 
-  private onTcpConnection(socket: Socket): void {
+  private onTcpConnection(socket: Socket, containerId?: string): TcpClient | undefined {
     const address = socket.remoteAddress ?? '';
-    const fromHere = this.tcpByAddress.get(address) ?? 0;
+    const key = containerId ?? address;
+    const fromHere = this.tcpByClient.get(key) ?? 0;
     if (this.closed || this.tcpClients.size >= this.maxTcpConnections || fromHere >= this.maxTcpConnectionsPerClient) {
       socket.destroy();
-      return;
+      return undefined;
     }
-    const client: TcpClient = { socket, address, pending: null, inFlight: 0, writeBlocked: false };
+    socket.setNoDelay(true);
+    const client: TcpClient = { socket, address, key, containerId, pending: null, inFlight: 0, writeBlocked: false };
     this.tcpClients.add(client);
-    this.tcpByAddress.set(address, fromHere + 1);
+    this.tcpByClient.set(key, fromHere + 1);
     socket.setTimeout(this.tcpIdleTimeoutMs, () => socket.destroy());
     socket.on('data', (chunk: Buffer) => {
       client.pending = client.pending ? Buffer.concat([client.pending, chunk]) : chunk;
@@ -334,11 +406,12 @@ export class DnsServer {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       this.tcpClients.delete(client);
-      const n = (this.tcpByAddress.get(address) ?? 1) - 1;
-      if (n > 0) this.tcpByAddress.set(address, n);
-      else this.tcpByAddress.delete(address);
+      const n = (this.tcpByClient.get(key) ?? 1) - 1;
+      if (n > 0) this.tcpByClient.set(key, n);
+      else this.tcpByClient.delete(key);
       client.pending = null;
     });
+    return client;
   }
 
   /** Handles the complete frames a connection has buffered, as far as its limits allow. */
@@ -358,7 +431,7 @@ export class DnsServer {
       client.pending = buf.length === 2 + len ? null : buf.subarray(2 + len);
       client.inFlight++;
       let synchronous = true;
-      const ok = this.handle(msg, client.address, socket.remotePort ?? 0, true, (out) => {
+      const ok = this.handle(msg, client.address, socket.remotePort ?? 0, client.containerId, true, (out) => {
         client.inFlight--;
         if (socket.destroyed) return;
         if (!socket.write(frame(out))) client.writeBlocked = true;

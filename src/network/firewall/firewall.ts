@@ -49,9 +49,10 @@ export interface FirewallState {
   ports: FirewallPort[];
   /**
    * Port the embedded DNS server listens on at each gateway address (UDP and TCP); the one
-   * service a {@link FirewallNetwork.protectHost} network may still reach. Default 53.
+   * service a {@link FirewallNetwork.protectHost} network may still reach. Default 53; null when
+   * the server listens only inside containers (at 127.0.0.11), so no gateway port is opened.
    */
-  dnsPort?: number;
+  dnsPort?: number | null;
 }
 
 export interface Firewall {

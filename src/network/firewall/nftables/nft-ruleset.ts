@@ -183,8 +183,8 @@ export function renderRuleset(state: FirewallState, prefix: string): string {
   const nets = describeNetworks(state);
   const byId = new Map(nets.map((n) => [n.net.id, n]));
   const ports = describePorts(state, byId);
-  const dnsPort = state.dnsPort ?? DEFAULT_DNS_PORT;
-  if (!Number.isInteger(dnsPort) || dnsPort < 1 || dnsPort > 65535) throw new InvalidParameter(`invalid DNS port ${dnsPort}`);
+  const dnsPort = state.dnsPort === undefined ? DEFAULT_DNS_PORT : state.dnsPort;
+  if (dnsPort !== null && (!Number.isInteger(dnsPort) || dnsPort < 1 || dnsPort > 65535)) throw new InvalidParameter(`invalid DNS port ${dnsPort}`);
 
   // ---- filter table
   const forward: string[] = [];
@@ -223,7 +223,7 @@ export function renderRuleset(state: FirewallState, prefix: string): string {
     );
     for (const n of protectedNets) {
       const lines = [`ct state established,related accept ${n.tag}`, `meta l4proto { icmp, ipv6-icmp } accept ${n.tag}`];
-      for (const gw of [...n.net.gateways].sort()) {
+      for (const gw of dnsPort === null ? [] : [...n.net.gateways].sort()) {
         const fam = familyOfAddress(gw);
         if (!fam) throw new InvalidParameter(`invalid gateway "${gw}" for network ${n.net.id}`);
         lines.push(`${ipKw(fam)} daddr ${gw} meta l4proto { tcp, udp } th dport ${dnsPort} accept ${n.tag}`);
