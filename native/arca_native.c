@@ -9,8 +9,8 @@
  *   nftRun(text, nsPath?)                runs an nft script in-process -> [rc, output, errors]
  *   writeFileIn(nsPath, path, data)      writes a (/proc/sys) file as seen from a namespace
  *   mount(src, target, fstype, flags, data) / umount(target, flags)
- *   socketIn(nsPath, kind, address, port) a UDP socket, or a listening TCP one, made in a
- *                                        namespace and bound there -> fd
+ *   socketIn(nsPath, kind, address, port) made in a namespace -> fd: 'udp' bound there, 'tcp' bound
+ *                                        and listening, 'tcp-connect' connecting (non-blocking)
  *   udpWatch(fd, onMessage)              delivers datagrams to onMessage(msg, address, port) from
  *                                        the main loop -> a port handle
  *   udpSend(port, msg, address, port) / udpClose(port)
@@ -75,6 +75,8 @@ static const char *errno_code(int e) {
     case EADDRINUSE: return "EADDRINUSE";
     case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
     case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case ENETUNREACH: return "ENETUNREACH";
+    case ECONNREFUSED: return "ECONNREFUSED";
     default: return "EUNKNOWN";
   }
 }
@@ -581,14 +583,15 @@ static napi_value socket_in(napi_env env, napi_callback_info info) {
   int32_t port = -1;
   if (argc < 4 || get_string(env, argv[0], &ns) || get_string(env, argv[1], &kind) || get_string(env, argv[2], &address) || !kind ||
       !address || napi_get_value_int32(env, argv[3], &port) != napi_ok || port < 0 || port > 65535 ||
-      (strcmp(kind, "udp") != 0 && strcmp(kind, "tcp") != 0)) {
+      (strcmp(kind, "udp") != 0 && strcmp(kind, "tcp") != 0 && strcmp(kind, "tcp-connect") != 0)) {
     free(ns), free(kind), free(address);
-    napi_throw_type_error(env, NULL, "socketIn(nsPath: string | null, kind: 'udp' | 'tcp', address: string, port: number)");
+    napi_throw_type_error(env, NULL, "socketIn(nsPath: string | null, kind: 'udp' | 'tcp' | 'tcp-connect', address: string, port: number)");
     return NULL;
   }
   struct sockaddr_storage ss;
   socklen_t sl = make_sockaddr(address, port, &ss);
-  int tcp = strcmp(kind, "tcp") == 0;
+  int connecting = strcmp(kind, "tcp-connect") == 0;
+  int tcp = connecting || strcmp(kind, "tcp") == 0;
   free(kind), free(address);
   if (sl == 0) {
     free(ns);
@@ -604,12 +607,20 @@ static napi_value socket_in(napi_env env, napi_callback_info info) {
   }
   if (fd >= 0) {
     int one = 1;
-    if (tcp) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    else {
-      int rcv = 1 << 20; /* bursts outrun the default; the kernel caps it at rmem_max */
-      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    if (connecting) {
+      if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
+        e = errno;
+        close(fd);
+        fd = -1;
+      }
+    } else {
+      if (tcp) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      else {
+        int rcv = 1 << 20; /* bursts outrun the default; the kernel caps it at rmem_max */
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+      }
     }
-    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || (tcp && listen(fd, 128) < 0)) {
+    if (fd >= 0 && !connecting && (bind(fd, (struct sockaddr *)&ss, sl) < 0 || (tcp && listen(fd, 128) < 0))) {
       e = errno;
       close(fd);
       fd = -1;

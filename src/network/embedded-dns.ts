@@ -1,8 +1,8 @@
-import { createServer, type Server } from 'node:net';
+import { createServer, Socket, type Server } from 'node:net';
 import { errorMessage } from '../errors.js';
 import { logger } from '../log.js';
-import { native, type NativeHelpers } from '../sys/native.js';
-import { DnsServer, type ContainerPorts } from './dns/dns-server.js';
+import { native, type NativeHelpers, type UdpPortHandle } from '../sys/native.js';
+import { DnsServer, type ContainerPorts, type UpstreamDialer } from './dns/dns-server.js';
 import type { DnsSnapshot } from './dns/dns-snapshot.js';
 import type { DnsListener, DnsService } from './dns-service.js';
 
@@ -18,7 +18,8 @@ export const RESOLVER_ADDRESS = '127.0.0.11';
  * bound to 127.0.0.11:53 *inside* each container's namespace, made there by the addon and served
  * by one {@link DnsServer} in the daemon. The socket a query arrives on says which container
  * asks, and the container's namespace needs no NAT, no conntrack and no route_localnet; IPv6-only
- * networks get DNS too.
+ * networks get DNS too. A container's own `--dns` servers are asked from its namespace, the
+ * host's resolvers from the daemon's, as moby does.
  *
  * Without the addon, one server per user-defined network is bound on its IPv4 gateway, all on one
  * port when they can (remembered across restarts so the redirects in running containers stay
@@ -82,6 +83,7 @@ export class EmbeddedDns implements DnsService {
         return { send: (msg, address, port) => void n.udpSend(h, msg, address, port), close: () => n.udpClose(h) };
       },
       tcp,
+      (onAnswer) => containerDialer(n, netnsPath, onAnswer),
     );
     this.served.set(containerId, { netnsPath, ports });
     return true;
@@ -150,4 +152,32 @@ export class EmbeddedDns implements DnsService {
     this.served.clear();
     await Promise.all([...all.map((s) => s.server.then((x) => x.close()).catch(() => {})), this.inside?.close()]);
   }
+}
+
+/** Upstream sockets made in a container's namespace on first use (one UDP socket per family). */
+function containerDialer(n: NativeHelpers, netnsPath: string, onAnswer: (msg: Buffer, address: string, port: number) => void): UpstreamDialer {
+  const udp = new Map<4 | 6, UdpPortHandle>();
+  let closed = false;
+  return {
+    sendUdp(msg, host, port, family) {
+      if (closed) return false;
+      let h = udp.get(family);
+      if (!h) {
+        h = n.udpWatch(n.socketIn(netnsPath, 'udp', family === 6 ? '::' : '0.0.0.0', 0), onAnswer);
+        udp.set(family, h);
+      }
+      return n.udpSend(h, msg, host, port) === 0;
+    },
+    connectTcp(host, port) {
+      if (closed) throw new Error('container resolver closed');
+      const s = new Socket({ fd: n.socketIn(netnsPath, 'tcp-connect', host, port), readable: true, writable: true });
+      s.setNoDelay(true);
+      return s;
+    },
+    close() {
+      closed = true;
+      for (const h of udp.values()) n.udpClose(h);
+      udp.clear();
+    },
+  };
 }

@@ -19,10 +19,11 @@ export interface NativeHelpers {
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): Promise<void>;
   umount(target: string, flags: number): Promise<void>;
   /**
-   * A non-blocking socket created in the namespace at `nsPath` and bound there (a TCP one also
-   * listening): it stays in that namespace whatever thread uses it. Throws with an errno `code`.
+   * A non-blocking socket created in the namespace at `nsPath`: it stays in that namespace
+   * whatever thread uses it. 'udp' is bound to address:port, 'tcp' bound and listening,
+   * 'tcp-connect' connecting to address:port. Throws with an errno `code`.
    */
-  socketIn(nsPath: string | null, kind: 'udp' | 'tcp', address: string, port: number): number;
+  socketIn(nsPath: string | null, kind: 'udp' | 'tcp' | 'tcp-connect', address: string, port: number): number;
   /** Reads the UDP socket `fd` from Node's loop, calling `onMessage` per datagram; owns `fd` from now on. */
   udpWatch(fd: number, onMessage: (msg: Buffer, address: string, port: number) => void): UdpPortHandle;
   /** Sends without blocking: 0, or -errno (a full send buffer drops the datagram, as UDP may). */

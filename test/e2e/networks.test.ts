@@ -5,7 +5,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { request } from 'node:http';
 import { OUTSIDE_ADDR, OUTSIDE_HOST_ADDR, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 import { eventually } from './containers-support.js';
@@ -306,7 +308,25 @@ describe('networks', () => {
     // search list, whose corp.example queries would go to the unreachable 198.18.9.9).
     const self = await d.docker(['exec', 'o1', 'nslookup', 'o1.']);
     assert.equal(self.code, 0, self.stdout + self.stderr);
-    await d.dockerOk(['rm', '-f', 'o1']);
+    // As moby, a container's own --dns servers are asked from its namespace: `--dns 127.0.0.1`
+    // reaches a resolver on the container's loopback (a stand-in started in there).
+    await d.dockerOk(['run', '-d', '--name', 'o2', '--network', 'n-dnsopt', '--dns', '127.0.0.1', IMG, 'sleep', '300']);
+    const key = await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.SandboxKey}}', 'o2']);
+    const fake = spawn('nsenter', [`--net=${key}`, '--', process.execPath, join(dirname(fileURLToPath(import.meta.url)), 'fake-dns-upstream.js'), '127.0.0.1', '53', '192.0.2.77'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((res, rej) => {
+        fake.stdout.once('data', () => res());
+        fake.once('exit', (code) => rej(new Error(`stand-in upstream exited (${code})`)));
+      });
+      const far = await d.docker(['exec', 'o2', 'nslookup', 'far.example.']);
+      assert.equal(far.code, 0, far.stdout + far.stderr);
+      assert.match(far.stdout, /Address: 192\.0\.2\.77/);
+    } finally {
+      fake.kill('SIGKILL');
+    }
+    await d.dockerOk(['rm', '-f', 'o1', 'o2']);
     await d.dockerOk(['network', 'rm', 'n-dnsopt']);
   });
 

@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { EmbeddedDns } from '../../src/network/embedded-dns.js';
 import type { DnsSnapshot } from '../../src/network/dns/dns-snapshot.js';
 import { DnsRcode, DnsType, decodeMessage, encodeMessage } from '../../src/network/dns/dns-codec.js';
@@ -24,7 +25,8 @@ const snapshot = (withDb: boolean): DnsSnapshot => ({
       name: 'front',
       internal: false,
       endpoints: [
-        { containerId: 'web', names: ['web'], ipv4: '10.77.0.2' },
+        // `--dns 127.0.0.53`: a resolver on the container's own loopback, only reachable from inside.
+        { containerId: 'web', names: ['web'], ipv4: '10.77.0.2', upstreams: ['127.0.0.53'] },
         ...(withDb ? [{ containerId: 'db', names: ['db', 'database'], ipv4: '10.77.0.3' }] : []),
       ],
     },
@@ -63,18 +65,54 @@ async function tcpQuery(ns: string, name: string): Promise<ReturnType<typeof dec
   return decodeMessage(Buffer.from(r.stdout.trim(), 'hex'));
 }
 
+/** A stand-in upstream inside `nsPath` at 127.0.0.53:53 (UDP and TCP): every A query gets 192.0.2.53. */
+async function fakeUpstream(nsPath: string): Promise<{ close: () => Promise<void>; asked: string[] }> {
+  const n = native.helpers!;
+  const asked: string[] = [];
+  const answer = (q: Buffer): Buffer => {
+    const m = decodeMessage(q);
+    asked.push(m.questions[0]!.name);
+    return encodeMessage({
+      ...m,
+      header: { ...m.header, qr: true, ra: true },
+      answers: [{ name: m.questions[0]!.name, type: DnsType.A, class: 1, ttl: 30, data: '192.0.2.53' }],
+    });
+  };
+  const h = n.udpWatch(n.socketIn(nsPath, 'udp', '127.0.0.53', 53), (msg, address, port) => {
+    n.udpSend(h, answer(msg), address, port);
+  });
+  const tcp = createServer((s) =>
+    s.on('data', (d: Buffer) => {
+      const out = answer(d.subarray(2, 2 + d.readUInt16BE(0)));
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(out.length);
+      s.end(Buffer.concat([len, out]));
+    }),
+  );
+  await new Promise<void>((res) => tcp.listen({ fd: n.socketIn(nsPath, 'tcp', '127.0.0.53', 53) }, res));
+  return {
+    asked,
+    close: () => {
+      n.udpClose(h);
+      return new Promise<void>((res) => tcp.close(() => res()));
+    },
+  };
+}
+
 describe('embedded DNS inside a container namespace', { skip }, () => {
   const tag = `adn${randomBytes(3).toString('hex')}`;
   const WEB = `${tag}-web`;
   const V6 = `${tag}-v6`;
   const GHOST = `${tag}-ghost`;
   let dns: EmbeddedDns;
+  let upstream: Awaited<ReturnType<typeof fakeUpstream>> | undefined;
 
   before(async () => {
     for (const ns of [WEB, V6, GHOST]) {
       await run(['ip', 'netns', 'add', ns]);
       await run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
     }
+    upstream = await fakeUpstream(`/run/netns/${WEB}`);
     dns = new EmbeddedDns(0, () => {}, native.helpers);
     assert.equal(dns.port, null, 'nothing listens on gateways');
     await dns.update(snapshot(true));
@@ -84,6 +122,7 @@ describe('embedded DNS inside a container namespace', { skip }, () => {
   });
   after(async () => {
     await dns?.close();
+    await upstream?.close();
     for (const ns of [WEB, V6, GHOST]) await run(['ip', 'netns', 'delete', ns], { allowFailure: true });
   });
 
@@ -101,6 +140,18 @@ describe('embedded DNS inside a container namespace', { skip }, () => {
       m.answers.map((a) => a.data),
       ['10.77.0.3'],
     );
+  });
+
+  it('forwards a container’s own --dns servers from inside its namespace (UDP and TCP), as moby does', async () => {
+    const r = await nslookup(WEB, 'outside.example');
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /Address:\s+192\.0\.2\.53/);
+    const m = await tcpQuery(WEB, 'tcp.example');
+    assert.deepEqual(
+      m.answers.map((a) => a.data),
+      ['192.0.2.53'],
+    );
+    assert.ok(upstream!.asked.includes('outside.example') && upstream!.asked.includes('tcp.example'), upstream!.asked.join());
   });
 
   it('serves a container whose only network is IPv6', async () => {
@@ -129,6 +180,9 @@ describe('embedded DNS inside a container namespace', { skip }, () => {
     assert.equal((await listening()).split('\n').length, 2, 'UDP and TCP on 127.0.0.11:53');
     await dns.stopServing('web');
     assert.equal(await listening(), '');
+    // The upstream sockets it opened in there went too: only the stand-in upstream's remain.
+    const left = (await run(inNs(WEB, ['ss', '-Hanut']))).stdout.trim().split('\n').filter((l) => l && !/TIME-WAIT/.test(l) && !/127\.0\.0\.53:53\b/.test(l));
+    assert.deepEqual(left, []);
     assert.equal(await dns.serveIn('web', `/run/netns/${WEB}`), true);
     assert.match((await nslookup(WEB, 'web')).out, /10\.77\.0\.2/);
   });

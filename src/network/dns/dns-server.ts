@@ -62,6 +62,8 @@ interface Forward {
   attempt: number;
   maxSize: number;
   tcp: boolean;
+  /** Set when the upstreams are reached from the asking container's namespace. */
+  via?: UpstreamDialer;
   reply: (msg: Buffer) => void;
   /** The id the current UDP attempt carries upstream (remapped so forwards never mix). */
   wireId: number;
@@ -77,6 +79,18 @@ interface Forward {
  */
 export interface DatagramPort {
   send(msg: Buffer, address: string, port: number): void;
+  close(): void;
+}
+
+/**
+ * Reaches upstream resolvers from inside one container's namespace: moby forwards a container's
+ * own `--dns` servers from there (its routes, its loopback), and the host's from the host's.
+ */
+export interface UpstreamDialer {
+  /** Sends one query; false if it could not be sent (the next upstream is tried). */
+  sendUdp(msg: Buffer, host: string, port: number, family: 4 | 6): boolean;
+  /** A TCP connection, possibly still being made: writes wait for it. Throws if it cannot start. */
+  connectTcp(host: string, port: number): Socket;
   close(): void;
 }
 
@@ -143,6 +157,7 @@ export class DnsServer {
   private readonly tcpClients = new Set<TcpClient>();
   private readonly tcpByClient = new Map<string, number>();
   private readonly containerPorts = new Set<ContainerPorts>();
+  private readonly dialers = new Map<string, UpstreamDialer>();
   private readonly ids = new IdSource();
   private boundPort = 0;
   private closed = false;
@@ -210,7 +225,7 @@ export class DnsServer {
         continue;
       }
       // Forwarding to ourselves would loop until every attempt timed out.
-      if (`${u.host}:${u.port}` === own) continue;
+      if (`${u.host}:${u.port}` === own || (u.host === '127.0.0.11' && u.port === 53)) continue;
       ups.push(u);
     }
     return ups;
@@ -297,7 +312,12 @@ export class DnsServer {
    * query on them is that container's. `openUdp` is called once with the server's handler; the
    * TCP listener, if any, is adopted and closed with the rest.
    */
-  serveContainer(containerId: string, openUdp: (onMessage: (msg: Buffer, address: string, port: number) => void) => DatagramPort, tcp?: Server): ContainerPorts {
+  serveContainer(
+    containerId: string,
+    openUdp: (onMessage: (msg: Buffer, address: string, port: number) => void) => DatagramPort,
+    tcp?: Server,
+    openDialer?: (onAnswer: (msg: Buffer, address: string, port: number) => void) => UpstreamDialer,
+  ): ContainerPorts {
     let udp: DatagramPort | undefined;
     const onMessage = (msg: Buffer, address: string, port: number): void => {
       if (this.closed || !udp) return;
@@ -305,6 +325,9 @@ export class DnsServer {
       this.handle(msg, address, port, containerId, false, (out) => to.send(out, address, port));
     };
     udp = openUdp(onMessage);
+    // Answers count only on the socket their query left by (a container cannot answer for another).
+    const dialer: UpstreamDialer | undefined = openDialer?.((msg, address, port) => this.onUpstreamUdp(msg, address, port, dialer));
+    if (dialer) this.dialers.set(containerId, dialer);
     const clients = new Set<TcpClient>();
     if (tcp) {
       tcp.on('connection', (s: Socket) => {
@@ -323,6 +346,10 @@ export class DnsServer {
           this.containerPorts.delete(ports);
           udp?.close();
           udp = undefined;
+          if (dialer) {
+            if (this.dialers.get(containerId) === dialer) this.dialers.delete(containerId);
+            dialer.close();
+          }
           for (const c of clients) c.socket.destroy();
           if (tcp?.listening) tcp.close(() => res());
           else res();
@@ -372,7 +399,9 @@ export class DnsServer {
       reply(local);
       return true;
     }
-    this.forward(msg, parsed, asker.containerId, this.upstreamsFor(asker), maxSize, tcp, reply);
+    // A container's own `--dns` servers are asked from its namespace when it is served in there.
+    const via = asker.upstreams ? this.dialers.get(asker.containerId) : undefined;
+    this.forward(msg, parsed, asker.containerId, this.upstreamsFor(asker), maxSize, tcp, reply, via);
     return true;
   }
 
@@ -453,7 +482,16 @@ export class DnsServer {
   // -------------------------------------------------------------------------------------------
   // Forwarding
 
-  private forward(msg: Buffer, parsed: ParsedQuery, clientKey: string, upstreams: readonly Upstream[], maxSize: number, tcp: boolean, reply: (out: Buffer) => void): void {
+  private forward(
+    msg: Buffer,
+    parsed: ParsedQuery,
+    clientKey: string,
+    upstreams: readonly Upstream[],
+    maxSize: number,
+    tcp: boolean,
+    reply: (out: Buffer) => void,
+    via?: UpstreamDialer,
+  ): void {
     if (upstreams.length === 0) {
       reply(buildResponse(msg, parsed, DnsRcode.SERVFAIL, [], maxSize));
       return;
@@ -473,6 +511,7 @@ export class DnsServer {
       attempt: -1,
       maxSize,
       tcp,
+      via,
       reply,
       wireId: -1,
       done: false,
@@ -533,7 +572,7 @@ export class DnsServer {
     let s = this.upstreamSockets.get(family);
     if (s) return s;
     s = createSocket(family === 6 ? 'udp6' : 'udp4');
-    s.on('message', (msg, rinfo) => this.onUpstreamUdp(msg, rinfo));
+    s.on('message', (msg, rinfo) => this.onUpstreamUdp(msg, rinfo.address, rinfo.port));
     s.on('error', (err) => log.warn('upstream socket error', { error: err.message }));
     // Bound to an ephemeral port by the first send.
     this.upstreamSockets.set(family, s);
@@ -546,6 +585,16 @@ export class DnsServer {
     f.wireId = id;
     this.forwardsById.set(id, f);
     f.query.writeUInt16BE(id, 0);
+    if (f.via) {
+      let sent = false;
+      try {
+        sent = f.via.sendUdp(f.query, upstream.host, upstream.port, upstream.family);
+      } catch (err) {
+        log.debug('sending to upstream failed', { upstream: upstream.host, error: (err as Error).message });
+      }
+      if (!sent) this.retrySoon(f);
+      return;
+    }
     this.upstreamSocket(upstream.family).send(f.query, upstream.port, upstream.host, (err) => {
       if (err && f.wireId === id) {
         log.debug('sending to upstream failed', { upstream: upstream.host, error: err.message });
@@ -554,22 +603,39 @@ export class DnsServer {
     });
   }
 
-  private onUpstreamUdp(msg: Buffer, rinfo: RemoteInfo): void {
+  /** The next upstream, after the current call stack (a failed send must not recurse). */
+  private retrySoon(f: Forward): void {
+    const attempt = f.attempt;
+    setImmediate(() => {
+      if (f.attempt === attempt) this.nextAttempt(f);
+    });
+  }
+
+  private onUpstreamUdp(msg: Buffer, address: string, port: number, from?: UpstreamDialer): void {
     if (msg.length < HEADER_SIZE || (msg[2]! & 0x80) === 0) return;
     const f = this.forwardsById.get(msg.readUInt16BE(0));
     const u = f?.upstream;
-    // Accept only the upstream we asked, answering our question (RFC 5452 §9.1).
-    if (!f || !u || rinfo.port !== u.port || canonicalAddress(rinfo.address) !== canonicalAddress(u.host)) return;
+    // Accept only the upstream we asked, on the socket we asked from, answering our question (RFC 5452 §9.1).
+    if (!f || !u || f.tcp || f.via !== from || port !== u.port || canonicalAddress(address) !== canonicalAddress(u.host)) return;
     if (!sameQuestion(f.query, msg, f.parsed.questionEnd)) return;
     this.onUpstreamAnswer(f, msg);
   }
 
   private sendTcp(f: Forward, upstream: Upstream): void {
-    const conn = connect({ host: upstream.host, port: upstream.port, noDelay: true });
+    let conn: Socket;
+    try {
+      conn = f.via ? f.via.connectTcp(upstream.host, upstream.port) : connect({ host: upstream.host, port: upstream.port, noDelay: true });
+    } catch (err) {
+      log.debug('connecting to upstream failed', { upstream: upstream.host, error: (err as Error).message });
+      this.retrySoon(f);
+      return;
+    }
     f.conn = conn;
     let buf: Buffer | null = null;
     f.query.writeUInt16BE(f.parsed.id, 0);
-    conn.on('connect', () => conn.write(frame(f.query)));
+    // A socket from the dialer is adopted while connecting: its writes wait for the connection.
+    if (f.via) conn.write(frame(f.query));
+    else conn.on('connect', () => conn.write(frame(f.query)));
     conn.on('data', (chunk: Buffer) => {
       buf = buf ? Buffer.concat([buf, chunk]) : chunk;
       if (buf.length > TCP_FRAME_MAX) buf = buf.subarray(0, TCP_FRAME_MAX);

@@ -17,8 +17,9 @@ export interface DnsEndpoint {
    * container's `nameserver 127.0.0.11`: it only changes where the embedded server forwards.
    * Same syntax as {@link DnsSnapshot.upstreams}; `--internal` networks still never forward.
    * A container has one set for all its networks, so its endpoints carry the same list.
-   * Queried from the daemon's namespace like the host's resolvers (moby queries `--dns` servers
-   * from the container's namespace: that differs only for loopback addresses, not handled yet).
+   * Queried from the container's namespace (its routes, its loopback) as moby does, when the
+   * server listens in there; from the daemon's otherwise. The host's resolvers are always
+   * queried from the daemon's namespace.
    */
   upstreams?: string[];
   /**
