@@ -77,6 +77,9 @@ async function ipOf(d: TestDaemon, c: string, net: string): Promise<string> {
 }
 
 
+/** Without the native addon the resolver is a DNAT to a gateway listener in the daemon's namespace. */
+const NO_ADDON = process.env.ARCA_NATIVE === '0' ? 'the embedded DNS needs the native addon to listen inside containers (ARCA_NATIVE=0)' : false;
+
 describe('networks', () => {
   let d: TestDaemon;
 
@@ -259,7 +262,7 @@ describe('networks', () => {
     await d.dockerOk(['network', 'rm', 'n-dns', 'n-dns2']);
   });
 
-  it('embedded DNS listens inside the container: IPv6-only networks resolve, no NAT in the container namespace', async () => {
+  it('embedded DNS listens inside the container: IPv6-only networks resolve, no NAT in the container namespace', { skip: NO_ADDON }, async () => {
     await d.dockerOk(['network', 'create', '--ipv4=false', '--ipv6', '--subnet', 'fd00:dd::/64', 'n-v6only']);
     await d.dockerOk(['run', '-d', '--name', 'v6a', '--network', 'n-v6only', IMG, 'sleep', '300']);
     await d.dockerOk(['run', '-d', '--name', 'v6b', '--network', 'n-v6only', IMG, 'sleep', '300']);
@@ -308,6 +311,11 @@ describe('networks', () => {
     // search list, whose corp.example queries would go to the unreachable 198.18.9.9).
     const self = await d.docker(['exec', 'o1', 'nslookup', 'o1.']);
     assert.equal(self.code, 0, self.stdout + self.stderr);
+    await d.dockerOk(['rm', '-f', 'o1']);
+    if (NO_ADDON) {
+      await d.dockerOk(['network', 'rm', 'n-dnsopt']);
+      return;
+    }
     // As moby, a container's own --dns servers are asked from its namespace: `--dns 127.0.0.1`
     // reaches a resolver on the container's loopback (a stand-in started in there).
     await d.dockerOk(['run', '-d', '--name', 'o2', '--network', 'n-dnsopt', '--dns', '127.0.0.1', IMG, 'sleep', '300']);
@@ -326,7 +334,7 @@ describe('networks', () => {
     } finally {
       fake.kill('SIGKILL');
     }
-    await d.dockerOk(['rm', '-f', 'o1', 'o2']);
+    await d.dockerOk(['rm', '-f', 'o2']);
     await d.dockerOk(['network', 'rm', 'n-dnsopt']);
   });
 
