@@ -258,6 +258,9 @@ describe('networks', () => {
     assert.notEqual((await look('d3', 'd1')).code, 0);
     await d.dockerOk(['rm', '-f', 'd2']);
     assert.notEqual((await look('d1', 'd2')).code, 0, 'a removed container no longer resolves');
+    // A restart gives d1 a new namespace: its resolver is made again in there.
+    await d.dockerOk(['restart', '-t', '1', 'd1']);
+    assert.equal((await look('d1', 'svc')).code, 0, 'resolves after a restart');
     await d.dockerOk(['rm', '-f', 'd1', 'd3']);
     await d.dockerOk(['network', 'rm', 'n-dns', 'n-dns2']);
   });
