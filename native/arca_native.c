@@ -129,6 +129,17 @@ static void leave_netns(int prev) {
   close(prev);
 }
 
+/* socket(2) as the namespace at `path` sees it (the socket stays there); the fd, or -1 with *err set. */
+static int socket_in_netns(const char *path, int domain, int type, int protocol, int *err) {
+  int prev, fd = -1;
+  *err = enter_netns(path, &prev);
+  if (*err) return -1;
+  fd = socket(domain, type, protocol);
+  if (fd < 0) *err = errno;
+  leave_netns(prev);
+  return fd;
+}
+
 /* ---- argument helpers --------------------------------------------------------------------- */
 
 /* A JS string (or null/undefined -> NULL) as a malloc'd C string. */
@@ -168,12 +179,7 @@ static napi_value netlink_open(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "netlinkOpen: nsPath must be a string");
     return NULL;
   }
-  int prev, fd = -1, e = enter_netns(ns, &prev);
-  if (e == 0) {
-    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (fd < 0) e = errno;
-    leave_netns(prev);
-  }
+  int e, fd = socket_in_netns(ns, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE, &e);
   free(ns);
   if (fd >= 0) {
     struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
@@ -598,13 +604,8 @@ static napi_value socket_in(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "socketIn: not an IP address");
     return NULL;
   }
-  int prev, fd = -1, e = enter_netns(ns, &prev);
+  int e, fd = socket_in_netns(ns, ss.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, &e);
   free(ns);
-  if (e == 0) {
-    fd = socket(ss.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) e = errno;
-    leave_netns(prev);
-  }
   if (fd >= 0) {
     int one = 1;
     if (connecting) {

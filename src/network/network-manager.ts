@@ -982,13 +982,14 @@ export class NetworkManager implements NetworkAttacher {
       }
     }
     if (!this.dns.listenerFor) return;
-    await this.dns.update(this.dnsSnapshot());
     const eps = this.endpointsOf(c.Id).sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }));
     for (const ep of eps) {
       const n = this.nets.get(ep.networkId);
       if (!n || n.predefined || !this.driverOf(n).usesIpam || !ep.ipv4) continue;
       const gw = n.pools.find((p) => p.family === 4)?.gateway;
       if (!gw) continue;
+      // Only a container that gets a listener needs the snapshot now (a new listener starts from it).
+      await this.dns.update(this.dnsSnapshot());
       const listener = await this.dns.listenerFor(n.Id, gw);
       if (!listener) return;
       const key = `${sb.netnsPath}|${listener.address}:${listener.port}>${ep.ipv4}`;
