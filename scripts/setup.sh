@@ -13,7 +13,7 @@ REPO_ROOT=$(pwd)
 # Everything arca or its tests run. make/g++/python3 build better-sqlite3 when npm does not.
 DEBIAN_PACKAGES=(
   runc conmon crun nftables iproute2 util-linux procps socat attr busybox-static iperf3
-  docker-registry skopeo tar gzip python3-docker docker-compose tini curl
+  docker-registry skopeo buildah golang-github-containers-common tar gzip python3-docker docker-compose tini curl
   make g++ python3
 )
 
