@@ -1,3 +1,4 @@
+import { pipeline } from 'node:stream/promises';
 import type { Router, Ctx } from './router.js';
 import { compareVersions, parseFilters, qbool } from './router.js';
 import type { Daemon } from '../daemon.js';
@@ -6,6 +7,7 @@ import type { ImageRecord, ImageRunConfig } from '../images/image-store.js';
 import { importImage } from '../images/image-importer.js';
 import { loadArchive } from '../images/image-loader.js';
 import { pullImage } from '../images/image-puller.js';
+import { resolveSaveNames, saveArchive } from '../images/image-saver.js';
 import { parsePlatform } from '../images/platform.js';
 import { ProgressStream } from '../images/progress-stream.js';
 import {
@@ -271,6 +273,15 @@ export function registerImages(r: Router, d: Daemon): void {
     const platform = platformParam ? parsePlatform(platformParam) : undefined;
     await streamed(c, (out) => loadArchive(d.images, c.req, out, { quiet, platform }));
   });
+
+  const save = async (c: Ctx, names: string[]): Promise<void> => {
+    const archive = await saveArchive(d.images, resolveSaveNames(d.images, names));
+    c.res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+    // A failure half-way can only cut the connection, as dockerd does: the client sees a short tar.
+    await pipeline(archive, c.res).catch(() => c.res.destroy());
+  };
+  r.get('/images/get', (c) => save(c, c.query.getAll('names')));
+  r.get('/images/{*}/get', (c) => save(c, [c.params[0]!]));
 
   r.post('/images/prune', async (c) => {
     const filters = parseFilters(c.query);

@@ -195,6 +195,13 @@ export class ImageStore {
     return doc ? this.record(doc) : undefined;
   }
 
+  /** The exact config bytes an image id is the hash of (for save and push). */
+  configJsonOf(id: string): string {
+    const doc = this.docOf(id);
+    if (!doc) throw new NotFound(`No such image: ${id}`);
+    return doc.configJson;
+  }
+
   /**
    * Resolves a reference (`busybox`, `busybox:1`, `localhost:5000/x@sha256:...`), a full or
    * short id, or `sha256:<id>`. Throws NotFound `No such image: <ref>`.

@@ -1,15 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { StateStore } from '../state/store.js';
-import { InvalidParameter } from '../errors.js';
+import { InvalidParameter, NotFound } from '../errors.js';
 import { run, which } from '../sys/runner.js';
 import { logger } from '../log.js';
 import { convertWhiteouts } from './whiteout-converter.js';
+import { assembleTar, readTarSplit, recordTarSplit, writeTarSplit } from './tar-split.js';
 
 const log = logger('arca:images:layers');
 
@@ -23,6 +24,20 @@ export interface LayerRecord {
   /** Bytes of the unpacked files. */
   size: number;
 }
+
+/** A layer's uncompressed tar, byte for byte the one its diff id names. */
+export interface LayerTar {
+  diffId: string;
+  /** Bytes of the tar. */
+  size: number;
+  /** A fresh stream of the tar; it fails at its end if the bytes do not hash to the diff id. */
+  open(): Readable;
+}
+
+/** Record of how to rebuild a layer's tar from its folder (see tar-split.ts). */
+const TAR_SPLIT = 'tar-split.json.gz';
+/** The tar itself, kept only for layers that cannot be rebuilt from their folder. */
+const LAYER_TAR = 'layer.tar';
 
 /** Progress of reading a (possibly compressed) layer blob: bytes consumed of `total`. */
 export type ByteProgress = (current: number, total: number) => void;
@@ -201,6 +216,9 @@ export class LayerStore {
     try {
       const diff = join(scratch, 'diff');
       await mkdir(diff, { mode: 0o755 });
+      const split = recordTarSplit(tarPath);
+      // Awaited after the extraction; a failed extraction must not leave this rejection unheard.
+      split.catch(() => undefined);
       await run([
         'tar',
         '-x',
@@ -217,6 +235,12 @@ export class LayerStore {
         throw new InvalidParameter(`failed to unpack layer ${diffId}: ${(e as Error).message}`, { cause: e });
       });
       const scan = await convertWhiteouts(diff);
+      const recorded = await split;
+      if (recorded.ok) await writeTarSplit(join(scratch, TAR_SPLIT), recorded.split);
+      else {
+        log.info('keeping the tar of a layer that cannot be rebuilt from its files', { chainId, reason: recorded.reason });
+        await copyFile(tarPath, join(scratch, LAYER_TAR));
+      }
       const rec: LayerRecord = { chainId, diffId, parent, size: scan.size };
       await mkdir(this.layersDir, { recursive: true, mode: 0o700 });
       const target = this.layerDir(chainId);
@@ -229,6 +253,30 @@ export class LayerStore {
       await rm(scratch, { recursive: true, force: true });
       throw e;
     }
+  }
+
+  /**
+   * The layer's original tar (for save and push), rebuilt from its folder. Pin the layer while
+   * the stream is read.
+   */
+  async tar(chainId: string): Promise<LayerTar> {
+    const rec = this.get(chainId);
+    if (!rec) throw new NotFound(`layer ${chainId} does not exist`);
+    const dir = this.layerDir(chainId);
+    try {
+      const split = await readTarSplit(join(dir, TAR_SPLIT));
+      return { diffId: rec.diffId, size: split.size, open: () => assembleTar(split, this.diffDir(chainId), rec.diffId) };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    const kept = join(dir, LAYER_TAR);
+    let size: number;
+    try {
+      size = (await stat(kept)).size;
+    } catch {
+      throw new NotFound(`layer ${rec.diffId} has no tar data (it was stored by an older arca; pull or load its image again)`);
+    }
+    return { diffId: rec.diffId, size, open: () => createReadStream(kept) };
   }
 
   /**
