@@ -18,6 +18,7 @@ import { loadNative } from './sys/native.js';
 import { NftFirewall } from './network/firewall/nftables/nft-firewall.js';
 import { EmbeddedDns } from './network/embedded-dns.js';
 import { PortAllocator } from './network/ports/port-allocator.js';
+import { EventBus } from './events/event-bus.js';
 
 const log = logger('arca:daemon');
 
@@ -45,6 +46,8 @@ export class Daemon {
   /** A short tag unique to this daemon's root, used in machine-global names (netns, cgroups). */
   readonly tag: string;
   readonly startedAt = new Date();
+  /** What `docker events` streams; every manager emits into it. */
+  readonly events = new EventBus();
 
   constructor(readonly config: DaemonConfig) {
     mkdirSync(config.root, { recursive: true, mode: 0o711 });
@@ -72,6 +75,9 @@ export class Daemon {
       new PortAllocator(),
     );
     this.containers.attacher = this.networks;
+    this.networks.events = this.events;
+    this.images.events = this.events;
+    this.volumes.events = this.events;
     this.images.setUsageCheck((imageId) => this.containers.containersUsingImage(imageId));
     this.volumes.setUsageCheck((name) => this.containers.containersUsingVolume(name));
   }

@@ -34,6 +34,10 @@ export class NotModified extends ArcaError {
 export class NotImplemented extends ArcaError {
   override readonly status = 501;
 }
+/** 503: the service this needs is not available here (swarm endpoints on a node outside a swarm). */
+export class Unavailable extends ArcaError {
+  override readonly status = 503;
+}
 /** 500: the system failed (a command, the kernel, the disk). */
 export class SystemError extends ArcaError {
   override readonly status = 500;

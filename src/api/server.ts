@@ -11,6 +11,8 @@ import { registerExec } from './exec.js';
 import { registerImages } from './images.js';
 import { registerVolumes } from './volumes.js';
 import { registerNetworks } from './networks.js';
+import { registerSwarm } from './swarm.js';
+import { registerEvents } from './events.js';
 
 const log = logger('arca:api');
 
@@ -76,6 +78,8 @@ export class ApiServer {
     registerImages(this.router, daemon);
     registerVolumes(this.router, daemon);
     registerNetworks(this.router, daemon);
+    registerSwarm(this.router);
+    registerEvents(this.router, daemon);
   }
 
   async listen(socketPath: string): Promise<void> {

@@ -24,6 +24,7 @@ export interface AttachOptions {
  * once the log is drained.
  */
 export async function runAttach(d: Daemon, c: ContainerRecord, socket: Duplex, input: Buffer, opts: AttachOptions): Promise<void> {
+  d.events.container('attach', c);
   const tty = c.Config.Tty;
   const path = d.containers.logPath(c.Id);
   let ended = false;

@@ -266,6 +266,7 @@ export class ContainerManager {
       }
       throw err;
     }
+    this.d.events.container('create', c);
     log.debug('created', { id: id.slice(0, 12), name: c.Name });
     return { Id: id, Warnings: [] };
   }
@@ -505,6 +506,8 @@ export class ContainerManager {
         ManuallyStopped: false,
       };
       this.save(c);
+      this.d.events.volumeMounts('mount', c);
+      this.d.events.container('start', c);
       this.fire(this.startListeners, id);
       log.debug('started', { id: id.slice(0, 12), pid, ms: mark });
     } catch (err) {
@@ -644,6 +647,9 @@ export class ContainerManager {
     const oomKilled = existsSync(join(this.dir(id), 'oom'));
     c.State = { ...c.State, Status: 'exited', Pid: 0, ExitCode: code, Error: error, FinishedAt: finishedAt ?? new Date().toISOString(), ConmonPid: 0, OOMKilled: oomKilled };
     this.save(c);
+    if (oomKilled) this.d.events.container('oom', c);
+    this.d.events.container('die', c, { exitCode: String(code), execDuration: String(Math.max(0, Math.round((Date.parse(c.State.FinishedAt) - Date.parse(c.State.StartedAt)) / 1000))) });
+    this.d.events.volumeMounts('unmount', c);
     log.debug('exited', { id: id.slice(0, 12), code, ms: took });
     this.fire(this.exitListeners, id);
     this.notifyWaiters(id, 'exit');
@@ -782,6 +788,7 @@ export class ContainerManager {
   private async signal(c: ContainerRecord, sig: string): Promise<void> {
     const pid = c.State.Pid;
     const num = /^\d+$/.test(sig) ? Number(sig) : SIGNALS[sig];
+    this.d.events.container('kill', c, { signal: String(num ?? sig) });
     if (pid > 0 && num !== undefined) {
       try {
         if (readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(c.Id)) {
@@ -819,10 +826,11 @@ export class ContainerManager {
     if (c.State.Status === 'paused') await this.runtime.resume(c.Id).catch(() => {});
     if (timeout !== 0) {
       await this.signal(c, sig).catch((e: unknown) => log.debug('stop signal failed', { error: errorMessage(e) }));
-      if (await this.waitExit(c.Id, timeout < 0 ? 2 ** 31 - 1 : timeout * 1000)) return;
+      if (await this.waitExit(c.Id, timeout < 0 ? 2 ** 31 - 1 : timeout * 1000)) return this.d.events.container('stop', c);
     }
     await this.signal(c, 'KILL').catch(() => {});
     if (!(await this.waitExit(c.Id, 10_000))) throw new SystemError(`container ${c.Id} did not stop after SIGKILL`);
+    this.d.events.container('stop', c);
   }
 
   async kill(ref: string, signal = 'KILL'): Promise<void> {
@@ -851,6 +859,7 @@ export class ContainerManager {
       });
     }
     await this.locked(c.Id, () => this.startLocked(c.Id, true));
+    this.d.events.container('restart', c);
   }
 
   async pause(ref: string): Promise<void> {
@@ -861,6 +870,7 @@ export class ContainerManager {
       await this.runtime.pause(c.Id);
       c.State.Status = 'paused';
       this.save(c);
+      this.d.events.container('pause', c);
     });
   }
 
@@ -871,6 +881,7 @@ export class ContainerManager {
       await this.runtime.resume(c.Id);
       c.State.Status = 'running';
       this.save(c);
+      this.d.events.container('unpause', c);
     });
   }
 
@@ -921,6 +932,7 @@ export class ContainerManager {
       this.d.store.db.prepare('DELETE FROM containers WHERE id = ?').run(c.Id);
       this.byId.delete(c.Id);
       this.d.execs.forget(c.Id);
+      this.d.events.container('destroy', c);
       if (opts.volumes) {
         for (const m of c.Mounts) {
           if (m.Type === 'volume' && m.Anonymous && m.Name) {
@@ -944,8 +956,10 @@ export class ContainerManager {
     if (name === c.Name) throw new InvalidParameter(`Renaming a container with the same name as its current name`);
     this.d.store.tx(() => {
       this.assertNameFree(name);
+      const oldName = c.Name;
       c.Name = name;
       this.save(c);
+      this.d.events.container('rename', c, { oldName: `/${oldName}` });
     });
   }
 
@@ -989,6 +1003,7 @@ export class ContainerManager {
     const c = this.get(ref);
     if (c.State.Status !== 'running') throw new Conflict(`Container ${c.Id} is not running`);
     writeCtl(join(this.dir(c.Id), 'ctl'), h, w);
+    this.d.events.container('resize', c, { height: String(h), width: String(w) });
   }
 
   /** conmon's attach socket folder for this container (relative name `attach` inside it). */

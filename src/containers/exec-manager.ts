@@ -113,6 +113,7 @@ export class ExecManager {
       markDone,
     };
     this.execs.set(id, rec);
+    this.d.events.container(`exec_create: ${rec.Config.Cmd.join(' ')}`, c, { execID: id });
     return { Id: id };
   }
 
@@ -185,6 +186,11 @@ export class ExecManager {
     const processPath = this.prepare(e, tty);
     e.started = true;
     e.Running = true;
+    const c = this.d.containers.find(e.ContainerID);
+    if (c) {
+      this.d.events.container(`exec_start: ${e.Config.Cmd.join(' ')}`, c, { execID: e.ID });
+      void e.done.then(() => this.d.events.container('exec_die', c, { execID: e.ID, exitCode: String(e.ExitCode ?? 0) }));
+    }
     opts.upgrade?.(opts.contentType ? opts.contentType(tty) : '');
     try {
       if (tty) await this.startTty(e, processPath, socket, input);

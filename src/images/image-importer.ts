@@ -53,6 +53,7 @@ export async function importImage(images: ImageStore, body: Readable, opts: Impo
     const { id } = images.commit({ configJson: JSON.stringify(config), layers: [layer] }, opts.ref ? [opts.ref] : [], {
       tagTime: true,
     });
+    images.event('import', id);
     return id;
   } finally {
     if (chainId) images.layers.unpin(chainId);

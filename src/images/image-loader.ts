@@ -207,6 +207,7 @@ export async function loadArchive(
       pending.forEach((img, n) => {
         const { id, moved } = images.commit({ configJson: img.configJson, layers: layered[n]! }, img.refs);
         idLines += `Loaded image ID: ${id}\n`;
+        images.event('load', id);
         for (const r of img.refs) {
           const prev = moved.get(`${r.domain}/${r.path}:${r.tag}`);
           if (prev) lines.push(`The image ${familiarString(r)} already exists, renaming the old one with ID ${prev} to empty string\n`);

@@ -159,6 +159,7 @@ export async function pullImage(images: ImageStore, ref: ImageReference, out: Pr
     const shown = familiarString(tagRef ?? digestRef);
     const upToDate = before === id && !downloaded;
     out.write({ status: upToDate ? `Status: Image is up to date for ${shown}` : `Status: Downloaded newer image for ${shown}` });
+    images.event('pull', shown);
     log.info('pulled', { ref: shown, id });
     ok = true;
   } finally {

@@ -3,6 +3,7 @@ import type { StateStore } from '../state/store.js';
 import type { DaemonConfig } from '../daemon.js';
 import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import { logger } from '../log.js';
+import { NO_EVENTS, type EventSink } from '../events/event-bus.js';
 import { LayerStore, chainIds, sha256Hex, type LayerRecord } from './layer-store.js';
 import {
   familiarName,
@@ -120,6 +121,8 @@ function isIdPrefix(id: string, name: string): boolean {
 export class ImageStore {
   private usageCheck: (imageId: string) => string[] = () => [];
   readonly layers: LayerStore;
+  /** Where `docker events` learns of image events; the daemon wires its bus. */
+  events: EventSink = NO_EVENTS;
 
   constructor(
     protected readonly store: StateStore,
@@ -127,6 +130,20 @@ export class ImageStore {
     protected readonly config: DaemonConfig,
   ) {
     this.layers = new LayerStore(store, dir);
+  }
+
+  /**
+   * Emits an image event as moby's `LogImageEvent(id, name, action)` does: the image's labels plus
+   * `name`. `id` is the image id, or the reference for `pull` and `push`.
+   */
+  event(action: string, id: string, name = id): void {
+    let labels: Record<string, string> = {};
+    try {
+      labels = this.get(id).config.config?.Labels ?? {};
+    } catch {
+      /* gone already (delete) */
+    }
+    this.events.emit('image', action, id, { ...labels, name });
   }
 
   /** Registries spoken to over plain HTTP (besides loopback). */
@@ -333,10 +350,13 @@ export class ImageStore {
       doc.lastTagTime = new Date().toISOString();
       this.store.db.prepare('UPDATE images SET doc = ? WHERE id = ?').run(JSON.stringify(doc), image.id);
     });
+    this.event('tag', image.id, familiarString(ref));
   }
 
   private deleteRef(ref: ImageReference): void {
+    const id = this.lookup(ref);
     this.store.db.prepare('DELETE FROM image_refs WHERE ref = ?').run(referenceString(ref));
+    if (id) this.event('untag', id);
   }
 
   /**
@@ -426,6 +446,7 @@ export class ImageStore {
     });
     for (const r of refs) records.push({ Untagged: familiarString(r) });
     records.push({ Deleted: id });
+    this.event('delete', id);
     for (const l of await this.layers.removeUnused()) records.push({ Deleted: l.chainId });
     if (prune && img.parent) await this.deleteHelper(img.parent, records, false, true, true);
   }

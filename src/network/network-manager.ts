@@ -35,6 +35,7 @@ import type { PortAllocator } from './ports/port-allocator.js';
 import { exposedPorts, networkSettingsPorts, portRequests, psPorts, type ContainerPortConfig, type PublishedPort } from './ports/port-spec.js';
 import { OPT_HOST_BINDING } from './drivers/bridge/bridge-driver.js';
 import { type Attachment, type EndpointRecord, type EndpointRequest, type NetworkRecord, networkView } from './network-record.js';
+import { NO_EVENTS, type EventSink } from '../events/event-bus.js';
 
 const log = logger('arca:net');
 
@@ -135,6 +136,9 @@ export class NetworkManager implements NetworkAttacher {
       this.nets.set(n.Id, n);
     }
   }
+
+  /** Where `docker events` learns of network create/destroy/connect/disconnect; the daemon wires its bus. */
+  events: EventSink = NO_EVENTS;
 
   /** Swaps in the real firewall or DNS server when their libraries land. */
   setFirewall(f: Firewall): void {
@@ -511,6 +515,7 @@ export class NetworkManager implements NetworkAttacher {
       throw e;
     }
     await this.publish();
+    this.events.emit('network', 'create', n.Id, { name, type: n.Driver });
     log.info('network created', { name, id: n.Id.slice(0, 12), subnets: n.pools.map((p) => p.subnet) });
     return { Id: n.Id, Warning: '' };
   }
@@ -535,6 +540,7 @@ export class NetworkManager implements NetworkAttacher {
       this.forgetNetwork(n.Id);
     });
     await this.publish();
+    this.events.emit('network', 'destroy', n.Id, { name: n.Name, type: n.Driver });
     log.info('network removed', { name: n.Name, id: n.Id.slice(0, 12) });
   }
 
@@ -685,6 +691,7 @@ export class NetworkManager implements NetworkAttacher {
         }
         await this.publishPorts(c, made);
         await this.refreshDnsRedirect(c, sb, false);
+        for (const ep of made) this.endpointEvent('connect', c, this.nets.get(ep.networkId)!);
       } catch (e) {
         for (const ep of made.reverse()) await this.leaveEndpoint(this.nets.get(ep.networkId), ep, sb).catch(() => {});
         throw e;
@@ -699,11 +706,17 @@ export class NetworkManager implements NetworkAttacher {
       const sb = own && opts.closing ? { ...own, closing: true } : own;
       for (const ep of this.endpointsOf(c.Id)) {
         await this.leaveEndpoint(this.nets.get(ep.networkId), ep, sb).catch((e: unknown) => errors.push(e));
+        const n = this.nets.get(ep.networkId);
+        if (n) this.endpointEvent('disconnect', c, n);
       }
       this.redirects.delete(c.Id);
       await this.dns.stopServing?.(c.Id).catch((e: unknown) => errors.push(e));
       if (errors.length) throw new AggregateError(errors, `leaving the networks of ${c.Id.slice(0, 12)} failed in part`);
     }).finally(() => this.publish());
+  }
+
+  private endpointEvent(action: 'connect' | 'disconnect', c: ContainerRecord, n: NetworkRecord): void {
+    this.events.emit('network', action, n.Id, { container: c.Id, name: n.Name, type: n.Driver });
   }
 
   /** Leaves and deletes one endpoint; the row (and its addresses) goes even if the kernel part fails. */
@@ -897,6 +910,7 @@ export class NetworkManager implements NetworkAttacher {
       this.movePorts(c);
       await this.refreshDnsRedirect(c, sb, true);
       this.rewriteHosts(c);
+      this.endpointEvent('connect', c, n);
     });
     await this.publish();
   }
@@ -943,6 +957,7 @@ export class NetworkManager implements NetworkAttacher {
         this.movePorts(c, orphanPorts);
         await this.refreshDnsRedirect(c, sb, true);
         this.rewriteHosts(c);
+        this.endpointEvent('disconnect', c, net);
       } else if (orphanPorts?.length) this.ports.releaseAll(orphanPorts);
     });
     await this.publish();

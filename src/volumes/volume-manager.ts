@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { NO_EVENTS, type EventSink } from '../events/event-bus.js';
 import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -83,6 +84,8 @@ export function formatRfc3339(d: Date): string {
  */
 export class VolumeManager {
   private usageCheck: (name: string) => string[] = () => [];
+  /** Where `docker events` learns of volume create/destroy; the daemon wires its bus. */
+  events: EventSink = NO_EVENTS;
 
   constructor(
     protected readonly store: StateStore,
@@ -149,6 +152,7 @@ export class VolumeManager {
       }
       throw new SystemError(`create ${name}: ${errorMessage(e)}`, { cause: e });
     }
+    this.events.emit('volume', 'create', name, { driver: LOCAL_DRIVER });
     log.debug('volume created', { volume: name, anonymous });
     return this.toRecord(doc);
   }
@@ -210,6 +214,7 @@ export class VolumeManager {
       throw e;
     }
     if (moved) this.discard(trash);
+    this.events.emit('volume', 'destroy', name, { driver: LOCAL_DRIVER });
     log.debug('volume removed', { volume: name });
   }
 
