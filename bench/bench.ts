@@ -48,9 +48,9 @@ async function timed(fn: () => Promise<void>): Promise<number> {
 }
 
 /** `docker run -d` returns once the container started; we also check that it is still running. */
-async function runDetached(d: TestDaemon): Promise<{ id: string; ms: number }> {
+async function runDetached(d: TestDaemon, opts: string[] = []): Promise<{ id: string; ms: number }> {
   const t0 = performance.now();
-  const id = await d.dockerOk(['run', '-d', TEST_IMAGE, 'sleep', '1000']);
+  const id = await d.dockerOk(['run', '-d', ...opts, TEST_IMAGE, 'sleep', '1000']);
   let ms = performance.now() - t0;
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -181,6 +181,8 @@ async function benchContainers(d: TestDaemon, N: number, results: Record<string,
     while (ids.length) await rm(ids.shift()!);
     results.rm_f_ms = stats(rmMs);
 
+    await benchSeccomp(d, N, results);
+
     const s = (k: string): Stats => results[k] as Stats;
     report.within_targets = {
       run_d_ms: s('run_d_ms').median <= TARGETS.run_d_ms,
@@ -189,6 +191,28 @@ async function benchContainers(d: TestDaemon, N: number, results: Record<string,
       per_container_mb: (results.per_container_mb as number) <= TARGETS.per_container_mb,
     };
   }
+}
+
+/**
+ * `docker run -d` with the default seccomp filter against `seccomp=unconfined`, in alternating
+ * rounds so both see the same machine load: the filter must not make starts slower.
+ */
+async function benchSeccomp(d: TestDaemon, N: number, results: Record<string, unknown>): Promise<void> {
+  progress(`docker run -d, default seccomp vs seccomp=unconfined, × ${N} each`);
+  const on: number[] = [];
+  const off: number[] = [];
+  for (let i = 0; i < N; i++) {
+    for (const [opts, into] of [[[], on], [['--security-opt', 'seccomp=unconfined'], off]] as const) {
+      const { id, ms } = await runDetached(d, [...opts]);
+      into.push(ms);
+      await d.dockerOk(['rm', '-f', id]);
+    }
+  }
+  const a = stats(on);
+  const b = stats(off);
+  results.run_d_seccomp_ms = a;
+  results.run_d_unconfined_ms = b;
+  results.run_d_seccomp_ratio = Math.round((a.median / b.median) * 100) / 100;
 }
 
 main().then(

@@ -4,6 +4,7 @@ import type { Router } from './router.js';
 import { MAX_API_VERSION, MIN_API_VERSION } from './router.js';
 import type { Daemon } from '../daemon.js';
 import { ARCA_VERSION } from '../version.js';
+import { seccompPolicy } from '../runtime/seccomp/seccomp-policy.js';
 
 function kernelVersion(): string {
   return os.release();
@@ -108,7 +109,8 @@ export function registerSystem(r: Router, d: Daemon): void {
       LiveRestoreEnabled: true,
       Isolation: '',
       InitBinary: '',
-      SecurityOptions: ['name=seccomp,profile=unconfined'],
+      // moby's words (daemon/info.go): `builtin` is the daemon's default profile.
+      SecurityOptions: [`name=seccomp,profile=${seccompPolicy.defaultName()}`],
       Warnings: [],
     });
   });

@@ -1,4 +1,5 @@
 import { InvalidParameter } from '../errors.js';
+import { parseSecurityOptions } from '../runtime/seccomp/security-options.js';
 import type { ContainerConfig, HostConfig, MountSpec } from './container-record.js';
 
 const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -111,6 +112,9 @@ export function parseCreateRequest(body: Json): CreateRequest {
     if (!m.Target || !m.Target.startsWith('/')) throw new InvalidParameter(`invalid mount config for type "${m.Type}": invalid mount path: '${m.Target ?? ''}' mount path must be absolute`);
     if (m.Type === 'bind' && !m.Source) throw new InvalidParameter(`invalid mount config for type "bind": field Source must not be empty`);
   }
+  const securityOpt = stringList(hcIn, 'SecurityOpt');
+  // Decodes a sent seccomp profile now: a bad one is refused before anything is created.
+  parseSecurityOptions(securityOpt);
   const hostConfig: HostConfig = {
     ...hcIn,
     Binds: stringList(hcIn, 'Binds'),
@@ -143,6 +147,7 @@ export function parseCreateRequest(body: Json): CreateRequest {
     ShmSize: field(hcIn, 'ShmSize', 'number', 0),
     Sysctls: field(hcIn, 'Sysctls', 'object', undefined),
     Links: stringList(hcIn, 'Links'),
+    SecurityOpt: securityOpt,
     // conmon writes a k8s-file log, but what clients see is Docker's default driver: docker-py's
     // `containers.run()` and compose read output back only from a `json-file` (or journald) one.
     LogConfig: { Type: 'json-file', Config: {} },

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { ContainerRecord, ResolvedMount } from '../containers/container-record.js';
+import { seccompPolicy } from './seccomp/seccomp-policy.js';
+import { parseSecurityOptions } from './seccomp/security-options.js';
 
 /** Docker's default capability set (moby `oci/caps/defaults.go`), CAP_NET_RAW included. */
 export const DEFAULT_CAPS = [
@@ -120,6 +122,7 @@ export function processSpec(
   tty: boolean,
   caps: string[],
   consoleSize?: { height: number; width: number },
+  noNewPrivileges = false,
 ): Record<string, unknown> {
   return {
     terminal: tty,
@@ -130,7 +133,7 @@ export function processSpec(
     cwd: cwd || '/',
     capabilities: { bounding: caps, effective: caps, permitted: caps },
     rlimits: [{ type: 'RLIMIT_NOFILE', hard: nofileLimit(), soft: nofileLimit() }],
-    noNewPrivileges: false,
+    noNewPrivileges,
   };
 }
 
@@ -150,11 +153,19 @@ function consoleSize(size: unknown): { height: number; width: number } | undefin
   return { height, width };
 }
 
+/** `HostConfig.SecurityOpt`, which create keeps as sent (checked there). */
+export function securityOpt(hc: ContainerRecord['HostConfig']): string[] | null {
+  const v = hc['SecurityOpt'];
+  return Array.isArray(v) ? (v as string[]) : null;
+}
+
 /** Renders the bundle's config.json for a container. */
 export function containerSpec(i: SpecInput): Record<string, unknown> {
   const { c } = i;
   const hc = c.HostConfig;
   const caps = capabilitySet(hc.CapAdd, hc.CapDrop, hc.Privileged);
+  const security = parseSecurityOptions(securityOpt(hc));
+  const seccomp = seccompPolicy.forContainer(security, caps, hc.Privileged);
   const shmSize = hc.ShmSize > 0 ? hc.ShmSize : 64 * 1024 * 1024;
   const userMountDests = new Set(c.Mounts.map((m) => m.Destination));
   const managed = [
@@ -188,7 +199,7 @@ export function containerSpec(i: SpecInput): Record<string, unknown> {
     ociVersion: '1.0.2',
     // The client's terminal size from create (`HostConfig.ConsoleSize`, [height, width]): the
     // process must not start with a 0x0 terminal, the first resize comes only after start.
-    process: processSpec(i.args, i.env, i.cwd, i.user, c.Config.Tty, caps, consoleSize(hc.ConsoleSize)),
+    process: processSpec(i.args, i.env, i.cwd, i.user, c.Config.Tty, caps, consoleSize(hc.ConsoleSize), security.noNewPrivileges),
     root: { path: i.rootfs, readonly: hc.ReadonlyRootfs },
     hostname: c.Config.Hostname,
     mounts: [
@@ -207,6 +218,7 @@ export function containerSpec(i: SpecInput): Record<string, unknown> {
       namespaces,
       resources,
       ...(hc.Sysctls && Object.keys(hc.Sysctls).length ? { sysctl: hc.Sysctls } : {}),
+      ...(seccomp ? { seccomp } : {}),
       maskedPaths: hc.Privileged
         ? []
         : [
