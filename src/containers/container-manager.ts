@@ -890,7 +890,11 @@ export class ContainerManager {
   async remove(ref: string, opts: { force: boolean; volumes: boolean }): Promise<void> {
     const c = this.get(ref);
     const st = c.State.Status;
-    if ((st === 'running' || st === 'paused' || st === 'restarting') && !opts.force) {
+    if (st === 'restarting' && !opts.force) {
+      // moby daemon/delete.go's own words for this state.
+      throw new Conflict(`You cannot remove a restarting container ${c.Id}. Stop the container before attempting removal or force remove`);
+    }
+    if ((st === 'running' || st === 'paused') && !opts.force) {
       throw new Conflict(
         `cannot remove container "/${c.Name}": container is ${st}: stop the container before removing or force remove`,
       );

@@ -202,7 +202,7 @@ export class ExecManager {
       e.Running = false;
       e.ExitCode = 126;
       e.markDone();
-      const msg = `OCI runtime exec failed: ${errorMessage(err)}\r\n`;
+      const msg = `OCI runtime exec failed: ${errorMessage(err).replace(/(: unknown)?$/, ': unknown')}\r\n`;
       if (socket) {
         socket.write(tty ? Buffer.from(msg) : frame(2, Buffer.from(msg)));
         socket.end();
@@ -254,7 +254,9 @@ export class ExecManager {
       let exit = code ?? (signal ? 128 + (osSignal(signal) ?? 9) : 255);
       // runc's own failure (the command could not be started) is 255 plus its message.
       if (exit === 255 && /exec failed|unable to start container process/.test(errTail)) {
-        exit = /executable file not found|no such file or directory/.test(errTail) ? 127 : 126;
+        // dockerd ends every exec its runtime could not start with 126, a missing command too
+        // (a `run` of one is 127: there the CLI maps the create error's text).
+        exit = 126;
         // Docker writes the start error on the stdout stream, then the CLI exits with the code.
         const msg = `OCI runtime exec failed: ${cleanRuntimeMessage(errTail)}: unknown\r\n`;
         if (socket && e.Config.AttachStdout) socket.write(frame(1, Buffer.from(msg)));

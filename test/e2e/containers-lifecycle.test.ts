@@ -437,9 +437,9 @@ describe('containers: life cycle', () => {
       assert.equal(r.stderr, 'e\n');
     });
 
-    it('a missing binary gives 127, Docker message, and leaves nothing running', async () => {
+    it('a missing binary gives 126 (an exec, unlike a run), Docker message, and leaves nothing running', async () => {
       const r = await d.docker(['exec', id, 'no-such-binary']);
-      assert.equal(r.code, 127);
+      assert.equal(r.code, 126);
       // Docker writes this on the stdout stream (docker/cli#2025).
       assert.match(r.stdout + r.stderr, /OCI runtime exec failed: exec failed: unable to start container process: exec: "no-such-binary": executable file not found in \$PATH: unknown/);
       assert.doesNotMatch(r.stdout + r.stderr, /level=error/);
