@@ -9,6 +9,7 @@ import type { ContainerRecord } from '../containers/container-record.js';
 import { inspectView, listView } from '../containers/container-view.js';
 import { runAttach, type AttachOptions } from '../containers/attach-session.js';
 import { LogFollower, frame, readLog, type LogEntry } from '../containers/log-file.js';
+import { StatsCollector } from '../containers/stats/container-stats.js';
 
 /** The stream content type: multiplexed without a TTY (API ≥ 1.42), raw with one. */
 export function streamType(tty: boolean, version: string): string {
@@ -282,12 +283,19 @@ export function registerContainers(r: Router, d: Daemon): void {
     });
   });
 
-  r.get('/containers/{id}/stats', (c) => {
+  const stats = new StatsCollector();
+  r.get('/containers/{id}/stats', async (c) => {
     const x = cm.get(c.params[0]!);
-    if (qbool(c.query, 'stream', true) && !qbool(c.query, 'one-shot')) {
-      throw new NotFound(`streaming stats are not available for container ${x.Id}`);
-    }
-    c.send(200, { id: x.Id, name: `/${x.Name}`, read: new Date().toISOString(), cpu_stats: {}, memory_stats: {}, networks: {} });
+    const stream = qbool(c.query, 'stream', true);
+    const oneShot = compareVersions(c.version, '1.41') >= 0 && qbool(c.query, 'one-shot');
+    if (stream && oneShot) throw new InvalidParameter('cannot have stream=true and one-shot=true');
+    c.res.writeHead(200, { 'Content-Type': 'application/json' });
+    if (stream) c.res.flushHeaders();
+    let gone = false;
+    c.res.on('close', () => (gone = true));
+    // A removed container keeps its last record: the stream goes on with empty frames, as Docker's.
+    await stats.run(() => cm.find(x.Id) ?? x, { stream, oneShot }, (f) => void (gone || c.res.write(JSON.stringify(f) + '\n')), () => gone);
+    c.res.end();
   });
 }
 
