@@ -48,6 +48,39 @@ export function renderResolvConf(
   return out.join('\n') + '\n';
 }
 
+/** The embedded resolver's address, as containers' resolv.conf names it. */
+const EMBEDDED_RESOLVER = '127.0.0.11';
+
+/** True when a resolv.conf sends every query to the embedded resolver (its only nameserver). */
+export function usesEmbeddedResolver(text: string): boolean {
+  const ns = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^nameserver\s/.test(l))
+    .map((l) => l.split(/\s+/)[1]);
+  return ns.length > 0 && ns.every((n) => n === EMBEDDED_RESOLVER);
+}
+
+/**
+ * A running container's resolv.conf turned over to the embedded resolver, as moby's
+ * `rebuildDNS` does when a container first joins a network that has one (`docker network
+ * connect` of a default-bridge container): its nameservers give way to 127.0.0.11 (the embedded
+ * server forwards to them), search domains and options stay, and `ndots:0` is added unless the
+ * file sets ndots itself. Comments and other lines are dropped.
+ */
+export function forEmbeddedResolver(text: string): string {
+  const lines = text.split('\n').map((l) => l.trim());
+  const search = lines.filter((l) => /^(search|domain)\s/.test(l)).flatMap((l) => l.split(/\s+/).slice(1));
+  const options = lines.filter((l) => /^options\s/.test(l)).flatMap((l) => l.split(/\s+/).slice(1));
+  // moby drops an ndots it cannot parse before adding its own.
+  const kept = options.filter((o) => !o.startsWith('ndots:') || /^ndots:\d+$/.test(o));
+  if (!kept.some((o) => o.startsWith('ndots:'))) kept.push('ndots:0');
+  const out = [`nameserver ${EMBEDDED_RESOLVER}`];
+  if (search.length) out.push(`search ${search.join(' ')}`);
+  out.push(`options ${kept.join(' ')}`);
+  return out.join('\n') + '\n';
+}
+
 interface PasswdEntry {
   name: string;
   uid: number;

@@ -7,7 +7,7 @@ import { Conflict, Forbidden, InvalidParameter, NotFound, SystemError } from '..
 import { errorMessage } from '../errors.js';
 import { logger } from '../log.js';
 import type { ContainerRecord } from '../containers/container-record.js';
-import { renderHosts } from '../containers/etc-files.js';
+import { forEmbeddedResolver, renderHosts, usesEmbeddedResolver } from '../containers/etc-files.js';
 import type { DnsSnapshot } from './dns/dns-snapshot.js';
 import type { DnsService } from './dns-service.js';
 import { applyDnsRedirect } from './dns-redirect.js';
@@ -120,6 +120,8 @@ export class NetworkManager implements NetworkAttacher {
   private lastFirewall?: string;
   /** Each running container's current 127.0.0.11 redirect (`address:port>source`), to skip no-op re-applies. */
   private readonly redirects = new Map<string, string>();
+  /** Running containers served at 127.0.0.11 with no user-defined network left (see {@link DnsSnapshot.forwardOnly}). */
+  private readonly keptResolvers = new Set<string>();
 
   constructor(
     private readonly db: Database.Database,
@@ -209,7 +211,7 @@ export class NetworkManager implements NetworkAttacher {
       const sb = c && isRunning(c) ? this.sandboxOf(c) : undefined;
       if (c && sb) {
         this.redirects.delete(id);
-        await this.locked(id, () => this.refreshDnsRedirect(c, sb, false)).catch((e: unknown) =>
+        await this.locked(id, () => this.refreshDnsRedirect(c, sb, false, true)).catch((e: unknown) =>
           log.warn('DNS redirect not restored', { id: id.slice(0, 12), error: errorMessage(e) }),
         );
       }
@@ -663,6 +665,7 @@ export class NetworkManager implements NetworkAttacher {
       if (!netnsPath) return;
       const sb: Sandbox = { containerId: c.Id, netnsPath, netnsName: basename(netnsPath) };
       this.redirects.delete(c.Id);
+      this.keptResolvers.delete(c.Id);
       await this.dns.stopServing?.(c.Id);
       // Leftovers of an earlier run (a crash between start and exit) go first.
       for (const ep of this.endpointsOf(c.Id)) await this.leaveEndpoint(this.nets.get(ep.networkId), ep, undefined).catch(() => {});
@@ -710,6 +713,7 @@ export class NetworkManager implements NetworkAttacher {
         if (n) this.endpointEvent('disconnect', c, n);
       }
       this.redirects.delete(c.Id);
+      this.keptResolvers.delete(c.Id);
       await this.dns.stopServing?.(c.Id).catch((e: unknown) => errors.push(e));
       if (errors.length) throw new AggregateError(errors, `leaving the networks of ${c.Id.slice(0, 12)} failed in part`);
     }).finally(() => this.publish());
@@ -910,6 +914,7 @@ export class NetworkManager implements NetworkAttacher {
       this.movePorts(c);
       await this.refreshDnsRedirect(c, sb, true);
       this.rewriteHosts(c);
+      if (!n.predefined && d.usesIpam) this.useEmbeddedResolver(c);
       this.endpointEvent('connect', c, n);
     });
     await this.publish();
@@ -981,15 +986,20 @@ export class NetworkManager implements NetworkAttacher {
    * own sockets in the container's namespace, or else (no native addon) a redirect to the DNS
    * listener of its first user-defined IPv4 network (by interface order). Either way the server
    * answers for all networks the container is on. `had`: the container may carry an old redirect
-   * to remove when no user-defined network is left.
+   * to remove when no user-defined network is left. `live`: its process already runs with the
+   * resolv.conf it has; if that names 127.0.0.11, the resolver stays with no user-defined
+   * network left, forwarding only (moby keeps a sandbox's resolver once started).
    */
-  private async refreshDnsRedirect(c: ContainerRecord, sb: Sandbox, had: boolean): Promise<void> {
+  private async refreshDnsRedirect(c: ContainerRecord, sb: Sandbox, had: boolean, live = had): Promise<void> {
     if (this.dns.serveIn) {
-      const wanted = this.endpointsOf(c.Id).some((ep) => {
+      const userDefined = this.endpointsOf(c.Id).some((ep) => {
         const n = this.nets.get(ep.networkId);
         return n !== undefined && !n.predefined && this.driverOf(n).usesIpam;
       });
-      if (!wanted) {
+      const keep = !userDefined && live && this.readsEmbeddedResolver(c);
+      if (keep) this.keptResolvers.add(c.Id);
+      else this.keptResolvers.delete(c.Id);
+      if (!userDefined && !keep) {
         await this.dns.stopServing?.(c.Id);
       } else {
         await this.dns.update(this.dnsSnapshot());
@@ -1016,6 +1026,29 @@ export class NetworkManager implements NetworkAttacher {
     }
     if (had && this.redirects.has(c.Id)) await applyDnsRedirect(sb.netnsPath, undefined);
     this.redirects.delete(c.Id);
+  }
+
+  /** Whether the container's resolv.conf (as its process reads it now) names the embedded resolver. */
+  private readsEmbeddedResolver(c: ContainerRecord): boolean {
+    try {
+      return usesEmbeddedResolver(readFileSync(join(this.containers.dir(c.Id), 'resolv.conf'), 'utf8'));
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Points a running container's resolv.conf at 127.0.0.11 (in place: it is bind-mounted), as
+   * moby does when a container started on the default bridge joins a user-defined network.
+   */
+  private useEmbeddedResolver(c: ContainerRecord): void {
+    const path = join(this.containers.dir(c.Id), 'resolv.conf');
+    try {
+      const text = readFileSync(path, 'utf8');
+      if (!usesEmbeddedResolver(text)) writeFileSync(path, forEmbeddedResolver(text));
+    } catch (e) {
+      log.warn('rewriting /etc/resolv.conf failed', { id: c.Id.slice(0, 12), error: errorMessage(e) });
+    }
   }
 
   /** Rewrites the running container's /etc/hosts in place (same inode: it is bind-mounted). */
@@ -1214,7 +1247,11 @@ export class NetworkManager implements NetworkAttacher {
           };
         }),
       }));
-    return { networks, upstreams: hostUpstreams() };
+    const forwardOnly = [...this.keptResolvers].map((containerId) => {
+      const dns = this.containers.find(containerId)?.HostConfig.Dns?.filter((s) => s.trim() !== '') ?? [];
+      return dns.length ? { containerId, upstreams: dns } : { containerId };
+    });
+    return { networks, upstreams: hostUpstreams(), ...(forwardOnly.length ? { forwardOnly } : {}) };
   }
 
   /**

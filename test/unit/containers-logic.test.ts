@@ -4,7 +4,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseBind, parseCreateRequest, validateName } from '../../src/containers/create-request.js';
-import { mergeEnv, renderHosts, renderResolvConf, resolveUser } from '../../src/containers/etc-files.js';
+import { forEmbeddedResolver, mergeEnv, renderHosts, renderResolvConf, resolveUser, usesEmbeddedResolver } from '../../src/containers/etc-files.js';
 import { frame, parseLogLine } from '../../src/containers/log-file.js';
 import { capabilitySet, DEFAULT_CAPS } from '../../src/runtime/oci-spec.js';
 import { parseSignal } from '../../src/containers/container-manager.js';
@@ -148,5 +148,20 @@ describe('capabilities and signals', () => {
       cleanRuntimeMessage('time="x" level=error msg="exec failed: \\"foo\\" not found"\n'),
       'exec failed: "foo" not found',
     );
+  });
+});
+
+describe('resolv.conf turned over to the embedded resolver (network connect)', () => {
+  it('swaps the nameservers for 127.0.0.11, keeps search and options, adds ndots:0 unless set', () => {
+    assert.equal(forEmbeddedResolver('# host\nnameserver 10.0.0.2\nnameserver 10.0.0.3\nsearch a.example b.example\noptions timeout:2\n'), 'nameserver 127.0.0.11\nsearch a.example b.example\noptions timeout:2 ndots:0\n');
+    assert.equal(forEmbeddedResolver('nameserver 10.0.0.2\noptions ndots:3\n'), 'nameserver 127.0.0.11\noptions ndots:3\n');
+    assert.equal(forEmbeddedResolver('nameserver 10.0.0.2\noptions ndots:x\n'), 'nameserver 127.0.0.11\noptions ndots:0\n');
+    assert.equal(forEmbeddedResolver(''), 'nameserver 127.0.0.11\noptions ndots:0\n');
+  });
+
+  it('tells a file that already uses it', () => {
+    assert.equal(usesEmbeddedResolver('nameserver 127.0.0.11\noptions ndots:0\n'), true);
+    assert.equal(usesEmbeddedResolver('nameserver 127.0.0.11\nnameserver 8.8.8.8\n'), false);
+    assert.equal(usesEmbeddedResolver('search x\n'), false);
   });
 });

@@ -215,6 +215,19 @@ describe('DNS index: per-container upstreams (--dns)', () => {
   });
 });
 
+describe('DNS index: resolvers kept with no user network left', () => {
+  it('knows no names for them and forwards, to their own upstreams when they have some', () => {
+    const idx = DnsIndex.build({ ...SNAPSHOT, forwardOnly: [{ containerId: 'c-gone' }, { containerId: 'c-own', upstreams: ['127.0.0.1'] }, { containerId: 'c-web' }] });
+    const gone = idx.askerByContainer('c-gone')!;
+    assert.equal(gone.forward, true);
+    assert.deepEqual(gone.networks, []);
+    assert.equal(idx.resolve(gone, 'web', DnsType.A).kind, 'forward');
+    assert.deepEqual(idx.askerByContainer('c-own')!.upstreams, ['127.0.0.1']);
+    // A container still on a network keeps its names: the network entry wins.
+    assert.equal(idx.askerByContainer('c-web')!.networks.length, 1);
+  });
+});
+
 describe('DNS upstreams', () => {
   it('reads up to three nameservers from resolv.conf, keeping loopback ones', () => {
     const text = '# generated\nsearch example.org\nnameserver 127.0.0.53\nnameserver  10.0.0.1 # office\n;nameserver 9.9.9.9\nnameserver bogus\nnameserver fe80::1%eth0\nnameserver 1.1.1.1\noptions edns0\n';

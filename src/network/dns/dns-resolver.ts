@@ -178,6 +178,12 @@ export class DnsIndex {
       if (links) asker.links = links;
       byContainer.set(containerId, asker);
     }
+    for (const f of snapshot.forwardOnly ?? []) {
+      if (byContainer.has(f.containerId)) continue;
+      const asker: DnsAsker = { containerId: f.containerId, networks: [], forward: true };
+      if (f.upstreams?.length) asker.upstreams = f.upstreams.slice(0, 3);
+      byContainer.set(f.containerId, asker);
+    }
     const byAddress = new Map<string, DnsAsker>();
     for (const [ip, containerId] of addressOwner) byAddress.set(ip, byContainer.get(containerId)!);
     return new DnsIndex(snapshot.upstreams.slice(0, 3), byAddress, byContainer);

@@ -46,4 +46,11 @@ export interface DnsSnapshot {
    * endpoints have no {@link DnsEndpoint.upstreams} of their own.
    */
   upstreams: string[];
+  /**
+   * Containers whose resolver outlives their last user-defined network: moby starts a sandbox's
+   * resolver once and keeps it until the sandbox goes, and leaves its resolv.conf pointing at
+   * 127.0.0.11, so a container disconnected from its last such network still asks there. They
+   * know no names; their queries are forwarded (to their own `upstreams`, else the host's).
+   */
+  forwardOnly?: Array<{ containerId: string; upstreams?: string[] }>;
 }
