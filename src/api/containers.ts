@@ -182,7 +182,19 @@ export function registerContainers(r: Router, d: Daemon): void {
   });
 
   r.delete('/containers/{id}', async (c) => {
+    if (qbool(c.query, 'link')) {
+      await cm.removeLink(c.params[0]!);
+      c.empty(204);
+      return;
+    }
     await cm.remove(c.params[0]!, { force: qbool(c.query, 'force'), volumes: qbool(c.query, 'v') });
+    c.empty(204);
+  });
+
+  // A link's name has a slash (`/linker/alias`): the CLI sends it as it is.
+  r.delete('/containers/{*}', async (c) => {
+    if (!qbool(c.query, 'link')) throw new NotFound(`No such container: ${c.params[0]!}`);
+    await cm.removeLink(c.params[0]!);
     c.empty(204);
   });
 

@@ -30,6 +30,7 @@ import type { ContainerRecord, ContainerState, ResolvedMount } from './container
 import { parseBind, parseCreateRequest, validateName } from './create-request.js';
 import { newId, randomName } from './names.js';
 import { mergeEnv, renderHosts, renderResolvConf, resolveUser } from './etc-files.js';
+import { withoutLink } from './legacy-links.js';
 
 const log = logger('arca:containers');
 
@@ -403,7 +404,8 @@ export class ContainerManager {
       if (!env.some((e) => e.startsWith('HOSTNAME='))) env.unshift(`HOSTNAME=${c.Config.Hostname}`);
       if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
       if (c.Config.Tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
-      env = mergeEnv(env);
+      // Link variables come first: the container's own Env overrides them (moby).
+      env = mergeEnv(this.attacher.linkEnv?.(c) ?? [], env);
       if (c.Config.WorkingDir) mkdirSync(join(rootfs, c.Config.WorkingDir), { recursive: true });
       for (const m of c.Mounts) {
         if (m.Type === 'volume' && m.Name) m.Source = this.d.volumes.ensure(m.Name, m.Anonymous ? { 'com.docker.volume.anonymous': '' } : {}).Mountpoint;
@@ -951,6 +953,14 @@ export class ContainerManager {
     });
     this.notifyWaiters(c.Id, 'removed', c);
     log.debug('removed', { id: c.Id.slice(0, 12) });
+  }
+
+  /** `docker rm --link /linker/alias` (`DELETE /containers/{name}?link=1`): drops that link. */
+  async removeLink(ref: string): Promise<void> {
+    const { parent, links } = withoutLink(ref, (r) => this.find(r));
+    parent.HostConfig.Links = links.length ? links : null;
+    this.save(parent);
+    await this.attacher.linksChanged?.(parent);
   }
 
   rename(ref: string, newName: string): void {

@@ -1,5 +1,6 @@
 import type { Daemon } from '../daemon.js';
 import type { ContainerRecord } from './container-record.js';
+import { linksView } from './legacy-links.js';
 
 /** `docker ps` STATUS column text: `Up 5 seconds`, `Exited (0) 2 minutes ago`, `Created`. */
 export function humanDuration(ms: number): string {
@@ -90,7 +91,7 @@ export function inspectView(d: Daemon, c: ContainerRecord, execIds: string[]): R
     ProcessLabel: '',
     AppArmorProfile: '',
     ExecIDs: execIds.length ? execIds : null,
-    HostConfig: { ...c.HostConfig, Mounts: c.HostConfig.Mounts?.length ? c.HostConfig.Mounts : undefined },
+    HostConfig: { ...c.HostConfig, Links: linksView(c, (r) => d.containers.find(r)), Mounts: c.HostConfig.Mounts?.length ? c.HostConfig.Mounts : undefined },
     GraphDriver: {
       Name: 'overlay2',
       Data: {

@@ -154,7 +154,8 @@ export class ExecManager {
     if (c.State.Status !== 'running') throw new Conflict(`container ${c.Id} is not running`);
     const rootfs = join(this.d.containers.dir(c.Id), 'rootfs');
     const user = resolveUser(rootfs, e.Config.User || c.Config.User);
-    let env = mergeEnv(c.Config.Env, e.Config.Env);
+    // An exec sees the container's link variables too (moby builds both from the same environment).
+    let env = mergeEnv(this.d.containers.attacher.linkEnv?.(c) ?? [], c.Config.Env, e.Config.Env);
     if (!env.some((x) => x.startsWith('HOSTNAME='))) env.unshift(`HOSTNAME=${c.Config.Hostname}`);
     if (!env.some((x) => x.startsWith('HOME='))) env.push(`HOME=${user.home}`);
     if (tty && !env.some((x) => x.startsWith('TERM='))) env.push('TERM=xterm');

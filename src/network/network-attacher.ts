@@ -30,6 +30,10 @@ export interface NetworkAttacher {
    * server at 127.0.0.11, `options ndots:0`); undefined keeps the file derived from the host's.
    */
   resolvConf?(c: ContainerRecord, hostResolvConf: string): string | undefined;
+  /** Docker's legacy link variables (`ALIAS_PORT`, `ALIAS_NAME`, ...) for a starting container. */
+  linkEnv?(c: ContainerRecord): string[];
+  /** The container's `HostConfig.Links` changed: its /etc/hosts and link names follow. */
+  linksChanged?(c: ContainerRecord): Promise<void>;
   /** `--add-host` entries with `host-gateway` replaced by the host's address on the default bridge. */
   extraHosts?(c: ContainerRecord): string[];
 }

@@ -8,6 +8,7 @@ import { errorMessage } from '../errors.js';
 import { logger } from '../log.js';
 import type { ContainerRecord } from '../containers/container-record.js';
 import { forEmbeddedResolver, renderHosts, usesEmbeddedResolver } from '../containers/etc-files.js';
+import { linkEnvironment, parseLink } from '../containers/legacy-links.js';
 import type { DnsSnapshot } from './dns/dns-snapshot.js';
 import type { DnsService } from './dns-service.js';
 import { applyDnsRedirect } from './dns-redirect.js';
@@ -1089,6 +1090,32 @@ export class NetworkManager implements NetworkAttacher {
   }
 
   /**
+   * Docker's link variables for a container starting on the default bridge (none elsewhere).
+   * Its linked containers must be running there, as moby requires (same texts).
+   */
+  linkEnv(c: ContainerRecord): string[] {
+    const bridge = this.byName('bridge');
+    if (!bridge || !c.HostConfig.Links?.length || !this.attachmentsFor(c).some((a) => a.networkId === bridge.Id)) return [];
+    const env: string[] = [];
+    for (const l of c.HostConfig.Links) {
+      const { name, alias } = parseLink(l);
+      const child = this.containers.find(name);
+      if (!child) continue;
+      if (!isRunning(child)) throw new SystemError(`Cannot link to a non running container: /${child.Name} AS /${c.Name}/${alias}`);
+      const ep = this.endpointsOf(child.Id).find((e) => e.networkId === bridge.Id);
+      if (!ep) throw new SystemError(`container ${child.Id} not attached to default bridge network`);
+      env.push(...linkEnvironment(`/${c.Name}/${alias}`, ep.ipv4, child.Config.Env, Object.keys(child.Config.ExposedPorts ?? {})));
+    }
+    return env;
+  }
+
+  /** A container's links changed (`docker rm --link`): its /etc/hosts and link names follow. */
+  async linksChanged(c: ContainerRecord): Promise<void> {
+    if (isRunning(c)) this.rewriteHosts(c);
+    await this.publish();
+  }
+
+  /**
    * `--add-host name:host-gateway` means the host as containers see it: Docker's default is the
    * default bridge's gateway address (172.17.0.1; `arca0` here).
    */
@@ -1283,13 +1310,7 @@ function portConfig(c: ContainerRecord): ContainerPortConfig {
   return { ExposedPorts: c.Config.ExposedPorts ?? null, PortBindings: c.HostConfig.PortBindings ?? null, PublishAllPorts: c.HostConfig.PublishAllPorts };
 }
 
-/** `name:alias`, `/name:/self/alias`, or `name`. */
-export function parseLink(l: string): { name: string; alias: string } {
-  const [rawName = '', rawAlias] = l.split(':');
-  const name = rawName.replace(/^\//, '');
-  const alias = rawAlias ? rawAlias.split('/').pop()! : name;
-  return { name, alias };
-}
+export { parseLink };
 
 function matchLabels(labels: Record<string, string>, wanted: string[] | undefined, any = false): boolean {
   if (!wanted || !wanted.length) return true;

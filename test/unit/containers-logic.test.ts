@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { parseBind, parseCreateRequest, validateName } from '../../src/containers/create-request.js';
 import { forEmbeddedResolver, mergeEnv, renderHosts, renderResolvConf, resolveUser, usesEmbeddedResolver } from '../../src/containers/etc-files.js';
 import { frame, parseLogLine } from '../../src/containers/log-file.js';
+import { linkEnvironment, linksView, withoutLink } from '../../src/containers/legacy-links.js';
+import type { ContainerRecord } from '../../src/containers/container-record.js';
+import { NotFound, SystemError } from '../../src/errors.js';
 import { capabilitySet, DEFAULT_CAPS } from '../../src/runtime/oci-spec.js';
 import { parseSignal } from '../../src/containers/container-manager.js';
 import { cleanRuntimeMessage } from '../../src/runtime/conmon-runtime.js';
@@ -163,5 +166,61 @@ describe('resolv.conf turned over to the embedded resolver (network connect)', (
     assert.equal(usesEmbeddedResolver('nameserver 127.0.0.11\noptions ndots:0\n'), true);
     assert.equal(usesEmbeddedResolver('nameserver 127.0.0.11\nnameserver 8.8.8.8\n'), false);
     assert.equal(usesEmbeddedResolver('search x\n'), false);
+  });
+});
+
+describe('legacy links (--link on the default bridge)', () => {
+  it('sets moby\'s variables: first port TCP-first, per-port, runs of ports, name, env without HOME and PATH', () => {
+    const env = linkEnvironment('/web/my-db', '172.17.0.3', ['PATH=/bin', 'HOME=/root', 'PASSWORD=a=b', 'HOSTNAME=x', 'BROKEN'], ['53/udp', '8081/tcp', '8080/tcp', '5432/tcp']);
+    assert.deepEqual(env, [
+      'MY_DB_PORT=tcp://172.17.0.3:5432',
+      'MY_DB_PORT_5432_TCP=tcp://172.17.0.3:5432',
+      'MY_DB_PORT_5432_TCP_ADDR=172.17.0.3',
+      'MY_DB_PORT_5432_TCP_PORT=5432',
+      'MY_DB_PORT_5432_TCP_PROTO=tcp',
+      'MY_DB_PORT_8080_TCP=tcp://172.17.0.3:8080',
+      'MY_DB_PORT_8080_TCP_ADDR=172.17.0.3',
+      'MY_DB_PORT_8080_TCP_PORT=8080',
+      'MY_DB_PORT_8080_TCP_PROTO=tcp',
+      'MY_DB_PORT_8081_TCP=tcp://172.17.0.3:8081',
+      'MY_DB_PORT_8081_TCP_ADDR=172.17.0.3',
+      'MY_DB_PORT_8081_TCP_PORT=8081',
+      'MY_DB_PORT_8081_TCP_PROTO=tcp',
+      'MY_DB_PORT_53_UDP=udp://172.17.0.3:53',
+      'MY_DB_PORT_53_UDP_ADDR=172.17.0.3',
+      'MY_DB_PORT_53_UDP_PORT=53',
+      'MY_DB_PORT_53_UDP_PROTO=udp',
+      'MY_DB_PORT_8080_TCP_START=tcp://172.17.0.3:8080',
+      'MY_DB_PORT_8080_TCP_PORT_START=8080',
+      'MY_DB_PORT_8080_TCP_END=tcp://172.17.0.3:8081',
+      'MY_DB_PORT_8080_TCP_PORT_END=8081',
+      'MY_DB_NAME=/web/my-db',
+      'MY_DB_ENV_PASSWORD=a=b',
+      'MY_DB_ENV_HOSTNAME=x',
+    ]);
+  });
+
+  it('a run at the end of the list is announced too; no ports, no port variables', () => {
+    const env = linkEnvironment('/a/b', '10.0.0.2', [], ['80/tcp', '81/tcp']);
+    assert.deepEqual(env.filter((e) => /_(START|END)=/.test(e)), [
+      'B_PORT_80_TCP_START=tcp://10.0.0.2:80',
+      'B_PORT_80_TCP_PORT_START=80',
+      'B_PORT_80_TCP_END=tcp://10.0.0.2:81',
+      'B_PORT_80_TCP_PORT_END=81',
+    ]);
+    assert.deepEqual(linkEnvironment('/a/b', '10.0.0.2', [], []), ['B_NAME=/a/b']);
+  });
+
+  it('rm --link: finds /linker/alias; a plain name is the default link name; unknown is 404', () => {
+    const rec = (name: string, links: string[] | null): ContainerRecord => ({ Name: name, HostConfig: { Links: links } }) as unknown as ContainerRecord;
+    const all = [rec('db', null), rec('web', ['db:my-db', 'cache'])];
+    all.push(rec('cache', null));
+    const find = (r: string): ContainerRecord | undefined => all.find((c) => c.Name === r.replace(/^\//, ''));
+    assert.deepEqual(withoutLink('/web/my-db', find).links, ['cache']);
+    assert.deepEqual(withoutLink('web/cache', find).links, ['db:my-db']);
+    assert.throws(() => withoutLink('/web/nope', find), (e: Error) => e instanceof NotFound && e.message === 'No such container: /web/nope');
+    assert.throws(() => withoutLink('db', find), (e: Error) => e instanceof SystemError && /cannot remove the default link name/.test(e.message));
+    assert.throws(() => withoutLink('ghost', find), NotFound);
+    assert.deepEqual(linksView(all[1]!, find), ['/db:/web/my-db', '/cache:/web/cache']);
   });
 });
