@@ -13,6 +13,7 @@ import { registerVolumes } from './volumes.js';
 import { registerNetworks } from './networks.js';
 import { registerSwarm } from './swarm.js';
 import { registerEvents } from './events.js';
+import { registerArchive } from './archive.js';
 
 const log = logger('arca:api');
 
@@ -74,6 +75,7 @@ export class ApiServer {
   constructor(private readonly daemon: Daemon) {
     registerSystem(this.router, daemon);
     registerContainers(this.router, daemon);
+    registerArchive(this.router, daemon);
     registerExec(this.router, daemon);
     registerImages(this.router, daemon);
     registerVolumes(this.router, daemon);

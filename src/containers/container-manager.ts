@@ -173,6 +173,25 @@ export class ContainerManager {
     return this.locks.run(id, fn);
   }
 
+  /**
+   * Runs fn while no start, exit cleanup or removal of the container can happen, as Docker holds
+   * the container's lock for the whole of an archive read (so a rootfs mounted for it stays).
+   */
+  exclusive<T>(ref: string, fn: (c: ContainerRecord) => Promise<T>): Promise<T> {
+    const c = this.get(ref);
+    return this.locked(c.Id, async () => {
+      const cur = this.byId.get(c.Id);
+      if (!cur) throw new NotFound(`No such container: ${ref}`);
+      return fn(cur);
+    });
+  }
+
+  /** The overlay options of a container's rootfs: its image's layers under its own upper dir. */
+  overlayOptions(c: ContainerRecord): string {
+    const dir = this.dir(c.Id);
+    return `lowerdir=${this.d.images.lowerDirs(this.d.images.get(c.ImageId)).join(':')},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`;
+  }
+
 
   // ---- create ----------------------------------------------------------------------------
 
@@ -369,7 +388,6 @@ export class ContainerManager {
       throw new NotModified('container already started');
     }
     if (c.State.Status === 'removing') throw new Conflict(`container ${id} is marked for removal and cannot be started`);
-    const image = this.d.images.get(c.ImageId);
     const dir = this.dir(id);
     const rootfs = join(dir, 'rootfs');
     const undo: (() => Promise<void>)[] = [];
@@ -387,7 +405,7 @@ export class ContainerManager {
       // The rootfs mount and the namespace are independent: make them at once.
       const mounting = isMounted(rootfs)
         ? Promise.resolve(false)
-        : mountOverlay(`lowerdir=${this.d.images.lowerDirs(image).join(':')},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, rootfs).then(() => true);
+        : mountOverlay(this.overlayOptions(c), rootfs).then(() => true);
       const nsMaking = ownNetns ? this.netns.take() : Promise.resolve(undefined);
       const [mounted, ns] = await Promise.allSettled([mounting, nsMaking]);
       if (mounted.status === 'fulfilled' && mounted.value) undo.push(() => umount(rootfs));
@@ -1090,13 +1108,13 @@ export function isMounted(path: string): boolean {
 }
 
 /** mount(2) through the native addon when it loads (no exec), else mount(8). */
-async function mountOverlay(options: string, target: string): Promise<void> {
+export async function mountOverlay(options: string, target: string): Promise<void> {
   const n = native();
   if (n) await n.mount('overlay', target, 'overlay', 0, options);
   else await run(['mount', '-t', 'overlay', 'overlay', '-o', options, target]);
 }
 
-async function umount(path: string): Promise<void> {
+export async function umount(path: string): Promise<void> {
   if (!isMounted(path)) return;
   const n = native();
   if (n) await n.umount(path, 0).catch(async () => n.umount(path, MNT_DETACH));

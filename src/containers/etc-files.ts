@@ -88,9 +88,9 @@ interface PasswdEntry {
   home: string;
 }
 
-function readLines(path: string): string[][] {
+function readLines(path: string, read: (path: string) => string = (p) => readFileSync(p, 'utf8')): string[][] {
   try {
-    return readFileSync(path, 'utf8')
+    return read(path)
       .split('\n')
       .filter((l) => l && !l.startsWith('#'))
       .map((l) => l.split(':'));
@@ -101,16 +101,17 @@ function readLines(path: string): string[][] {
 
 /**
  * Resolves Docker's `-u` forms (`name`, `uid`, `name:group`, `uid:gid`) against the image's
- * /etc/passwd and /etc/group, as runc would see them inside the rootfs.
+ * /etc/passwd and /etc/group, as runc would see them inside the rootfs. `read` replaces
+ * readFileSync (callers that must resolve the files inside the container's root).
  */
-export function resolveUser(rootfs: string, spec: string): ProcessUser {
-  const passwd: PasswdEntry[] = readLines(join(rootfs, 'etc/passwd')).map((f) => ({
+export function resolveUser(rootfs: string, spec: string, read?: (path: string) => string): ProcessUser {
+  const passwd: PasswdEntry[] = readLines(join(rootfs, 'etc/passwd'), read).map((f) => ({
     name: f[0] ?? '',
     uid: Number(f[2]),
     gid: Number(f[3]),
     home: f[5] ?? '/',
   }));
-  const groups = readLines(join(rootfs, 'etc/group')).map((f) => ({
+  const groups = readLines(join(rootfs, 'etc/group'), read).map((f) => ({
     name: f[0] ?? '',
     gid: Number(f[2]),
     members: (f[3] ?? '').split(',').filter(Boolean),

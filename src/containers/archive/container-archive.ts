@@ -1,0 +1,264 @@
+import { spawn } from 'node:child_process';
+import { closeSync, constants as fsc, openSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { posix } from 'node:path';
+import { Transform, type Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { InvalidParameter, NotFound, SystemError, errorMessage } from '../../errors.js';
+import { logger } from '../../log.js';
+import type { ContainerManager } from '../container-manager.js';
+import type { ContainerRecord } from '../container-record.js';
+import { resolveUser } from '../etc-files.js';
+import { ContainerRootAccess, type ContainerRoot } from './container-root.js';
+import { encodePathStat, goFileMode, goTime, type ContainerPathStat } from './path-stat.js';
+import { RootedExtractor } from './rooted-extractor.js';
+import { fdPath, fdPathForChild, MissingPath, release, type RootedFs } from './rooted-path.js';
+import { TarReader } from './tar-reader.js';
+
+const log = logger('arca:containers:archive');
+
+/** Docker's 404 for a path missing in a container (its `containerFileNotFound`). */
+function fileNotFound(path: string, ref: string): NotFound {
+  return new NotFound(`Could not find the file ${path} in container ${ref}`);
+}
+
+/** The path as Docker takes it: made absolute and cleaned, a trailing `/` or `/.` kept. */
+export function containerAbsPath(path: string): string {
+  const clean = posix.normalize(posix.join('/', path));
+  if (path.endsWith('/.') || path === '.') return clean === '/' ? '/.' : `${clean}/.`;
+  if (path.endsWith('/') && clean !== '/') return `${clean}/`;
+  return clean;
+}
+
+/** Docker's `Base` of a cleaned path: the last element, `/` for the root. */
+function baseOf(abs: string): string {
+  if (abs === '/') return '/';
+  if (abs.endsWith('/.')) return '.';
+  return posix.basename(abs.replace(/\/+$/, '')) || '/';
+}
+
+/** A GNU tar `--transform` regex or replacement, escaped (delimiter `,`). */
+function sedEscape(s: string, replacement: boolean): string {
+  return replacement ? s.replace(/[\\&,]/g, '\\$&') : s.replace(/[\\.*[\]^$,]/g, '\\$&');
+}
+
+export interface CopyToOptions {
+  noOverwriteDirNonDir: boolean;
+  copyUIDGID: boolean;
+}
+
+/** The archive endpoints of containers: `docker cp` both ways, its stat, and `docker export`. */
+export class ContainerArchive {
+  private readonly roots: ContainerRootAccess;
+
+  constructor(private readonly containers: ContainerManager) {
+    this.roots = new ContainerRootAccess(containers);
+  }
+
+  private statOf(fs: RootedFs, abs: string, ref: string): { stat: ContainerPathStat; resolved: ReturnType<RootedFs['resolve']> } {
+    let r;
+    try {
+      r = fs.resolve(abs, { followLast: false });
+    } catch (e) {
+      if (e instanceof MissingPath) throw fileNotFound(abs.replace(/\/\.$/, '/.'), ref);
+      throw e;
+    }
+    let linkTarget = '';
+    if (r.stat.isSymbolicLink()) {
+      // The link resolved all the way, inside the container, as the CLI's `-L` wants it.
+      try {
+        const t = fs.resolve(abs, { followLast: true });
+        linkTarget = t.path;
+        release(t);
+      } catch {
+        linkTarget = posix.join(posix.dirname(r.path), readLinkVia(r.parentFd, r.name));
+      }
+    }
+    const stat: ContainerPathStat = { name: baseOf(abs), size: r.stat.size, mode: goFileMode(r.stat), mtime: goTime(r.stat), linkTarget };
+    return { stat, resolved: r };
+  }
+
+  /** HEAD /containers/{id}/archive: the stat header's value. */
+  async stat(ref: string, path: string): Promise<string> {
+    if (!path) throw new InvalidParameter('Path cannot be empty');
+    const abs = containerAbsPath(path);
+    return this.roots.with(ref, { mounts: true }, async ({ fs }) => {
+      const { stat, resolved } = this.statOf(fs, abs, ref);
+      release(resolved);
+      return encodePathStat(stat);
+    });
+  }
+
+  /**
+   * GET /containers/{id}/archive: a tar of `path` (a symlink as itself, a trailing `/.` meaning
+   * the folder's contents), streamed from GNU tar working in the resolved folder; `begin` gets the
+   * stat header before the first byte and gives the stream to write to.
+   */
+  async copyFrom(ref: string, path: string, begin: (statHeader: string) => Writable): Promise<void> {
+    if (!path) throw new InvalidParameter('Path cannot be empty');
+    const abs = containerAbsPath(path);
+    await this.roots.with(ref, { mounts: true }, async ({ fs }) => {
+      const { stat, resolved } = this.statOf(fs, abs, ref);
+      try {
+        let cwdFd = resolved.parentFd;
+        let member = resolved.name;
+        let rename: string | undefined;
+        if (abs.endsWith('/.') || resolved.name === '.') {
+          cwdFd = resolved.fd;
+          member = '.';
+        } else if (resolved.name !== stat.name) {
+          // `link/` followed to `target`: the entries are named after what was asked (Docker's rebase).
+          rename = stat.name;
+        }
+        const argv = ['-c', '-f', '-', '--numeric-owner', '--sparse'];
+        if (rename) argv.push(`--transform=s,^${sedEscape(member, false)},${sedEscape(rename, true)},S`);
+        argv.push('--', member);
+        await runTar(argv, fdPathForChild(cwdFd), begin(encodePathStat(stat)));
+      } finally {
+        release(resolved);
+      }
+    });
+  }
+
+  /** PUT /containers/{id}/archive: unpacks a tar (plain or gzip) into the folder `path`. */
+  async copyTo(ref: string, path: string, body: Readable, opts: CopyToOptions): Promise<void> {
+    if (!path) throw new InvalidParameter('Path cannot be empty');
+    const abs = containerAbsPath(path);
+    await this.roots.with(ref, { mounts: true }, async ({ fs, c }) => {
+      let dest;
+      try {
+        dest = fs.resolve(abs, { followLast: true });
+      } catch (e) {
+        if (e instanceof MissingPath) throw fileNotFound(abs, ref);
+        throw e;
+      }
+      try {
+        if (!dest.stat.isDirectory()) throw new InvalidParameter('extraction point is not a directory');
+        const mount = coveringMount(c, dest.path);
+        if (mount && !mount.RW) throw new InvalidParameter('mounted volume is marked read-only');
+        if (!mount && c.HostConfig.ReadonlyRootfs) throw new InvalidParameter('container rootfs is marked read-only');
+        const chown = opts.copyUIDGID && c.Config.User ? this.userIds(fs, c) : undefined;
+        const extractor = new RootedExtractor(fs, dest.path, { noOverwriteDirNonDir: opts.noOverwriteDirNonDir, chown });
+        try {
+          await pipeline(body, decompressing(), new TarReader(extractor));
+        } catch (e) {
+          extractor.abort();
+          throw e instanceof InvalidParameter || e instanceof NotFound ? e : new SystemError(errorMessage(e), { cause: e });
+        }
+      } finally {
+        release(dest);
+      }
+    });
+  }
+
+  /** The uid and gid of the container's configured user, from its own /etc/passwd and /etc/group. */
+  private userIds(fs: RootedFs, c: ContainerRecord): { uid: number; gid: number } {
+    const read = (p: string): string => {
+      const r = fs.tryResolve(p, { followLast: true });
+      if (!r) return '';
+      try {
+        const fd = openSync(fdPath(r.fd), fsc.O_RDONLY);
+        try {
+          return readFileSync(fd, 'utf8');
+        } finally {
+          closeSync(fd);
+        }
+      } catch {
+        return '';
+      } finally {
+        release(r);
+      }
+    };
+    const u = resolveUser('/', c.Config.User, read);
+    return { uid: u.uid, gid: u.gid };
+  }
+
+  /** GET /containers/{id}/export: the container's own filesystem (no volumes), as one tar. */
+  async export(ref: string, begin: () => Writable): Promise<void> {
+    await this.roots.with(ref, { mounts: false }, async (root: ContainerRoot) => {
+      const names = readdirSync(root.rootfs).sort();
+      const out = begin();
+      if (names.length === 0) {
+        out.end(Buffer.alloc(1024));
+        return;
+      }
+      await runTar(['-c', '-f', '-', '--numeric-owner', '--sparse', '--', ...names], root.rootfs, out);
+    });
+  }
+}
+
+function readLinkVia(parentFd: number, name: string): string {
+  try {
+    return readlinkSync(fdPath(parentFd, name));
+  } catch {
+    return '';
+  }
+}
+
+/** The mount whose destination holds `path` (the deepest one), if any. */
+function coveringMount(c: ContainerRecord, path: string): ContainerRecord['Mounts'][number] | undefined {
+  let best: ContainerRecord['Mounts'][number] | undefined;
+  for (const m of c.Mounts) {
+    const d = posix.normalize(m.Destination).replace(/\/+$/, '') || '/';
+    if (path === d || path.startsWith(d + '/')) {
+      if (!best || d.length > best.Destination.length) best = m;
+    }
+  }
+  return best;
+}
+
+/** Passes a plain tar through and gunzips a gzip one (Docker's `DecompressStream`). */
+function decompressing(): Transform {
+  let decided = false;
+  let gunzip: Transform | undefined;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (!decided) {
+        decided = true;
+        if (chunk.length >= 2 && chunk[0] === 0x1f && chunk[1] === 0x8b) {
+          gunzip = createGunzip();
+          gunzip.on('data', (b: Buffer) => t.push(b));
+          gunzip.on('error', (e) => t.destroy(e));
+        }
+      }
+      if (gunzip) {
+        if (!gunzip.write(chunk)) gunzip.once('drain', () => cb());
+        else cb();
+      } else cb(null, chunk);
+    },
+    flush(cb) {
+      if (!gunzip) return cb();
+      gunzip.once('end', () => cb());
+      gunzip.end();
+    },
+  });
+  return t;
+}
+
+/** Runs GNU tar in `cwd` with its output piped to `out`; ends `out`. */
+async function runTar(args: string[], cwd: string, out: Writable): Promise<void> {
+  const child = spawn('tar', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => {
+    if (stderr.length < 4096) stderr += b.toString();
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve(code));
+  });
+  exited.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
+  try {
+    await pipeline(child.stdout, out);
+  } catch (e) {
+    // The client went away: stop reading the container's files.
+    child.kill('SIGKILL');
+    await exited.catch(() => {});
+    throw e;
+  }
+  const code = await exited;
+  // 1 is "some files changed while read": the archive is still whole (GNU tar).
+  if (code !== 0 && code !== 1) {
+    log.warn('tar failed', { code, stderr: stderr.trim() });
+    throw new SystemError(`tar: ${stderr.trim() || `exit status ${code}`}`);
+  }
+}

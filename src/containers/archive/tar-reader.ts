@@ -1,0 +1,257 @@
+import { Writable } from 'node:stream';
+import { InvalidParameter } from '../../errors.js';
+
+/** One member of a tar stream, long names and PAX records applied. */
+export interface TarEntry {
+  name: string;
+  type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'other';
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Seconds since the epoch (fractional from PAX). */
+  mtime: number;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+}
+
+/** What receives the members: a header, its data in order, its end; then the end of the archive. */
+export interface TarSink {
+  begin(e: TarEntry): Promise<void> | void;
+  data(chunk: Buffer): Promise<void> | void;
+  end(): Promise<void> | void;
+  finish(): Promise<void> | void;
+}
+
+const BLOCK = 512;
+
+function cstr(b: Buffer, start: number, len: number): string {
+  const s = b.subarray(start, start + len);
+  const z = s.indexOf(0);
+  return (z < 0 ? s : s.subarray(0, z)).toString('utf8');
+}
+
+/** An octal field, or GNU's base-256 form (high bit set) for big sizes and ids. */
+function num(b: Buffer, start: number, len: number): number {
+  if (b[start]! & 0x80) {
+    let v = 0;
+    for (let i = start + 1; i < start + len; i++) v = v * 256 + b[i]!;
+    return v;
+  }
+  const s = cstr(b, start, len).trim();
+  return s === '' ? 0 : parseInt(s, 8);
+}
+
+function typeOf(flag: string): TarEntry['type'] {
+  switch (flag) {
+    case '0':
+    case '\0':
+    case '':
+    case '7':
+      return 'file';
+    case '1':
+      return 'hardlink';
+    case '2':
+      return 'symlink';
+    case '3':
+      return 'char';
+    case '4':
+      return 'block';
+    case '5':
+      return 'dir';
+    case '6':
+      return 'fifo';
+    default:
+      return 'other';
+  }
+}
+
+/** `%d key=value\n` records of a PAX extended header. */
+function parsePax(buf: Buffer): Map<string, string> {
+  const out = new Map<string, string>();
+  let off = 0;
+  while (off < buf.length) {
+    const sp = buf.indexOf(0x20, off);
+    if (sp < 0) break;
+    const len = Number(buf.subarray(off, sp).toString());
+    if (!Number.isFinite(len) || len <= 0) throw new InvalidParameter('archive/tar: invalid PAX record');
+    const rec = buf.subarray(sp + 1, off + len - 1).toString('utf8');
+    const eq = rec.indexOf('=');
+    if (eq > 0) out.set(rec.slice(0, eq), rec.slice(eq + 1));
+    off += len;
+  }
+  return out;
+}
+
+/**
+ * A streaming tar parser (ustar, GNU long names, PAX), written to as a Writable: members go to
+ * the sink as they arrive, file data in the chunks it came in, with back-pressure, so a file of
+ * any size passes through without being held in memory.
+ */
+export class TarReader extends Writable {
+  private state: 'header' | 'data' | 'meta' | 'skip' | 'done' = 'header';
+  private readonly header = Buffer.alloc(BLOCK);
+  private headerLen = 0;
+  private remaining = 0;
+  private padding = 0;
+  private meta: Buffer[] = [];
+  private metaKind = '';
+  private longName?: string;
+  private longLink?: string;
+  private pax?: Map<string, string>;
+  private inEntry = false;
+
+  constructor(private readonly sink: TarSink) {
+    super({ highWaterMark: 1 << 20 });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.consume(chunk).then(() => cb(), cb);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    const done = async (): Promise<void> => {
+      // A stream may stop at a member boundary without the two zero blocks (Go's reader allows it).
+      if (this.state === 'data' || this.state === 'meta' || this.headerLen > 0) throw new InvalidParameter('unexpected EOF');
+      await this.sink.finish();
+    };
+    done().then(() => cb(), cb);
+  }
+
+  private async consume(chunk: Buffer): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      switch (this.state) {
+        case 'done':
+          return;
+        case 'data': {
+          const n = Math.min(this.remaining, chunk.length - off);
+          if (n > 0) await this.sink.data(chunk.subarray(off, off + n));
+          off += n;
+          this.remaining -= n;
+          if (this.remaining === 0) await this.endEntry();
+          break;
+        }
+        case 'skip': {
+          const n = Math.min(this.remaining, chunk.length - off);
+          off += n;
+          this.remaining -= n;
+          if (this.remaining === 0) this.state = 'header';
+          break;
+        }
+        case 'meta': {
+          const n = Math.min(this.remaining, chunk.length - off);
+          this.meta.push(Buffer.from(chunk.subarray(off, off + n)));
+          off += n;
+          this.remaining -= n;
+          if (this.remaining === 0) this.applyMeta();
+          break;
+        }
+        case 'header': {
+          const n = Math.min(BLOCK - this.headerLen, chunk.length - off);
+          chunk.copy(this.header, this.headerLen, off, off + n);
+          this.headerLen += n;
+          off += n;
+          if (this.headerLen === BLOCK) {
+            this.headerLen = 0;
+            await this.onHeader();
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  private async endEntry(): Promise<void> {
+    if (this.inEntry) await this.sink.end();
+    this.inEntry = false;
+    this.remaining = this.padding;
+    this.state = this.padding ? 'skip' : 'header';
+  }
+
+  private applyMeta(): void {
+    const body = Buffer.concat(this.meta);
+    this.meta = [];
+    if (this.metaKind === 'L') this.longName = cstr(body, 0, body.length);
+    else if (this.metaKind === 'K') this.longLink = cstr(body, 0, body.length);
+    else if (this.metaKind === 'x') this.pax = parsePax(body);
+    this.remaining = this.padding;
+    this.state = this.padding ? 'skip' : 'header';
+  }
+
+  private async onHeader(): Promise<void> {
+    const h = this.header;
+    if (h.every((b) => b === 0)) {
+      // The first zero block ends the archive (the second one, and any padding, is ignored).
+      this.state = 'done';
+      return;
+    }
+    let sum = 0;
+    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
+    if (sum !== num(h, 148, 8)) throw new InvalidParameter('archive/tar: invalid tar header');
+    const flag = String.fromCharCode(h[156]!);
+    let size = num(h, 124, 12);
+    if (flag === 'L' || flag === 'K' || flag === 'x' || flag === 'g') {
+      this.metaKind = flag;
+      this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
+      this.remaining = size;
+      if (size > 1 << 20) throw new InvalidParameter('archive/tar: header too large');
+      if (size === 0) this.applyMeta();
+      else this.state = 'meta';
+      return;
+    }
+    const magic = h.subarray(257, 263).toString('latin1');
+    let name = cstr(h, 0, 100);
+    // POSIX ustar keeps a name prefix; the old GNU format uses those bytes for other things.
+    if (magic === 'ustar\0') {
+      const prefix = cstr(h, 345, 155);
+      if (prefix) name = `${prefix}/${name}`;
+    }
+    let linkname = cstr(h, 157, 100);
+    let mtime = num(h, 136, 12);
+    let uid = num(h, 108, 8);
+    let gid = num(h, 116, 8);
+    if (this.longName !== undefined) name = this.longName;
+    if (this.longLink !== undefined) linkname = this.longLink;
+    const pax = this.pax;
+    if (pax) {
+      if (pax.has('path')) name = pax.get('path')!;
+      if (pax.has('linkpath')) linkname = pax.get('linkpath')!;
+      if (pax.has('size')) size = Number(pax.get('size'));
+      if (pax.has('uid')) uid = Number(pax.get('uid'));
+      if (pax.has('gid')) gid = Number(pax.get('gid'));
+      if (pax.has('mtime')) mtime = Number(pax.get('mtime'));
+    }
+    this.longName = undefined;
+    this.longLink = undefined;
+    this.pax = undefined;
+    const type = typeOf(flag);
+    // Only regular files carry data in the archive; a link's size field means nothing.
+    const dataSize = type === 'file' || type === 'other' ? size : 0;
+    this.padding = (BLOCK - (dataSize % BLOCK)) % BLOCK;
+    this.remaining = dataSize;
+    if (type === 'other') {
+      // Sparse files, volume labels and the like: skipped, as nothing here makes them.
+      this.remaining = dataSize + this.padding;
+      this.state = this.remaining ? 'skip' : 'header';
+      return;
+    }
+    const entry: TarEntry = {
+      name,
+      type,
+      mode: num(h, 100, 8) & 0o7777,
+      uid,
+      gid,
+      size: dataSize,
+      mtime,
+      linkname,
+      devmajor: num(h, 329, 8),
+      devminor: num(h, 337, 8),
+    };
+    await this.sink.begin(entry);
+    this.inEntry = true;
+    this.state = 'data';
+    if (dataSize === 0) await this.endEntry();
+  }
+}
