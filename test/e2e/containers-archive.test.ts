@@ -35,7 +35,6 @@ describe('containers: docker cp, diff, export', () => {
   });
 
   after(async () => {
-    if (process.env.KEEP_LOG) spawnSync('cp', [(d as unknown as { logPath: string }).logPath, process.env.KEEP_LOG]);
     await d?.cleanup();
     if (work) rmSync(work, { recursive: true, force: true });
     if (hostDir) rmSync(hostDir, { recursive: true, force: true });

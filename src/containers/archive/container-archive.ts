@@ -24,7 +24,7 @@ function fileNotFound(path: string, ref: string): NotFound {
 
 /** The path as Docker takes it: made absolute and cleaned, a trailing `/` or `/.` kept. */
 export function containerAbsPath(path: string): string {
-  const clean = posix.normalize(posix.join('/', path));
+  const clean = posix.normalize(posix.join('/', path)).replace(/(.)\/+$/, '$1');
   if (path.endsWith('/.') || path === '.') return clean === '/' ? '/.' : `${clean}/.`;
   if (path.endsWith('/') && clean !== '/') return `${clean}/`;
   return clean;

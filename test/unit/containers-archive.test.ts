@@ -1,0 +1,139 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, lstatSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { RootedFs, MissingPath, release } from '../../src/containers/archive/rooted-path.js';
+import { RootedExtractor } from '../../src/containers/archive/rooted-extractor.js';
+import { TarReader, type TarEntry } from '../../src/containers/archive/tar-reader.js';
+import { containerAbsPath } from '../../src/containers/archive/container-archive.js';
+import { goFileMode } from '../../src/containers/archive/path-stat.js';
+
+describe('rooted paths', () => {
+  let base: string;
+  let root: string;
+  let outside: string;
+
+  before(() => {
+    base = mkdtempSync(join(tmpdir(), 'arca-rooted-'));
+    root = join(base, 'root');
+    outside = join(base, 'outside');
+    mkdirSync(join(root, 'etc'), { recursive: true });
+    mkdirSync(outside);
+    writeFileSync(join(root, 'etc', 'shadow'), 'inside\n');
+    writeFileSync(join(outside, 'secret'), 'outside\n');
+    symlinkSync('/etc/shadow', join(root, 'abs'));
+    symlinkSync('../../../../..', join(root, 'up'));
+    symlinkSync('/', join(root, 'slash'));
+    symlinkSync(outside, join(root, 'host'));
+    symlinkSync('loop2', join(root, 'loop1'));
+    symlinkSync('loop1', join(root, 'loop2'));
+  });
+
+  after(() => rmSync(base, { recursive: true, force: true }));
+
+  const resolved = (fs: RootedFs, p: string, followLast = true): string => {
+    const r = fs.resolve(p, { followLast });
+    try {
+      return r.path;
+    } finally {
+      release(r);
+    }
+  };
+
+  it('keeps absolute links, `..` climbs and `/` inside the root', () => {
+    const fs = new RootedFs(root);
+    try {
+      assert.equal(resolved(fs, '/abs'), '/etc/shadow');
+      assert.equal(resolved(fs, '/abs', false), '/abs');
+      assert.equal(resolved(fs, '/up/etc/shadow'), '/etc/shadow');
+      assert.equal(resolved(fs, '/slash/slash/up/etc'), '/etc');
+      assert.equal(resolved(fs, '../../etc/shadow'), '/etc/shadow');
+      // A link to a host path names the same path inside the root, which does not exist.
+      assert.throws(() => fs.resolve('/host/secret'), MissingPath);
+      assert.throws(() => fs.resolve('/loop1', { followLast: true }), /too many levels of symbolic links/);
+      assert.throws(() => fs.resolve('/etc/shadow/x'), /not a directory/);
+      assert.equal(resolved(fs, '/'), '/');
+    } finally {
+      fs.close();
+    }
+  });
+
+  it('follows the last link only when asked, or with a trailing slash', () => {
+    const fs = new RootedFs(root);
+    try {
+      assert.equal(resolved(fs, '/slash', false), '/slash');
+      assert.equal(resolved(fs, '/slash/', false), '/');
+      assert.ok(fs.resolve('/abs', { followLast: false }).stat.isSymbolicLink());
+      assert.ok(goFileMode(fs.resolve('/abs', { followLast: false }).stat) >= 2 ** 27);
+    } finally {
+      fs.close();
+    }
+  });
+
+  it('cleans paths as Docker does, keeping a trailing slash or dot', () => {
+    assert.equal(containerAbsPath('etc/../etc/passwd'), '/etc/passwd');
+    assert.equal(containerAbsPath('/data/.'), '/data/.');
+    assert.equal(containerAbsPath('/data/'), '/data/');
+    assert.equal(containerAbsPath('.'), '/.');
+  });
+
+  it('extracts an archive whose links point out without writing outside', async () => {
+    const stage = join(base, 'stage');
+    mkdirSync(join(stage, 'e'), { recursive: true });
+    symlinkSync(outside, join(stage, 'evil'));
+    writeFileSync(join(stage, 'e', 'f'), 'written\n');
+    const tar = spawnSync('tar', ['-C', stage, '-c', '-f', '-', '--transform=s,^e/,evil/,', 'evil', 'e/f']);
+    assert.equal(tar.status, 0);
+    mkdirSync(join(root, 'dest'));
+    const fs = new RootedFs(root);
+    try {
+      const x = new RootedExtractor(fs, '/dest', { noOverwriteDirNonDir: true });
+      await pipeline(Readable.from([tar.stdout]), new TarReader(x));
+    } finally {
+      fs.close();
+    }
+    assert.deepEqual(readdirSync(outside), ['secret']);
+    assert.ok(lstatSync(join(root, 'dest', 'evil')).isSymbolicLink());
+    // The file went through the link as the root sees it: to <root><outside>/f.
+    assert.equal(readFileSync(join(root, outside, 'f'), 'utf8'), 'written\n');
+    assert.ok(!existsSync(join(outside, 'f')));
+  });
+});
+
+describe('tar reader', () => {
+  it('reads GNU long names, PAX records, links and data across chunk boundaries', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'arca-tar-'));
+    try {
+      const long = 'd'.repeat(120);
+      mkdirSync(join(dir, long), { recursive: true });
+      writeFileSync(join(dir, long, 'file'), Buffer.alloc(70_000, 7));
+      symlinkSync('file', join(dir, long, 'ln'));
+      const seen: { e: TarEntry; bytes: number }[] = [];
+      const sink = {
+        begin: (e: TarEntry) => void seen.push({ e, bytes: 0 }),
+        data: (b: Buffer) => void (seen[seen.length - 1]!.bytes += b.length),
+        end: () => {},
+        finish: () => {},
+      };
+      for (const format of ['gnu', 'pax']) {
+        seen.length = 0;
+        const tar = spawnSync('tar', ['-C', dir, '-c', '-f', '-', `--format=${format}`, long]);
+        // Fed in odd-sized pieces: headers and data split anywhere.
+        const pieces: Buffer[] = [];
+        for (let i = 0; i < tar.stdout.length; i += 333) pieces.push(tar.stdout.subarray(i, i + 333));
+        await pipeline(Readable.from(pieces), new TarReader(sink));
+        const file = seen.find((s) => s.e.name === `${long}/file`);
+        assert.ok(file, `${format}: ${seen.map((s) => s.e.name).join(',')}`);
+        assert.equal(file.bytes, 70_000);
+        assert.equal(seen.find((s) => s.e.name === `${long}/ln`)?.e.linkname, 'file');
+      }
+      await assert.rejects(pipeline(Readable.from([Buffer.alloc(512, 1)]), new TarReader(sink)), /invalid tar header/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
