@@ -19,6 +19,9 @@ import { NftFirewall } from './network/firewall/nftables/nft-firewall.js';
 import { EmbeddedDns } from './network/embedded-dns.js';
 import { PortAllocator } from './network/ports/port-allocator.js';
 import { EventBus } from './events/event-bus.js';
+import { ImageBuilder } from './build/image-builder.js';
+import { BuildahBuilder } from './build/buildah-builder.js';
+import { BuildNetwork } from './build/build-network.js';
 
 const log = logger('arca:daemon');
 
@@ -43,6 +46,7 @@ export class Daemon {
   readonly containers: ContainerManager;
   readonly execs: ExecManager;
   readonly networks: NetworkManager;
+  readonly builder: ImageBuilder;
   /** A short tag unique to this daemon's root, used in machine-global names (netns, cgroups). */
   readonly tag: string;
   readonly startedAt = new Date();
@@ -78,6 +82,12 @@ export class Daemon {
     this.networks.events = this.events;
     this.images.events = this.events;
     this.volumes.events = this.events;
+    this.builder = new ImageBuilder(
+      this.images,
+      new BuildahBuilder(this.images, config.root, config.execRoot, config.runtime),
+      new BuildNetwork(this.networks, this.containers.netns, this.containers, this.tag),
+      () => this.images.insecureRegistries,
+    );
     this.images.setUsageCheck((imageId) => this.containers.containersUsingImage(imageId));
     this.volumes.setUsageCheck((name) => this.containers.containersUsingVolume(name));
   }

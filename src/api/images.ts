@@ -271,7 +271,9 @@ export function registerImages(r: Router, d: Daemon): void {
     const quiet = qbool(c.query, 'quiet', true);
     const platformParam = !before(c.version, '1.48') ? c.query.get('platform') : null;
     const platform = platformParam ? parsePlatform(platformParam) : undefined;
-    await streamed(c, (out) => loadArchive(d.images, c.req, out, { quiet, platform }));
+    await streamed(c, async (out) => {
+      await loadArchive(d.images, c.req, out, { quiet, platform });
+    });
   });
 
   const save = async (c: Ctx, names: string[]): Promise<void> => {

@@ -14,6 +14,7 @@ import { registerNetworks } from './networks.js';
 import { registerSwarm } from './swarm.js';
 import { registerEvents } from './events.js';
 import { registerArchive } from './archive.js';
+import { registerBuild } from './build.js';
 
 const log = logger('arca:api');
 
@@ -82,6 +83,7 @@ export class ApiServer {
     registerNetworks(this.router, daemon);
     registerSwarm(this.router);
     registerEvents(this.router, daemon);
+    registerBuild(this.router, daemon);
   }
 
   async listen(socketPath: string): Promise<void> {

@@ -150,9 +150,9 @@ async function readOciLayout(root: string, platform: Platform): Promise<PendingI
 export async function loadArchive(
   images: ImageStore,
   body: Readable,
-  out: ProgressStream,
+  out: Pick<ProgressStream, 'progress' | 'stream'>,
   opts: { quiet: boolean; platform?: Platform },
-): Promise<void> {
+): Promise<string[]> {
   const scratch = await images.layers.tempDir();
   const pinned: string[] = [];
   let committed = false;
@@ -203,11 +203,13 @@ export async function loadArchive(
     const lines: string[] = [];
     let idLines = '';
     let lastRefCount = 0;
+    const ids: string[] = [];
     images.transaction(() => {
       pending.forEach((img, n) => {
         const { id, moved } = images.commit({ configJson: img.configJson, layers: layered[n]! }, img.refs);
         idLines += `Loaded image ID: ${id}\n`;
         images.event('load', id);
+        ids.push(id);
         for (const r of img.refs) {
           const prev = moved.get(`${r.domain}/${r.path}:${r.tag}`);
           if (prev) lines.push(`The image ${familiarString(r)} already exists, renaming the old one with ID ${prev} to empty string\n`);
@@ -219,6 +221,7 @@ export async function loadArchive(
     committed = true;
     for (const l of lines) out.stream(l);
     if (lastRefCount === 0) out.stream(idLines);
+    return ids;
   } finally {
     for (const c of pinned) images.layers.unpin(c);
     if (!committed) await images.layers.removeUnused();

@@ -8,7 +8,7 @@ export interface ProgressMessage {
   progress?: string;
   stream?: string;
   aux?: unknown;
-  errorDetail?: { message: string };
+  errorDetail?: { message: string; code?: number };
   error?: string;
 }
 

@@ -23,6 +23,11 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Do not throw on a non-zero exit. */
   allowFailure?: boolean;
+  /** Sees the output as it comes (a long build's progress); it is still collected in the result. */
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+  /** Kills the child (SIGKILL) when aborted, e.g. when the client that asked for it went away. */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -66,8 +71,20 @@ const defaultRunner: Runner = (argv, opts = {}) =>
     const err: Buffer[] = [];
     let timer: NodeJS.Timeout | undefined;
     if (opts.timeoutMs) timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
-    child.stdout!.on('data', (b: Buffer) => out.push(b));
-    child.stderr!.on('data', (b: Buffer) => err.push(b));
+    child.stdout!.on('data', (b: Buffer) => {
+      out.push(b);
+      opts.onStdout?.(b);
+    });
+    child.stderr!.on('data', (b: Buffer) => {
+      err.push(b);
+      opts.onStderr?.(b);
+    });
+    const abort = (): void => {
+      child.kill('SIGKILL');
+    };
+    if (opts.signal?.aborted) abort();
+    opts.signal?.addEventListener('abort', abort, { once: true });
+    child.on('close', () => opts.signal?.removeEventListener('abort', abort));
     child.on('error', (e) => {
       if (timer) clearTimeout(timer);
       reject(new CommandError(argv, null, e.message));
