@@ -8,6 +8,7 @@ import type { WaitCondition } from '../containers/container-manager.js';
 import type { ContainerRecord } from '../containers/container-record.js';
 import { inspectView, listView } from '../containers/container-view.js';
 import { runAttach, type AttachOptions } from '../containers/attach-session.js';
+import { parseDetachKeys } from '../containers/detach-keys.js';
 import { LogFollower, frame, readLog, type LogEntry } from '../containers/log-file.js';
 import { StatsCollector } from '../containers/stats/container-stats.js';
 
@@ -212,28 +213,36 @@ export function registerContainers(r: Router, d: Daemon): void {
     if (!gone) c.res.end(JSON.stringify(result) + '\n');
   });
 
-  const attachOpts = (q: URLSearchParams): AttachOptions => ({
-    stdin: qbool(q, 'stdin'),
-    stdout: qbool(q, 'stdout'),
-    stderr: qbool(q, 'stderr'),
-    logs: qbool(q, 'logs'),
-    stream: qbool(q, 'stream'),
-  });
+  const attachOpts = (q: URLSearchParams): AttachOptions => {
+    const text = q.get('detachKeys');
+    const detachKeys = parseDetachKeys(text);
+    if (!detachKeys) throw new InvalidParameter(`Invalid detach keys (${text}) provided`);
+    return {
+      stdin: qbool(q, 'stdin'),
+      stdout: qbool(q, 'stdout'),
+      stderr: qbool(q, 'stderr'),
+      logs: qbool(q, 'logs'),
+      stream: qbool(q, 'stream'),
+      detachKeys,
+    };
+  };
 
   r.post(
     '/containers/{id}/attach',
     async (c) => {
       // Without an Upgrade header Docker answers 200 and streams on the same connection.
+      const opts = attachOpts(c.query);
       const x = cm.get(c.params[0]!);
       const sock = c.req.socket;
       c.res.writeHead(200, { 'Content-Type': streamType(x.Config.Tty, c.version) });
       c.res.flushHeaders();
-      await runAttach(d, x, resAsDuplex(c.res, sock), Buffer.alloc(0), { ...attachOpts(c.query), stdin: false });
+      await runAttach(d, x, resAsDuplex(c.res, sock), Buffer.alloc(0), { ...opts, stdin: false });
     },
     async (h: HijackCtx) => {
+      const opts = attachOpts(h.query);
       const x = cm.get(h.params[0]!);
       writeUpgrade(h.socket, streamType(x.Config.Tty, h.version));
-      await runAttach(d, x, h.socket, h.head, attachOpts(h.query));
+      await runAttach(d, x, h.socket, h.head, opts);
     },
   );
 

@@ -3,6 +3,7 @@ import type { Daemon } from '../daemon.js';
 import type { ContainerRecord } from './container-record.js';
 import { LogFollower, frame, readLog, type LogEntry } from './log-file.js';
 import { StdinRelay } from './stdin-relay.js';
+import { DEFAULT_DETACH_KEYS, relayInput } from './detach-keys.js';
 import { logger } from '../log.js';
 import { statSync } from 'node:fs';
 
@@ -16,6 +17,8 @@ export interface AttachOptions {
   logs: boolean;
   /** Keep streaming (`stream=1`). */
   stream: boolean;
+  /** The parsed `detachKeys` (default ctrl-p ctrl-q); they apply to containers with a terminal, as in moby. */
+  detachKeys?: Buffer;
 }
 
 /**
@@ -56,7 +59,7 @@ export async function runAttach(d: Daemon, c: ContainerRecord, socket: Duplex, i
   // conmon (and its attach socket) exists only once the container started: `docker run -i`
   // attaches before start, so stdin is held until then.
   let relay: StdinRelay | undefined;
-  const pending: Buffer[] = input.length ? [input] : [];
+  const pending: Buffer[] = [];
   let inputEnded = false;
   const wantStdin = opts.stdin && c.Config.OpenStdin;
   const connect = (): void => {
@@ -88,6 +91,15 @@ export async function runAttach(d: Daemon, c: ContainerRecord, socket: Duplex, i
     socket.end();
   };
   const offExit = d.containers.onNextExit(c.Id, () => void finish());
+  // Detaching ends this session only: the container's stdin stays open (a terminal's always does).
+  const detach = (): void => {
+    ended = true;
+    follower.stop();
+    offExit();
+    offStart();
+    socket.end();
+    log.debug('detached', { id: c.Id.slice(0, 12) });
+  };
   socket.on('close', () => {
     ended = true;
     follower.stop();
@@ -96,11 +108,17 @@ export async function runAttach(d: Daemon, c: ContainerRecord, socket: Duplex, i
     offStart();
   });
   if (wantStdin) {
-    socket.on('data', (b: Buffer) => (relay ? relay.write(b) : pending.push(b)));
-    socket.on('end', () => {
-      inputEnded = true;
-      relay?.end();
-    });
+    const sink = {
+      write: (b: Buffer): void => {
+        if (relay) relay.write(b);
+        else pending.push(b);
+      },
+      end: (): void => {
+        inputEnded = true;
+        relay?.end();
+      },
+    };
+    relayInput(socket, input, tty ? (opts.detachKeys ?? DEFAULT_DETACH_KEYS) : undefined, sink, detach);
     socket.resume();
   } else {
     socket.on('data', () => {});

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync, watch, type FSWatcher }
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Daemon } from '../daemon.js';
-import { Conflict, InvalidParameter, NotFound, errorMessage } from '../errors.js';
+import { Conflict, InvalidParameter, NotFound, SystemError, errorMessage } from '../errors.js';
 import { logger } from '../log.js';
 import { which } from '../sys/runner.js';
 import { capabilitySet, processSpec, securityOpt } from '../runtime/oci-spec.js';
@@ -13,6 +13,7 @@ import { mergeEnv, resolveUser } from './etc-files.js';
 import { newId } from './names.js';
 import { LogFollower, frame } from './log-file.js';
 import { StdinRelay } from './stdin-relay.js';
+import { parseDetachKeys, relayInput } from './detach-keys.js';
 import { writeCtl } from './container-manager.js';
 
 const log = logger('arca:exec');
@@ -84,6 +85,8 @@ export class ExecManager {
     if (env !== undefined && env !== null && (!Array.isArray(env) || env.some((x) => typeof x !== 'string'))) {
       throw new InvalidParameter('invalid Env: must be an array of strings');
     }
+    const detachKeys = typeof body['DetachKeys'] === 'string' ? body['DetachKeys'] : '';
+    if (!parseDetachKeys(detachKeys)) throw new SystemError(`Invalid escape keys (${detachKeys}) provided`);
     const wd = typeof body['WorkingDir'] === 'string' ? body['WorkingDir'] : '';
     if (wd && !wd.startsWith('/')) throw new InvalidParameter(`the working directory '${wd}' is invalid, it needs to be an absolute path`);
     const id = newId();
@@ -102,7 +105,7 @@ export class ExecManager {
         User: typeof body['User'] === 'string' ? body['User'] : '',
         WorkingDir: wd,
         Privileged: body['Privileged'] === true,
-        DetachKeys: typeof body['DetachKeys'] === 'string' ? body['DetachKeys'] : '',
+        DetachKeys: detachKeys,
         ConsoleSize: (body['ConsoleSize'] as [number, number] | null | undefined) ?? null,
       },
       Running: false,
@@ -297,9 +300,10 @@ export class ExecManager {
     let relay: StdinRelay | undefined;
     if (socket && e.Config.AttachStdin) {
       relay = new StdinRelay(e.dir);
-      if (input.length) relay.write(input);
-      socket.on('data', (b: Buffer) => relay!.write(b));
-      socket.on('end', () => relay!.end());
+      relayInput(socket, input, parseDetachKeys(e.Config.DetachKeys), relay, () => {
+        follower?.stop();
+        socket.end();
+      });
       socket.resume();
     } else if (socket) {
       socket.on('data', () => {});
