@@ -117,4 +117,183 @@ describe('docker build', () => {
     assert.deepEqual(built.slice(0, base.length), base);
     assert.deepEqual(leftovers(), []);
   });
+  it('multi-stage: COPY --from a stage and an image, --target stops early', async () => {
+    const dir = context(tmp, 'multi', {
+      Dockerfile: [
+        `FROM ${TEST_IMAGE} AS builder`,
+        'RUN echo compiled > /artifact',
+        `FROM ${TEST_IMAGE} AS tester`,
+        'RUN echo tested > /tested',
+        'FROM scratch',
+        'COPY --from=builder /artifact /artifact',
+        `COPY --from=${TEST_IMAGE} /bin/busybox /bin/busybox`,
+        'CMD ["/bin/busybox", "cat", "/artifact"]',
+        '',
+      ].join('\n'),
+    });
+    await d.dockerOk(['build', '-t', 'arca-b/multi', dir], { timeoutMs: 120_000 });
+    assert.equal(await d.dockerOk(['run', '--rm', 'arca-b/multi']), 'compiled');
+    // FROM scratch: only the two copied layers, nothing of the busybox image's own.
+    const layers = JSON.parse(await d.dockerOk(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', 'arca-b/multi'])) as string[];
+    assert.equal(layers.length, 2);
+    await d.dockerOk(['build', '--target', 'tester', '-t', 'arca-b/multi:tester', dir], { timeoutMs: 120_000 });
+    assert.equal(await d.dockerOk(['run', '--rm', 'arca-b/multi:tester', 'cat', '/tested']), 'tested');
+    const r = await d.docker(['build', '--target', 'nosuch', dir]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /failed to reach build target nosuch in Dockerfile/);
+    assert.deepEqual(leftovers(), []);
+  });
+
+  it('a second build of an unchanged context uses the cache and is fast', async () => {
+    const dir = context(tmp, 'cached', {
+      Dockerfile: [`FROM ${TEST_IMAGE}`, 'RUN echo one > /one', 'COPY a.txt /a.txt', 'RUN cat /a.txt > /copy', 'ENV DONE=1', ''].join('\n'),
+      'a.txt': 'cached content\n',
+    });
+    const first = await d.docker(['build', '-t', 'arca-b/cached', dir], { timeoutMs: 120_000 });
+    assert.equal(first.code, 0, first.stderr);
+    assert.doesNotMatch(first.stdout, /Using cache/);
+    const id = await d.dockerOk(['image', 'inspect', '-f', '{{.Id}}', 'arca-b/cached']);
+    const t0 = Date.now();
+    const second = await d.docker(['build', '-t', 'arca-b/cached', dir], { timeoutMs: 120_000 });
+    const ms = Date.now() - t0;
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal((second.stdout.match(/ ---> Using cache/g) ?? []).length, 4, second.stdout);
+    assert.equal(await d.dockerOk(['image', 'inspect', '-f', '{{.Id}}', 'arca-b/cached']), id);
+    // Loose bound for a loaded shared machine; the bench measures the real figure.
+    assert.ok(ms < 5000, `cached rebuild took ${ms} ms`);
+    const q = await d.dockerOk(['build', '-q', dir], { timeoutMs: 60_000 });
+    assert.equal(q, id);
+    // --no-cache runs every step again.
+    const fresh = await d.docker(['build', '--no-cache', dir], { timeoutMs: 120_000 });
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.doesNotMatch(fresh.stdout, /Using cache/);
+  });
+
+  it('RUN steps reach containers on the default bridge, resolve names on a user network, and have no network with --network none', async () => {
+    await d.dockerOk(['run', '-d', '--name', 'bweb', TEST_IMAGE, 'sh', '-c', 'echo served > /i && httpd -f -p 8080 -h /']);
+    const ip = await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'bweb']);
+    const bridge = context(tmp, 'net-bridge', {
+      Dockerfile: [`FROM ${TEST_IMAGE}`, `RUN timeout 10 wget -q -O /got http://${ip}:8080/i && cat /got`, ''].join('\n'),
+    });
+    const r1 = await d.docker(['build', '--no-cache', bridge], { timeoutMs: 120_000 });
+    assert.equal(r1.code, 0, r1.stderr + r1.stdout);
+    assert.match(r1.stdout, /^served$/m);
+
+    await d.dockerOk(['network', 'create', 'bnet']);
+    await d.dockerOk(['run', '-d', '--name', 'bapi', '--network', 'bnet', TEST_IMAGE, 'sh', '-c', 'echo by-name > /i && httpd -f -p 8080 -h /']);
+    const named = context(tmp, 'net-user', {
+      Dockerfile: [`FROM ${TEST_IMAGE}`, 'RUN cat /etc/resolv.conf && timeout 10 wget -q -O /got http://bapi:8080/i && cat /got', ''].join('\n'),
+    });
+    const r2 = await d.docker(['build', '--no-cache', '--network', 'bnet', named], { timeoutMs: 120_000 });
+    assert.equal(r2.code, 0, r2.stderr + r2.stdout);
+    assert.match(r2.stdout, /nameserver 127\.0\.0\.11/);
+    assert.match(r2.stdout, /^by-name$/m);
+
+    const none = context(tmp, 'net-none', {
+      Dockerfile: [`FROM ${TEST_IMAGE}`, 'RUN ls /sys/class/net && test "$(ls /sys/class/net)" = lo', ''].join('\n'),
+    });
+    const r3 = await d.docker(['build', '--no-cache', '--network', 'none', none], { timeoutMs: 120_000 });
+    assert.equal(r3.code, 0, r3.stderr + r3.stdout);
+    const r4 = await d.docker(['build', '--network', 'nosuchnet', none]);
+    assert.equal(r4.code, 1);
+    assert.match(r4.stderr, /network nosuchnet not found/);
+    assert.deepEqual(leftovers(), []);
+    // The build's endpoint is gone from the network.
+    assert.equal(await d.dockerOk(['network', 'inspect', '-f', '{{len .Containers}}', 'bnet']), '1');
+    await d.dockerOk(['rm', '-f', 'bweb', 'bapi']);
+    await d.dockerOk(['network', 'rm', 'bnet']);
+  });
+
+  it('a failing RUN ends the stream with Docker\'s message and leaves nothing behind', async () => {
+    const dir = context(tmp, 'fail', { Dockerfile: [`FROM ${TEST_IMAGE}`, 'RUN echo before', 'RUN exit 3', ''].join('\n') });
+    const r = await d.docker(['build', '-t', 'arca-b/fail', dir], { timeoutMs: 120_000 });
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /The command '\/bin\/sh -c exit 3' returned a non-zero code: 3/);
+    const exec = context(tmp, 'fail-exec', { Dockerfile: [`FROM ${TEST_IMAGE}`, 'RUN ["false"]', ''].join('\n') });
+    const r2 = await d.docker(['build', exec], { timeoutMs: 120_000 });
+    assert.equal(r2.code, 1);
+    assert.match(r2.stderr, /The command 'false' returned a non-zero code: 1/);
+    const missing = context(tmp, 'fail-copy', { Dockerfile: [`FROM ${TEST_IMAGE}`, 'COPY nothere /x', ''].join('\n') });
+    const r3 = await d.docker(['build', missing], { timeoutMs: 120_000 });
+    assert.equal(r3.code, 1);
+    assert.match(r3.stderr, /COPY failed: file not found in build context or excluded by \.dockerignore: stat nothere: file does not exist/);
+    assert.equal((await d.docker(['image', 'inspect', 'arca-b/fail'])).code, 1);
+    assert.deepEqual(leftovers(), []);
+  });
+
+  it('bad input: parse errors, a missing Dockerfile, a context that is not a tar', async () => {
+    const bad = context(tmp, 'bad-parse', { Dockerfile: [`FROM ${TEST_IMAGE}`, 'FROBNICATE now', ''].join('\n') });
+    const r = await d.docker(['build', bad]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /dockerfile parse error on line 2: unknown instruction: FROBNICATE/);
+    const curl = (args: string[]): { code: string; body: string } => {
+      const res = spawnSync('curl', ['-s', '--unix-socket', d.socket, '-o', '-', '-w', '\n%{http_code}', ...args], { encoding: 'utf8' });
+      const lines = res.stdout.trimEnd().split('\n');
+      return { code: lines.pop()!, body: lines.join('\n') };
+    };
+    const notTar = curl(['-X', 'POST', '-H', 'Content-Type: application/x-tar', '--data-binary', 'this is not a tar at all', 'http://d/v1.47/build']);
+    assert.equal(notTar.code, '400');
+    assert.match(notTar.body, /"message":"failed to read the build context: /);
+    const ctx = join(tmp, 'nodockerfile.tar');
+    writeFileSync(join(tmp, 'x.txt'), 'x');
+    spawnSync('tar', ['-cf', ctx, '-C', tmp, 'x.txt']);
+    const noFile = curl(['-X', 'POST', '-H', 'Content-Type: application/x-tar', '--data-binary', `@${ctx}`, 'http://d/v1.47/build?dockerfile=Dockerfile']);
+    assert.equal(noFile.code, '400');
+    assert.match(noFile.body, /Cannot locate specified Dockerfile: Dockerfile/);
+    const badTag = await d.docker(['build', '-t', 'UPPER/case', bad]);
+    assert.equal(badTag.code, 1);
+    assert.deepEqual(leftovers(), []);
+  });
+
+  it('docker-compose build and up --build', { skip: haveCompose ? false : 'docker-compose is not installed' }, async () => {
+    const dir = context(tmp, 'compose', {
+      'docker-compose.yml': [
+        'version: "2.4"',
+        'services:',
+        '  app:',
+        '    build:',
+        '      context: ./app',
+        '      args:',
+        '        WHO: compose',
+        '    image: arca-b/compose-app',
+        '    command: ["sh", "-c", "cat /who; sleep 30"]',
+        '',
+      ].join('\n'),
+      'app/Dockerfile': [`FROM ${TEST_IMAGE}`, 'ARG WHO', 'RUN echo "built by $WHO" > /who', ''].join('\n'),
+    });
+    const compose = (...args: string[]): Promise<Run> => exec(COMPOSE, ['-p', 'arcabuild', ...args], d.env, dir, 180_000);
+    const b = await compose('build');
+    assert.equal(b.code, 0, b.stderr + b.stdout);
+    assert.match(b.stdout + b.stderr, /Successfully tagged arca-b\/compose-app:latest/);
+    const up = await compose('up', '-d', '--build');
+    assert.equal(up.code, 0, up.stderr + up.stdout);
+    const logs = await d.dockerOk(['logs', 'arcabuild_app_1']);
+    assert.equal(logs, 'built by compose');
+    const down = await compose('down', '-t', '1');
+    assert.equal(down.code, 0, down.stderr);
+    assert.deepEqual(leftovers(), []);
+  });
+
+  it('docker-py images.build returns the image and its log', { skip: haveDockerPy ? false : 'python3-docker is not installed' }, async () => {
+    const dir = context(tmp, 'py', { Dockerfile: [`FROM ${TEST_IMAGE}`, 'RUN echo py > /py', 'LABEL from=py', ''].join('\n') });
+    const script = `
+import docker, sys
+c = docker.DockerClient(base_url=sys.argv[1])
+img, logs = c.images.build(path=sys.argv[2], tag="arca-b/py:1", rm=True)
+print(img.id.startswith("sha256:"), img.tags, img.labels.get("from"))
+print(any("Step 2/3" in l.get("stream", "") for l in logs))
+try:
+    c.images.build(path=sys.argv[3])
+except docker.errors.BuildError as e:
+    print("BuildError", e.msg)
+`;
+    const failing = context(tmp, 'py-fail', { Dockerfile: [`FROM ${TEST_IMAGE}`, 'RUN false', ''].join('\n') });
+    const r = await exec(PYTHON, ['-c', script, `unix://${d.socket}`, dir, failing], d.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), [
+      "True ['arca-b/py:1'] py",
+      'True',
+      "BuildError The command '/bin/sh -c false' returned a non-zero code: 1",
+    ]);
+  });
 });
