@@ -4,9 +4,10 @@
  *
  * The daemon runs in a throwaway netns through the e2e harness, so the machine is left as found.
  * Times include the docker CLI's own start-up; `cli_floor_ms` (`docker version`) shows that floor.
- * Options: --n N (samples per measurement, default 20); --only net|containers|stats|all (default all):
+ * Options: --n N (samples per measurement, default 20); --only net|containers|stats|build|all (default all):
  * `net` is the network section (bench/net-bench.ts: raw-kernel baseline vs arca, issue 3); `stats`
- * is `docker stats --no-stream` of 10 containers (bench/stats-bench.ts).
+ * is `docker stats --no-stream` of 10 containers (bench/stats-bench.ts); `build` a cached rebuild of
+ * a 5-step Dockerfile (bench/build-bench.ts).
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -15,6 +16,7 @@ import { TEST_IMAGE, conmonPids, rssKb, startDaemon, type TestDaemon } from '../
 import { ARCA_VERSION } from '../src/version.js';
 import { benchNetwork } from './net-bench.js';
 import { benchStats } from './stats-bench.js';
+import { benchBuild } from './build-bench.js';
 
 /** What we aim for on a 2-vCPU machine; reported next to the results, never enforced. */
 const TARGETS = { run_d_ms: 90, rm_f_ms: 60, daemon_rss_mb: 60, per_container_mb: 3 };
@@ -84,10 +86,11 @@ async function main(): Promise<number> {
   });
   const N = Number(values.n);
   const only = values.only!;
-  if (!['net', 'containers', 'stats', 'all'].includes(only)) throw new Error('--only must be net, containers, stats or all');
+  if (!['net', 'containers', 'stats', 'build', 'all'].includes(only)) throw new Error('--only must be net, containers, stats, build or all');
   const doContainers = only === 'containers' || only === 'all';
   const doNet = only === 'net' || only === 'all';
   const doStats = only === 'stats' || only === 'all';
+  const doBuild = only === 'build' || only === 'all';
   const minN = doContainers ? RUNNING_FOR_RSS : 1;
   if (!Number.isInteger(N) || N < minN) throw new Error(`--n must be an integer ≥ ${minN}`);
 
@@ -121,6 +124,7 @@ async function main(): Promise<number> {
       if (network.errors) code = 1;
     }
     if (doStats) report.stats = await benchStats(d, N, progress);
+    if (doBuild) report.build = await benchBuild(d, N, progress);
   } catch (err) {
     code = 1;
     report.error = err instanceof Error ? err.message : String(err);

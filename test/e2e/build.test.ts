@@ -296,4 +296,65 @@ except docker.errors.BuildError as e:
       "BuildError The command '/bin/sh -c false' returned a non-zero code: 1",
     ]);
   });
+  it('base images missing from arca are pulled through arca (and --pull pulls again)', async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const regDir = join(tmp, 'registry');
+    mkdirSync(regDir, { recursive: true });
+    writeFileSync(
+      join(tmp, 'registry.yml'),
+      `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${regDir}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+    );
+    const inNs = (argv: string[]): string[] => ['nsenter', `--net=/run/netns/${d.hostNs}`, '--', ...argv];
+    const registry = spawn(inNs(['docker-registry', 'serve', join(tmp, 'registry.yml')])[0]!, inNs(['docker-registry', 'serve', join(tmp, 'registry.yml')]).slice(1), { stdio: 'ignore' });
+    try {
+      const deadline = Date.now() + 10_000;
+      while (spawnSync(inNs(['curl', '-sf', `http://127.0.0.1:${port}/v2/`])[0]!, inNs(['curl', '-sf', `http://127.0.0.1:${port}/v2/`]).slice(1)).status !== 0) {
+        if (Date.now() > deadline) throw new Error('registry did not start');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const save = join(tmp, 'base.tar');
+      await d.dockerOk(['save', '-o', save, TEST_IMAGE]);
+      const copy = spawnSync('nsenter', [`--net=/run/netns/${d.hostNs}`, '--', 'skopeo', 'copy', '-q', '--dest-tls-verify=false', `docker-archive:${save}`, `docker://127.0.0.1:${port}/base:v1`], { encoding: 'utf8' });
+      assert.equal(copy.status, 0, copy.stderr);
+      const dir = context(tmp, 'pulled', { Dockerfile: [`FROM 127.0.0.1:${port}/base:v1`, 'RUN echo on-pulled > /p', ''].join('\n') });
+      const r = await d.docker(['build', '-t', 'arca-b/pulled', dir], { timeoutMs: 120_000 });
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.match(r.stdout, /Pulling from base/);
+      assert.equal(await d.dockerOk(['run', '--rm', 'arca-b/pulled', 'cat', '/p']), 'on-pulled');
+      assert.equal((await d.docker(['image', 'inspect', `127.0.0.1:${port}/base:v1`])).code, 0);
+      const again = await d.docker(['build', '--pull', dir], { timeoutMs: 120_000 });
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /Image is up to date|Pulling from base/);
+    } finally {
+      registry.kill('SIGTERM');
+    }
+  });
+
+  it('--add-host and --shm-size reach RUN steps; a build whose client goes away is stopped and cleaned up', async () => {
+    const dir = context(tmp, 'hosts', {
+      Dockerfile: [`FROM ${TEST_IMAGE}`, 'RUN grep -q "10.1.2.3.*extra.example" /etc/hosts && df -k /dev/shm | tail -1 | awk \'{print "shm=" $2}\'', ''].join('\n'),
+    });
+    const r = await d.docker(['build', '--no-cache', '--add-host', 'extra.example:10.1.2.3', '--shm-size', '8m', dir], { timeoutMs: 120_000 });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /shm=8192/);
+
+    const slow = context(tmp, 'slow', { Dockerfile: [`FROM ${TEST_IMAGE}`, 'RUN echo started; sleep 67', ''].join('\n') });
+    const child = spawn('docker', ['build', '--no-cache', slow], { env: d.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const deadline = Date.now() + 60_000;
+    while (!/started/.test(out)) {
+      if (Date.now() > deadline) throw new Error(`the slow build did not start: ${out}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    child.kill('SIGKILL');
+    const until = Date.now() + 20_000;
+    let left = leftovers();
+    while (left.length && Date.now() < until) {
+      await new Promise((res) => setTimeout(res, 200));
+      left = leftovers();
+    }
+    assert.deepEqual(left, []);
+    assert.equal(spawnSync('pgrep', ['-f', '^sleep 67$']).stdout?.toString().trim() ?? '', '');
+  });
 });
