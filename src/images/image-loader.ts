@@ -151,7 +151,8 @@ export async function loadArchive(
   images: ImageStore,
   body: Readable,
   out: Pick<ProgressStream, 'progress' | 'stream'>,
-  opts: { quiet: boolean; platform?: Platform },
+  /** `silent`: no `load` event (an image that a build brings in is not a `docker load`). */
+  opts: { quiet: boolean; platform?: Platform; silent?: boolean },
 ): Promise<string[]> {
   const scratch = await images.layers.tempDir();
   const pinned: string[] = [];
@@ -208,7 +209,7 @@ export async function loadArchive(
       pending.forEach((img, n) => {
         const { id, moved } = images.commit({ configJson: img.configJson, layers: layered[n]! }, img.refs);
         idLines += `Loaded image ID: ${id}\n`;
-        images.event('load', id);
+        if (!opts.silent) images.event('load', id);
         ids.push(id);
         for (const r of img.refs) {
           const prev = moved.get(`${r.domain}/${r.path}:${r.tag}`);

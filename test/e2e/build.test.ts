@@ -167,6 +167,12 @@ describe('docker build', () => {
     const fresh = await d.docker(['build', '--no-cache', dir], { timeoutMs: 120_000 });
     assert.equal(fresh.code, 0, fresh.stderr);
     assert.doesNotMatch(fresh.stdout, /Using cache/);
+    // docker builder prune drops buildah's cache: the next build runs every step, and still works.
+    assert.match(await d.dockerOk(['builder', 'prune', '-f']), /Total reclaimed space/);
+    const afterPrune = await d.docker(['build', dir], { timeoutMs: 120_000 });
+    assert.equal(afterPrune.code, 0, afterPrune.stderr);
+    assert.doesNotMatch(afterPrune.stdout, /Using cache/);
+    assert.equal(buildah(['images', '-q']).trim().split('\n').filter(Boolean).length > 0, true);
   });
 
   it('RUN steps reach containers on the default bridge, resolve names on a user network, and have no network with --network none', async () => {
