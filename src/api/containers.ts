@@ -171,6 +171,8 @@ export function registerContainers(r: Router, d: Daemon): void {
     c.empty(204);
   });
 
+  r.post('/containers/{id}/update', async (c) => c.send(200, await cm.update(c.params[0]!, await c.json())));
+
   r.post('/containers/{id}/rename', (c) => {
     cm.rename(c.params[0]!, c.query.get('name') ?? '');
     c.empty(204);

@@ -7,6 +7,7 @@ import { run, which, CommandError } from '../sys/runner.js';
 import { SystemError } from '../errors.js';
 import { logger } from '../log.js';
 import type { CreateSpec, ExecSpec, Runtime } from './runtime.js';
+import { updateArgs, type ResourceLimits } from './resources.js';
 
 const log = logger('arca:runtime');
 
@@ -182,6 +183,10 @@ export class ConmonRuntime implements Runtime {
 
   async pause(id: string): Promise<void> {
     await this.call(['pause', id]);
+  }
+
+  async update(id: string, limits: ResourceLimits): Promise<void> {
+    await this.call(['update', ...updateArgs(limits), id]);
   }
 
   async resume(id: string): Promise<void> {

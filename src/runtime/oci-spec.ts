@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ContainerRecord, ResolvedMount } from '../containers/container-record.js';
+import { ociResources } from './resources.js';
 import { seccompPolicy } from './seccomp/seccomp-policy.js';
 import { parseSecurityOptions } from './seccomp/security-options.js';
 
@@ -180,20 +181,7 @@ export function containerSpec(i: SpecInput): Record<string, unknown> {
   const resources: Record<string, unknown> = {
     devices: [{ allow: hc.Privileged, access: 'rwm' }],
   };
-  if (hc.Memory > 0) {
-    resources['memory'] = { limit: hc.Memory, ...(hc.MemorySwap ? { swap: hc.MemorySwap } : {}) };
-  }
-  const cpu: Record<string, unknown> = {};
-  if (hc.NanoCpus > 0) {
-    cpu['period'] = 100000;
-    cpu['quota'] = Math.round((hc.NanoCpus / 1e9) * 100000);
-  } else if (hc.CpuQuota > 0) {
-    cpu['period'] = hc.CpuPeriod || 100000;
-    cpu['quota'] = hc.CpuQuota;
-  }
-  if (hc.CpuShares > 0) cpu['shares'] = hc.CpuShares;
-  if (Object.keys(cpu).length) resources['cpu'] = cpu;
-  if (hc.PidsLimit && hc.PidsLimit > 0) resources['pids'] = { limit: hc.PidsLimit };
+  Object.assign(resources, ociResources(hc));
 
   return {
     ociVersion: '1.0.2',

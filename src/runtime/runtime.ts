@@ -1,3 +1,5 @@
+import type { ResourceLimits } from './resources.js';
+
 /**
  * The OCI runtime contract. One implementation drives runc (or crun) with conmon as the
  * per-container shim; the daemon never holds a container's stdio itself, so containers keep
@@ -44,6 +46,8 @@ export interface Runtime {
   /** Removes the runtime's state; `force` kills first. Already gone is success. */
   delete(id: string, force?: boolean): Promise<void>;
   pause(id: string): Promise<void>;
+  /** Changes the cgroup limits of a running (or paused) container; absent fields stay as they are. */
+  update(id: string, limits: ResourceLimits): Promise<void>;
   resume(id: string): Promise<void>;
   /** Runtime's view: `created`, `running`, `paused`, `stopped`, or undefined when unknown to it. */
   state(id: string): Promise<{ status: string; pid: number } | undefined>;
