@@ -11,6 +11,7 @@ import { runAttach, type AttachOptions } from '../containers/attach-session.js';
 import { parseDetachKeys } from '../containers/detach-keys.js';
 import { LogFollower, frame, readLog, type LogEntry } from '../containers/log-file.js';
 import { StatsCollector } from '../containers/stats/container-stats.js';
+import { containerSize } from '../containers/container-size.js';
 
 /** The stream content type: multiplexed without a TTY (API ≥ 1.42), raw with one. */
 export function streamType(tty: boolean, version: string): string {
@@ -105,7 +106,8 @@ export function registerContainers(r: Router, d: Daemon): void {
       list = list.filter((x) => x.Seq > ref.Seq);
     }
     if (limit > 0) list = list.slice(0, limit);
-    c.send(200, list.map((x) => listView(d, x)));
+    const withSize = qbool(c.query, 'size');
+    c.send(200, list.map((x) => (withSize ? { ...listView(d, x), ...containerSize(cm.dir(x.Id), d.images.byId(x.ImageId)?.size ?? 0) } : listView(d, x))));
   });
 
   r.post('/containers/create', async (c) => {

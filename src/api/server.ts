@@ -5,7 +5,7 @@ import { errorMessage, toHttpStatus, InvalidParameter, NotFound } from '../error
 import { logger } from '../log.js';
 import { Router, splitVersion, MAX_API_VERSION, type Ctx, type HijackCtx } from './router.js';
 import type { Daemon } from '../daemon.js';
-import { registerSystem } from './system.js';
+import { registerDiskUsage, registerSystem } from './system.js';
 import { registerContainers } from './containers.js';
 import { registerExec } from './exec.js';
 import { registerImages } from './images.js';
@@ -75,6 +75,7 @@ export class ApiServer {
 
   constructor(private readonly daemon: Daemon) {
     registerSystem(this.router, daemon);
+    registerDiskUsage(this.router, daemon);
     registerContainers(this.router, daemon);
     registerArchive(this.router, daemon);
     registerExec(this.router, daemon);

@@ -1,7 +1,8 @@
 import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { Router } from './router.js';
-import { MAX_API_VERSION, MIN_API_VERSION } from './router.js';
+import { MAX_API_VERSION, MIN_API_VERSION, compareVersions } from './router.js';
+import { diskUsage, diskUsageKinds } from '../system/disk-usage.js';
 import type { Daemon } from '../daemon.js';
 import { ARCA_VERSION } from '../version.js';
 import { seccompPolicy } from '../runtime/seccomp/seccomp-policy.js';
@@ -113,6 +114,14 @@ export function registerSystem(r: Router, d: Daemon): void {
       SecurityOptions: [`name=seccomp,profile=${seccompPolicy.defaultName()}`],
       Warnings: [],
     });
+  });
+}
+
+/** `GET /system/df`; `type` filters the kinds from API 1.42 on. */
+export function registerDiskUsage(r: Router, d: Daemon): void {
+  r.get('/system/df', (c) => {
+    const types = compareVersions(c.version, '1.42') >= 0 ? c.query.getAll('type') : [];
+    c.send(200, diskUsage(d, diskUsageKinds(types)));
   });
 }
 
