@@ -74,7 +74,7 @@ describe('system df and ps -s', () => {
     assert.equal(rows['Images']!['TotalCount'], '1');
     assert.equal(rows['Images']!['Active'], '1');
     assert.equal(rows['Containers']!['TotalCount'], '2');
-    assert.match(rows['Containers']!['Size']!, /^1\.0\dMB$/);
+    assert.match(rows['Containers']!['Size']!, /^1\.0\d+MB$/);
     assert.equal(rows['Local Volumes']!['TotalCount'], '2');
     assert.equal(rows['Local Volumes']!['Active'], '1');
     assert.equal(rows['Local Volumes']!['Size'], '300kB');
