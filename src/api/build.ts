@@ -6,6 +6,7 @@ import { BuildFailed, type BuildRequest } from '../build/image-builder.js';
 import { ProgressStream } from '../images/progress-stream.js';
 import { parseNormalizedNamed, withDefaultTag, type ImageReference } from '../images/reference.js';
 import { parsePlatform } from '../images/platform.js';
+import { decodeRegistryAuth, type RegistryAuth } from '../images/registry-client.js';
 
 function jsonMap(q: URLSearchParams, name: string): Record<string, string | null> {
   const raw = q.get(name);
@@ -18,6 +19,29 @@ function jsonMap(q: URLSearchParams, name: string): Record<string, string | null
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidParameter(`invalid ${name}: ${raw}`);
   return v as Record<string, string | null>;
+}
+
+/**
+ * `X-Registry-Config`: base64url JSON of credentials by registry (`https://index.docker.io/v1/`,
+ * `localhost:5000`, ...), as the CLI sends every login it knows for a build.
+ */
+function registryConfig(header: string | undefined): ((domain: string) => RegistryAuth | undefined) | undefined {
+  if (!header) return undefined;
+  let map: Record<string, unknown>;
+  try {
+    map = JSON.parse(Buffer.from(header.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (typeof map !== 'object' || map === null) return undefined;
+  const byDomain = new Map<string, RegistryAuth>();
+  for (const [key, entry] of Object.entries(map)) {
+    const host = key.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
+    const domain = host === 'index.docker.io' || host === 'registry-1.docker.io' ? 'docker.io' : host;
+    const auth = decodeRegistryAuth(Buffer.from(JSON.stringify(entry)).toString('base64'));
+    if (auth) byDomain.set(domain, auth);
+  }
+  return (domain) => byDomain.get(domain);
 }
 
 function tagRefs(values: string[]): ImageReference[] {
@@ -58,6 +82,7 @@ export function registerBuild(r: Router, d: Daemon): void {
       platform,
       extraHosts: q.getAll('extrahosts').flatMap((h) => h.split(/[,\s]+/)).filter(Boolean),
       shmSize: shm || undefined,
+      authFor: registryConfig(c.req.headers['x-registry-config'] as string | undefined),
     };
     const out = new ProgressStream(c.res);
     const abort = new AbortController();
