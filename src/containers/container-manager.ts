@@ -23,8 +23,7 @@ import { run, which } from '../sys/runner.js';
 import { ConmonRuntime, RuntimeError } from '../runtime/conmon-runtime.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { containerSpec } from '../runtime/oci-spec.js';
-import { resourceLimits } from '../runtime/resources.js';
-import { applyUpdate, parseUpdateRequest } from './container-update.js';
+import { parseUpdateRequest, updateContainer } from './container-update.js';
 import { NetnsManager } from '../network/netns.js';
 import type { NetworkAttacher } from '../network/network-attacher.js';
 import type { ImageRecord } from '../images/image-store.js';
@@ -914,21 +913,7 @@ export class ContainerManager {
   async update(ref: string, body: Record<string, unknown>): Promise<{ Warnings: string[] }> {
     const c = this.get(ref);
     const req = parseUpdateRequest(body);
-    return this.locked(c.Id, async () => {
-      if (c.State.Status === 'removing' || c.State.Status === 'dead') {
-        throw new SystemError(`Cannot update container ${c.Id}: container is marked for removal and cannot be "update"`);
-      }
-      const next = applyUpdate(c.Id, c.HostConfig, req);
-      if (c.State.Status === 'running' || c.State.Status === 'paused') {
-        await this.runtime.update(c.Id, resourceLimits(next)).catch((e: unknown) => {
-          throw new SystemError(`Cannot update container ${c.Id}: ${errorMessage(e)}`, { cause: e });
-        });
-      }
-      c.HostConfig = next;
-      this.save(c);
-      this.d.events.container('update', c);
-      return { Warnings: [] };
-    });
+    return this.locked(c.Id, () => updateContainer(c, req, { runtime: this.runtime, save: (x) => this.save(x), events: this.d.events }));
   }
 
   // ---- remove, rename, prune -------------------------------------------------------------------

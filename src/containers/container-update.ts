@@ -1,7 +1,10 @@
 import os from 'node:os';
 import { readFileSync } from 'node:fs';
-import { Conflict, InvalidParameter } from '../errors.js';
-import type { HostConfig } from './container-record.js';
+import { Conflict, InvalidParameter, SystemError, errorMessage } from '../errors.js';
+import type { ContainerRecord, HostConfig } from './container-record.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { resourceLimits } from '../runtime/resources.js';
+import type { EventBus } from '../events/event-bus.js';
 
 /** What `POST /containers/{id}/update` may change; a zero (or absent) field leaves the current value (moby). */
 export interface UpdateRequest {
@@ -148,4 +151,32 @@ export function applyUpdate(id: string, hc: HostConfig, u: UpdateRequest): HostC
     next.RestartPolicy = u.RestartPolicy;
   }
   return next;
+}
+
+/** What an update needs besides the record: the runtime, the record's save, the event bus. */
+export interface UpdateDeps {
+  runtime: Pick<Runtime, 'update'>;
+  save(c: ContainerRecord): void;
+  events: Pick<EventBus, 'container'>;
+}
+
+/**
+ * Applies a checked update to a container, under its lock: the limits and restart policy go into
+ * the record (inspect shows them, the next start applies them) and, on a running or paused
+ * container, into its cgroup through the runtime first; a runtime refusal changes nothing.
+ */
+export async function updateContainer(c: ContainerRecord, req: UpdateRequest, deps: UpdateDeps): Promise<{ Warnings: string[] }> {
+  if (c.State.Status === 'removing' || c.State.Status === 'dead') {
+    throw new SystemError(`Cannot update container ${c.Id}: container is marked for removal and cannot be "update"`);
+  }
+  const next = applyUpdate(c.Id, c.HostConfig, req);
+  if (c.State.Status === 'running' || c.State.Status === 'paused') {
+    await deps.runtime.update(c.Id, resourceLimits(next)).catch((e: unknown) => {
+      throw new SystemError(`Cannot update container ${c.Id}: ${errorMessage(e)}`, { cause: e });
+    });
+  }
+  c.HostConfig = next;
+  deps.save(c);
+  deps.events.container('update', c);
+  return { Warnings: [] };
 }
