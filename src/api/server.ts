@@ -15,6 +15,7 @@ import { registerSwarm } from './swarm.js';
 import { registerEvents } from './events.js';
 import { registerArchive } from './archive.js';
 import { registerBuild } from './build.js';
+import { registerCommit } from './commit.js';
 
 const log = logger('arca:api');
 
@@ -78,6 +79,7 @@ export class ApiServer {
     registerDiskUsage(this.router, daemon);
     registerContainers(this.router, daemon);
     registerArchive(this.router, daemon);
+    registerCommit(this.router, daemon);
     registerExec(this.router, daemon);
     registerImages(this.router, daemon);
     registerVolumes(this.router, daemon);
