@@ -4,10 +4,11 @@
  *
  * The daemon runs in a throwaway netns through the e2e harness, so the machine is left as found.
  * Times include the docker CLI's own start-up; `cli_floor_ms` (`docker version`) shows that floor.
- * Options: --n N (samples per measurement, default 20); --only net|containers|stats|build|all (default all):
+ * Options: --n N (samples per measurement, default 20); --only net|containers|stats|build|cp|all (default all):
  * `net` is the network section (bench/net-bench.ts: raw-kernel baseline vs arca, issue 3); `stats`
  * is `docker stats --no-stream` of 10 containers (bench/stats-bench.ts); `build` a cached rebuild of
- * a 5-step Dockerfile (bench/build-bench.ts).
+ * a 5-step Dockerfile (bench/build-bench.ts); `cp` is `docker cp` of 100 MiB each way against tar
+ * through nsenter (bench/cp-bench.ts).
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -17,6 +18,7 @@ import { ARCA_VERSION } from '../src/version.js';
 import { benchNetwork } from './net-bench.js';
 import { benchStats } from './stats-bench.js';
 import { benchBuild } from './build-bench.js';
+import { benchCp } from './cp-bench.js';
 
 /** What we aim for on a 2-vCPU machine; reported next to the results, never enforced. */
 const TARGETS = { run_d_ms: 90, rm_f_ms: 60, daemon_rss_mb: 60, per_container_mb: 3 };
@@ -86,11 +88,12 @@ async function main(): Promise<number> {
   });
   const N = Number(values.n);
   const only = values.only!;
-  if (!['net', 'containers', 'stats', 'build', 'all'].includes(only)) throw new Error('--only must be net, containers, stats, build or all');
+  if (!['net', 'containers', 'stats', 'build', 'cp', 'all'].includes(only)) throw new Error('--only must be net, containers, stats, build, cp or all');
   const doContainers = only === 'containers' || only === 'all';
   const doNet = only === 'net' || only === 'all';
   const doStats = only === 'stats' || only === 'all';
   const doBuild = only === 'build' || only === 'all';
+  const doCp = only === 'cp' || only === 'all';
   const minN = doContainers ? RUNNING_FOR_RSS : 1;
   if (!Number.isInteger(N) || N < minN) throw new Error(`--n must be an integer ≥ ${minN}`);
 
@@ -125,6 +128,7 @@ async function main(): Promise<number> {
     }
     if (doStats) report.stats = await benchStats(d, N, progress);
     if (doBuild) report.build = await benchBuild(d, N, progress);
+    if (doCp) report.cp = await benchCp(d, N, progress);
   } catch (err) {
     code = 1;
     report.error = err instanceof Error ? err.message : String(err);

@@ -7,6 +7,7 @@ import type { ImageRecord, ImageRunConfig } from '../images/image-store.js';
 import { importImage } from '../images/image-importer.js';
 import { loadArchive } from '../images/image-loader.js';
 import { pullImage } from '../images/image-puller.js';
+import { pushImage } from '../images/image-pusher.js';
 import { resolveSaveNames, saveArchive } from '../images/image-saver.js';
 import { parsePlatform } from '../images/platform.js';
 import { ProgressStream } from '../images/progress-stream.js';
@@ -333,6 +334,18 @@ export function registerImages(r: Router, d: Daemon): void {
     if (familiarName(ref) === 'sha256') throw new InvalidParameter('refusing to create an ambiguous tag using digest algorithm as name');
     d.images.tag(img, ref);
     c.empty(201);
+  });
+
+  r.post('/images/{*}/push', async (c) => {
+    const ref = parseNormalizedNamed(c.params[0]!);
+    if (ref.digest) throw new InvalidParameter('cannot push a digest reference');
+    const tag = c.query.get('tag');
+    if (tag) {
+      if (!isValidTag(tag)) throw new InvalidParameter('invalid tag format');
+      ref.tag = tag;
+    }
+    const auth = decodeRegistryAuth(c.req.headers['x-registry-auth'] as string | undefined);
+    await streamed(c, (out) => pushImage(d.images, ref, out, { auth, insecureRegistries: d.images.insecureRegistries }));
   });
 
   r.delete('/images/{*}', async (c) => {

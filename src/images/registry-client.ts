@@ -75,6 +75,8 @@ export class RegistryClient {
   readonly base: string;
   private bearer?: string;
   private useBasic = false;
+  /** Set by {@link forPush}: tokens are asked with the push scope. */
+  private pushing = false;
 
   constructor(
     private readonly ref: ImageReference,
@@ -135,7 +137,8 @@ export class RegistryClient {
     if (!params.realm) return;
     const u = new URL(params.realm);
     if (params.service) u.searchParams.set('service', params.service);
-    u.searchParams.set('scope', params.scope ?? `repository:${this.repoPath}:pull`);
+    // A push asks for both rights at once, as Docker does, whatever scope the challenge names.
+    u.searchParams.set('scope', this.pushing ? `repository:${this.repoPath}:pull,push` : (params.scope ?? `repository:${this.repoPath}:pull`));
     const headers: Record<string, string> = {};
     if (this.auth?.username) headers.Authorization = basicHeader(this.auth);
     const ctrl = new AbortController();
@@ -218,6 +221,122 @@ export class RegistryClient {
       throw new SystemError(`image config verification failed for digest ${digest}`);
     }
     return bytes;
+  }
+
+  /** Makes this client ask for push rights. */
+  forPush(): this {
+    this.pushing = true;
+    return this;
+  }
+
+  /**
+   * One authenticated request with a body made fresh for a retry after an auth challenge.
+   * `target` is a path under `/v2/` or an absolute URL (an upload's Location).
+   */
+  private async request(
+    method: string,
+    target: string,
+    opts: { headers?: Record<string, string>; body?: () => Buffer | Readable; timeoutMs?: number } = {},
+  ): Promise<Response> {
+    const url = /^https?:/.test(target) ? target : `${this.base}/v2/${target}`;
+    const attempt = async (): Promise<Response> => {
+      const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+      if (this.bearer) headers.Authorization = `Bearer ${this.bearer}`;
+      else if (this.useBasic && this.auth?.username) headers.Authorization = basicHeader(this.auth);
+      const ctrl = new AbortController();
+      const timer = opts.timeoutMs === 0 ? undefined : setTimeout(() => ctrl.abort(), opts.timeoutMs ?? HEADERS_TIMEOUT_MS);
+      const b = opts.body?.();
+      try {
+        return await fetch(url, {
+          method,
+          headers,
+          signal: ctrl.signal,
+          redirect: 'follow',
+          ...(b === undefined ? {} : Buffer.isBuffer(b) ? { body: b } : { body: Readable.toWeb(b as Readable) as unknown as BodyInit, duplex: 'half' }),
+        } as RequestInit);
+      } catch (e) {
+        throw networkError(method, url, e, ctrl.signal.aborted);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    let res = await attempt();
+    if (res.status === 401) {
+      const challenge = res.headers.get('www-authenticate') ?? '';
+      await res.arrayBuffer().catch(() => undefined);
+      await this.authenticate(challenge);
+      res = await attempt();
+    }
+    return res;
+  }
+
+  /** A push error as Docker words it: the registry's code and message (`denied: ...`). */
+  private async pushFailure(res: Response, what: string): Promise<never> {
+    let body: RegistryErrorBody = {};
+    try {
+      body = (await res.json()) as RegistryErrorBody;
+    } catch {
+      /* not JSON */
+    }
+    const first = body.errors?.[0];
+    if (first?.code) throw new SystemError(`${first.code.toLowerCase().replace(/_/g, ' ')}: ${first.message ?? ''}`.trim());
+    if (res.status === 401) throw new SystemError('unauthorized: authentication required');
+    throw new SystemError(`${what}: unexpected status from ${res.url}: ${res.status} ${res.statusText}`);
+  }
+
+  /** HEAD /v2/<name>/blobs/<digest>: is the blob there already? */
+  async blobExists(digest: string): Promise<boolean> {
+    const res = await this.request('HEAD', `${this.repoPath}/blobs/${digest}`);
+    await res.arrayBuffer().catch(() => undefined);
+    if (res.status === 200) return true;
+    if (res.status === 404) return false;
+    return this.pushFailure(res, 'HEAD blob');
+  }
+
+  /**
+   * Uploads a blob monolithically: POST an upload session, then PUT the bytes with the digest.
+   * `open` gives a fresh stream of the bytes each time it is called.
+   */
+  async uploadBlob(digest: string, size: number, open: () => Readable, onProgress?: (current: number, total: number) => void): Promise<void> {
+    const start = await this.request('POST', `${this.repoPath}/blobs/uploads/`, { headers: { 'Content-Length': '0' } });
+    await start.arrayBuffer().catch(() => undefined);
+    if (start.status !== 202) return this.pushFailure(start, 'starting upload');
+    const location = start.headers.get('location');
+    if (!location) throw new SystemError('registry answered an upload without a Location');
+    const u = new URL(location, this.base);
+    u.searchParams.set('digest', digest);
+    const res = await this.request('PUT', u.toString(), {
+      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) },
+      timeoutMs: 0,
+      body: () => {
+        let seen = 0;
+        let last = 0;
+        const meter = new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            seen += chunk.length;
+            const now = Date.now();
+            if (onProgress && (now - last > 100 || seen === size)) {
+              last = now;
+              onProgress(seen, size);
+            }
+            cb(null, chunk);
+          },
+        });
+        const src = open();
+        src.on('error', (e) => meter.destroy(e));
+        return src.pipe(meter);
+      },
+    });
+    await res.arrayBuffer().catch(() => undefined);
+    if (res.status !== 201) return this.pushFailure(res, 'uploading blob');
+  }
+
+  /** PUT /v2/<name>/manifests/<tag>; returns the digest the registry gives it. */
+  async putManifest(tag: string, mediaType: string, bytes: Buffer): Promise<string> {
+    const res = await this.request('PUT', `${this.repoPath}/manifests/${tag}`, { headers: { 'Content-Type': mediaType }, body: () => bytes });
+    await res.arrayBuffer().catch(() => undefined);
+    if (res.status !== 201) return this.pushFailure(res, 'putting manifest');
+    return res.headers.get('docker-content-digest') ?? `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   }
 
   /** Streams a blob to `dest`, reporting progress, and checks its digest. */
