@@ -115,7 +115,7 @@ describe('tar reader', () => {
       const seen: { e: TarEntry; bytes: number }[] = [];
       const sink = {
         begin: (e: TarEntry) => void seen.push({ e, bytes: 0 }),
-        data: (b: Buffer) => void (seen[seen.length - 1]!.bytes += b.length),
+        data: (bs: Buffer[]) => void (seen[seen.length - 1]!.bytes += bs.reduce((n, b) => n + b.length, 0)),
         end: () => {},
         finish: () => {},
       };

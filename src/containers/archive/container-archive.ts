@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants as fsc, openSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { posix } from 'node:path';
-import { Transform, type Readable, type Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { InvalidParameter, NotFound, SystemError, errorMessage } from '../../errors.js';
 import { logger } from '../../log.js';
 import type { ContainerManager } from '../container-manager.js';
@@ -140,7 +139,7 @@ export class ContainerArchive {
         const chown = opts.copyUIDGID && c.Config.User ? this.userIds(fs, c) : undefined;
         const extractor = new RootedExtractor(fs, dest.path, { noOverwriteDirNonDir: opts.noOverwriteDirNonDir, chown });
         try {
-          await pipeline(body, decompressing(), new TarReader(extractor));
+          await pipeline(body, new TarReader(extractor));
         } catch (e) {
           extractor.abort();
           throw e instanceof InvalidParameter || e instanceof NotFound ? e : new SystemError(errorMessage(e), { cause: e });
@@ -205,34 +204,6 @@ function coveringMount(c: ContainerRecord, path: string): ContainerRecord['Mount
     }
   }
   return best;
-}
-
-/** Passes a plain tar through and gunzips a gzip one (Docker's `DecompressStream`). */
-function decompressing(): Transform {
-  let decided = false;
-  let gunzip: Transform | undefined;
-  const t = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      if (!decided) {
-        decided = true;
-        if (chunk.length >= 2 && chunk[0] === 0x1f && chunk[1] === 0x8b) {
-          gunzip = createGunzip();
-          gunzip.on('data', (b: Buffer) => t.push(b));
-          gunzip.on('error', (e) => t.destroy(e));
-        }
-      }
-      if (gunzip) {
-        if (!gunzip.write(chunk)) gunzip.once('drain', () => cb());
-        else cb();
-      } else cb(null, chunk);
-    },
-    flush(cb) {
-      if (!gunzip) return cb();
-      gunzip.once('end', () => cb());
-      gunzip.end();
-    },
-  });
-  return t;
 }
 
 /** Runs GNU tar in `cwd` with its output piped to `out`; ends `out`. */

@@ -14,7 +14,7 @@ import {
   rmdirSync,
   symlinkSync,
   unlinkSync,
-  write,
+  writevSync,
   type Stats,
 } from 'node:fs';
 import { posix } from 'node:path';
@@ -30,17 +30,25 @@ export interface ExtractOptions {
   chown?: { uid: number; gid: number };
 }
 
-function writeAll(fd: number, buf: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const step = (off: number): void => {
-      write(fd, buf, off, buf.length - off, null, (err, n) => {
-        if (err) return reject(err);
-        if (off + n < buf.length) step(off + n);
-        else resolve();
-      });
-    };
-    step(0);
-  });
+/**
+ * Writes all of `bufs` at the file's position with writev(2), continued if it came up short.
+ * Synchronous on purpose: a write into the page cache costs less than the thread-pool round trip
+ * an async one pays per chunk, and a copy runs at disk speed only this way (bench: `--only cp`).
+ */
+function writeAll(fd: number, bufs: Buffer[]): void {
+  let list = bufs;
+  while (list.length) {
+    let left = writevSync(fd, list);
+    const rest: Buffer[] = [];
+    for (const b of list) {
+      if (left >= b.length) left -= b.length;
+      else {
+        rest.push(left > 0 ? b.subarray(left) : b);
+        left = 0;
+      }
+    }
+    list = rest;
+  }
 }
 
 function lstatOrUndefined(path: string): Stats | undefined {
@@ -190,8 +198,9 @@ export class RootedExtractor implements TarSink {
     }
   }
 
-  async data(chunk: Buffer): Promise<void> {
-    if (this.file) await writeAll(this.file.fd, chunk);
+  data(chunks: Buffer[]): void {
+    // IOV_MAX is 1024 on Linux.
+    if (this.file) for (let i = 0; i < chunks.length; i += 1024) writeAll(this.file.fd, chunks.slice(i, i + 1024));
   }
 
   end(): void {

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { createGunzip, type Gunzip } from 'node:zlib';
 import { InvalidParameter } from '../../errors.js';
 
 /** One member of a tar stream, long names and PAX records applied. */
@@ -19,7 +20,8 @@ export interface TarEntry {
 /** What receives the members: a header, its data in order, its end; then the end of the archive. */
 export interface TarSink {
   begin(e: TarEntry): Promise<void> | void;
-  data(chunk: Buffer): Promise<void> | void;
+  /** File data in order; several pieces at once when they arrived together (one writev). */
+  data(chunks: Buffer[]): Promise<void> | void;
   end(): Promise<void> | void;
   finish(): Promise<void> | void;
 }
@@ -103,15 +105,57 @@ export class TarReader extends Writable {
   private inEntry = false;
 
   constructor(private readonly sink: TarSink) {
-    super({ highWaterMark: 1 << 20 });
+    super({ highWaterMark: 4 << 20 });
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.consume(chunk).then(() => cb(), cb);
+    this.input([chunk]).then(() => cb(), cb);
+  }
+
+  /** Chunks that queued while a write was under way: handled together, their data in one writev. */
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.input(chunks.map((c) => c.chunk)).then(() => cb(), cb);
+  }
+
+  private gunzip?: Gunzip;
+  private sniffed = false;
+  /** What the gunzip has produced and the parser has not taken yet, in order. */
+  private inflated: Buffer[] = [];
+
+  /** A gzip stream (Docker's DecompressStream accepts one) is inflated on the way in. */
+  private async input(chunks: Buffer[]): Promise<void> {
+    if (!this.sniffed && chunks[0]!.length > 0) {
+      this.sniffed = true;
+      const c = chunks[0]!;
+      if (c.length >= 2 && c[0] === 0x1f && c[1] === 0x8b) {
+        this.gunzip = createGunzip();
+        this.gunzip.on('data', (b: Buffer) => this.inflated.push(b));
+        // Failures come back through the write and end callbacks; the event must not go unheard.
+        this.gunzip.on('error', () => {});
+      }
+    }
+    const gz = this.gunzip;
+    if (!gz) return this.consume(chunks);
+    for (const c of chunks) await new Promise<void>((resolve, reject) => gz.write(c, (err) => (err ? reject(err) : resolve())));
+    const out = this.inflated.splice(0);
+    if (out.length) await this.consume(out);
+  }
+
+  private async endGzip(): Promise<void> {
+    const gz = this.gunzip;
+    if (!gz) return;
+    await new Promise<void>((resolve, reject) => {
+      gz.once('end', resolve);
+      gz.once('error', reject);
+      gz.end();
+    });
+    const out = this.inflated.splice(0);
+    if (out.length) await this.consume(out);
   }
 
   override _final(cb: (err?: Error | null) => void): void {
     const done = async (): Promise<void> => {
+      await this.endGzip();
       // A stream may stop at a member boundary without the two zero blocks (Go's reader allows it).
       if (this.state === 'data' || this.state === 'meta' || this.headerLen > 0) throw new InvalidParameter('unexpected EOF');
       await this.sink.finish();
@@ -119,48 +163,61 @@ export class TarReader extends Writable {
     done().then(() => cb(), cb);
   }
 
-  private async consume(chunk: Buffer): Promise<void> {
-    let off = 0;
-    while (off < chunk.length) {
-      switch (this.state) {
-        case 'done':
-          return;
-        case 'data': {
-          const n = Math.min(this.remaining, chunk.length - off);
-          if (n > 0) await this.sink.data(chunk.subarray(off, off + n));
-          off += n;
-          this.remaining -= n;
-          if (this.remaining === 0) await this.endEntry();
-          break;
-        }
-        case 'skip': {
-          const n = Math.min(this.remaining, chunk.length - off);
-          off += n;
-          this.remaining -= n;
-          if (this.remaining === 0) this.state = 'header';
-          break;
-        }
-        case 'meta': {
-          const n = Math.min(this.remaining, chunk.length - off);
-          this.meta.push(Buffer.from(chunk.subarray(off, off + n)));
-          off += n;
-          this.remaining -= n;
-          if (this.remaining === 0) this.applyMeta();
-          break;
-        }
-        case 'header': {
-          const n = Math.min(BLOCK - this.headerLen, chunk.length - off);
-          chunk.copy(this.header, this.headerLen, off, off + n);
-          this.headerLen += n;
-          off += n;
-          if (this.headerLen === BLOCK) {
-            this.headerLen = 0;
-            await this.onHeader();
+  private async consume(chunks: Buffer[]): Promise<void> {
+    // File data of this batch, handed over in one call when the member ends or the batch does.
+    let pending: Buffer[] = [];
+    const flush = async (): Promise<void> => {
+      if (pending.length) await this.sink.data(pending);
+      pending = [];
+    };
+    for (const chunk of chunks) {
+      let off = 0;
+      while (off < chunk.length) {
+        switch (this.state) {
+          case 'done':
+            off = chunk.length;
+            break;
+          case 'data': {
+            const n = Math.min(this.remaining, chunk.length - off);
+            if (n > 0) pending.push(chunk.subarray(off, off + n));
+            off += n;
+            this.remaining -= n;
+            if (this.remaining === 0) {
+              await flush();
+              await this.endEntry();
+            }
+            break;
           }
-          break;
+          case 'skip': {
+            const n = Math.min(this.remaining, chunk.length - off);
+            off += n;
+            this.remaining -= n;
+            if (this.remaining === 0) this.state = 'header';
+            break;
+          }
+          case 'meta': {
+            const n = Math.min(this.remaining, chunk.length - off);
+            this.meta.push(Buffer.from(chunk.subarray(off, off + n)));
+            off += n;
+            this.remaining -= n;
+            if (this.remaining === 0) this.applyMeta();
+            break;
+          }
+          case 'header': {
+            const n = Math.min(BLOCK - this.headerLen, chunk.length - off);
+            chunk.copy(this.header, this.headerLen, off, off + n);
+            this.headerLen += n;
+            off += n;
+            if (this.headerLen === BLOCK) {
+              this.headerLen = 0;
+              await this.onHeader();
+            }
+            break;
+          }
         }
       }
     }
+    await flush();
   }
 
   private async endEntry(): Promise<void> {
