@@ -29,7 +29,7 @@ async function tarAnswer(c: Ctx, fn: (begin: (headers: Record<string, string>) =
 
 /** A container's files: `docker cp` both ways and its stat, `docker export`, `docker diff`. */
 export function registerArchive(r: Router, d: Daemon): void {
-  const archive = new ContainerArchive(d.containers);
+  const archive = new ContainerArchive(d.containers, d.events);
 
   r.head('/containers/{id}/archive', async (c) => {
     const stat = await archive.stat(c.params[0]!, c.query.get('path') ?? '');

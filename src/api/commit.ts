@@ -5,7 +5,7 @@ import { qbool, type Router } from './router.js';
 
 /** `docker commit`: POST /commit makes an image of a container's changes. */
 export function registerCommit(r: Router, d: Daemon): void {
-  const committer = new ContainerCommitter(d.containers, d.images);
+  const committer = new ContainerCommitter(d.containers, d.images, d.events);
 
   r.post('/commit', async (c) => {
     const q = c.query;

@@ -11,8 +11,9 @@ import { CREATED_BY_DOCKER_VERSION } from '../images/image-importer.js';
 import type { ImageConfigDoc, ImageRunConfig, ImageStore } from '../images/image-store.js';
 import type { LayerRecord } from '../images/layer-store.js';
 import { overlayDiffTar } from '../images/overlay-diff-tar.js';
-import { isValidTag, parseNormalizedNamed, type ImageReference } from '../images/reference.js';
+import { familiarString, isValidTag, parseNormalizedNamed, type ImageReference } from '../images/reference.js';
 import { INIT_LAYER_PATHS } from './archive/overlay-changes.js';
+import type { EventBus } from '../events/event-bus.js';
 import type { ContainerManager } from './container-manager.js';
 import type { ContainerConfig, ContainerRecord } from './container-record.js';
 import { mergeEnv } from './etc-files.js';
@@ -91,6 +92,7 @@ export class ContainerCommitter {
   constructor(
     private readonly containers: ContainerManager,
     private readonly images: ImageStore,
+    private readonly events?: EventBus,
   ) {}
 
   async commit(ref: string, opts: CommitOptions): Promise<string> {
@@ -164,6 +166,7 @@ export class ContainerCommitter {
         rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
       };
       const { id } = this.images.commit({ configJson: JSON.stringify(config), layers, parent: parent.id }, target ? [target] : [], { tagTime: true });
+      this.events?.container('commit', c, { comment: opts.comment, imageID: id, imageRef: target ? familiarString(target) : '' });
       log.debug('committed', { container: c.Id.slice(0, 12), image: id, emptyLayer });
       return id;
     } finally {

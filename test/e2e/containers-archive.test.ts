@@ -200,6 +200,11 @@ describe('containers: docker cp, diff, export', () => {
     assert.equal(stat.name, 'link');
     assert.equal(stat.linkTarget, '/data/a');
     assert.equal(Number(stat.mode) & 2 ** 27, 2 ** 27); // os.ModeSymlink
+    // A gzip archive is taken too (Docker's DecompressStream).
+    const gz = spawnSync('bash', ['-c', 'printf gzipped > "$1/gz.txt" && tar -C "$1" -czf - gz.txt', 'mk', work]);
+    const put = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'PUT', '--data-binary', '@-', '--unix-socket', d.socket, 'http://d/containers/src/archive?path=/tmp'], { input: gz.stdout, encoding: 'utf8' });
+    assert.equal(put.stdout, '200');
+    assert.equal(await sh('src', 'cat /tmp/gz.txt'), 'gzipped');
     const miss = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-I', '--unix-socket', d.socket, 'http://d/containers/src/archive?path=/nope'], { encoding: 'utf8' });
     assert.equal(miss.stdout, '404');
   });

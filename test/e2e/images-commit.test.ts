@@ -57,6 +57,8 @@ describe('images: docker commit', () => {
     const hist = (await d.dockerOk(['history', '--no-trunc', '--format', '{{.CreatedBy}}|{{.Comment}}', 'committed:v1'])).split('\n');
     assert.equal(hist[0], 'sleep 600|my message');
     assert.equal(scratchLeft().length, 0);
+    const ev = await d.dockerOk(['events', '--since', '0', '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'event=commit', '--format', '{{.Action}} {{.Actor.Attributes.imageRef}}']);
+    assert.match(ev, /^commit committed:v1$/m);
   });
 
   it('commits a stopped container without pausing, untagged', async () => {

@@ -5,6 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InvalidParameter, NotFound, SystemError, errorMessage } from '../../errors.js';
 import { logger } from '../../log.js';
+import type { EventBus } from '../../events/event-bus.js';
 import type { ContainerManager } from '../container-manager.js';
 import type { ContainerRecord } from '../container-record.js';
 import { resolveUser } from '../etc-files.js';
@@ -50,7 +51,10 @@ export interface CopyToOptions {
 export class ContainerArchive {
   private readonly roots: ContainerRootAccess;
 
-  constructor(private readonly containers: ContainerManager) {
+  constructor(
+    private readonly containers: ContainerManager,
+    private readonly events?: EventBus,
+  ) {
     this.roots = new ContainerRootAccess(containers);
   }
 
@@ -96,7 +100,7 @@ export class ContainerArchive {
   async copyFrom(ref: string, path: string, begin: (statHeader: string) => Writable): Promise<void> {
     if (!path) throw new InvalidParameter('Path cannot be empty');
     const abs = containerAbsPath(path);
-    await this.roots.with(ref, { mounts: true }, async ({ fs }) => {
+    await this.roots.with(ref, { mounts: true }, async ({ fs, c }) => {
       const { stat, resolved } = this.statOf(fs, abs, ref);
       try {
         let cwdFd = resolved.parentFd;
@@ -113,6 +117,7 @@ export class ContainerArchive {
         if (rename) argv.push(`--transform=s,^${sedEscape(member, false)},${sedEscape(rename, true)},S`);
         argv.push('--', member);
         await runTar(argv, fdPathForChild(cwdFd), begin(encodePathStat(stat)));
+        this.events?.container('archive-path', c);
       } finally {
         release(resolved);
       }
@@ -140,6 +145,7 @@ export class ContainerArchive {
         const extractor = new RootedExtractor(fs, dest.path, { noOverwriteDirNonDir: opts.noOverwriteDirNonDir, chown });
         try {
           await pipeline(body, new TarReader(extractor));
+          this.events?.container('extract-to-dir', c);
         } catch (e) {
           extractor.abort();
           throw e instanceof InvalidParameter || e instanceof NotFound ? e : new SystemError(errorMessage(e), { cause: e });
@@ -182,6 +188,7 @@ export class ContainerArchive {
         return;
       }
       await runTar(['-c', '-f', '-', '--numeric-owner', '--sparse', '--', ...names], root.rootfs, out);
+      this.events?.container('export', root.c);
     });
   }
 }
