@@ -11,6 +11,8 @@ import { RootedExtractor } from '../../src/containers/archive/rooted-extractor.j
 import { TarReader, type TarEntry } from '../../src/containers/archive/tar-reader.js';
 import { containerAbsPath } from '../../src/containers/archive/container-archive.js';
 import { goFileMode } from '../../src/containers/archive/path-stat.js';
+import { INIT_LAYER_PATHS, overlayChanges } from '../../src/containers/archive/overlay-changes.js';
+import { overlayDiffTar } from '../../src/images/overlay-diff-tar.js';
 
 describe('rooted paths', () => {
   let base: string;
@@ -135,5 +137,49 @@ describe('tar reader', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('overlay upper dirs', () => {
+  let base: string;
+  let upper: string;
+  let lower: string;
+
+  before(() => {
+    base = mkdtempSync(join(tmpdir(), 'arca-overlay-'));
+    upper = join(base, 'upper');
+    lower = join(base, 'lower');
+    mkdirSync(join(lower, 'etc'), { recursive: true });
+    mkdirSync(join(lower, 'bin'), { recursive: true });
+    mkdirSync(join(lower, 'var', 'old'), { recursive: true });
+    writeFileSync(join(lower, 'etc', 'passwd'), 'root\n');
+    writeFileSync(join(lower, 'bin', 'ls'), 'ls\n');
+    mkdirSync(join(upper, 'etc'), { recursive: true });
+    mkdirSync(join(upper, 'bin'), { recursive: true });
+    mkdirSync(join(upper, 'var'), { recursive: true });
+    writeFileSync(join(upper, 'etc', 'passwd'), 'root\nme\n');
+    writeFileSync(join(upper, 'etc', 'hosts'), '');
+    writeFileSync(join(upper, 'new'), 'n\n');
+    writeFileSync(join(upper, 'var', 'fresh'), 'f\n');
+    spawnSync('mknod', [join(upper, 'bin', 'ls'), 'c', '0', '0']);
+    spawnSync('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', join(upper, 'var')]);
+  });
+
+  after(() => rmSync(base, { recursive: true, force: true }));
+
+  it('lists changes as docker diff does, init-layer mount points left out', async () => {
+    const changes = await overlayChanges(upper, [lower]);
+    assert.deepEqual(
+      changes.map((c) => `${'CAD'[c.Kind]} ${c.Path}`),
+      ['C /bin', 'D /bin/ls', 'C /etc/passwd', 'A /new', 'D /var', 'A /var/fresh'],
+    );
+  });
+
+  it('writes a layer tar with whiteouts and opaque markers in image form', async () => {
+    const chunks: Buffer[] = [];
+    for await (const b of overlayDiffTar(upper, { exclude: INIT_LAYER_PATHS })) chunks.push(b);
+    const r = spawnSync('tar', ['-t', '-f', '-'], { input: Buffer.concat(chunks), encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['bin/', 'bin/.wh.ls', 'etc/', 'etc/passwd', 'new', 'var/', 'var/.wh..wh..opq', 'var/fresh']);
   });
 });
