@@ -71,6 +71,12 @@ describe('containers: docker cp, diff, export', () => {
     assert.equal(spawnSync('readlink', [join(out, 'l1')], { encoding: 'utf8' }).stdout.trim(), 'a');
     await d.dockerOk(['cp', '-L', 'src:/data/link', join(out, 'l2')]);
     assert.equal(readFileSync(join(out, 'l2'), 'utf8'), 'one\n');
+    // A trailing slash follows a link to a folder; the entries keep the name asked for.
+    await sh('src', 'ln -s /data /datalink');
+    await d.dockerOk(['cp', 'src:/datalink/', join(out, 'via-link')]);
+    assert.equal(readFileSync(join(out, 'via-link', 'sub', 'b'), 'utf8'), 'two\n');
+    const viaNames = tarList(await cpOut(['src:/datalink/', '-']));
+    assert.ok(viaNames.includes('datalink/a'), viaNames.join(','));
     // To stdout: a tar whose entries are named after the last element.
     const names = tarList(await cpOut(['src:/data', '-']));
     assert.ok(names.includes('data/sub/b'), names.join(','));
