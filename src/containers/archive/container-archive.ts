@@ -12,7 +12,7 @@ import { resolveUser } from '../etc-files.js';
 import { ContainerRootAccess, type ContainerRoot } from './container-root.js';
 import { encodePathStat, goFileMode, goTime, type ContainerPathStat } from './path-stat.js';
 import { RootedExtractor } from './rooted-extractor.js';
-import { fdPath, fdPathForChild, MissingPath, release, type RootedFs } from './rooted-path.js';
+import { fdPath, fdPathForChild, MissingPath, release, type ResolvedPath, type RootedFs } from './rooted-path.js';
 import { TarReader } from './tar-reader.js';
 
 const log = logger('arca:containers:archive');
@@ -58,12 +58,12 @@ export class ContainerArchive {
     this.roots = new ContainerRootAccess(containers);
   }
 
-  private statOf(fs: RootedFs, abs: string, ref: string): { stat: ContainerPathStat; resolved: ReturnType<RootedFs['resolve']> } {
-    let r;
+  private statOf(fs: RootedFs, abs: string, ref: string): { stat: ContainerPathStat; resolved: ResolvedPath } {
+    let r: ResolvedPath;
     try {
       r = fs.resolve(abs, { followLast: false });
     } catch (e) {
-      if (e instanceof MissingPath) throw fileNotFound(abs.replace(/\/\.$/, '/.'), ref);
+      if (e instanceof MissingPath) throw fileNotFound(abs, ref);
       throw e;
     }
     let linkTarget = '';
@@ -129,7 +129,7 @@ export class ContainerArchive {
     if (!path) throw new InvalidParameter('Path cannot be empty');
     const abs = containerAbsPath(path);
     await this.roots.with(ref, { mounts: true }, async ({ fs, c }) => {
-      let dest;
+      let dest: ResolvedPath;
       try {
         dest = fs.resolve(abs, { followLast: true });
       } catch (e) {
