@@ -9,7 +9,7 @@ import { NotFound } from '../errors.js';
 import { logger } from '../log.js';
 import { openImageLayers } from './image-saver.js';
 import type { ImageRecord, ImageStore } from './image-store.js';
-import type { LayerTar } from './layer-store.js';
+import type { LayerRecord, LayerTar } from './layer-store.js';
 import type { ProgressStream } from './progress-stream.js';
 import { familiarName, familiarString, fullName, shortIdOfDigest, type ImageReference } from './reference.js';
 import { MEDIA, RegistryClient, type RegistryAuth } from './registry-client.js';
@@ -44,6 +44,13 @@ async function compress(layer: LayerTar, dest: string): Promise<Blob> {
     createWriteStream(dest),
   );
   return { digest: `sha256:${hash.digest('hex')}`, size: (await stat(dest)).size };
+}
+
+/** The pushed manifest's digest joins the image's RepoDigests, as after a pull (Docker does so). */
+function recordRepoDigest(images: ImageStore, image: ImageRecord, ref: ImageReference): void {
+  const layers = image.layers.map((c) => images.layers.get(c));
+  if (layers.some((l) => !l)) return;
+  images.commit({ configJson: images.configJsonOf(image.id), layers: layers as LayerRecord[] }, [ref]);
 }
 
 /** The tags a push sends: the one named, or every tag of the repository when none is. */
@@ -113,6 +120,7 @@ export async function pushImage(images: ImageStore, ref: ImageReference, out: Pr
         const digest = await client.putManifest(tag, MEDIA.dockerManifest, bytes);
         out.write({ status: `${tag}: digest: ${digest} size: ${bytes.length}` });
         out.write({ progressDetail: {}, aux: { Tag: tag, Digest: digest, Size: bytes.length } });
+        recordRepoDigest(images, item.image, { domain: item.ref.domain, path: item.ref.path, digest });
         images.event('push', familiarString(item.ref));
         log.info('pushed', { ref: familiarString(item.ref), digest });
       } finally {

@@ -55,6 +55,8 @@ describe('images: docker push', { skip: existsSync(REGISTRY) ? false : 'docker-r
     assert.match(push, new RegExp(`The push refers to repository \\[${repo}\\]`));
     assert.match(push, /Pushed/);
     assert.match(push, /v1: digest: sha256:[0-9a-f]{64} size: \d+/);
+    const digest = /v1: digest: (sha256:[0-9a-f]{64})/.exec(push)![1]!;
+    assert.match(await d.dockerOk(['image', 'inspect', '-f', '{{json .RepoDigests}}', `${repo}:v1`]), new RegExp(`${repo}@${digest}`));
     const again = await d.dockerOk(['push', `${repo}:v1`]);
     assert.match(again, /Layer already exists/);
     const tags = spawnSync('nsenter', [`--net=/run/netns/${d.hostNs}`, 'curl', '-s', `http://127.0.0.1:${port}/v2/arca/busybox/tags/list`], { encoding: 'utf8' });
