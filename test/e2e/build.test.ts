@@ -363,4 +363,19 @@ except docker.errors.BuildError as e:
     assert.deepEqual(left, []);
     assert.equal(spawnSync('pgrep', ['-f', '^sleep 67$']).stdout?.toString().trim() ?? '', '');
   });
+  it('two builds at once both succeed, each on its own namespace', async () => {
+    const a = context(tmp, 'par-a', { Dockerfile: [`FROM ${TEST_IMAGE}`, 'RUN ip -4 addr show eth0 | grep -o "inet [0-9.]*" > /addr; sleep 1', ''].join('\n') });
+    const b = context(tmp, 'par-b', { Dockerfile: [`FROM ${TEST_IMAGE}`, 'RUN ip -4 addr show eth0 | grep -o "inet [0-9.]*" > /addr; sleep 1', 'ENV B=1', ''].join('\n') });
+    const [ra, rb] = await Promise.all([
+      d.docker(['build', '--no-cache', '-t', 'arca-b/par-a', a], { timeoutMs: 120_000 }),
+      d.docker(['build', '--no-cache', '-t', 'arca-b/par-b', b], { timeoutMs: 120_000 }),
+    ]);
+    assert.equal(ra.code, 0, ra.stderr);
+    assert.equal(rb.code, 0, rb.stderr);
+    const addrA = await d.dockerOk(['run', '--rm', 'arca-b/par-a', 'cat', '/addr']);
+    const addrB = await d.dockerOk(['run', '--rm', 'arca-b/par-b', 'cat', '/addr']);
+    assert.match(addrA, /^inet 172\.17\./);
+    assert.notEqual(addrA, addrB);
+    assert.deepEqual(leftovers(), []);
+  });
 });
