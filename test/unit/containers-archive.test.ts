@@ -13,6 +13,7 @@ import { containerAbsPath } from '../../src/containers/archive/container-archive
 import { goFileMode } from '../../src/containers/archive/path-stat.js';
 import { INIT_LAYER_PATHS, overlayChanges } from '../../src/containers/archive/overlay-changes.js';
 import { overlayDiffTar } from '../../src/images/overlay-diff-tar.js';
+import { memberHeader } from '../../src/images/tar-member.js';
 
 describe('rooted paths', () => {
   let base: string;
@@ -181,5 +182,23 @@ describe('overlay upper dirs', () => {
     const r = spawnSync('tar', ['-t', '-f', '-'], { input: Buffer.concat(chunks), encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), ['bin/', 'bin/.wh.ls', 'etc/', 'etc/passwd', 'new', 'var/', 'var/.wh..wh..opq', 'var/fresh']);
+  });
+});
+
+describe('tar member headers', () => {
+  it('write long names and links and big ids through PAX records GNU tar reads', () => {
+    const long = 'n'.repeat(150);
+    const parts = [
+      ...memberHeader({ name: long, flag: '0', mode: 0o640, uid: 3_000_000, gid: 7, size: 3, mtime: 1_700_000_000 }),
+      Buffer.from('abc'),
+      Buffer.alloc(509),
+      ...memberHeader({ name: 'ln', flag: '2', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkname: 't'.repeat(120) }),
+      Buffer.alloc(1024),
+    ];
+    const r = spawnSync('tar', ['-t', '-v', '--numeric-owner', '-f', '-'], { input: Buffer.concat(parts), encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const [a, b] = r.stdout.trim().split('\n');
+    assert.match(a!, new RegExp(`^-rw-r----- 3000000/7 +3 .* ${long}$`));
+    assert.match(b!, new RegExp(`ln -> ${'t'.repeat(120)}$`));
   });
 });

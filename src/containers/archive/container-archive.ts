@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import { closeSync, constants as fsc, openSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, createReadStream, constants as fsc, fstatSync, openSync, readFileSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InvalidParameter, NotFound, SystemError, errorMessage } from '../../errors.js';
 import { logger } from '../../log.js';
@@ -14,6 +14,8 @@ import { encodePathStat, goFileMode, goTime, type ContainerPathStat } from './pa
 import { RootedExtractor } from './rooted-extractor.js';
 import { fdPath, fdPathForChild, MissingPath, release, type ResolvedPath, type RootedFs } from './rooted-path.js';
 import { TarReader } from './tar-reader.js';
+import { memberHeader } from '../../images/tar-member.js';
+import { TAR_END, tarPadding } from '../../images/tar-writer.js';
 
 const log = logger('arca:containers:archive');
 
@@ -113,6 +115,11 @@ export class ContainerArchive {
           // `link/` followed to `target`: the entries are named after what was asked (Docker's rebase).
           rename = stat.name;
         }
+        if (resolved.stat.isFile() && member !== '.') {
+          await sendFile(resolved, rename ?? member, begin(encodePathStat(stat)));
+          this.events?.container('archive-path', c);
+          return;
+        }
         const argv = ['-c', '-f', '-', '--numeric-owner', '--sparse'];
         if (rename) argv.push(`--transform=s,^${sedEscape(member, false)},${sedEscape(rename, true)},S`);
         argv.push('--', member);
@@ -190,6 +197,43 @@ export class ContainerArchive {
       await runTar(['-c', '-f', '-', '--numeric-owner', '--sparse', '--', ...names], root.rootfs, out);
       this.events?.container('export', root.c);
     });
+  }
+}
+
+/**
+ * A one-file archive written here rather than by tar: the file is read through the descriptor
+ * the resolution holds, in large chunks straight into the answer. The size is the one stat gave;
+ * a file that shrinks meanwhile is padded with zeros, one that grows is cut, so the archive stays
+ * whole.
+ */
+async function sendFile(r: ResolvedPath, name: string, out: Writable): Promise<void> {
+  // Reopened through the magic link of the O_PATH descriptor: the very file resolved, no new walk.
+  const fd = openSync(fdPath(r.fd), fsc.O_RDONLY);
+  let st: Stats;
+  try {
+    st = fstatSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  const size = st.size;
+  async function* gen(): AsyncGenerator<Buffer> {
+    yield* memberHeader({ name, flag: '0', mode: st.mode, uid: st.uid, gid: st.gid, size, mtime: Math.floor(st.mtimeMs / 1000) });
+    let sent = 0;
+    if (size > 0) {
+      for await (const chunk of createReadStream('', { fd, autoClose: false, start: 0, end: size - 1, highWaterMark: 1 << 20 })) {
+        sent += (chunk as Buffer).length;
+        yield chunk as Buffer;
+      }
+    }
+    for (let left = size - sent; left > 0; left -= 1 << 20) yield Buffer.alloc(Math.min(left, 1 << 20));
+    yield tarPadding(size);
+    yield TAR_END;
+  }
+  try {
+    await pipeline(Readable.from(gen(), { objectMode: false }), out);
+  } finally {
+    closeSync(fd);
   }
 }
 
