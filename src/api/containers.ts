@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Router, Ctx, HijackCtx } from './router.js';
 import { compareVersions, parseFilters, qbool } from './router.js';
 import type { Daemon } from '../daemon.js';
-import { InvalidParameter, NotFound } from '../errors.js';
+import { InvalidParameter, NotFound, NotImplemented } from '../errors.js';
 import type { WaitCondition } from '../containers/container-manager.js';
 import type { ContainerRecord } from '../containers/container-record.js';
 import { inspectView, listView } from '../containers/container-view.js';
@@ -252,6 +252,8 @@ export function registerContainers(r: Router, d: Daemon): void {
 
   r.get('/containers/{id}/logs', async (c) => {
     const x = cm.get(c.params[0]!);
+    // moby's logger.ErrReadLogsNotSupported, a NotImplemented error.
+    if (x.HostConfig.LogConfig.Type === 'none') throw new NotImplemented('configured logging driver does not support reading');
     const q = c.query;
     const stdout = qbool(q, 'stdout');
     const stderr = qbool(q, 'stderr');

@@ -6,6 +6,7 @@ import { diskUsage, diskUsageKinds } from '../system/disk-usage.js';
 import type { Daemon } from '../daemon.js';
 import { ARCA_VERSION } from '../version.js';
 import { seccompPolicy } from '../runtime/seccomp/seccomp-policy.js';
+import { LOG_DRIVERS } from '../containers/log-config.js';
 
 function kernelVersion(): string {
   return os.release();
@@ -70,7 +71,7 @@ export function registerSystem(r: Router, d: Daemon): void {
       Images: d.images.count(),
       Driver: 'overlay2',
       DriverStatus: [['Backing Filesystem', 'extfs']],
-      Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'null'], Authorization: null, Log: ['json-file'] },
+      Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'null'], Authorization: null, Log: [...LOG_DRIVERS] },
       MemoryLimit: true,
       SwapLimit: false,
       CpuCfsPeriod: true,

@@ -43,7 +43,8 @@ export async function runAttach(d: Daemon, c: ContainerRecord, socket: Duplex, i
   } catch {
     /* empty */
   }
-  if (opts.logs) {
+  // Driver `none` keeps no log to replay.
+  if (opts.logs && c.HostConfig.LogConfig.Type !== 'none') {
     const all = await readLog(path);
     for (const e of all.entries) send(e);
     offset = all.offset;

@@ -32,6 +32,8 @@ import { parseBind, parseCreateRequest, validateName } from './create-request.js
 import { newId, randomName } from './names.js';
 import { mergeEnv, renderHosts, renderResolvConf, resolveUser } from './etc-files.js';
 import { withoutLink } from './legacy-links.js';
+import { logLimits } from './log-config.js';
+import { LogRotator } from './log-rotator.js';
 
 const log = logger('arca:containers');
 
@@ -76,6 +78,7 @@ export class ContainerManager {
   private readonly exitListeners = new Map<string, Set<() => void>>();
   private readonly startListeners = new Map<string, Set<() => void>>();
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  private readonly logRotator = new LogRotator();
   private watcher?: FSWatcher;
   private sweepTimer?: NodeJS.Timeout;
   private seq = 0;
@@ -509,6 +512,8 @@ export class ContainerManager {
         // client detaching from `run -it` must leave the shell reachable for the next attach.
         leaveStdinOpen: c.Config.OpenStdin && (!c.Config.StdinOnce || c.Config.Tty),
         tty: c.Config.Tty,
+        // Driver `none` keeps no log, but attach streams from this file: conmon keeps it small.
+        ...(c.HostConfig.LogConfig.Type === 'none' ? { logSizeMax: 1024 * 1024 } : {}),
       });
       undo.push(() => this.runtime.delete(id, true));
       lap('create');
@@ -529,6 +534,7 @@ export class ContainerManager {
       this.save(c);
       this.d.events.volumeMounts('mount', c);
       this.d.events.container('start', c);
+      this.watchLog(c);
       this.fire(this.startListeners, id);
       log.debug('started', { id: id.slice(0, 12), pid, ms: mark });
     } catch (err) {
@@ -565,6 +571,7 @@ export class ContainerManager {
           await this.onExitFile(c.Id);
         } else if (c.State.ConmonPid && pidAlive(c.State.ConmonPid) && (await this.runtime.state(c.Id))) {
           log.info('live-restore: container still running', { id: c.Id.slice(0, 12) });
+          this.watchLog(c);
         } else {
           // conmon is gone without an exit file: the machine rebooted or conmon was killed.
           log.warn('container lost while the daemon was away', { id: c.Id.slice(0, 12) });
@@ -650,6 +657,7 @@ export class ContainerManager {
   private async finishExit(id: string, code: number, error: string, finishedAt?: string): Promise<void> {
     const c = this.byId.get(id);
     if (!c) return;
+    this.logRotator.unwatch(id);
     const errors: unknown[] = [];
     // The process is gone: runtime state, network and rootfs are independent, undo them at once.
     const ownNetns = c.HostConfig.NetworkMode !== 'host' && !c.HostConfig.NetworkMode.startsWith('container:');
@@ -964,6 +972,7 @@ export class ContainerManager {
         this.save(c);
         throw new SystemError(`removal of container ${c.Id} is incomplete: ${errors.map(errorMessage).join('; ')}`);
       }
+      this.logRotator.unwatch(c.Id);
       this.d.store.db.prepare('DELETE FROM containers WHERE id = ?').run(c.Id);
       this.byId.delete(c.Id);
       this.d.execs.forget(c.Id);
@@ -1049,6 +1058,12 @@ export class ContainerManager {
     this.d.events.container('resize', c, { height: String(h), width: String(w) });
   }
 
+  /** json-file `max-size`: rotation of a running container's log. */
+  private watchLog(c: ContainerRecord): void {
+    const limits = logLimits(c.HostConfig.LogConfig);
+    if (limits) this.logRotator.watch(c.Id, this.logPath(c.Id), join(this.dir(c.Id), 'ctl'), limits);
+  }
+
   /** conmon's attach socket folder for this container (relative name `attach` inside it). */
   attachDir(id: string): string {
     return this.dir(id);
@@ -1058,6 +1073,7 @@ export class ContainerManager {
     this.watcher?.close();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const t of this.restartTimers.values()) clearTimeout(t);
+    this.logRotator.close();
     await this.netns.close();
   }
 }

@@ -1,5 +1,6 @@
 import { InvalidParameter } from '../errors.js';
 import { parseSecurityOptions } from '../runtime/seccomp/security-options.js';
+import { parseLogConfig } from './log-config.js';
 import type { ContainerConfig, HostConfig, MountSpec } from './container-record.js';
 
 const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -150,13 +151,43 @@ export function parseCreateRequest(body: Json): CreateRequest {
     SecurityOpt: securityOpt,
     // conmon writes a k8s-file log, but what clients see is Docker's default driver: docker-py's
     // `containers.run()` and compose read output back only from a `json-file` (or journald) one.
-    LogConfig: { Type: 'json-file', Config: {} },
+    LogConfig: parseLogConfig(hcIn['LogConfig']),
   };
   for (const e of hostConfig.ExtraHosts ?? []) {
     const idx = e.indexOf(':');
     if (idx <= 0 || idx === e.length - 1) throw new InvalidParameter(`invalid IP address in add-host: "${e.slice(idx + 1)}"`);
   }
-  return { config, hostConfig, endpoints: field<Json>(netIn, 'EndpointsConfig', 'object', {}) };
+  const endpoints = field<Json>(netIn, 'EndpointsConfig', 'object', {});
+  migrateContainerMac(config, hostConfig, endpoints);
+  return { config, hostConfig, endpoints };
+}
+
+/**
+ * `Config.MacAddress` (API < 1.44, and still accepted later) belongs to the endpoint of the
+ * container's main network: it is moved there as moby's `handleMACAddressBC` does, so the network
+ * layer reads a MAC from one place only.
+ */
+function migrateContainerMac(config: ContainerConfig, hc: HostConfig, endpoints: Json): void {
+  const mac = config.MacAddress;
+  if (!mac) return;
+  const mode = hc.NetworkMode;
+  if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) {
+    throw new InvalidParameter('conflicting options: mac-address and the network mode');
+  }
+  const name = mode === 'default' ? 'bridge' : mode;
+  const key = name in endpoints ? name : mode in endpoints ? mode : undefined;
+  if (key === undefined) {
+    if (Object.keys(endpoints).length) {
+      throw new InvalidParameter('if a container-wide MAC address is supplied, HostConfig.NetworkMode must match the identity of a network in NetworkSettings.Networks');
+    }
+    endpoints[name] = { MacAddress: mac };
+    return;
+  }
+  const ep = (endpoints[key] ?? {}) as Json;
+  if (!ep['MacAddress']) endpoints[key] = { ...ep, MacAddress: mac };
+  else if (ep['MacAddress'] !== mac) {
+    throw new InvalidParameter('the container-wide MAC address must match the endpoint-specific MAC address for the main network, or be left empty');
+  }
 }
 
 /** A `-v` bind string: `src:dst[:opts]`, `dst` alone for an anonymous volume. */

@@ -1,5 +1,6 @@
-import { open, stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
+import { logFiles } from './log-rotator.js';
 
 /** One entry of conmon's k8s-file log: `<RFC3339Nano> <stdout|stderr> <F|P> <bytes>`. */
 export interface LogEntry {
@@ -50,24 +51,32 @@ function splitLines(buf: Buffer): { lines: Buffer[]; rest: Buffer } {
   return { lines, rest: buf.subarray(start) };
 }
 
-/** Reads every entry of a log file. */
+/** Reads every entry of a log file, its rotated files (`<path>.N` … `<path>.1`) first. */
 export async function readLog(path: string): Promise<{ entries: LogEntry[]; offset: number }> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch {
-    return { entries: [], offset: 0 };
+  const entries: LogEntry[] = [];
+  let offset = 0;
+  for (const file of logFiles(path)) {
+    let fh;
+    try {
+      fh = await open(file, 'r');
+    } catch {
+      continue;
+    }
+    try {
+      const st = await fh.stat();
+      const buf = Buffer.alloc(st.size);
+      const { bytesRead } = await fh.read(buf, 0, st.size, 0);
+      const { lines, rest } = splitLines(buf.subarray(0, bytesRead));
+      for (const l of lines) {
+        const e = parseLogLine(l);
+        if (e) entries.push(e);
+      }
+      if (file === path) offset = bytesRead - rest.length;
+    } finally {
+      await fh.close();
+    }
   }
-  try {
-    const st = await fh.stat();
-    const buf = Buffer.alloc(st.size);
-    const { bytesRead } = await fh.read(buf, 0, st.size, 0);
-    const { lines, rest } = splitLines(buf.subarray(0, bytesRead));
-    const entries = lines.map(parseLogLine).filter((e): e is LogEntry => e !== undefined);
-    return { entries, offset: bytesRead - rest.length };
-  } finally {
-    await fh.close();
-  }
+  return { entries, offset };
 }
 
 /**
@@ -81,6 +90,9 @@ export class LogFollower {
   private again = false;
   private rest = Buffer.alloc(0);
   private stopped = false;
+  /** The file being read, held open so a rotation (rename) cannot take its last lines away. */
+  private fh?: FileHandle;
+  private ino?: number;
 
   constructor(
     private readonly path: string,
@@ -89,16 +101,21 @@ export class LogFollower {
   ) {}
 
   start(): void {
-    try {
-      this.watcher = watch(this.path, () => void this.read());
-      this.watcher.on('error', () => {});
-    } catch {
-      /* no file yet: the poll below catches up */
-    }
+    this.watchPath();
     // inotify can miss a truncate/recreate; a slow poll is the safety net.
     this.timer = setInterval(() => void this.read(), 250);
     this.timer.unref();
     void this.read();
+  }
+
+  private watchPath(): void {
+    this.watcher?.close();
+    try {
+      this.watcher = watch(this.path, () => void this.read());
+      this.watcher.on('error', () => {});
+    } catch {
+      /* no file yet: the poll catches up */
+    }
   }
 
   async drain(): Promise<void> {
@@ -110,6 +127,7 @@ export class LogFollower {
     this.stopped = true;
     this.watcher?.close();
     if (this.timer) clearInterval(this.timer);
+    if (!this.reading) this.closeFile();
   }
 
   private async read(): Promise<void> {
@@ -122,32 +140,59 @@ export class LogFollower {
     try {
       do {
         this.again = false;
-        let size: number;
-        try {
-          size = (await stat(this.path)).size;
-        } catch {
-          return;
-        }
-        if (size < this.offset) this.offset = 0;
-        if (size === this.offset) continue;
-        const fh = await open(this.path, 'r');
-        try {
-          const buf = Buffer.alloc(size - this.offset);
-          const { bytesRead } = await fh.read(buf, 0, buf.length, this.offset);
-          this.offset += bytesRead;
-          const { lines, rest } = splitLines(Buffer.concat([this.rest, buf.subarray(0, bytesRead)]));
-          this.rest = Buffer.from(rest);
-          for (const l of lines) {
-            const e = parseLogLine(l);
-            if (e && !this.stopped) this.onEntry(e);
+        if (!this.fh) {
+          try {
+            this.fh = await open(this.path, 'r');
+            this.ino = (await this.fh.stat()).ino;
+          } catch {
+            this.fh = undefined;
+            return;
           }
-        } finally {
-          await fh.close();
         }
-      } while (this.again);
+        await this.readToEnd(this.fh);
+        // Rotated (json-file max-size): the path names a new file. What the old one got before
+        // the writer moved on is read above; go on from the start of the new one.
+        let ino: number | undefined;
+        try {
+          ino = (await stat(this.path)).ino;
+        } catch {
+          /* between rename and recreate */
+        }
+        if (ino !== undefined && ino !== this.ino && !this.stopped) {
+          await this.readToEnd(this.fh);
+          await this.fh.close().catch(() => {});
+          this.fh = undefined;
+          this.offset = 0;
+          this.rest = Buffer.alloc(0);
+          this.again = true;
+          this.watchPath();
+        }
+      } while (this.again && !this.stopped);
     } finally {
       this.reading = false;
+      if (this.stopped) this.closeFile();
     }
+  }
+
+  private async readToEnd(fh: FileHandle): Promise<void> {
+    const size = (await fh.stat()).size;
+    if (size < this.offset) this.offset = 0;
+    if (size === this.offset) return;
+    const buf = Buffer.alloc(size - this.offset);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, this.offset);
+    this.offset += bytesRead;
+    const { lines, rest } = splitLines(Buffer.concat([this.rest, buf.subarray(0, bytesRead)]));
+    this.rest = Buffer.from(rest);
+    for (const l of lines) {
+      const e = parseLogLine(l);
+      if (e && !this.stopped) this.onEntry(e);
+    }
+  }
+
+  private closeFile(): void {
+    const fh = this.fh;
+    this.fh = undefined;
+    void fh?.close().catch(() => {});
   }
 }
 

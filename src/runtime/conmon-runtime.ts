@@ -79,6 +79,7 @@ export class ConmonRuntime implements Runtime {
     if (spec.stdin) args.push('-i');
     if (spec.stdin && spec.leaveStdinOpen) args.push('--leave-stdin-open');
     if (spec.tty) args.push('-t');
+    if (spec.logSizeMax) args.push('--log-size-max', String(spec.logSizeMax));
     return this.spawnConmon(args, spec.bundle);
   }
 

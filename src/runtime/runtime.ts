@@ -16,6 +16,8 @@ export interface CreateSpec {
   /** Keep stdin open after the first attached client leaves (`!StdinOnce`). */
   leaveStdinOpen: boolean;
   tty: boolean;
+  /** conmon's `--log-size-max`: past it conmon starts the log afresh (what it had is dropped). */
+  logSizeMax?: number;
 }
 
 export interface ExecSpec {
