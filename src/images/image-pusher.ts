@@ -90,6 +90,10 @@ export async function pushImage(images: ImageStore, ref: ImageReference, out: Pr
       try {
         const layers = opened.layers;
         const topFirst = [...layers].reverse();
+        // Another repository of this registry the image came from or went to: its blobs can be mounted.
+        const mountFrom = images
+          .refsOf(item.image.id)
+          .find((r) => r.domain === ref.domain && r.path !== ref.path)?.path;
         for (const l of topFirst) if (!done.has(l.diffId)) out.status('Preparing', shortIdOfDigest(l.diffId));
         for (const l of topFirst) {
           const id = shortIdOfDigest(l.diffId);
@@ -98,8 +102,8 @@ export async function pushImage(images: ImageStore, ref: ImageReference, out: Pr
           const blob = await compress(l, file);
           if (await client.blobExists(blob.digest)) out.status('Layer already exists', id);
           else {
-            await client.uploadBlob(blob.digest, blob.size, () => createReadStream(file), (cur, total) => out.progress('Pushing', id, cur, total));
-            out.status('Pushed', id);
+            const how = await client.uploadBlob(blob.digest, blob.size, () => createReadStream(file), (cur, total) => out.progress('Pushing', id, cur, total), mountFrom);
+            out.status(how === 'mounted' ? `Mounted from ${mountFrom}` : 'Pushed', id);
           }
           await rm(file, { force: true });
           done.set(l.diffId, blob);

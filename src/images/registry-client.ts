@@ -295,11 +295,22 @@ export class RegistryClient {
 
   /**
    * Uploads a blob monolithically: POST an upload session, then PUT the bytes with the digest.
-   * `open` gives a fresh stream of the bytes each time it is called.
+   * `open` gives a fresh stream of the bytes each time it is called. With `mountFrom` (another
+   * repository of the same registry that has the blob) the registry is first asked to mount it.
    */
-  async uploadBlob(digest: string, size: number, open: () => Readable, onProgress?: (current: number, total: number) => void): Promise<void> {
-    const start = await this.request('POST', `${this.repoPath}/blobs/uploads/`, { headers: { 'Content-Length': '0' } });
+  async uploadBlob(
+    digest: string,
+    size: number,
+    open: () => Readable,
+    onProgress?: (current: number, total: number) => void,
+    mountFrom?: string,
+  ): Promise<'mounted' | 'uploaded'> {
+    // A cross-repository mount (the registry links the blob it has under another name) answers
+    // 201; when it cannot, it opens a normal upload session instead (202), which is used below.
+    const query = mountFrom ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(mountFrom)}` : '';
+    const start = await this.request('POST', `${this.repoPath}/blobs/uploads/${query}`, { headers: { 'Content-Length': '0' } });
     await start.arrayBuffer().catch(() => undefined);
+    if (mountFrom && start.status === 201) return 'mounted';
     if (start.status !== 202) return this.pushFailure(start, 'starting upload');
     const location = start.headers.get('location');
     if (!location) throw new SystemError('registry answered an upload without a Location');
@@ -329,6 +340,7 @@ export class RegistryClient {
     });
     await res.arrayBuffer().catch(() => undefined);
     if (res.status !== 201) return this.pushFailure(res, 'uploading blob');
+    return 'uploaded';
   }
 
   /** PUT /v2/<name>/manifests/<tag>; returns the digest the registry gives it. */

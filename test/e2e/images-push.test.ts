@@ -79,6 +79,14 @@ describe('images: docker push', { skip: existsSync(REGISTRY) ? false : 'docker-r
     assert.equal(await d.dockerOk(['run', '--rm', `${repo}:committed`, 'cat', '/hello']), 'pushed');
   });
 
+  it('mounts blobs from another repository of the same registry', async () => {
+    await d.dockerOk(['pull', `${repo}:v1`]);
+    await d.dockerOk(['tag', `${repo}:v1`, `localhost:${port}/other/copy:v1`]);
+    const push = await d.dockerOk(['push', `localhost:${port}/other/copy:v1`]);
+    assert.match(push, /Mounted from arca\/busybox/);
+    assert.match(push, /v1: digest: sha256:/);
+  });
+
   it('answers Docker\'s errors', async () => {
     const r = await d.docker(['push', `localhost:${port}/nothing/here:v9`]);
     assert.notEqual(r.code, 0);
