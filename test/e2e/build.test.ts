@@ -378,4 +378,9 @@ except docker.errors.BuildError as e:
     assert.notEqual(addrA, addrB);
     assert.deepEqual(leftovers(), []);
   });
+  it('docker build - reads the Dockerfile from stdin (no context)', async () => {
+    const out = await d.dockerOk(['build', '-q', '-t', 'arca-b/stdin', '-'], { input: `FROM ${TEST_IMAGE}\nRUN echo from-stdin > /s\n`, timeoutMs: 120_000 });
+    assert.match(out, /^sha256:[0-9a-f]{64}$/);
+    assert.equal(await d.dockerOk(['run', '--rm', 'arca-b/stdin', 'cat', '/s']), 'from-stdin');
+  });
 });
