@@ -22,6 +22,7 @@ import { EventBus } from './events/event-bus.js';
 import { ImageBuilder } from './build/image-builder.js';
 import { BuildahBuilder } from './build/buildah-builder.js';
 import { BuildNetwork } from './build/build-network.js';
+import { seccompPolicy } from './runtime/seccomp/seccomp-policy.js';
 
 const log = logger('arca:daemon');
 
@@ -94,6 +95,7 @@ export class Daemon {
 
   /** Reconciles the kernel and the disk with the database (live-restore), then serves. */
   async start(): Promise<void> {
+    void seccompPolicy.probeKernel();
     // Networks (bridges) first: containers restarted by their policy during recovery join them.
     await this.networks.start();
     await this.images.recover();

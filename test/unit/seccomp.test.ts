@@ -64,6 +64,11 @@ describe('seccomp profile rendering', () => {
     assert.deepEqual(s.syscalls.find((r) => r.names[0] === 'personality')!.args, [{ index: 0, value: 8, valueTwo: 0, op: 'SCMP_CMP_EQ' }]);
   });
 
+  it('leaves out sub-architectures the kernel has no ABI for, never the native one', () => {
+    const s = renderSeccomp(profile, { ...target, missingArches: ['SCMP_ARCH_X32', 'SCMP_ARCH_X86_64'] })!;
+    assert.deepEqual(s.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86']);
+  });
+
   it('an empty profile means no filter', () => {
     assert.equal(renderSeccomp(parseSeccompProfile('{}'), target), undefined);
   });
@@ -136,6 +141,22 @@ describe('seccomp policy', () => {
     const own = policy.forContainer(parseSecurityOptions(['seccomp={"defaultAction":"SCMP_ACT_LOG"}']), DEFAULT_CAPS, false);
     assert.equal(own?.defaultAction, 'SCMP_ACT_LOG');
   });
+  it('drops x32 from the filters once the kernel is seen without it', { skip: goArch() === 'amd64' ? false : 'x32 is an x86-64 ABI' }, async () => {
+    const p = new SeccompPolicy(path);
+    const syms = join(dir, 'kallsyms');
+    writeFileSync(syms, 'ffffffff816bb910 T __x64_sys_read\nffffffff816bb930 T __ia32_sys_read\n');
+    assert.deepEqual(p.forContainer(dflt, DEFAULT_CAPS, false)!.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
+    await p.probeKernel(syms);
+    assert.deepEqual(p.forContainer(dflt, DEFAULT_CAPS, false)!.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86']);
+    const withX32 = new SeccompPolicy(path);
+    writeFileSync(syms, 'ffffffff816bb910 T __x64_sys_read\nffffffff81000000 T __x32_compat_sys_ioctl\n');
+    await withX32.probeKernel(syms);
+    assert.ok(withX32.forContainer(dflt, DEFAULT_CAPS, false)!.architectures!.includes('SCMP_ARCH_X32'));
+    const unreadable = new SeccompPolicy(path);
+    await unreadable.probeKernel(join(dir, 'nope'));
+    assert.ok(unreadable.forContainer(dflt, DEFAULT_CAPS, false)!.architectures!.includes('SCMP_ARCH_X32'));
+  });
+
   it('without a readable profile, containers run unconfined and info says so', () => {
     const none = new SeccompPolicy(join(dir, 'missing.json'));
     assert.equal(none.forContainer(dflt, DEFAULT_CAPS, false), undefined);

@@ -19,6 +19,12 @@ export interface SeccompTarget {
   arch: string;
   /** The running kernel's release (`uname -r`). */
   kernel: string;
+  /**
+   * libseccomp architectures the kernel has no ABI for (`SCMP_ARCH_X32` without
+   * CONFIG_X86_X32_ABI). Each one in a filter costs the runtime a compile at every start; a call
+   * made in such an ABI is refused (bad architecture) rather than failing with ENOSYS.
+   */
+  missingArches?: readonly string[];
 }
 
 /** Go architecture → libseccomp's name for the native one (moby `nativeToSeccomp`). */
@@ -78,6 +84,8 @@ export function renderSeccomp(p: SeccompProfile, t: SeccompTarget): LinuxSeccomp
   for (const a of p.archMap ?? []) {
     if (a.architecture === native) architectures.push(a.architecture, ...a.subArchitectures);
   }
+  const missing = t.missingArches ?? [];
+  const usable = architectures.filter((a) => a === native || !missing.includes(a));
   const syscalls: LinuxSeccomp['syscalls'] = [];
   for (const r of p.syscalls) {
     if (r.excludes && matches(r.excludes, t, 'excludes')) continue;
@@ -92,7 +100,7 @@ export function renderSeccomp(p: SeccompProfile, t: SeccompTarget): LinuxSeccomp
   return {
     defaultAction: p.defaultAction,
     ...(p.defaultErrnoRet !== undefined ? { defaultErrnoRet: p.defaultErrnoRet } : {}),
-    ...(architectures.length ? { architectures } : {}),
+    ...(usable.length ? { architectures: usable } : {}),
     ...(p.flags?.length ? { flags: p.flags } : {}),
     ...(p.listenerPath ? { listenerPath: p.listenerPath } : {}),
     ...(p.listenerMetadata ? { listenerMetadata: p.listenerMetadata } : {}),

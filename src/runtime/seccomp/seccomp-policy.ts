@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { release } from 'node:os';
 import { errorMessage } from '../../errors.js';
 import { logger } from '../../log.js';
@@ -19,6 +20,7 @@ export const DEFAULT_PROFILE_PATH = '/usr/share/containers/seccomp.json';
 export class SeccompPolicy {
   private profile: SeccompProfile | null | undefined;
   private readonly rendered = new Map<string, LinuxSeccomp | undefined>();
+  private missingArches: string[] = [];
 
   constructor(private readonly path: string = DEFAULT_PROFILE_PATH) {}
 
@@ -35,6 +37,19 @@ export class SeccompPolicy {
     return this.profile;
   }
 
+  /**
+   * Looks once, off the start path, for sub-architectures the kernel cannot run, so filters leave
+   * them out (the x32 one is a third of runc's seccomp set-up). Until it answers, filters keep them.
+   */
+  async probeKernel(kallsyms?: string): Promise<void> {
+    if (goArch() !== 'amd64') return;
+    const x32 = await kernelHasX32(kallsyms);
+    if (x32 !== false) return;
+    this.missingArches = ['SCMP_ARCH_X32'];
+    this.rendered.clear();
+    log.debug('no x32 ABI in this kernel: filters leave SCMP_ARCH_X32 out');
+  }
+
   /** How `/info` names the default (`builtin`), or `unconfined` when there is no profile. */
   defaultName(): 'builtin' | 'unconfined' {
     return this.defaultProfile() ? 'builtin' : 'unconfined';
@@ -44,7 +59,7 @@ export class SeccompPolicy {
   forContainer(sec: SecurityOptions, caps: readonly string[], privileged: boolean): LinuxSeccomp | undefined {
     // Docker: privileged containers run unconfined, whatever profile was asked for.
     if (sec.seccomp === 'unconfined' || privileged) return undefined;
-    const target = { caps, arch: goArch(), kernel: release() };
+    const target = { caps, arch: goArch(), kernel: release(), missingArches: this.missingArches };
     if (sec.seccomp !== 'default') return renderSeccomp(sec.seccomp, target);
     const key = [...caps].sort().join(',');
     if (!this.rendered.has(key)) {
@@ -52,6 +67,25 @@ export class SeccompPolicy {
       this.rendered.set(key, p ? renderSeccomp(p, target) : undefined);
     }
     return this.rendered.get(key);
+  }
+}
+
+/**
+ * Whether an x86-64 kernel has the x32 ABI (CONFIG_X86_X32_ABI, off in most distributions' kernels):
+ * its compat entry points are in the symbol table. Undefined when that cannot be read.
+ */
+async function kernelHasX32(kallsyms = '/proc/kallsyms'): Promise<boolean | undefined> {
+  try {
+    const lines = createInterface({ input: createReadStream(kallsyms), crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (line.includes(' __x32_compat_sys_') || line.endsWith(' x32_sys_call_table') || line.endsWith(' x32_sys_call')) {
+        lines.close();
+        return true;
+      }
+    }
+    return false;
+  } catch {
+    return undefined;
   }
 }
 
