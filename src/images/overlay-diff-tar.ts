@@ -1,6 +1,4 @@
-import { createReadStream, type Stats } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { closeSync, constants as fsc, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { opaqueDirs } from './opaque-dirs.js';
 import { memberHeader } from './tar-member.js';
 import { TAR_END, tarPadding } from './tar-writer.js';
@@ -31,22 +29,35 @@ export interface DiffTarOptions {
 export async function* overlayDiffTar(upper: string, opts: DiffTarOptions = {}): AsyncGenerator<Buffer> {
   const opaque = await opaqueDirs(upper);
   const links = new Map<string, string>();
-  async function* walk(rel: string): AsyncGenerator<Buffer> {
-    const names = (await readdir(join(upper, rel))).sort();
+  // Everything is reached through descriptors of the folders above it, opened O_NOFOLLOW: a
+  // running container that swaps a file or folder for a symlink mid-walk (commit --pause=false)
+  // gets the link archived as a link, never the host file it names.
+  const at = (dirFd: number, name?: string): string => (name === undefined ? `/proc/self/fd/${dirFd}` : `/proc/self/fd/${dirFd}/${name}`);
+  async function* walk(dirFd: number, rel: string): AsyncGenerator<Buffer> {
+    const names = readdirSync(at(dirFd)).sort();
     for (const name of names) {
       const path = rel ? `${rel}/${name}` : name;
       if (opts.exclude?.has('/' + path)) continue;
-      const abs = join(upper, path);
-      const st = await lstat(abs);
+      let st: Stats;
+      try {
+        st = lstatSync(at(dirFd, name));
+      } catch {
+        continue; // removed meanwhile
+      }
       const base = { mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtimeMs / 1000, size: 0 };
       if (isWhiteout(st)) {
         yield* memberHeader({ ...base, name: rel ? `${rel}/.wh.${name}` : `.wh.${name}`, flag: '0', mode: 0o600 });
       } else if (st.isDirectory()) {
-        yield* memberHeader({ ...base, name: `${path}/`, flag: '5' });
-        if (opaque.has('/' + path)) yield* memberHeader({ ...base, name: `${path}/.wh..wh..opq`, flag: '0', mode: 0o600 });
-        yield* walk(path);
+        const fd = openSync(at(dirFd, name), fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+        try {
+          yield* memberHeader({ ...base, name: `${path}/`, flag: '5' });
+          if (opaque.has('/' + path)) yield* memberHeader({ ...base, name: `${path}/.wh..wh..opq`, flag: '0', mode: 0o600 });
+          yield* walk(fd, path);
+        } finally {
+          closeSync(fd);
+        }
       } else if (st.isSymbolicLink()) {
-        yield* memberHeader({ ...base, name: path, flag: '2', linkname: await readlink(abs) });
+        yield* memberHeader({ ...base, name: path, flag: '2', linkname: readlinkSync(at(dirFd, name)) });
       } else if (st.isFile()) {
         const key = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1 ? links.get(key) : undefined;
@@ -55,16 +66,7 @@ export async function* overlayDiffTar(upper: string, opts: DiffTarOptions = {}):
           continue;
         }
         if (st.nlink > 1) links.set(key, path);
-        yield* memberHeader({ ...base, name: path, flag: '0', size: st.size });
-        let n = 0;
-        for await (const chunk of createReadStream(abs, { highWaterMark: 1 << 20 })) {
-          const b = chunk as Buffer;
-          n += b.length;
-          if (n > st.size) throw new Error(`${path} grew while it was archived`);
-          yield b;
-        }
-        if (n < st.size) throw new Error(`${path} shrank while it was archived`);
-        yield tarPadding(st.size);
+        yield* fileMember(at(dirFd, name), path, st);
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         const { major, minor } = devSplit(st.rdev);
         yield* memberHeader({ ...base, name: path, flag: st.isCharacterDevice() ? '3' : '4', devmajor: major, devminor: minor });
@@ -74,6 +76,34 @@ export async function* overlayDiffTar(upper: string, opts: DiffTarOptions = {}):
       // Sockets are not archived (as tar and Docker do).
     }
   }
-  yield* walk('');
+  const rootFd = openSync(upper, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  try {
+    yield* walk(rootFd, '');
+  } finally {
+    closeSync(rootFd);
+  }
   yield TAR_END;
+}
+
+/**
+ * A regular file's member: exactly the size lstat saw, read through an O_NOFOLLOW descriptor;
+ * a file that shrank meanwhile is padded with zeros and one that grew is cut, so the archive
+ * stays whole.
+ */
+async function* fileMember(at: string, path: string, st: Stats): AsyncGenerator<Buffer> {
+  const fd = openSync(at, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  try {
+    yield* memberHeader({ name: path, flag: '0', mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtimeMs / 1000, size: st.size });
+    let n = 0;
+    if (st.size > 0) {
+      for await (const chunk of createReadStream('', { fd, autoClose: false, start: 0, end: st.size - 1, highWaterMark: 1 << 20 })) {
+        n += (chunk as Buffer).length;
+        yield chunk as Buffer;
+      }
+    }
+    for (let left = st.size - n; left > 0; left -= 1 << 20) yield Buffer.alloc(Math.min(left, 1 << 20));
+    yield tarPadding(st.size);
+  } finally {
+    closeSync(fd);
+  }
 }
