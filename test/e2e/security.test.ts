@@ -16,6 +16,7 @@ const IMG = TEST_IMAGE;
 const PYTHON = '/usr/bin/python3';
 const haveDockerPy = spawnSync(PYTHON, ['-c', 'import docker'], { encoding: 'utf8' }).status === 0;
 const haveProfile = spawnSync('test', ['-f', '/usr/share/containers/seccomp.json']).status === 0;
+const haveCrun = spawnSync('crun', ['--version']).status === 0;
 
 /**
  * vmsplice(2) is harmless and works for anyone, but the default profile denies it with EPERM: a
@@ -165,5 +166,23 @@ for opts in ([], ["seccomp=unconfined"], ["no-new-privileges:true"]):
     const r = spawnSync(PYTHON, ['-c', script, `unix://${d.socket}`, IMG], { env: d.env, encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), ['0 2', '0 0', '1 2']);
+  });
+});
+
+describe('security: the same filter under crun', { skip: !haveProfile ? 'no seccomp profile' : haveCrun ? false : 'crun is not installed' }, () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startDaemon({ daemonArgs: ['--runtime', 'crun'] });
+  });
+  after(async () => {
+    await d?.cleanup();
+  });
+
+  it('crun applies the profile, unconfined and no-new-privileges', async () => {
+    const grep = async (opts: string[]): Promise<string> =>
+      (await d.dockerOk(['run', '--rm', ...opts, IMG, 'grep', '-E', '^(NoNewPrivs|Seccomp):', '/proc/self/status'])).split('\n').map((l) => l.split(/\s+/)[1]).join(' ');
+    assert.equal(await grep([]), '0 2');
+    assert.equal(await grep(['--security-opt', 'seccomp=unconfined']), '0 0');
+    assert.equal(await grep(['--security-opt', 'no-new-privileges']), '1 2');
   });
 });
