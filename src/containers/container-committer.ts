@@ -76,6 +76,8 @@ function runConfigOf(c: ContainerRecord, body: Partial<ContainerConfig> | undefi
     Labels: { ...(cc.Labels ?? {}), ...(b.Labels ?? {}) },
   };
   if (!base.ExposedPorts) delete base.ExposedPorts;
+  const health = b.Healthcheck ?? cc.Healthcheck;
+  if (health) base.Healthcheck = health as Record<string, unknown>;
   const stop = pick(b.StopSignal, cc.StopSignal ?? '');
   if (stop) base.StopSignal = stop;
   return applyChanges(base, changes);

@@ -14,6 +14,7 @@ import { goFileMode } from '../../src/containers/archive/path-stat.js';
 import { INIT_LAYER_PATHS, overlayChanges } from '../../src/containers/archive/overlay-changes.js';
 import { overlayDiffTar } from '../../src/images/overlay-diff-tar.js';
 import { memberHeader } from '../../src/images/tar-member.js';
+import { commitReference } from '../../src/containers/container-committer.js';
 
 describe('rooted paths', () => {
   let base: string;
@@ -200,5 +201,15 @@ describe('tar member headers', () => {
     const [a, b] = r.stdout.trim().split('\n');
     assert.match(a!, new RegExp(`^-rw-r----- 3000000/7 +3 .* ${long}$`));
     assert.match(b!, new RegExp(`ln -> ${'t'.repeat(120)}$`));
+  });
+});
+
+describe('commit references', () => {
+  it('takes a repository and a tag, never a digest', () => {
+    assert.equal(commitReference(undefined, undefined), undefined);
+    assert.deepEqual(commitReference('me/app', 'v2'), { domain: 'docker.io', path: 'me/app', tag: 'v2' });
+    assert.equal(commitReference('localhost:5000/app', undefined)?.tag, 'latest');
+    assert.throws(() => commitReference('app@sha256:' + 'a'.repeat(64), undefined), /refusing to create a tag with a digest reference/);
+    assert.throws(() => commitReference('app', 'bad tag'), /invalid tag format/);
   });
 });
