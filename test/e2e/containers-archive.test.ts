@@ -42,7 +42,7 @@ describe('containers: docker cp, diff, export', () => {
 
   const sh = (c: string, script: string): Promise<string> => d.dockerOk(['exec', c, 'sh', '-c', script]);
   const cpOut = async (args: string[]): Promise<Buffer> => {
-    const r = spawnSync('docker', ['cp', ...args], { env: d.env, timeout: 60_000 });
+    const r = spawnSync('docker', ['cp', ...args], { env: d.env, timeout: 60_000, maxBuffer: 256 << 20 });
     assert.equal(r.status, 0, r.stderr?.toString());
     return r.stdout;
   };
@@ -80,6 +80,14 @@ describe('containers: docker cp, diff, export', () => {
     // To stdout: a tar whose entries are named after the last element.
     const names = tarList(await cpOut(['src:/data', '-']));
     assert.ok(names.includes('data/sub/b'), names.join(','));
+  });
+
+  it('copies the whole root of a running container, /proc and /sys as empty folders', async () => {
+    const names = tarList(await cpOut(['src:/', '-']));
+    for (const want of ['./etc/passwd', './data/a', './proc/', './sys/']) assert.ok(names.includes(want), want);
+    assert.ok(!names.some((n) => n.startsWith('./proc/') && n !== './proc/'), 'something of /proc was archived');
+    assert.ok(!names.some((n) => n.startsWith('./sys/') && n !== './sys/'), 'something of /sys was archived');
+    assert.deepEqual(tarList(await cpOut(['src:/proc', '-'])), ['proc/']);
   });
 
   it('copies into a running container with Docker\'s path rules', async () => {

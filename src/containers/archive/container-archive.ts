@@ -102,7 +102,7 @@ export class ContainerArchive {
   async copyFrom(ref: string, path: string, begin: (statHeader: string) => Writable): Promise<void> {
     if (!path) throw new InvalidParameter('Path cannot be empty');
     const abs = containerAbsPath(path);
-    await this.roots.with(ref, { mounts: true }, async ({ fs, c }) => {
+    await this.roots.with(ref, { mounts: true }, async ({ fs, c, live }) => {
       const { stat, resolved } = this.statOf(fs, abs, ref);
       try {
         let cwdFd = resolved.parentFd;
@@ -122,6 +122,7 @@ export class ContainerArchive {
         }
         const argv = ['-c', '-f', '-', '--numeric-owner', '--sparse'];
         if (rename) argv.push(`--transform=s,^${sedEscape(member, false)},${sedEscape(rename, true)},S`);
+        if (live) argv.push(...pseudoFsExcludes(resolved.path, member));
         argv.push('--', member);
         await runTar(argv, fdPathForChild(cwdFd), begin(encodePathStat(stat)));
         this.events?.container('archive-path', c);
@@ -198,6 +199,24 @@ export class ContainerArchive {
       this.events?.container('export', root.c);
     });
   }
+}
+
+/** What the kernel fills in, seen in a running container's own view: archived as empty folders. */
+const PSEUDO_FS = ['/proc', '/sys'];
+
+/**
+ * GNU tar excludes for the contents of `/proc` and `/sys` under the folder being archived: Docker
+ * reads a container's files from its rootfs, where they are empty mount points, and tar must not
+ * wander into /proc/kcore and the like.
+ */
+function pseudoFsExcludes(resolved: string, member: string): string[] {
+  const out: string[] = [];
+  for (const p of PSEUDO_FS) {
+    if (p !== resolved && !p.startsWith(resolved === '/' ? '/' : resolved + '/')) continue;
+    const rel = member + p.slice(resolved === '/' ? 0 : resolved.length);
+    out.push(`--exclude=${rel}/*`);
+  }
+  return out.length ? ['--anchored', ...out] : [];
 }
 
 /**
