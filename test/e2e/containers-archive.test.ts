@@ -88,6 +88,9 @@ describe('containers: docker cp, diff, export', () => {
     assert.ok(!names.some((n) => n.startsWith('./proc/') && n !== './proc/'), 'something of /proc was archived');
     assert.ok(!names.some((n) => n.startsWith('./sys/') && n !== './sys/'), 'something of /sys was archived');
     assert.deepEqual(tarList(await cpOut(['src:/proc', '-'])), ['proc/']);
+    const kcore = await d.docker(['cp', 'src:/proc/kcore', join(work, 'kcore')]);
+    assert.notEqual(kcore.code, 0);
+    assert.match(kcore.stderr, /Could not find the file \/proc\/kcore in container src/);
   });
 
   it('copies into a running container with Docker\'s path rules', async () => {

@@ -60,13 +60,17 @@ export class ContainerArchive {
     this.roots = new ContainerRootAccess(containers);
   }
 
-  private statOf(fs: RootedFs, abs: string, ref: string): { stat: ContainerPathStat; resolved: ResolvedPath } {
+  private statOf(fs: RootedFs, abs: string, ref: string, live: boolean): { stat: ContainerPathStat; resolved: ResolvedPath } {
     let r: ResolvedPath;
     try {
       r = fs.resolve(abs, { followLast: false });
     } catch (e) {
       if (e instanceof MissingPath) throw fileNotFound(abs, ref);
       throw e;
+    }
+    if (live && insidePseudoFs(r.path)) {
+      release(r);
+      throw fileNotFound(abs, ref);
     }
     let linkTarget = '';
     if (r.stat.isSymbolicLink()) {
@@ -87,8 +91,8 @@ export class ContainerArchive {
   async stat(ref: string, path: string): Promise<string> {
     if (!path) throw new InvalidParameter('Path cannot be empty');
     const abs = containerAbsPath(path);
-    return this.roots.with(ref, { mounts: true }, async ({ fs }) => {
-      const { stat, resolved } = this.statOf(fs, abs, ref);
+    return this.roots.with(ref, { mounts: true }, async ({ fs, live }) => {
+      const { stat, resolved } = this.statOf(fs, abs, ref, live);
       release(resolved);
       return encodePathStat(stat);
     });
@@ -103,7 +107,7 @@ export class ContainerArchive {
     if (!path) throw new InvalidParameter('Path cannot be empty');
     const abs = containerAbsPath(path);
     await this.roots.with(ref, { mounts: true }, async ({ fs, c, live }) => {
-      const { stat, resolved } = this.statOf(fs, abs, ref);
+      const { stat, resolved } = this.statOf(fs, abs, ref, live);
       try {
         let cwdFd = resolved.parentFd;
         let member = resolved.name;
@@ -136,13 +140,17 @@ export class ContainerArchive {
   async copyTo(ref: string, path: string, body: Readable, opts: CopyToOptions): Promise<void> {
     if (!path) throw new InvalidParameter('Path cannot be empty');
     const abs = containerAbsPath(path);
-    await this.roots.with(ref, { mounts: true }, async ({ fs, c }) => {
+    await this.roots.with(ref, { mounts: true }, async ({ fs, c, live }) => {
       let dest: ResolvedPath;
       try {
         dest = fs.resolve(abs, { followLast: true });
       } catch (e) {
         if (e instanceof MissingPath) throw fileNotFound(abs, ref);
         throw e;
+      }
+      if (live && (insidePseudoFs(dest.path) || PSEUDO_FS.includes(dest.path))) {
+        release(dest);
+        throw fileNotFound(abs, ref);
       }
       try {
         if (!dest.stat.isDirectory()) throw new InvalidParameter('extraction point is not a directory');
@@ -203,6 +211,11 @@ export class ContainerArchive {
 
 /** What the kernel fills in, seen in a running container's own view: archived as empty folders. */
 const PSEUDO_FS = ['/proc', '/sys'];
+
+/** Is this path inside `/proc` or `/sys`, which Docker's rootfs view has as empty folders? */
+function insidePseudoFs(path: string): boolean {
+  return PSEUDO_FS.some((p) => path.startsWith(p + '/'));
+}
 
 /**
  * GNU tar excludes for the contents of `/proc` and `/sys` under the folder being archived: Docker
