@@ -19,39 +19,17 @@ import { benchNetwork } from './net-bench.js';
 import { benchStats } from './stats-bench.js';
 import { benchBuild } from './build-bench.js';
 import { benchCp } from './cp-bench.js';
+import { stats, timed, type Stats } from './sample-stats.js';
 
 /** What we aim for on a 2-vCPU machine; reported next to the results, never enforced. */
 const TARGETS = { run_d_ms: 90, rm_f_ms: 60, daemon_rss_mb: 60, per_container_mb: 3 };
 const RUNNING_FOR_RSS = 10;
 
-interface Stats {
-  n: number;
-  median: number;
-  p90: number;
-  min: number;
-  max: number;
-}
-
 function progress(msg: string): void {
   process.stderr.write(`bench: ${msg}\n`);
 }
 
-function stats(samples: number[]): Stats {
-  const s = [...samples].sort((a, b) => a - b);
-  const n = s.length;
-  const median = n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-  const p90 = s[Math.max(0, Math.ceil(0.9 * n) - 1)]!;
-  const r = (x: number): number => Math.round(x * 10) / 10;
-  return { n, median: r(median), p90: r(p90), min: r(s[0]!), max: r(s[n - 1]!) };
-}
-
 const mb = (kb: number): number => Math.round((kb / 1024) * 10) / 10;
-
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return performance.now() - t0;
-}
 
 /** `docker run -d` returns once the container started; we also check that it is still running. */
 async function runDetached(d: TestDaemon, opts: string[] = []): Promise<{ id: string; ms: number }> {

@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { run } from '../src/sys/runner.js';
 import { TEST_IMAGE, type TestDaemon } from '../test/e2e/harness.js';
+import { stats, type Stats } from './sample-stats.js';
 
 export const NET_TARGETS = {
   rtt_ratio_max: 1.1,
@@ -42,14 +43,6 @@ const DNS_DURATION_MS = 3000;
 const DNS_CONCURRENCY = 64;
 const RAW_SUBNET = '198.19.77';
 
-export interface Stats {
-  n: number;
-  median: number;
-  p90: number;
-  min: number;
-  max: number;
-}
-
 export interface PingResult {
   sent: number;
   received: number;
@@ -59,7 +52,6 @@ export interface PingResult {
 }
 
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
-const r1 = (x: number): number => Math.round(x * 10) / 10;
 const gbit = (bps: number): number => Math.round(bps / 1e7) / 100;
 const ratio = (a: number, b: number): number | null => (b > 0 ? Math.round((a / b) * 1000) / 1000 : null);
 
@@ -71,11 +63,6 @@ function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const n = s.length;
   return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-}
-
-function stats(samples: number[]): Stats {
-  const s = [...samples].sort((a, b) => a - b);
-  return { n: s.length, median: r1(median(s)), p90: r1(quantile(s, 0.9)), min: r1(s[0]!), max: r1(s[s.length - 1]!) };
 }
 
 /** Parses busybox/iputils ping output: per-packet `time=` values and the summary line. */

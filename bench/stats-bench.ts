@@ -8,26 +8,11 @@
  * it with a stopped container, whose answer is immediate.
  */
 import { request } from 'node:http';
-import { performance } from 'node:perf_hooks';
 import { TEST_IMAGE, type TestDaemon } from '../test/e2e/harness.js';
+import { summary, timed } from './sample-stats.js';
 
 const CONTAINERS = 10;
 const TARGET_MS = 300;
-
-interface Summary {
-  n: number;
-  median: number;
-  min: number;
-  max: number;
-}
-
-function summary(samples: number[]): Summary {
-  const s = [...samples].sort((a, b) => a - b);
-  const n = s.length;
-  const median = n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-  const r = (x: number): number => Math.round(x * 10) / 10;
-  return { n, median: r(median), min: r(s[0]!), max: r(s[n - 1]!) };
-}
 
 function get(socket: string, path: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -38,12 +23,6 @@ function get(socket: string, path: string): Promise<void> {
       .on('error', reject)
       .end();
   });
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return performance.now() - t0;
 }
 
 export async function benchStats(d: TestDaemon, n: number, progress: (m: string) => void): Promise<Record<string, unknown>> {
