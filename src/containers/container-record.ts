@@ -1,3 +1,5 @@
+import type { NumericLimits } from '../runtime/resources.js';
+
 /** Docker's `Config` of a container, as created and inspected. */
 export interface ContainerConfig {
   Hostname: string;
@@ -40,7 +42,7 @@ export interface MountSpec {
 }
 
 /** Docker's `HostConfig`; unknown fields are kept as sent so inspect echoes them. */
-export interface HostConfig {
+export interface HostConfig extends NumericLimits {
   Binds: string[] | null;
   NetworkMode: string;
   PortBindings: Record<string, PortBinding[] | null>;
@@ -58,12 +60,6 @@ export interface HostConfig {
   PublishAllPorts: boolean;
   ReadonlyRootfs: boolean;
   Tmpfs?: Record<string, string>;
-  Memory: number;
-  MemorySwap: number;
-  NanoCpus: number;
-  CpuShares: number;
-  CpuQuota: number;
-  CpuPeriod: number;
   PidsLimit: number | null;
   Init: boolean | null;
   ShmSize: number;

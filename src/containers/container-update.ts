@@ -3,17 +3,11 @@ import { readFileSync } from 'node:fs';
 import { Conflict, InvalidParameter, SystemError, errorMessage } from '../errors.js';
 import type { ContainerRecord, HostConfig } from './container-record.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { resourceLimits } from '../runtime/resources.js';
+import { NUMERIC_LIMITS, resourceLimits, type NumericLimits } from '../runtime/resources.js';
 import type { EventBus } from '../events/event-bus.js';
 
 /** What `POST /containers/{id}/update` may change; a zero (or absent) field leaves the current value (moby). */
-export interface UpdateRequest {
-  Memory: number;
-  MemorySwap: number;
-  NanoCpus: number;
-  CpuShares: number;
-  CpuQuota: number;
-  CpuPeriod: number;
+export interface UpdateRequest extends NumericLimits {
   CpusetCpus: string;
   CpusetMems: string;
   /** Absent: unchanged; 0 or less: no limit. */
@@ -70,12 +64,7 @@ function available(file: string, fallback: string): string {
  */
 export function parseUpdateRequest(body: Record<string, unknown>, ncpu = os.cpus().length): UpdateRequest {
   const r: UpdateRequest = {
-    Memory: num(body, 'Memory'),
-    MemorySwap: num(body, 'MemorySwap'),
-    NanoCpus: num(body, 'NanoCpus'),
-    CpuShares: num(body, 'CpuShares'),
-    CpuQuota: num(body, 'CpuQuota'),
-    CpuPeriod: num(body, 'CpuPeriod'),
+    ...(Object.fromEntries(NUMERIC_LIMITS.map((k) => [k, num(body, k)])) as NumericLimits),
     CpusetCpus: text(body, 'CpusetCpus'),
     CpusetMems: text(body, 'CpusetMems'),
   };

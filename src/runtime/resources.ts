@@ -3,14 +3,17 @@
  * runtime: the OCI spec at create (`linux.resources`) and `runc update` on a running container.
  */
 
+/**
+ * The numeric HostConfig limits, named as in moby's `container.Resources`: the one list the
+ * record, create and `docker update` share.
+ */
+export const NUMERIC_LIMITS = ['Memory', 'MemorySwap', 'NanoCpus', 'CpuShares', 'CpuQuota', 'CpuPeriod'] as const;
+
+/** A field for each of {@link NUMERIC_LIMITS}; 0 is "not set". */
+export type NumericLimits = Record<(typeof NUMERIC_LIMITS)[number], number>;
+
 /** The HostConfig fields limits come from. */
-export interface LimitFields {
-  Memory: number;
-  MemorySwap: number;
-  NanoCpus: number;
-  CpuShares: number;
-  CpuQuota: number;
-  CpuPeriod: number;
+export interface LimitFields extends NumericLimits {
   PidsLimit: number | null;
   CpusetCpus?: unknown;
   CpusetMems?: unknown;
