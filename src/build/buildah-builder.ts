@@ -191,7 +191,7 @@ export class BuildahBuilder {
         const dir = await this.scratch();
         try {
           const file = join(dir, 'base.tar');
-          await pipeline(await saveArchive(this.images, [{ image, refs: [] }]), createWriteStream(file, { mode: 0o600 }));
+          await pipeline(await saveArchive(this.images, [{ image, refs: [] }], { silent: true }), createWriteStream(file, { mode: 0o600 }));
           await this.buildah(['pull', ...this.policyArgs, '--quiet', `docker-archive:${file}`], { tmpdir: dir });
           known.set(hex, new Set());
           log.debug('base image copied into build storage', { id: image.id.slice(0, 19) });

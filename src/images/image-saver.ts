@@ -95,8 +95,9 @@ function json(value: unknown): Buffer {
  * `blobs/sha256/...`) that also carries the docker-archive `manifest.json` and `repositories`,
  * so both old and new loaders read it. Layers are the uncompressed tars their diff ids name,
  * streamed from the layer folders; a layer shared by several images is written once.
+ * `silent`: no `save` event (a base image handed to the builder is not a `docker save`).
  */
-export async function saveArchive(images: ImageStore, items: SaveItem[]): Promise<Readable> {
+export async function saveArchive(images: ImageStore, items: SaveItem[], opts: { silent?: boolean } = {}): Promise<Readable> {
   const opened: OpenedLayers[] = [];
   try {
     for (const it of items) opened.push(await openImageLayers(images, it.image));
@@ -161,6 +162,8 @@ export async function saveArchive(images: ImageStore, items: SaveItem[]): Promis
         RepoTags: refs.length ? refs.map(familiarString) : null,
         Layers: layers.map((l) => `blobs/sha256/${l.diffId.slice(l.diffId.indexOf(':') + 1)}`),
       });
+      // moby logs `save` once per image, named by its id, when the image's part is written.
+      if (!opts.silent) images.event('save', image.id);
     }
     const now = 0;
     yield* file('index.json', json({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: index }), now);

@@ -6,6 +6,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 import { eventually, rawRequest } from './containers-support.js';
 
@@ -113,6 +116,33 @@ describe('events', () => {
     assert.deepEqual(execs.map((e) => e.Action), ['exec_start: sh -c exit 3']);
     const imgs = await between(t0, t1, 'type=image', 'image=evtag');
     assert.deepEqual(imgs.map((e) => e.Action), ['tag']);
+  });
+
+  it('docker save and docker build: image events as moby logs them', async () => {
+    const t0 = now();
+    const id = await d.dockerOk(['image', 'inspect', '-f', '{{.Id}}', TEST_IMAGE]);
+    const dir = mkdtempSync(join(tmpdir(), 'arca-events-'));
+    try {
+      await d.dockerOk(['save', '-o', join(dir, 'saved.tar'), TEST_IMAGE]);
+      mkdirSync(join(dir, 'ctx'));
+      writeFileSync(join(dir, 'ctx', 'Dockerfile'), `FROM ${TEST_IMAGE}\nLABEL evbuild=yes\n`);
+      await d.dockerOk(['build', '-q', '-t', 'evbuild:1', '-t', 'evbuild:2', join(dir, 'ctx')], { timeoutMs: 120_000 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const built = await d.dockerOk(['image', 'inspect', '-f', '{{.Id}}', 'evbuild:1']);
+    await d.dockerOk(['rmi', 'evbuild:1', 'evbuild:2']);
+    const imgs = await between(t0, now() + 0.5, 'type=image');
+    // One save per image, named by its id; the classic builder's result is tagged once per -t (the
+    // base image handed to the builder is neither a save nor a load).
+    assert.deepEqual(imgs.map((e) => e.Action), ['save', 'tag', 'tag', 'untag', 'untag', 'delete']);
+    const save = imgs[0]!;
+    assert.equal(save.Actor.ID, id);
+    assert.equal(save.Actor.Attributes['name'], id);
+    assert.equal(save.status, 'save');
+    const tags = imgs.filter((e) => e.Action === 'tag');
+    assert.deepEqual(tags.map((e) => [e.Actor.ID, e.Actor.Attributes['name']]), [[built, 'evbuild:1'], [built, 'evbuild:2']]);
+    assert.equal(tags[0]!.Actor.Attributes['evbuild'], 'yes', 'the built image labels its events');
   });
 
   it('streams live events until the client leaves', async () => {
