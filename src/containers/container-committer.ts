@@ -103,14 +103,15 @@ export class ContainerCommitter {
     const runConfig = runConfigOf(c, opts.config, opts.changes);
     const parent = this.images.get(c.ImageId);
 
-    let paused = false;
-    if (opts.pause && c.State.Status === 'running') {
-      await this.containers.pause(c.Id);
-      paused = true;
-    }
     const scratch = await this.images.layers.tempDir();
     const pinned: string[] = [];
+    let ok = false;
+    let paused = false;
     try {
+      if (opts.pause && c.State.Status === 'running') {
+        await this.containers.pause(c.Id);
+        paused = true;
+      }
       const { diffId, tarPath } = await this.containers.exclusive(c.Id, async () => {
         const tarPath = join(scratch, 'layer.tar');
         const hash = createHash('sha256');
@@ -170,10 +171,13 @@ export class ContainerCommitter {
       const { id } = this.images.commit({ configJson: JSON.stringify(config), layers, parent: parent.id }, target ? [target] : [], { tagTime: true });
       this.events?.container('commit', c, { comment: opts.comment, imageID: id, imageRef: target ? familiarString(target) : '' });
       log.debug('committed', { container: c.Id.slice(0, 12), image: id, emptyLayer });
+      ok = true;
       return id;
     } finally {
       if (paused) await this.containers.unpause(c.Id).catch((e: unknown) => log.warn('unpause after commit failed', { error: errorMessage(e) }));
       for (const chain of pinned) this.images.layers.unpin(chain);
+      // A layer registered for an image that was never recorded belongs to nobody: drop it.
+      if (!ok) await this.images.layers.removeUnused().catch((e: unknown) => log.warn('dropping an unowned layer failed', { error: errorMessage(e) }));
       await rm(scratch, { recursive: true, force: true });
     }
   }
