@@ -11,24 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { TEST_IMAGE, type TestDaemon } from '../test/e2e/harness.js';
+import { summary } from './sample-stats.js';
 
 const SIZE_MIB = 100;
 const TARGET_RATIO = 0.8;
-
-interface Summary {
-  n: number;
-  median: number;
-  min: number;
-  max: number;
-}
-
-function summary(samples: number[]): Summary {
-  const s = [...samples].sort((a, b) => a - b);
-  const n = s.length;
-  const median = n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-  const r = (x: number): number => Math.round(x * 10) / 10;
-  return { n, median: r(median), min: r(s[0]!), max: r(s[n - 1]!) };
-}
 
 function done(child: ChildProcess, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
