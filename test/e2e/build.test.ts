@@ -11,32 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { daemonTag, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
-
-const PYTHON = '/usr/bin/python3';
-const COMPOSE = '/usr/bin/docker-compose';
-const haveDockerPy = spawnSync(PYTHON, ['-c', 'import docker'], { encoding: 'utf8' }).status === 0;
-const haveCompose = spawnSync(COMPOSE, ['version'], { encoding: 'utf8' }).status === 0;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function exec(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string, timeoutMs = 120_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 128, stdout, stderr });
-    });
-  });
-}
+import { COMPOSE, exec, PYTHON, skipWithoutCompose, skipWithoutDockerPy, type Run } from './docker-clients.js';
 
 /** Writes a context folder from a map of relative paths to contents. */
 function context(root: string, name: string, files: Record<string, string>): string {
@@ -251,7 +226,7 @@ describe('docker build', () => {
     assert.deepEqual(leftovers(), []);
   });
 
-  it('docker-compose build and up --build', { skip: haveCompose ? false : 'docker-compose is not installed' }, async () => {
+  it('docker-compose build and up --build', { skip: skipWithoutCompose }, async () => {
     const dir = context(tmp, 'compose', {
       'docker-compose.yml': [
         'version: "2.4"',
@@ -280,7 +255,7 @@ describe('docker build', () => {
     assert.deepEqual(leftovers(), []);
   });
 
-  it('docker-py images.build returns the image and its log', { skip: haveDockerPy ? false : 'python3-docker is not installed' }, async () => {
+  it('docker-py images.build returns the image and its log', { skip: skipWithoutDockerPy }, async () => {
     const dir = context(tmp, 'py', { Dockerfile: [`FROM ${TEST_IMAGE}`, 'RUN echo py > /py', 'LABEL from=py', ''].join('\n') });
     const script = `
 import docker, sys
@@ -294,7 +269,7 @@ except docker.errors.BuildError as e:
     print("BuildError", e.msg)
 `;
     const failing = context(tmp, 'py-fail', { Dockerfile: [`FROM ${TEST_IMAGE}`, 'RUN false', ''].join('\n') });
-    const r = await exec(PYTHON, ['-c', script, `unix://${d.socket}`, dir, failing], d.env);
+    const r = await exec(PYTHON, ['-c', script, `unix://${d.socket}`, dir, failing], d.env, undefined, 120_000);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), [
       "True ['arca-b/py:1'] py",

@@ -4,37 +4,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
-
-const PYTHON = '/usr/bin/python3';
-const COMPOSE = '/usr/bin/docker-compose';
-const haveDockerPy = spawnSync(PYTHON, ['-c', 'import docker'], { encoding: 'utf8' }).status === 0;
-const haveCompose = spawnSync(COMPOSE, ['version'], { encoding: 'utf8' }).status === 0;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function exec(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string, timeoutMs = 90_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 128, stdout, stderr });
-    });
-  });
-}
+import { COMPOSE, exec, PYTHON, skipWithoutCompose, skipWithoutDockerPy, type Run } from './docker-clients.js';
 
 describe('containers: docker-py and docker-compose', () => {
   let d: TestDaemon;
@@ -50,7 +24,7 @@ describe('containers: docker-py and docker-compose', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('docker-py runs, execs, stops and removes containers', { skip: haveDockerPy ? false : 'python3-docker is not installed' }, async () => {
+  it('docker-py runs, execs, stops and removes containers', { skip: skipWithoutDockerPy }, async () => {
     const script = `
 import docker, sys
 c = docker.DockerClient(base_url=sys.argv[1])
@@ -85,7 +59,7 @@ print(len(c.containers.list(all=True)))
     ]);
   });
 
-  it('docker-compose up -d, exec, logs, down', { skip: haveCompose ? false : 'docker-compose is not installed' }, async () => {
+  it('docker-compose up -d, exec, logs, down', { skip: skipWithoutCompose }, async () => {
     writeFileSync(
       join(dir, 'docker-compose.yml'),
       [

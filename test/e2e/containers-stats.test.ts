@@ -5,12 +5,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { spawnSync } from 'node:child_process';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { dockerPy, skipWithoutDockerPy } from './docker-clients.js';
 import { cgroupValue, rawRequest } from './containers-support.js';
-
-const PYTHON = '/usr/bin/python3';
-const haveDockerPy = spawnSync(PYTHON, ['-c', 'import docker'], { encoding: 'utf8' }).status === 0;
 
 interface Frame {
   read: string;
@@ -153,14 +150,14 @@ describe('containers: stats', () => {
     assert.equal(JSON.parse(r.body).message, 'No such container: nope');
   });
 
-  it('docker-py reads stats', { skip: haveDockerPy ? false : 'python3-docker is not installed' }, async () => {
+  it('docker-py reads stats', { skip: skipWithoutDockerPy }, async () => {
     const script = `
 import docker, sys
 c = docker.DockerClient(base_url=sys.argv[1])
 s = c.containers.get("busy").stats(stream=False)
 print(s["memory_stats"]["limit"], s["pids_stats"]["current"], s["cpu_stats"]["cpu_usage"]["total_usage"] > s["precpu_stats"]["cpu_usage"]["total_usage"])
 `;
-    const r = spawnSync(PYTHON, ['-c', script, `unix://${d.socket}`], { encoding: 'utf8', timeout: 60_000 });
+    const r = dockerPy(d, script);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), `${64 * 1024 * 1024} 1 True`);
   });

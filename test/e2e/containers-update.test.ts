@@ -5,12 +5,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { dockerPy, skipWithoutDockerPy } from './docker-clients.js';
 import { cgroupValue, rawRequest } from './containers-support.js';
 
-const PYTHON = '/usr/bin/python3';
-const haveDockerPy = spawnSync(PYTHON, ['-c', 'import docker'], { encoding: 'utf8' }).status === 0;
 const MiB = 1024 * 1024;
 
 describe('containers: update', () => {
@@ -111,7 +109,7 @@ describe('containers: update', () => {
     assert.equal(limits(pid).memory, String(64 * MiB));
   });
 
-  it('docker-py updates a container', { skip: haveDockerPy ? false : 'python3-docker is not installed' }, async () => {
+  it('docker-py updates a container', { skip: skipWithoutDockerPy }, async () => {
     await d.dockerOk(['run', '-d', '--name', 'up6', TEST_IMAGE, 'sleep', '600']);
     const script = `
 import docker, sys
@@ -120,7 +118,7 @@ print(c.update(mem_limit="200m", memswap_limit="400m"))
 c.reload()
 print(c.attrs["HostConfig"]["Memory"])
 `;
-    const r = spawnSync(PYTHON, ['-c', script, `unix://${d.socket}`], { encoding: 'utf8', timeout: 60_000 });
+    const r = dockerPy(d, script);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), ["{'Warnings': []}", String(200 * MiB)]);
     assert.equal(limits(await pidOf('up6')).memory, String(200 * MiB));

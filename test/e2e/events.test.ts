@@ -5,15 +5,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { dockerPy, skipWithoutDockerPy } from './docker-clients.js';
 import { eventually, rawRequest } from './containers-support.js';
-
-const PYTHON = '/usr/bin/python3';
-const haveDockerPy = spawnSync(PYTHON, ['-c', 'import docker'], { encoding: 'utf8' }).status === 0;
 
 interface Ev {
   Type: string;
@@ -185,7 +183,7 @@ describe('events', () => {
     assert.match(cli.stderr, /invalid filter 'colour'/);
   });
 
-  it('docker-py reads events with since/until and decode', { skip: haveDockerPy ? false : 'python3-docker is not installed' }, async () => {
+  it('docker-py reads events with since/until and decode', { skip: skipWithoutDockerPy }, async () => {
     const script = `
 import docker, sys, time
 c = docker.DockerClient(base_url=sys.argv[1])
@@ -195,7 +193,7 @@ c.volumes.get("pyvol").remove()
 evs = list(c.events(since=t0 - 1, until=time.time() + 1, decode=True, filters={"type": "volume"}))
 print(",".join(e["Action"] + ":" + e["Actor"]["ID"] for e in evs))
 `;
-    const r = spawnSync(PYTHON, ['-c', script, `unix://${d.socket}`], { encoding: 'utf8', timeout: 60_000 });
+    const r = dockerPy(d, script);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'create:pyvol,destroy:pyvol');
   });
@@ -235,7 +233,7 @@ describe('swarm-only endpoints on a node outside a swarm', () => {
     assert.equal(info.Swarm.LocalNodeState, 'inactive');
   });
 
-  it('docker-py: leave(force=True) is "nothing to leave", leave() raises APIError 503', { skip: haveDockerPy ? false : 'python3-docker is not installed' }, async () => {
+  it('docker-py: leave(force=True) is "nothing to leave", leave() raises APIError 503', { skip: skipWithoutDockerPy }, async () => {
     const script = `
 import docker, sys
 c = docker.DockerClient(base_url=sys.argv[1])
@@ -245,7 +243,7 @@ try:
 except docker.errors.APIError as e:
     print(e.status_code, e.explanation)
 `;
-    const r = spawnSync(PYTHON, ['-c', script, `unix://${d.socket}`], { encoding: 'utf8', timeout: 60_000 });
+    const r = dockerPy(d, script);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), ['True', '503 This node is not part of a swarm']);
   });

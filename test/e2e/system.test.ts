@@ -4,12 +4,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { dockerPy, skipWithoutDockerPy } from './docker-clients.js';
 import { rawRequest } from './containers-support.js';
-
-const PYTHON = '/usr/bin/python3';
-const haveDockerPy = spawnSync(PYTHON, ['-c', 'import docker'], { encoding: 'utf8' }).status === 0;
 
 interface Df {
   LayersSize: number;
@@ -91,13 +88,13 @@ describe('system df and ps -s', () => {
     assert.ok(plain.every((c) => !('SizeRw' in c)), 'sizes only when asked');
   });
 
-  it('docker-py df', { skip: haveDockerPy ? false : 'python3-docker is not installed' }, async () => {
+  it('docker-py df', { skip: skipWithoutDockerPy }, async () => {
     const script = `
 import docker, sys
 df = docker.DockerClient(base_url=sys.argv[1]).df()
 print(len(df["Images"]), len(df["Containers"]), sorted(v["Name"] for v in df["Volumes"]))
 `;
-    const r = spawnSync(PYTHON, ['-c', script, `unix://${d.socket}`], { encoding: 'utf8', timeout: 60_000 });
+    const r = dockerPy(d, script);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), "1 2 ['dfvol', 'emptyvol']");
   });
