@@ -80,7 +80,9 @@ export class ContainerArchive {
         linkTarget = t.path;
         release(t);
       } catch {
-        linkTarget = posix.join(posix.dirname(r.path), readLinkVia(r.parentFd, r.name));
+        // Dangling: where it points, made absolute as Docker's FollowSymlinkInScope would.
+        const target = readLinkVia(r.parentFd, r.name);
+        linkTarget = posix.normalize(target.startsWith('/') ? target : posix.join(posix.dirname(r.path), target));
       }
     }
     const stat: ContainerPathStat = { name: baseOf(abs), size: r.stat.size, mode: goFileMode(r.stat), mtime: goTime(r.stat), linkTarget };
