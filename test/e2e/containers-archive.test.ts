@@ -217,6 +217,10 @@ describe('containers: docker cp, diff, export', () => {
     assert.equal(stat.name, 'link');
     assert.equal(stat.linkTarget, '/data/a');
     assert.equal(Number(stat.mode) & 2 ** 27, 2 ** 27); // os.ModeSymlink
+    await sh('src', 'ln -s /nowhere/at/all /dangling');
+    const dl = spawnSync('curl', ['-sS', '-I', '--unix-socket', d.socket, 'http://d/containers/src/archive?path=/dangling'], { encoding: 'utf8' });
+    const dline = dl.stdout.split('\r\n').find((l) => l.toLowerCase().startsWith('x-docker-container-path-stat:'))!;
+    assert.equal((JSON.parse(Buffer.from(dline.split(': ')[1]!, 'base64').toString()) as { linkTarget: string }).linkTarget, '/nowhere/at/all');
     // A gzip archive is taken too (Docker's DecompressStream).
     const gz = spawnSync('bash', ['-c', 'printf gzipped > "$1/gz.txt" && tar -C "$1" -czf - gz.txt', 'mk', work]);
     const put = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'PUT', '--data-binary', '@-', '--unix-socket', d.socket, 'http://d/containers/src/archive?path=/tmp'], { input: gz.stdout, encoding: 'utf8' });
