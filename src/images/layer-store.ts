@@ -11,6 +11,7 @@ import { run, which } from '../sys/runner.js';
 import { logger } from '../log.js';
 import { convertWhiteouts } from './whiteout-converter.js';
 import { assembleTar, readTarSplit, recordTarSplit, writeTarSplit } from './tar-split.js';
+import { byteMeter, type ByteProgress } from './byte-meter.js';
 
 const log = logger('arca:images:layers');
 
@@ -38,9 +39,6 @@ export interface LayerTar {
 const TAR_SPLIT = 'tar-split.json.gz';
 /** The tar itself, kept only for layers that cannot be rebuilt from their folder. */
 const LAYER_TAR = 'layer.tar';
-
-/** Progress of reading a (possibly compressed) layer blob: bytes consumed of `total`. */
-export type ByteProgress = (current: number, total: number) => void;
 
 export function sha256Hex(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -81,22 +79,6 @@ async function sniffCompression(path: string): Promise<Compression> {
   }
 }
 
-/** Counts bytes flowing through, for progress reports. */
-function counter(total: number, onProgress?: ByteProgress): Transform {
-  let seen = 0;
-  let last = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      seen += chunk.length;
-      const now = Date.now();
-      if (onProgress && (now - last > 100 || seen === total)) {
-        last = now;
-        onProgress(seen, total);
-      }
-      cb(null, chunk);
-    },
-  });
-}
 
 /**
  * The layer folders under `<dir>/layers/<hex>/diff`, one per chain id, shared by all images.
@@ -179,9 +161,9 @@ export class LayerStore {
     } else {
       try {
         if (compression === 'gzip') {
-          await pipeline(createReadStream(source), counter(total, onProgress), createGunzip(), hasher, createWriteStream(tarPath));
+          await pipeline(createReadStream(source), byteMeter(total, onProgress), createGunzip(), hasher, createWriteStream(tarPath));
         } else {
-          await pipeline(createReadStream(source), counter(total, onProgress), hasher, createWriteStream(tarPath));
+          await pipeline(createReadStream(source), byteMeter(total, onProgress), hasher, createWriteStream(tarPath));
         }
       } catch (e) {
         throw new InvalidParameter(`invalid layer data: ${(e as Error).message}`, { cause: e });

@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { isIP } from 'node:net';
 import { NotFound, SystemError, InvalidParameter, ArcaError } from '../errors.js';
 import { familiarName, familiarString, type ImageReference } from './reference.js';
+import { byteMeter, type ByteProgress } from './byte-meter.js';
 
 /** Credentials from the `X-Registry-Auth` header (base64url JSON). */
 export interface RegistryAuth {
@@ -302,7 +303,7 @@ export class RegistryClient {
     digest: string,
     size: number,
     open: () => Readable,
-    onProgress?: (current: number, total: number) => void,
+    onProgress?: ByteProgress,
     mountFrom?: string,
   ): Promise<'mounted' | 'uploaded'> {
     // A cross-repository mount (the registry links the blob it has under another name) answers
@@ -320,19 +321,7 @@ export class RegistryClient {
       headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) },
       timeoutMs: 0,
       body: () => {
-        let seen = 0;
-        let last = 0;
-        const meter = new Transform({
-          transform(chunk: Buffer, _enc, cb) {
-            seen += chunk.length;
-            const now = Date.now();
-            if (onProgress && (now - last > 100 || seen === size)) {
-              last = now;
-              onProgress(seen, size);
-            }
-            cb(null, chunk);
-          },
-        });
+        const meter = byteMeter(size, onProgress);
         const src = open();
         src.on('error', (e) => meter.destroy(e));
         return src.pipe(meter);
@@ -352,7 +341,7 @@ export class RegistryClient {
   }
 
   /** Streams a blob to `dest`, reporting progress, and checks its digest. */
-  async download(digest: string, dest: string, size: number, onProgress: (current: number, total: number) => void): Promise<void> {
+  async download(digest: string, dest: string, size: number, onProgress: ByteProgress): Promise<void> {
     const res = await this.get(`${this.repoPath}/blobs/${digest}`);
     if (!res.ok || !res.body) await this.failure(res);
     const total = size || Number(res.headers.get('content-length') ?? 0);
