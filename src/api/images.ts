@@ -17,8 +17,7 @@ import {
   isValidTag,
   parseDigest,
   parseNormalizedNamed,
-
-  type ImageReference,
+  tagReference,
 } from '../images/reference.js';
 import { decodeRegistryAuth } from '../images/registry-client.js';
 
@@ -163,17 +162,6 @@ async function streamed(c: Ctx, fn: (out: ProgressStream) => Promise<void>): Pro
     out.error(errorMessage(e));
   }
   out.end();
-}
-
-function tagReference(repo: string, tag: string | null): ImageReference {
-  const ref = parseNormalizedNamed(repo);
-  if (ref.digest) throw new InvalidParameter('refusing to create a tag with a digest reference');
-  if (tag) {
-    if (!isValidTag(tag)) throw new InvalidParameter('invalid tag format');
-    ref.tag = tag;
-  }
-  ref.tag ??= 'latest';
-  return ref;
 }
 
 /** Image endpoints: load, import, pull, list, inspect, tag, rmi, prune, history. */

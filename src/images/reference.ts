@@ -123,6 +123,21 @@ export function parseNormalizedNamed(s: string): ImageReference {
   return parseStrict(`${domain}/${remainder}`);
 }
 
+/**
+ * The reference a new tag gets from `repo` and `tag` (`docker tag`, `import`, `commit`): a
+ * repository, maybe with its tag, never a digest; no tag means `latest`.
+ */
+export function tagReference(repo: string, tag?: string | null): ImageReference {
+  const ref = parseNormalizedNamed(repo);
+  if (ref.digest) throw new InvalidParameter('refusing to create a tag with a digest reference');
+  if (tag) {
+    if (!isValidTag(tag)) throw new InvalidParameter('invalid tag format');
+    ref.tag = tag;
+  }
+  ref.tag ??= 'latest';
+  return ref;
+}
+
 /** Adds `:latest` when a reference has neither tag nor digest. */
 export function withDefaultTag(ref: ImageReference): ImageReference {
   return ref.tag || ref.digest ? ref : { ...ref, tag: DEFAULT_TAG };

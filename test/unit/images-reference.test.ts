@@ -6,6 +6,7 @@ import {
   familiarString,
   parseNormalizedNamed,
   referenceString,
+  tagReference,
   withDefaultTag,
 } from '../../src/images/reference.js';
 
@@ -66,5 +67,13 @@ describe('image references', () => {
     const h = parseNormalizedNamed('127.0.0.1:5000/a/b:1');
     assert.ok(familiarMatch('127.0.0.1:5000/a/*', h));
     assert.ok(!familiarMatch('127.0.0.1:5000/*', h));
+  });
+
+  it('makes the reference of a new tag (tag, import, commit)', () => {
+    assert.equal(referenceString(tagReference('me/app')), 'docker.io/me/app:latest');
+    assert.equal(referenceString(tagReference('localhost:5000/app:v1')), 'localhost:5000/app:v1');
+    assert.equal(referenceString(tagReference('app:v1', 'v2')), 'docker.io/library/app:v2', 'the tag parameter wins');
+    assert.throws(() => tagReference('app@sha256:' + 'a'.repeat(64)), /refusing to create a tag with a digest reference/);
+    assert.throws(() => tagReference('app', 'bad tag'), /invalid tag format/);
   });
 });
