@@ -102,8 +102,9 @@ export class ContainerArchive {
 
   /**
    * GET /containers/{id}/archive: a tar of `path` (a symlink as itself, a trailing `/.` meaning
-   * the folder's contents), streamed from GNU tar working in the resolved folder; `begin` gets the
-   * stat header before the first byte and gives the stream to write to.
+   * the folder's contents): one regular file is written here from its descriptor, anything else
+   * streamed from GNU tar working in the resolved folder. `begin` gets the stat header before the
+   * first byte and gives the stream to write to.
    */
   async copyFrom(ref: string, path: string, begin: (statHeader: string) => Writable): Promise<void> {
     if (!path) throw new InvalidParameter('Path cannot be empty');
