@@ -1,4 +1,5 @@
 import { closeSync, constants as fsc, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { fileXattrs } from './file-xattrs.js';
 import { opaqueDirs } from './opaque-dirs.js';
 import { memberHeader } from './tar-member.js';
 import { TAR_END, tarPadding } from './tar-writer.js';
@@ -27,7 +28,7 @@ export interface DiffTarOptions {
  * image spec uses), hard links as links to their first path, numeric owners.
  */
 export async function* overlayDiffTar(upper: string, opts: DiffTarOptions = {}): AsyncGenerator<Buffer> {
-  const opaque = await opaqueDirs(upper);
+  const [opaque, xattrs] = await Promise.all([opaqueDirs(upper), fileXattrs(upper)]);
   const links = new Map<string, string>();
   // Everything is reached through descriptors of the folders above it, opened O_NOFOLLOW: a
   // running container that swaps a file or folder for a symlink mid-walk (commit --pause=false)
@@ -44,14 +45,14 @@ export async function* overlayDiffTar(upper: string, opts: DiffTarOptions = {}):
       } catch {
         continue; // removed meanwhile
       }
-      const base = { mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtimeMs / 1000, size: 0 };
+      const base = { mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtimeMs / 1000, size: 0, xattrs: xattrs.get('/' + path) };
       if (isWhiteout(st)) {
-        yield* memberHeader({ ...base, name: rel ? `${rel}/.wh.${name}` : `.wh.${name}`, flag: '0', mode: 0o600 });
+        yield* memberHeader({ ...base, name: rel ? `${rel}/.wh.${name}` : `.wh.${name}`, flag: '0', mode: 0o600, xattrs: undefined });
       } else if (st.isDirectory()) {
         const fd = openSync(at(dirFd, name), fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
         try {
           yield* memberHeader({ ...base, name: `${path}/`, flag: '5' });
-          if (opaque.has('/' + path)) yield* memberHeader({ ...base, name: `${path}/.wh..wh..opq`, flag: '0', mode: 0o600 });
+          if (opaque.has('/' + path)) yield* memberHeader({ ...base, name: `${path}/.wh..wh..opq`, flag: '0', mode: 0o600, xattrs: undefined });
           yield* walk(fd, path);
         } finally {
           closeSync(fd);
@@ -66,7 +67,7 @@ export async function* overlayDiffTar(upper: string, opts: DiffTarOptions = {}):
           continue;
         }
         if (st.nlink > 1) links.set(key, path);
-        yield* fileMember(at(dirFd, name), path, st);
+        yield* fileMember(at(dirFd, name), path, st, base.xattrs);
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         const { major, minor } = devSplit(st.rdev);
         yield* memberHeader({ ...base, name: path, flag: st.isCharacterDevice() ? '3' : '4', devmajor: major, devminor: minor });
@@ -90,10 +91,10 @@ export async function* overlayDiffTar(upper: string, opts: DiffTarOptions = {}):
  * a file that shrank meanwhile is padded with zeros and one that grew is cut, so the archive
  * stays whole.
  */
-async function* fileMember(at: string, path: string, st: Stats): AsyncGenerator<Buffer> {
+async function* fileMember(at: string, path: string, st: Stats, xattrs: [string, Buffer][] | undefined): AsyncGenerator<Buffer> {
   const fd = openSync(at, fsc.O_RDONLY | fsc.O_NOFOLLOW);
   try {
-    yield* memberHeader({ name: path, flag: '0', mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtimeMs / 1000, size: st.size });
+    yield* memberHeader({ name: path, flag: '0', mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtimeMs / 1000, size: st.size, xattrs });
     let n = 0;
     if (st.size > 0) {
       for await (const chunk of createReadStream('', { fd, autoClose: false, start: 0, end: st.size - 1, highWaterMark: 1 << 20 })) {

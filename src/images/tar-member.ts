@@ -16,6 +16,8 @@ export interface TarMember {
   linkname?: string;
   devmajor?: number;
   devminor?: number;
+  /** Extended attributes, as PAX `SCHILY.xattr.<name>` records (GNU tar's and Go's form). */
+  xattrs?: [string, Buffer][];
 }
 
 function field(h: Buffer, value: number, start: number, len: number): boolean {
@@ -24,14 +26,15 @@ function field(h: Buffer, value: number, start: number, len: number): boolean {
   return true;
 }
 
-function paxRecord(key: string, value: string): string {
-  const body = ` ${key}=${value}\n`;
-  let len = Buffer.byteLength(body) + 1;
-  while (String(len).length + Buffer.byteLength(body) !== len) len = String(len).length + Buffer.byteLength(body);
-  return `${len}${body}`;
+/** One `<len> key=value\n` record; the length counts itself, in bytes. */
+function paxRecord(key: string, value: string | Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), Buffer.isBuffer(value) ? value : Buffer.from(value), Buffer.from('\n')]);
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len = String(len).length + body.length;
+  return Buffer.concat([Buffer.from(String(len)), body]);
 }
 
-function rawHeader(m: TarMember, pax: string[]): Buffer {
+function rawHeader(m: TarMember, pax: Buffer[]): Buffer {
   const h = Buffer.alloc(BLOCK);
   const name = Buffer.from(m.name);
   if (name.length <= 100) name.copy(h, 0);
@@ -73,10 +76,11 @@ function checksum(h: Buffer): Buffer {
 
 /** The header blocks of a member: a PAX extended header first when a field does not fit ustar. */
 export function memberHeader(m: TarMember): Buffer[] {
-  const pax: string[] = [];
+  const pax: Buffer[] = [];
   const h = rawHeader(m, pax);
+  for (const [k, v] of m.xattrs ?? []) pax.push(paxRecord(`SCHILY.xattr.${k}`, v));
   if (!pax.length) return [checksum(h)];
-  const body = Buffer.from(pax.join(''));
+  const body = Buffer.concat(pax);
   const x = rawHeader({ name: 'PaxHeaders/' + m.name.slice(-80), flag: 'x', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: m.mtime }, []);
   return [checksum(x), body, tarPadding(body.length), checksum(h)];
 }

@@ -68,6 +68,22 @@ describe('images: docker commit', () => {
     await d.dockerOk(['rm', 'stopped']);
   });
 
+  it('keeps file capabilities in the committed layer', async () => {
+    await d.dockerOk(['run', '-d', '--name', 'caps', TEST_IMAGE, 'sleep', '600']);
+    await d.dockerOk(['exec', 'caps', 'cp', '/bin/busybox', '/pinger']);
+    // What `setcap cap_net_raw+ep /pinger` inside the container leaves in its upper dir.
+    const id = await d.dockerOk(['inspect', '-f', '{{.Id}}', 'caps']);
+    const set = spawnSync('setfattr', ['-n', 'security.capability', '-v', '0x0100000200200000000000000000000000000000', join(d.root, 'containers', id, 'upper', 'pinger')], { encoding: 'utf8' });
+    assert.equal(set.status, 0, set.stderr);
+    await d.dockerOk(['commit', 'caps', 'caps:1']);
+    await d.dockerOk(['rm', '-f', 'caps']);
+    await d.dockerOk(['run', '-d', '--name', 'caps2', 'caps:1', 'sleep', '600']);
+    const pid = await d.dockerOk(['inspect', '-f', '{{.State.Pid}}', 'caps2']);
+    const get = spawnSync('getfattr', ['-n', 'security.capability', '-e', 'hex', `/proc/${pid}/root/pinger`], { encoding: 'utf8' });
+    assert.match(get.stdout, /security.capability=0x0100000200200000000000000000000000000000/, get.stderr);
+    await d.dockerOk(['rm', '-f', 'caps2']);
+  });
+
   it('answers Docker\'s errors and leaves nothing behind', async () => {
     const before = await d.dockerOk(['images', '-q', '-a', '--no-trunc']);
     const gone = await d.docker(['commit', 'ghost', 'x:y']);

@@ -165,6 +165,7 @@ describe('overlay upper dirs', () => {
     writeFileSync(join(upper, 'var', 'fresh'), 'f\n');
     spawnSync('mknod', [join(upper, 'bin', 'ls'), 'c', '0', '0']);
     spawnSync('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', join(upper, 'var')]);
+    spawnSync('setfattr', ['-n', 'security.capability', '-v', '0x0100000200200000000000000000000000000000', join(upper, 'new')]);
   });
 
   after(() => rmSync(base, { recursive: true, force: true }));
@@ -183,6 +184,13 @@ describe('overlay upper dirs', () => {
     const r = spawnSync('tar', ['-t', '-f', '-'], { input: Buffer.concat(chunks), encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), ['bin/', 'bin/.wh.ls', 'etc/', 'etc/passwd', 'new', 'var/', 'var/.wh..wh..opq', 'var/fresh']);
+    // File capabilities travel as PAX xattr records, which GNU tar puts back.
+    const out = join(base, 'unpacked');
+    mkdirSync(out);
+    const x = spawnSync('tar', ['-x', '-f', '-', '-C', out, '--xattrs', '--xattrs-include=*'], { input: Buffer.concat(chunks) });
+    assert.equal(x.status, 0, x.stderr?.toString());
+    const caps = spawnSync('getfattr', ['-n', 'security.capability', '-e', 'hex', join(out, 'new')], { encoding: 'utf8' });
+    assert.match(caps.stdout, /security.capability=0x0100000200200000000000000000000000000000/);
   });
 });
 
