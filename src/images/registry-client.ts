@@ -65,7 +65,21 @@ const STALL_TIMEOUT_MS = 60000;
 
 /** The registry's error body: `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"...","detail":...}]}`. */
 interface RegistryErrorBody {
-  errors?: { code?: string; message?: string }[];
+  errors?: RegistryError[];
+}
+
+interface RegistryError {
+  code?: string;
+  message?: string;
+}
+
+/** The first entry of a registry's error answer (distribution's `errors` list), if it sent one. */
+async function firstRegistryError(res: Response): Promise<RegistryError | undefined> {
+  try {
+    return ((await res.json()) as RegistryErrorBody).errors?.[0];
+  } catch {
+    return undefined; // not JSON
+  }
 }
 
 /**
@@ -162,13 +176,7 @@ export class RegistryClient {
 
   /** Turns a registry error answer into Docker's pull error. */
   private async failure(res: Response): Promise<never> {
-    let body: RegistryErrorBody = {};
-    try {
-      body = (await res.json()) as RegistryErrorBody;
-    } catch {
-      /* not JSON */
-    }
-    const first = body.errors?.[0];
+    const first = await firstRegistryError(res);
     const code = first?.code ?? (res.status === 401 ? 'UNAUTHORIZED' : res.status === 404 ? 'NOT_FOUND' : '');
     const text = (c: string): string => `${c.toLowerCase().replace(/_/g, ' ')}: ${first?.message ?? c.toLowerCase().replace(/_/g, ' ')}`;
     switch (code) {
@@ -273,13 +281,7 @@ export class RegistryClient {
 
   /** A push error as Docker words it: the registry's code and message (`denied: ...`). */
   private async pushFailure(res: Response, what: string): Promise<never> {
-    let body: RegistryErrorBody = {};
-    try {
-      body = (await res.json()) as RegistryErrorBody;
-    } catch {
-      /* not JSON */
-    }
-    const first = body.errors?.[0];
+    const first = await firstRegistryError(res);
     if (first?.code) throw new SystemError(`${first.code.toLowerCase().replace(/_/g, ' ')}: ${first.message ?? ''}`.trim());
     if (res.status === 401) throw new SystemError('unauthorized: authentication required');
     throw new SystemError(`${what}: unexpected status from ${res.url}: ${res.status} ${res.statusText}`);
