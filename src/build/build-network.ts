@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { ContainerRecord } from '../containers/container-record.js';
 import { parseCreateRequest } from '../containers/create-request.js';
-import { renderResolvConf } from '../containers/etc-files.js';
+import { hostResolvConf, renderResolvConf } from '../containers/etc-files.js';
 import { NotFound } from '../errors.js';
 import { logger } from '../log.js';
 import type { NetworkAttacher } from '../network/network-attacher.js';
@@ -122,12 +121,7 @@ export class BuildNetwork {
     try {
       attached = true;
       await this.attacher.attach(c, path);
-      let hostResolv = '';
-      try {
-        hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
-      } catch {
-        /* no host file: the defaults below */
-      }
+      const hostResolv = hostResolvConf();
       const resolv =
         this.attacher.resolvConf?.(c, hostResolv) ?? renderResolvConf(hostResolv, { dns: [], search: [], options: [], keepLoopback: false });
       return { network: `ns:${path}`, args: [...dnsFlags(resolv), ...hostsArgs(c)], close };

@@ -30,7 +30,7 @@ import type { ImageRecord } from '../images/image-store.js';
 import type { ContainerRecord, ContainerState, ResolvedMount } from './container-record.js';
 import { parseBind, parseCreateRequest, validateName } from './create-request.js';
 import { newId, randomName } from './names.js';
-import { mergeEnv, renderHosts, renderResolvConf, resolveUser } from './etc-files.js';
+import { hostResolvConf, mergeEnv, renderHosts, renderResolvConf, resolveUser } from './etc-files.js';
 import { withoutLink } from './legacy-links.js';
 import { logLimits } from './log-config.js';
 import { LogRotator } from './log-rotator.js';
@@ -457,12 +457,7 @@ export class ContainerManager {
       } else {
         writeFileSync(hostsPath, renderHosts(this.attacher.hostsEntries(c), this.attacher.extraHosts?.(c) ?? c.HostConfig.ExtraHosts ?? []));
         writeFileSync(hostnamePath, c.Config.Hostname + '\n');
-        let hostResolv = '';
-        try {
-          hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
-        } catch {
-          /* none */
-        }
+        const hostResolv = hostResolvConf();
         writeFileSync(
           resolvPath,
           this.attacher.resolvConf?.(c, hostResolv) ??

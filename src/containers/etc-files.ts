@@ -25,6 +25,15 @@ export function renderHosts(selfEntries: string[], extraHosts: string[]): string
   return lines.join('\n') + '\n';
 }
 
+/** The host's resolv.conf, or '' without one (then {@link renderResolvConf}'s defaults apply). */
+export function hostResolvConf(): string {
+  try {
+    return readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /**
  * The container's resolv.conf. From the host's file, loopback nameservers dropped (they mean
  * nothing inside another namespace); `--dns*` options replace the matching parts.
