@@ -34,6 +34,7 @@ import { hostResolvConf, mergeEnv, renderHosts, renderResolvConf, resolveUser } 
 import { withoutLink } from './legacy-links.js';
 import { logLimits } from './log-config.js';
 import { LogRotator } from './log-rotator.js';
+import { ensureWorkingDir } from './working-dir.js';
 
 const log = logger('arca:containers');
 
@@ -428,7 +429,7 @@ export class ContainerManager {
       if (c.Config.Tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
       // Link variables come first: the container's own Env overrides them (moby).
       env = mergeEnv(this.attacher.linkEnv?.(c) ?? [], env);
-      if (c.Config.WorkingDir) mkdirSync(join(rootfs, c.Config.WorkingDir), { recursive: true });
+      if (c.Config.WorkingDir) ensureWorkingDir(rootfs, c.Config.WorkingDir);
       for (const m of c.Mounts) {
         if (m.Type === 'volume' && m.Name) m.Source = this.d.volumes.ensure(m.Name, m.Anonymous ? { 'com.docker.volume.anonymous': '' } : {}).Mountpoint;
       }
@@ -656,6 +657,12 @@ export class ContainerManager {
     const errors: unknown[] = [];
     // The process is gone: runtime state, network and rootfs are independent, undo them at once.
     const ownNetns = c.HostConfig.NetworkMode !== 'host' && !c.HostConfig.NetworkMode.startsWith('container:');
+    // conmon leaves an `oom` file in the bundle when the cgroup's OOM killer fired during the run.
+    const oomKilled = existsSync(join(this.dir(id), 'oom'));
+    // moby records the exit and tells `die` before its cleanup: watchers see die, then the network's disconnect.
+    c.State = { ...c.State, Status: 'exited', Pid: 0, ExitCode: code, Error: error, FinishedAt: finishedAt ?? new Date().toISOString(), ConmonPid: 0, OOMKilled: oomKilled };
+    if (oomKilled) this.d.events.container('oom', c);
+    this.d.events.container('die', c, { exitCode: String(code), execDuration: String(Math.max(0, Math.round((Date.parse(c.State.FinishedAt) - Date.parse(c.State.StartedAt)) / 1000))) });
     const t0 = performance.now();
     const took: Record<string, number> = {};
     const timed = <T>(k: string, p: Promise<T>): Promise<T> => p.finally(() => (took[k] = Math.round(performance.now() - t0)));
@@ -667,12 +674,7 @@ export class ContainerManager {
     for (const r of results) if (r.status === 'rejected') errors.push(r.reason);
     rmSync(join(this.runtime.exitDir, id), { force: true });
     for (const e of errors) log.warn('cleanup after exit', { id: id.slice(0, 12), error: errorMessage(e) });
-    // conmon leaves an `oom` file in the bundle when the cgroup's OOM killer fired during the run.
-    const oomKilled = existsSync(join(this.dir(id), 'oom'));
-    c.State = { ...c.State, Status: 'exited', Pid: 0, ExitCode: code, Error: error, FinishedAt: finishedAt ?? new Date().toISOString(), ConmonPid: 0, OOMKilled: oomKilled };
     this.save(c);
-    if (oomKilled) this.d.events.container('oom', c);
-    this.d.events.container('die', c, { exitCode: String(code), execDuration: String(Math.max(0, Math.round((Date.parse(c.State.FinishedAt) - Date.parse(c.State.StartedAt)) / 1000))) });
     this.d.events.volumeMounts('unmount', c);
     log.debug('exited', { id: id.slice(0, 12), code, ms: took });
     this.fire(this.exitListeners, id);
@@ -765,8 +767,9 @@ export class ContainerManager {
   wait(ref: string, condition: WaitCondition): Promise<{ StatusCode: number; Error: { Message: string } | null }> {
     const c = this.get(ref);
     const running = c.State.Status === 'running' || c.State.Status === 'paused' || c.State.Status === 'restarting';
+    // A container that is already down answers with its exit and the error that ended its start (moby's s.Err()).
     if (condition === 'not-running' && !running) {
-      return Promise.resolve({ StatusCode: c.State.ExitCode, Error: null });
+      return Promise.resolve({ StatusCode: c.State.ExitCode, Error: c.State.Error ? { Message: c.State.Error } : null });
     }
     return new Promise((resolve) => {
       let set = this.waiters.get(c.Id);
@@ -794,7 +797,10 @@ export class ContainerManager {
       // `not-running` on a container that restarts by policy still reports this exit (Docker).
       if (event === 'exit' && w.condition === 'removed' && willRemove) continue;
       set.delete(w);
-      w.resolve({ StatusCode: code, Error: c?.State.Error ? { Message: c.State.Error } : null });
+      // dockerd answers a `removed` wait without the start's error (20.10, checked): `docker run
+      // --rm` of a missing binary prints only the start's error, no "Error waiting for container".
+      const err = event !== 'removed' && c?.State.Error ? { Message: c.State.Error } : null;
+      w.resolve({ StatusCode: code, Error: err });
     }
     if (event === 'removed') {
       for (const w of set) w.resolve({ StatusCode: code, Error: null });

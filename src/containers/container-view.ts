@@ -1,3 +1,4 @@
+import { MASKED_PATHS, READONLY_PATHS } from '../runtime/oci-spec.js';
 import type { Daemon } from '../daemon.js';
 import type { ContainerRecord } from './container-record.js';
 import { linksView } from './legacy-links.js';
@@ -91,7 +92,7 @@ export function inspectView(d: Daemon, c: ContainerRecord, execIds: string[]): R
     ProcessLabel: '',
     AppArmorProfile: '',
     ExecIDs: execIds.length ? execIds : null,
-    HostConfig: { ...c.HostConfig, Links: linksView(c, (r) => d.containers.find(r)), Mounts: c.HostConfig.Mounts?.length ? c.HostConfig.Mounts : undefined },
+    HostConfig: hostConfigView(d, c),
     GraphDriver: {
       Name: 'overlay2',
       Data: {
@@ -124,7 +125,7 @@ export function listView(d: Daemon, c: ContainerRecord): Record<string, unknown>
     Names: [`/${c.Name}`],
     Image: imageName(d, c),
     ImageID: c.ImageId,
-    Command: [c.Path, ...c.Args].map((a) => (a.includes(' ') ? `"${a}"` : a)).join(' '),
+    Command: commandText(c),
     Created: Math.floor(Date.parse(c.Created) / 1000),
     Ports: ports,
     Labels: c.Config.Labels ?? {},
@@ -133,5 +134,34 @@ export function listView(d: Daemon, c: ContainerRecord): Record<string, unknown>
     HostConfig: { NetworkMode: c.HostConfig.NetworkMode },
     NetworkSettings: { Networks: settings['Networks'] ?? {} },
     Mounts: mountsView(c),
+  };
+}
+
+/** `Command` of a list entry, as moby writes it: arguments holding a space in single quotes, the path as is. */
+export function commandText(c: Pick<ContainerRecord, 'Path' | 'Args'>): string {
+  if (!c.Args.length) return c.Path;
+  return `${c.Path} ${c.Args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`;
+}
+
+/**
+ * `HostConfig` of inspect: the record as the client sent it, with the defaults dockerd fills in at
+ * create (checked against 20.10): no pids limit and the kernel's swappiness are null, the cgroup
+ * namespace is the host's (arca makes no private one), the runtime is named, and the kernel paths
+ * it masks or makes read-only are listed. `Init` is omitted when unset (omitempty).
+ */
+function hostConfigView(d: Daemon, c: ContainerRecord): Record<string, unknown> {
+  const hc = c.HostConfig as ContainerRecord['HostConfig'] & Record<string, unknown>;
+  const swappiness = hc['MemorySwappiness'];
+  return {
+    ...hc,
+    Links: linksView(c, (r) => d.containers.find(r)),
+    Mounts: hc.Mounts?.length ? hc.Mounts : undefined,
+    PidsLimit: hc.PidsLimit && hc.PidsLimit > 0 ? hc.PidsLimit : null,
+    MemorySwappiness: typeof swappiness === 'number' && swappiness >= 0 ? swappiness : null,
+    CgroupnsMode: hc['CgroupnsMode'] || 'host',
+    Runtime: hc['Runtime'] || d.config.runtime,
+    MaskedPaths: hc['MaskedPaths'] ?? (hc.Privileged ? null : [...MASKED_PATHS]),
+    ReadonlyPaths: hc['ReadonlyPaths'] ?? (hc.Privileged ? null : [...READONLY_PATHS]),
+    Init: hc.Init ?? undefined,
   };
 }

@@ -190,7 +190,24 @@ export class ExecManager {
     const e = this.get(id);
     if (e.started) throw new Conflict(`Exec command ${id} has already run`);
     const tty = opts.tty ?? e.Config.Tty;
-    const processPath = this.prepare(e, tty);
+    let processPath: string;
+    try {
+      processPath = this.prepare(e, tty);
+    } catch (err) {
+      // moby resolves the user once the stream is hijacked: the client reads why on its stdout
+      // and the exec ends with 126. A container that is not running is refused before that.
+      if (err instanceof Conflict) throw err;
+      // Like moby, a start that failed ends the exec with 126 (and out of the container's ExecIDs).
+      e.started = true;
+      e.ExitCode = 126;
+      e.markDone();
+      if (!socket) throw err;
+      opts.upgrade?.(opts.contentType ? opts.contentType(tty) : '');
+      const msg = Buffer.from(`${errorMessage(err)}\r\n`);
+      socket.write(tty ? msg : frame(1, msg));
+      socket.end();
+      return;
+    }
     e.started = true;
     e.Running = true;
     const c = this.d.containers.find(e.ContainerID);

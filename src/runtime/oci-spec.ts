@@ -4,6 +4,14 @@ import { ociResources } from './resources.js';
 import { seccompPolicy } from './seccomp/seccomp-policy.js';
 import { parseSecurityOptions } from './seccomp/security-options.js';
 
+/** Kernel files a non-privileged container sees masked (moby's default spec); inspect shows them too. */
+export const MASKED_PATHS: readonly string[] = [
+  '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+];
+/** Kernel folders a non-privileged container sees read-only (moby's default spec). */
+export const READONLY_PATHS: readonly string[] = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
 /** Docker's default capability set (moby `oci/caps/defaults.go`), CAP_NET_RAW included. */
 export const DEFAULT_CAPS = [
   'CAP_CHOWN',
@@ -207,15 +215,8 @@ export function containerSpec(i: SpecInput): Record<string, unknown> {
       resources,
       ...(hc.Sysctls && Object.keys(hc.Sysctls).length ? { sysctl: hc.Sysctls } : {}),
       ...(seccomp ? { seccomp } : {}),
-      maskedPaths: hc.Privileged
-        ? []
-        : [
-            '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-            '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
-          ],
-      readonlyPaths: hc.Privileged
-        ? []
-        : ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      maskedPaths: hc.Privileged ? [] : [...MASKED_PATHS],
+      readonlyPaths: hc.Privileged ? [] : [...READONLY_PATHS],
     },
   };
 }

@@ -4,6 +4,7 @@
  */
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, rmSync } from 'node:fs';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 import { inspect, leftovers, rawRequest } from './containers-support.js';
 
@@ -146,9 +147,13 @@ describe('containers: errors', () => {
     assert.equal(c.State.Status, 'created');
     assert.equal(c.State.ExitCode, 127);
     assert.match(c.State.Error, /executable file not found/);
-    // With --rm it is gone at once.
+    // A wait on it answers at once, with the error that ended its start (as dockerd 20.10).
+    const w = await api('POST', `/containers/${c.Id}/wait`);
+    assert.deepEqual(JSON.parse(w.body), { StatusCode: 127, Error: { Message: c.State.Error } });
+    // With --rm it is gone at once; its `removed` wait carries no error, so the CLI prints only the start's.
     const rm = await d.docker(['run', '--rm', '--name', 'nocmd-rm', IMG, 'no-such-command']);
     assert.equal(rm.code, 127, rm.stderr);
+    assert.doesNotMatch(rm.stderr, /Error waiting for container/);
     assert.equal(await d.dockerOk(['ps', '-aq', '--filter', 'name=nocmd-rm']), '');
   });
 
@@ -175,6 +180,45 @@ describe('containers: errors', () => {
     const top = await d.dockerOk(['top', id, '-o', 'pid,comm']);
     assert.deepEqual(top.split('\n').slice(1).map((l) => l.trim().split(/\s+/)[1]), ['sleep']);
     assert.equal((await inspect(d, id)).State.Status, 'running');
+  });
+
+  it('exec as an unknown user: the reason on stdout and 126, as dockerd (checked against 20.10)', async () => {
+    const id = await d.dockerOk(['run', '-d', IMG, 'sleep', '1000']);
+    expected.push(id);
+    for (const flags of [[], ['-t'], ['-i']]) {
+      const r = await d.docker(['exec', ...flags, '-u', 'nobody-here', id, 'id']);
+      assert.equal(r.code, 126, `${flags.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /unable to find user nobody-here: no matching entries in passwd file/);
+    }
+    // Detached, there is no stream: the start request itself fails.
+    const det = await d.docker(['exec', '-d', '-u', 'nobody-here', id, 'id']);
+    assert.equal(det.code, 1);
+    assert.match(det.stderr, /Error response from daemon: unable to find user nobody-here/);
+    assert.equal((await inspect(d, id)).State.Status, 'running');
+  });
+
+  it('a working directory that is a file is Docker\'s "Cannot mkdir", with no host path in it', async () => {
+    const r = await d.docker(['run', '--name', 'wdfile', '-w', '/etc/passwd', IMG, 'pwd']);
+    expected.push((await inspect(d, 'wdfile')).Id);
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, /Error response from daemon: Cannot mkdir: \/etc\/passwd is not a directory/);
+    const deeper = await d.docker(['run', '--rm', '-w', '/etc/passwd/sub', IMG, 'pwd']);
+    assert.match(deeper.stderr, /Cannot mkdir: \/etc\/passwd\/sub is not a directory/);
+  });
+
+  it('a working directory under an absolute symlink of the image is made inside the rootfs', async () => {
+    const hostDir = `/tmp/arca-wd-escape-${process.pid}`;
+    await d.dockerOk(['run', '--name', 'wdlink', IMG, 'ln', '-s', hostDir, '/wdlink']);
+    await d.dockerOk(['commit', 'wdlink', 'arca-test/wdlink:1']);
+    try {
+      const out = await d.dockerOk(['run', '--rm', '-w', '/wdlink/sub', 'arca-test/wdlink:1', 'sh', '-c', `test -d ${hostDir}/sub && echo inside`]);
+      assert.equal(out, 'inside');
+      assert.equal(existsSync(hostDir), false, 'the link was followed on the host');
+    } finally {
+      await d.docker(['rm', '-f', 'wdlink']);
+      await d.docker(['rmi', 'arca-test/wdlink:1']);
+      rmSync(hostDir, { recursive: true, force: true });
+    }
   });
 
   it('--network container: of a missing or stopped container is refused', async () => {

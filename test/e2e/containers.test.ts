@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
-import { cgroupValue, inspect } from './containers-support.js';
+import { cgroupValue, inspect, rawRequest } from './containers-support.js';
 
 const IMG = TEST_IMAGE;
 
@@ -152,6 +152,28 @@ describe('containers: run, ps, inspect, options', () => {
       assert.equal(stopped.State.ExitCode, 7);
       assert.equal(stopped.State.Status, 'exited');
       assert.equal(await d.dockerOk(['inspect', '-f', '{{.State.ExitCode}}', webId.slice(0, 8)]), '0');
+    });
+
+    it('inspect fills HostConfig defaults as dockerd does (compared with 20.10)', async () => {
+      const raw = JSON.parse((await rawRequest(d.socket, 'GET', '/v1.51/containers/web/json')).body) as { HostConfig: Record<string, unknown>; ExecIDs: unknown };
+      const hc = raw.HostConfig;
+      assert.equal(hc['PidsLimit'], null);
+      assert.equal(hc['MemorySwappiness'], null);
+      assert.equal(hc['CgroupnsMode'], 'host');
+      assert.equal(hc['Runtime'], 'runc');
+      assert.ok(!('Init' in hc), 'Init is omitempty');
+      assert.ok((hc['MaskedPaths'] as string[]).includes('/proc/kcore'));
+      assert.ok((hc['ReadonlyPaths'] as string[]).includes('/proc/sys'));
+      // Finished execs are not the container's any more; nor is one whose start failed.
+      await d.dockerOk(['exec', 'web', 'true']);
+      await d.docker(['exec', '-u', 'nobody-here', 'web', 'true']);
+      await d.docker(['exec', '-d', '-u', 'nobody-here', 'web', 'true']);
+      assert.equal(raw.ExecIDs, null);
+      assert.equal(JSON.parse((await rawRequest(d.socket, 'GET', '/v1.51/containers/web/json')).body).ExecIDs, null);
+      // Command: arguments with a space in single quotes, as moby's list.
+      const id = await d.dockerOk(['create', IMG, 'sh', '-c', 'echo a b']);
+      assert.equal(await d.dockerOk(['ps', '-a', '--no-trunc', '--filter', `id=${id}`, '--format', '{{.Command}}']), `"sh -c 'echo a b'"`);
+      await d.dockerOk(['rm', id]);
     });
 
     it('the hostname inside is the short id, or --hostname', async () => {

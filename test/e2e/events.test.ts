@@ -62,7 +62,7 @@ describe('events', () => {
     // Every expected event is there, in this order (connect/mount order within start may differ).
     const at = want.map((w) => seq.indexOf(w));
     assert.ok(at.every((i) => i >= 0), `missing ${want.filter((_, i) => at[i]! < 0).join(', ')} in ${seq.join(', ')}`);
-    for (const pair of [['container create', 'container start'], ['container start', 'container pause'], ['container kill', 'container die'], ['container die', 'container stop'], ['container stop', 'container destroy']]) {
+    for (const pair of [['container create', 'container start'], ['container start', 'container pause'], ['container kill', 'container die'], ['container die', 'network disconnect'], ['container die', 'container stop'], ['container stop', 'container destroy']]) {
       assert.ok(seq.indexOf(pair[0]!) < seq.indexOf(pair[1]!), `${pair[0]} before ${pair[1]}: ${seq.join(', ')}`);
     }
     const start = evs.find((e) => e.Action === 'start')!;

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, statSync, symlinkSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseBind, parseCreateRequest, validateName } from '../../src/containers/create-request.js';
@@ -13,6 +13,8 @@ import { capabilitySet, DEFAULT_CAPS } from '../../src/runtime/oci-spec.js';
 import { parseSignal } from '../../src/containers/container-manager.js';
 import { cleanRuntimeMessage } from '../../src/runtime/conmon-runtime.js';
 import { InvalidParameter } from '../../src/errors.js';
+import { commandText } from '../../src/containers/container-view.js';
+import { ensureWorkingDir } from '../../src/containers/working-dir.js';
 
 describe('container names', () => {
   it('accepts Docker names and strips the leading slash', () => {
@@ -222,5 +224,36 @@ describe('legacy links (--link on the default bridge)', () => {
     assert.throws(() => withoutLink('db', find), (e: Error) => e instanceof SystemError && /cannot remove the default link name/.test(e.message));
     assert.throws(() => withoutLink('ghost', find), NotFound);
     assert.deepEqual(linksView(all[1]!, find), ['/db:/web/my-db', '/cache:/web/cache']);
+  });
+});
+
+describe('list Command text', () => {
+  it('quotes arguments holding a space in single quotes and leaves the path alone, as moby', () => {
+    assert.equal(commandText({ Path: 'sh', Args: ['-c', 'echo a > /x'] }), "sh -c 'echo a > /x'");
+    assert.equal(commandText({ Path: 'sleep', Args: ['1000'] }), 'sleep 1000');
+    assert.equal(commandText({ Path: '/bin/my tool', Args: [] }), '/bin/my tool');
+  });
+});
+
+describe('working directory', () => {
+  it('is made inside the rootfs, through its absolute symlinks; a file in the way is "Cannot mkdir"', () => {
+    const root = mkdtempSync(join(tmpdir(), 'arca-wd-'));
+    const outside = mkdtempSync(join(tmpdir(), 'arca-wd-out-'));
+    try {
+      mkdirSync(join(root, 'etc'));
+      writeFileSync(join(root, 'etc', 'passwd'), '');
+      symlinkSync(outside, join(root, 'link'));
+      ensureWorkingDir(root, '/link/sub');
+      assert.ok(statSync(join(root, outside, 'sub')).isDirectory());
+      assert.equal(existsSync(join(outside, 'sub')), false);
+      ensureWorkingDir(root, '/a/b/c');
+      assert.ok(statSync(join(root, 'a', 'b', 'c')).isDirectory());
+      for (const dir of ['/etc/passwd', '/etc/passwd/x']) {
+        assert.throws(() => ensureWorkingDir(root, dir), (e: Error) => e instanceof SystemError && e.message === `Cannot mkdir: ${dir} is not a directory`);
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 });

@@ -131,7 +131,9 @@ async function readMemory(dirs: CgroupDirs, where: 'v1' | 'v2' | undefined): Pro
       read(`${d}/memory.limit_in_bytes`),
       read(`${d}/memory.stat`),
     ]);
-    return { usage: parseSingle(usage), max_usage: parseSingle(max), stats: parseFlatKeyed(stat ?? ''), failcnt: parseSingle(failcnt), limit: parseSingle(limit) };
+    // Docker's `failcnt` is omitempty: a cgroup that never hit its limit has none.
+    const fails = parseSingle(failcnt);
+    return { usage: parseSingle(usage), max_usage: parseSingle(max), stats: parseFlatKeyed(stat ?? ''), ...(fails ? { failcnt: fails } : {}), limit: parseSingle(limit) };
   }
   if (where === 'v2') {
     const [usage, limit, stat] = await Promise.all([read(`${dirs.v2}/memory.current`), read(`${dirs.v2}/memory.max`), read(`${dirs.v2}/memory.stat`)]);
