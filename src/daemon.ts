@@ -89,6 +89,7 @@ export class Daemon {
       new BuildNetwork(this.networks, this.containers.netns, this.containers, this.tag),
       () => this.images.insecureRegistries,
     );
+    this.builder.events = this.events;
     this.images.setUsageCheck((imageId) => this.containers.containersUsingImage(imageId));
     this.volumes.setUsageCheck((name) => this.containers.containersUsingVolume(name));
   }

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { rm } from 'node:fs/promises';
 import { NotFound } from '../errors.js';
+import { NO_EVENTS, type EventSink } from '../events/event-bus.js';
 import { logger } from '../log.js';
 import type { ImageRecord, ImageStore } from '../images/image-store.js';
 import { shortId } from '../images/image-store.js';
@@ -47,6 +48,9 @@ export class BuildFailed extends Error {}
  * makes on the way (scratch folders, the namespace) is removed whatever happens.
  */
 export class ImageBuilder {
+  /** Where `docker events` learns of cache prunes; the daemon wires its bus. */
+  events: EventSink = NO_EVENTS;
+
   constructor(
     private readonly images: ImageStore,
     private readonly buildah: BuildahBuilder,
@@ -126,8 +130,9 @@ export class ImageBuilder {
   }
 
   /** `docker builder prune`: buildah's cache and its copies of base images. */
-  prune(): Promise<void> {
-    return this.buildah.prune();
+  async prune(): Promise<void> {
+    await this.buildah.prune();
+    this.events.emit('builder', 'prune', '', { reclaimed: '0' });
   }
 }
 

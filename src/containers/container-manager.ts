@@ -1024,6 +1024,7 @@ export class ContainerManager {
       await this.remove(c.Id, { force: false, volumes: false });
       deleted.push(c.Id);
     }
+    this.d.events.emit('container', 'prune', '', { reclaimed: '0' });
     return { ContainersDeleted: deleted, SpaceReclaimed: 0 };
   }
 

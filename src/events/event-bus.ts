@@ -99,7 +99,8 @@ export class EventBus implements EventSink {
     };
     // moby fills the deprecated fields for container and image events only.
     if (type === 'container' || type === 'image') {
-      const legacy: Partial<DockerEvent> = { status: action, id };
+      // Go's omitempty: a prune event, which names no object, has no `id`.
+      const legacy: Partial<DockerEvent> = id ? { status: action, id } : { status: action };
       if (type === 'container' && attributes['image']) legacy.from = attributes['image'];
       return { ...legacy, ...e };
     }

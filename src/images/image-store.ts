@@ -476,6 +476,7 @@ export class ImageStore {
     }
     let reclaimed = 0;
     for (const d of deleted) if ('Deleted' in d) reclaimed += sizes.get(d.Deleted) ?? 0;
+    this.events.emit('image', 'prune', '', { reclaimed: String(reclaimed) });
     return { deleted, reclaimed };
   }
 

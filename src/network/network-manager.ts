@@ -611,6 +611,7 @@ export class NetworkManager implements NetworkAttacher {
         log.warn('prune: network not removed', { network: n.Name, error: errorMessage(e) });
       }
     }
+    this.events.emit('network', 'prune', '', { reclaimed: '0' });
     return { NetworksDeleted: deleted };
   }
 

@@ -240,6 +240,7 @@ export class VolumeManager {
       report.VolumesDeleted.push(rec.Name);
       report.SpaceReclaimed += size;
     }
+    this.events.emit('volume', 'prune', '', { reclaimed: String(report.SpaceReclaimed) });
     return report;
   }
 

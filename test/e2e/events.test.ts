@@ -143,6 +143,23 @@ describe('events', () => {
     assert.equal(tags[0]!.Actor.Attributes['evbuild'], 'yes', 'the built image labels its events');
   });
 
+  it('prunes log one event per type, naming no object, with what they reclaimed', async () => {
+    const t0 = now();
+    await d.dockerOk(['create', '--name', 'evprune', TEST_IMAGE, 'true']);
+    for (const kind of ['container', 'image', 'network', 'volume', 'builder']) await d.dockerOk([kind, 'prune', '-f']);
+    const evs = await between(t0, now() + 0.5, 'event=prune');
+    assert.deepEqual(evs.map((e) => e.Type), ['container', 'image', 'network', 'volume', 'builder']);
+    for (const e of evs) {
+      assert.equal(e.Actor.ID, '');
+      assert.match(e.Actor.Attributes['reclaimed'] ?? '', /^\d+$/, `${e.Type} prune reclaimed`);
+    }
+    const image = evs.find((e) => e.Type === 'image')!;
+    assert.equal(image.status, 'prune');
+    assert.ok(!('id' in image), 'an empty id is left out, as Go omits it');
+    const destroyed = await between(t0, now() + 0.5, 'container=evprune', 'event=destroy');
+    assert.equal(destroyed.length, 1, 'the pruned container was destroyed');
+  });
+
   it('streams live events until the client leaves', async () => {
     const child = spawn('docker', ['events', '--filter', 'container=evlive', '--format', '{{.Type}} {{.Action}}'], { env: d.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
