@@ -40,7 +40,8 @@ export class BuildOutput {
     if (!this.quiet) this.out.stream(text);
   }
 
-  line(l: string): void {
+  /** One line buildah printed; `stderr` lines of a step's own output are red, as Docker's classic builder sends them. */
+  line(l: string, stream: 'stdout' | 'stderr' = 'stdout'): void {
     const step = STEP.exec(l);
     if (step) {
       // buildah applies `labels` as one more step of its own; Docker's builder shows no such step.
@@ -65,7 +66,7 @@ export class BuildOutput {
       return;
     }
     if (DROPPED.some((re) => re.test(l))) return;
-    this.send(`${l}\n`);
+    this.send(stream === 'stderr' ? `\u001b[91m${l}\n\u001b[0m` : `${l}\n`);
   }
 
   /** Docker's wording of a failed build, from buildah's message and the step that failed. */

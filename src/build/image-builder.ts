@@ -86,7 +86,7 @@ export class ImageBuilder {
           network: sandbox.network,
           networkArgs: sandbox.args,
           signal,
-          onLine: (l) => progress.line(l),
+          onLine: (l, stream) => progress.line(l, stream),
         });
       } catch (e) {
         if (e instanceof BuildahError) throw new BuildFailed(progress.errorText(e.message));

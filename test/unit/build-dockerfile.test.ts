@@ -1,6 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
 import { expandArgs, parseDockerfile, summarizeDockerfile } from '../../src/build/dockerfile-frontend.js';
+import { BuildOutput } from '../../src/build/build-output.js';
+import { ProgressStream } from '../../src/images/progress-stream.js';
 
 describe('dockerfile frontend', () => {
   it('joins continuation lines, skips comments, honours the escape directive', () => {
@@ -62,5 +65,30 @@ describe('dockerfile frontend', () => {
   it('expands $VAR, ${VAR}, ${VAR:-default} and ${VAR:+alt}', () => {
     const v = new Map([['A', '1']]);
     assert.equal(expandArgs('$A-${A}-${B:-d}-${A:+alt}-${B:+alt}', v), '1-1-d-alt-');
+  });
+});
+
+describe('build output', () => {
+  const collect = (): { out: ProgressStream; lines: unknown[] } => {
+    const lines: unknown[] = [];
+    const res = { writeHead: () => res, write: (t: string) => lines.push(JSON.parse(t)) };
+    return { out: new ProgressStream(res as unknown as ServerResponse), lines };
+  };
+
+  it("passes a step's stdout as is and wraps its stderr in red, as Docker's classic builder", () => {
+    const { out, lines } = collect();
+    const b = new BuildOutput(out, false, 2, new Map([['busybox', '7ed05d9bef2f']]));
+    b.line('STEP 1/2: FROM busybox');
+    b.line('STEP 2/2: RUN echo out1 && echo err1 >&2');
+    b.line('out1');
+    b.line('err1', 'stderr');
+    b.line('time="2026-01-01T00:00:00Z" level=warning msg="x"', 'stderr');
+    assert.deepEqual(lines, [
+      { stream: 'Step 1/2 : FROM busybox\n' },
+      { stream: ' ---> 7ed05d9bef2f\n' },
+      { stream: 'Step 2/2 : RUN echo out1 && echo err1 >&2\n' },
+      { stream: 'out1\n' },
+      { stream: '\u001b[91merr1\n\u001b[0m' },
+    ]);
   });
 });
