@@ -1008,7 +1008,13 @@ export class ContainerManager {
     const name = validateName(newName);
     if (name === c.Name) throw new InvalidParameter(`Renaming a container with the same name as its current name`);
     this.d.store.tx(() => {
-      this.assertNameFree(name);
+      try {
+        this.assertNameFree(name);
+      } catch (e) {
+        // moby wraps the name conflict of a rename; compose's recreate looks for these words.
+        if (e instanceof Conflict) throw new Conflict(`Error when allocating new name: ${e.message}`);
+        throw e;
+      }
       const oldName = c.Name;
       c.Name = name;
       this.save(c);
