@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { daemonTag, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 import { COMPOSE, exec, PYTHON, skipWithoutCompose, skipWithoutDockerPy, type Run } from './docker-clients.js';
+import { inDaemonNetns, startRegistry } from './local-registry.js';
 
 /** Writes a context folder from a map of relative paths to contents. */
 function context(root: string, name: string, files: Record<string, string>): string {
@@ -278,24 +279,13 @@ except docker.errors.BuildError as e:
     ]);
   });
   it('base images missing from arca are pulled through arca (and --pull pulls again)', async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    const regDir = join(tmp, 'registry');
-    mkdirSync(regDir, { recursive: true });
-    writeFileSync(
-      join(tmp, 'registry.yml'),
-      `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${regDir}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
-    );
-    const inNs = (argv: string[]): string[] => ['nsenter', `--net=/run/netns/${d.hostNs}`, '--', ...argv];
-    const registry = spawn(inNs(['docker-registry', 'serve', join(tmp, 'registry.yml')])[0]!, inNs(['docker-registry', 'serve', join(tmp, 'registry.yml')]).slice(1), { stdio: 'ignore' });
+    const registry = await startRegistry(d, join(tmp, 'registry'));
+    const port = registry.port;
     try {
-      const deadline = Date.now() + 10_000;
-      while (spawnSync(inNs(['curl', '-sf', `http://127.0.0.1:${port}/v2/`])[0]!, inNs(['curl', '-sf', `http://127.0.0.1:${port}/v2/`]).slice(1)).status !== 0) {
-        if (Date.now() > deadline) throw new Error('registry did not start');
-        await new Promise((r) => setTimeout(r, 100));
-      }
       const save = join(tmp, 'base.tar');
       await d.dockerOk(['save', '-o', save, TEST_IMAGE]);
-      const copy = spawnSync('nsenter', [`--net=/run/netns/${d.hostNs}`, '--', 'skopeo', 'copy', '-q', '--dest-tls-verify=false', `docker-archive:${save}`, `docker://127.0.0.1:${port}/base:v1`], { encoding: 'utf8' });
+      const [skopeo, ...copyArgs] = inDaemonNetns(d, ['skopeo', 'copy', '-q', '--dest-tls-verify=false', `docker-archive:${save}`, `docker://127.0.0.1:${port}/base:v1`]);
+      const copy = spawnSync(skopeo!, copyArgs, { encoding: 'utf8' });
       assert.equal(copy.status, 0, copy.stderr);
       const dir = context(tmp, 'pulled', { Dockerfile: [`FROM 127.0.0.1:${port}/base:v1`, 'RUN echo on-pulled > /p', ''].join('\n') });
       const r = await d.docker(['build', '-t', 'arca-b/pulled', dir], { timeoutMs: 120_000 });
@@ -307,7 +297,7 @@ except docker.errors.BuildError as e:
       assert.equal(again.code, 0, again.stderr);
       assert.match(again.stdout, /Image is up to date|Pulling from base/);
     } finally {
-      registry.kill('SIGTERM');
+      registry.stop();
     }
   });
 

@@ -6,13 +6,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { inDaemonNetns, startRegistry, type LocalRegistry } from './local-registry.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const TEST_IMAGE_TAR = join(REPO_ROOT, '.cache', 'test-image.tar');
@@ -32,45 +33,22 @@ function sha256(b: Buffer | string): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
-async function waitFor(check: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('images', () => {
   let d: TestDaemon;
   let tmp: string;
-  let registry: ChildProcess | undefined;
+  let registry: LocalRegistry | undefined;
   let port = 0;
-  /** Runs a command inside the daemon's network namespace (where the registry listens). */
-  const inNs = (argv: string[]): string[] => ['nsenter', `--net=/run/netns/${d.hostNs}`, '--', ...argv];
+  const inNs = (argv: string[]): string[] => inDaemonNetns(d, argv);
 
   before(async () => {
     d = await startDaemon({ loadTestImage: false });
     tmp = mkdtempSync(join(tmpdir(), 'arca-images-e2e-'));
-    port = 20000 + Math.floor(Math.random() * 20000);
-    mkdirSync(join(tmp, 'registry'));
-    writeFileSync(
-      join(tmp, 'registry.yml'),
-      `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(tmp, 'registry')}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
-    );
-    registry = spawn('nsenter', [`--net=/run/netns/${d.hostNs}`, '--', 'docker-registry', 'serve', join(tmp, 'registry.yml')], {
-      stdio: 'ignore',
-    });
-    await waitFor(() => sh(inNs(['curl', '-sf', `http://127.0.0.1:${port}/v2/`])).code === 0, 10_000);
+    registry = await startRegistry(d, join(tmp, 'registry'));
+    port = registry.port;
   });
 
   after(async () => {
-    if (registry?.pid) {
-      try {
-        process.kill(registry.pid, 'SIGTERM');
-      } catch {
-        /* already gone */
-      }
-    }
+    registry?.stop();
     await d?.cleanup();
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
