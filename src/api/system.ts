@@ -76,10 +76,17 @@ export function registerSystem(r: Router, d: Daemon): void {
       SwapLimit: false,
       CpuCfsPeriod: true,
       CpuCfsQuota: true,
+      // What `docker run` can ask of the cgroups here (dockerd's sysinfo, as 20.10 reports it).
+      CPUShares: true,
+      CPUSet: true,
+      PidsLimit: true,
+      OomKillDisable: true,
+      KernelMemoryTCP: false,
       IPv4Forwarding: true,
       Debug: false,
       NFd: 0,
       NGoroutines: 0,
+      NEventsListener: d.events.listenerCount,
       SystemTime: new Date().toISOString(),
       LoggingDriver: 'json-file',
       CgroupDriver: 'cgroupfs',
@@ -94,7 +101,7 @@ export function registerSystem(r: Router, d: Daemon): void {
       IndexServerAddress: 'https://index.docker.io/v1/',
       RegistryConfig: {
         InsecureRegistryCIDRs: ['127.0.0.0/8', '::1/128'],
-        IndexConfigs: {},
+        IndexConfigs: indexConfigs(d.images.insecureRegistries),
         Mirrors: [],
       },
       DockerRootDir: d.config.root,
@@ -106,6 +113,11 @@ export function registerSystem(r: Router, d: Daemon): void {
       ExperimentalBuild: false,
       ServerVersion: ARCA_VERSION,
       Runtimes: { runc: { path: 'runc' }, crun: { path: 'crun' } },
+      GenericResources: null,
+      // No containerd and no init binary here: versions `docker info` prints as empty.
+      ContainerdCommit: { ID: '' },
+      RuncCommit: { ID: '' },
+      InitCommit: { ID: '' },
       DefaultRuntime: d.config.runtime,
       Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
       LiveRestoreEnabled: true,
@@ -130,4 +142,13 @@ export function registerDiskUsage(r: Router, d: Daemon): void {
 export function goArch(): string {
   const a = process.arch;
   return a === 'x64' ? 'amd64' : a === 'ia32' ? '386' : a;
+}
+
+/** `RegistryConfig.IndexConfigs`: Docker Hub, and each registry named (not by CIDR) as insecure. */
+function indexConfigs(insecure: string[]): Record<string, { Name: string; Mirrors: string[]; Secure: boolean; Official: boolean }> {
+  const out: Record<string, { Name: string; Mirrors: string[]; Secure: boolean; Official: boolean }> = {
+    'docker.io': { Name: 'docker.io', Mirrors: [], Secure: true, Official: true },
+  };
+  for (const r of insecure) if (!r.includes('/')) out[r] = { Name: r, Mirrors: [], Secure: false, Official: false };
+  return out;
 }

@@ -73,6 +73,11 @@ export class EventBus implements EventSink {
     }
   }
 
+  /** How many clients follow the stream now (`NEventsListener` of `docker info`). */
+  get listenerCount(): number {
+    return this.subscribers.size;
+  }
+
   /** Registers a live listener; returns its unsubscribe function. */
   subscribe(fn: (e: DockerEvent) => void): () => void {
     this.subscribers.add(fn);

@@ -91,6 +91,18 @@ describe('system df and ps -s', () => {
     assert.ok(plain.every((c) => !('SizeRw' in c)), 'sizes only when asked');
   });
 
+  it('info has the keys dockerd 20.10 sends that clients read (cgroup features, listeners, registries, commits)', async () => {
+    const info = JSON.parse((await rawRequest(d.socket, 'GET', '/v1.51/info')).body) as Record<string, unknown>;
+    for (const k of ['CPUShares', 'CPUSet', 'PidsLimit', 'OomKillDisable']) assert.equal(info[k], true, k);
+    assert.equal(typeof info['NEventsListener'], 'number');
+    assert.equal(info['GenericResources'], null);
+    assert.deepEqual(info['RuncCommit'], { ID: '' });
+    const reg = info['RegistryConfig'] as { IndexConfigs: Record<string, unknown> };
+    assert.deepEqual(reg.IndexConfigs['docker.io'], { Name: 'docker.io', Mirrors: [], Secure: true, Official: true });
+    const out = await d.dockerOk(['info', '--format', '{{.CPUShares}} {{.PidsLimit}} {{.NEventsListener}}']);
+    assert.match(out, /^true true \d+$/);
+  });
+
   it('docker-py df', { skip: skipWithoutDockerPy }, async () => {
     const script = `
 import docker, sys
