@@ -495,6 +495,7 @@ export class ContainerManager {
         resolvConfPath: resolvPath,
         cgroupsPath: `/arca/${id}`,
       });
+      this.runtime.prepareSpec?.(spec);
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
       for (const f of ['init.pid', 'conmon.pid', 'oom']) rmSync(join(dir, f), { force: true });
       rmSync(join(this.runtime.exitDir, id), { force: true });

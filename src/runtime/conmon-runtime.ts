@@ -8,6 +8,7 @@ import { SystemError } from '../errors.js';
 import { logger } from '../log.js';
 import type { CreateSpec, ExecSpec, Runtime } from './runtime.js';
 import { updateArgs, type ResourceLimits } from './resources.js';
+import { CrunSeccompBpf, crunCompiler, toolchainStamp } from './seccomp/crun-bpf.js';
 
 const log = logger('arca:runtime');
 
@@ -25,6 +26,7 @@ export class ConmonRuntime implements Runtime {
   private readonly stateRoot: string;
   private readonly runtimeBin: string;
   private readonly conmonBin: string;
+  private readonly seccompBpf: CrunSeccompBpf | undefined;
 
   constructor(
     readonly name: string,
@@ -40,6 +42,14 @@ export class ConmonRuntime implements Runtime {
     const conmon = which('conmon');
     if (!conmon) throw new SystemError('conmon not found in PATH (apt-get install conmon)');
     this.conmonBin = conmon;
+    if (name === 'crun') {
+      const toolchain = [bin, ...LIBSECCOMP];
+      this.seccompBpf = new CrunSeccompBpf(crunCompiler(this.runtimeBin, join(execRoot, 'crun-seccomp')), () => toolchainStamp(toolchain));
+    }
+  }
+
+  prepareSpec(spec: Record<string, unknown>): void {
+    this.seccompBpf?.annotate(spec);
   }
 
   private rt(...args: string[]): string[] {
@@ -223,6 +233,9 @@ export class ConmonRuntime implements Runtime {
     }
   }
 }
+
+/** Where distributions put the libseccomp crun loads: part of what a compiled filter depends on. */
+const LIBSECCOMP = ['/lib/x86_64-linux-gnu/libseccomp.so.2', '/lib/aarch64-linux-gnu/libseccomp.so.2', '/usr/lib64/libseccomp.so.2', '/usr/lib/libseccomp.so.2'];
 
 /** Wrapper that runs crun in a mount namespace without the cgroup2 mount (see the script). */
 const CRUN_HYBRID_WRAPPER = fileURLToPath(new URL('../../../libexec/crun-hybrid', import.meta.url));

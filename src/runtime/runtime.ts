@@ -42,6 +42,11 @@ export interface Runtime {
    * runtime said it is created. Throws the runtime's own error text on failure.
    */
   create(spec: CreateSpec): Promise<{ pid: number; conmonPid: number }>;
+  /**
+   * Adds what this runtime alone reads to a container's OCI spec before it is written (crun: its
+   * seccomp filter compiled beforehand). Optional; the spec must mean the same with or without it.
+   */
+  prepareSpec?(spec: Record<string, unknown>): void;
   start(id: string): Promise<void>;
   /** Sends a signal to the init process (`all` for every process). */
   kill(id: string, signal: string, all?: boolean): Promise<void>;

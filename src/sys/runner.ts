@@ -28,6 +28,11 @@ export interface RunOptions {
   onStderr?: (chunk: Buffer) => void;
   /** Kills the child (SIGKILL) when aborted, e.g. when the client that asked for it went away. */
   signal?: AbortSignal;
+  /**
+   * Done when the process exits, not when its output pipes close: for a child that hands its
+   * stdio on to a process that outlives it (`crun create` to the created container).
+   */
+  untilExit?: boolean;
 }
 
 export interface RunResult {
@@ -85,6 +90,10 @@ const defaultRunner: Runner = (argv, opts = {}) =>
     if (opts.signal?.aborted) abort();
     opts.signal?.addEventListener('abort', abort, { once: true });
     child.on('close', () => opts.signal?.removeEventListener('abort', abort));
+    if (opts.untilExit) {
+      // What was written before the exit is read first; then the pipes the survivor holds are let go.
+      child.on('exit', () => setImmediate(() => (child.stdout!.destroy(), child.stderr!.destroy())));
+    }
     child.on('error', (e) => {
       if (timer) clearTimeout(timer);
       reject(new CommandError(argv, null, e.message));

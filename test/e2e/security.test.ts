@@ -6,9 +6,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 import { rawRequest } from './containers-support.js';
 
@@ -17,6 +18,9 @@ const PYTHON = '/usr/bin/python3';
 const haveDockerPy = spawnSync(PYTHON, ['-c', 'import docker'], { encoding: 'utf8' }).status === 0;
 const haveProfile = spawnSync('test', ['-f', '/usr/share/containers/seccomp.json']).status === 0;
 const haveCrun = spawnSync('crun', ['--version']).status === 0;
+/** crun's annotation for a precompiled filter, and the wrapper crun needs on hybrid cgroups. */
+const BPF = 'run.oci.seccomp_bpf_data';
+const CRUN = fileURLToPath(new URL('../../../libexec/crun-hybrid', import.meta.url));
 
 /**
  * vmsplice(2) is harmless and works for anyone, but the default profile denies it with EPERM: a
@@ -46,6 +50,7 @@ int main(void) {
 const dir = mkdtempSync(join(tmpdir(), 'arca-sec-'));
 writeFileSync(join(dir, 'probe.c'), PROBE_C);
 const probe = spawnSync('cc', ['-static', '-O', '-o', join(dir, 'probe'), join(dir, 'probe.c')]).status === 0 ? join(dir, 'probe') : '';
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('security: seccomp, no-new-privileges, masked paths', { skip: haveProfile ? false : 'no /usr/share/containers/seccomp.json (apt-get install golang-github-containers-common)' }, () => {
   let d: TestDaemon;
@@ -56,7 +61,6 @@ describe('security: seccomp, no-new-privileges, masked paths', { skip: haveProfi
 
   after(async () => {
     await d?.cleanup();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   const status = async (args: string[], field: string): Promise<string> => {
@@ -184,5 +188,51 @@ describe('security: the same filter under crun', { skip: !haveProfile ? 'no secc
     assert.equal(await grep([]), '0 2');
     assert.equal(await grep(['--security-opt', 'seccomp=unconfined']), '0 0');
     assert.equal(await grep(['--security-opt', 'no-new-privileges']), '1 2');
+  });
+
+  it('later containers load the program crun compiled once, the same crun compiles itself', async () => {
+    // The first container with the default filter has it compiled in the background.
+    await d.dockerOk(['run', '--rm', IMG, 'true']);
+    let spec: { annotations?: Record<string, string>; linux: { seccomp: unknown } } | undefined;
+    let id = '';
+    for (let i = 0; i < 50 && !spec?.annotations?.[BPF]; i++) {
+      if (id) await d.dockerOk(['rm', '-f', id]);
+      await new Promise((r) => setTimeout(r, 100));
+      id = (await d.dockerOk(['run', '-d', IMG, 'sleep', '100'])).trim();
+      spec = JSON.parse(readFileSync(join(d.execRoot, 'crun', id, 'config.json'), 'utf8')) as typeof spec;
+    }
+    const data = spec?.annotations?.[BPF];
+    assert.ok(data, 'no container got the precompiled filter');
+    assert.match(await d.dockerOk(['exec', id, 'grep', '^Seccomp:', '/proc/self/status']), /^Seccomp:\s+2$/);
+    await d.dockerOk(['rm', '-f', id]);
+
+    // crun's own compile of that section, in a bundle of its own, is the same program.
+    const work = mkdtempSync(join(tmpdir(), 'arca-bpf-'));
+    try {
+      mkdirSync(join(work, 'b', 'rootfs', 'dev'), { recursive: true });
+      writeFileSync(join(work, 'b', 'rootfs', 'x'), '', { mode: 0o755 });
+      const own = { ociVersion: '1.0.2', process: { args: ['/x'], cwd: '/', user: { uid: 0, gid: 0 } }, root: { path: 'rootfs' }, mounts: [], linux: { namespaces: [{ type: 'mount' }], seccomp: spec!.linux.seccomp } };
+      writeFileSync(join(work, 'b', 'config.json'), JSON.stringify(own));
+      const crun = [CRUN, `--root=${join(work, 'state')}`];
+      // The created container keeps crun's stdio: a pipe would never close, a file does not matter.
+      const errFile = join(work, 'stderr');
+      const fd = openSync(errFile, 'w');
+      const r = spawnSync(crun[0]!, [...crun.slice(1), 'create', '--bundle', join(work, 'b'), 'own'], { stdio: ['ignore', 'ignore', fd], timeout: 30_000 });
+      closeSync(fd);
+      assert.equal(r.status, 0, readFileSync(errFile, 'utf8'));
+      try {
+        assert.ok(readFileSync(join(work, 'state', 'own', 'seccomp.bpf')).equals(Buffer.from(data, 'base64')), 'not the program crun compiles');
+      } finally {
+        spawnSync(crun[0]!, [...crun.slice(1), 'delete', '--force', 'own'], { stdio: 'ignore' });
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('the precompiled filter blocks a system call with EPERM', { skip: probe ? false : 'no C compiler with a static libc to build the probe' }, async () => {
+    const confined = await d.docker(['run', '--rm', '-v', `${probe}:/probe:ro`, IMG, '/probe']);
+    assert.equal(confined.code, 1, confined.stderr);
+    assert.equal(confined.stdout.trim(), 'vmsplice: Operation not permitted');
   });
 });
