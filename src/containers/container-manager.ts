@@ -23,6 +23,7 @@ import { run, which } from '../sys/runner.js';
 import { ConmonRuntime, RuntimeError } from '../runtime/conmon-runtime.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { containerSpec } from '../runtime/oci-spec.js';
+import { containerSize } from './container-size.js';
 import { parseUpdateRequest, updateContainer } from './container-update.js';
 import { NetnsManager } from '../network/netns.js';
 import type { NetworkAttacher } from '../network/network-attacher.js';
@@ -1025,14 +1026,18 @@ export class ContainerManager {
 
   async prune(filter: (c: ContainerRecord) => boolean): Promise<{ ContainersDeleted: string[]; SpaceReclaimed: number }> {
     const deleted: string[] = [];
+    let reclaimed = 0;
     for (const c of this.all()) {
       if (c.State.Status === 'running' || c.State.Status === 'paused' || c.State.Status === 'restarting') continue;
       if (!filter(c)) continue;
+      // What moby counts: the container's own layer (`docker ps -s` SizeRw), measured before it goes.
+      const size = containerSize(this.dir(c.Id), 0).SizeRw ?? 0;
       await this.remove(c.Id, { force: false, volumes: false });
       deleted.push(c.Id);
+      reclaimed += size;
     }
-    this.d.events.emit('container', 'prune', '', { reclaimed: '0' });
-    return { ContainersDeleted: deleted, SpaceReclaimed: 0 };
+    this.d.events.emit('container', 'prune', '', { reclaimed: String(reclaimed) });
+    return { ContainersDeleted: deleted, SpaceReclaimed: reclaimed };
   }
 
   /** `docker top`: `ps` output on the host, limited to the container's processes. */

@@ -145,14 +145,17 @@ describe('events', () => {
 
   it('prunes log one event per type, naming no object, with what they reclaimed', async () => {
     const t0 = now();
-    await d.dockerOk(['create', '--name', 'evprune', TEST_IMAGE, 'true']);
-    for (const kind of ['container', 'image', 'network', 'volume', 'builder']) await d.dockerOk([kind, 'prune', '-f']);
+    await d.dockerOk(['run', '--name', 'evprune', TEST_IMAGE, 'sh', '-c', 'head -c 200000 /dev/zero > /written']);
+    const containerPrune = await d.dockerOk(['container', 'prune', '-f']);
+    assert.match(containerPrune, /Total reclaimed space: 20\d(\.\d+)?kB/, 'the container layer it wrote counts');
+    for (const kind of ['image', 'network', 'volume', 'builder']) await d.dockerOk([kind, 'prune', '-f']);
     const evs = await between(t0, now() + 0.5, 'event=prune');
     assert.deepEqual(evs.map((e) => e.Type), ['container', 'image', 'network', 'volume', 'builder']);
     for (const e of evs) {
       assert.equal(e.Actor.ID, '');
       assert.match(e.Actor.Attributes['reclaimed'] ?? '', /^\d+$/, `${e.Type} prune reclaimed`);
     }
+    assert.ok(Number(evs[0]!.Actor.Attributes['reclaimed']) >= 200_000, 'container prune reclaimed what the container wrote');
     const image = evs.find((e) => e.Type === 'image')!;
     assert.equal(image.status, 'prune');
     assert.ok(!('id' in image), 'an empty id is left out, as Go omits it');
