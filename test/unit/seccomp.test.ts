@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { parseSeccompProfile } from '../../src/runtime/seccomp/profile.js';
 import { goArch, kernelAtLeast, renderSeccomp } from '../../src/runtime/seccomp/render.js';
 import { parseSecurityOptions } from '../../src/runtime/seccomp/security-options.js';
-import { SeccompPolicy } from '../../src/runtime/seccomp/seccomp-policy.js';
+import { kernelConfigHasX32, SeccompPolicy } from '../../src/runtime/seccomp/seccomp-policy.js';
 import { DEFAULT_CAPS } from '../../src/runtime/oci-spec.js';
 import { InvalidParameter } from '../../src/errors.js';
 
@@ -146,15 +147,38 @@ describe('seccomp policy', () => {
     const syms = join(dir, 'kallsyms');
     writeFileSync(syms, 'ffffffff816bb910 T __x64_sys_read\nffffffff816bb930 T __ia32_sys_read\n');
     assert.deepEqual(p.forContainer(dflt, DEFAULT_CAPS, false)!.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
-    await p.probeKernel(syms);
+    await p.probeKernel(syms, join(dir, 'no-config.gz'));
     assert.deepEqual(p.forContainer(dflt, DEFAULT_CAPS, false)!.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86']);
     const withX32 = new SeccompPolicy(path);
     writeFileSync(syms, 'ffffffff816bb910 T __x64_sys_read\nffffffff81000000 T __x32_compat_sys_ioctl\n');
-    await withX32.probeKernel(syms);
+    await withX32.probeKernel(syms, join(dir, 'no-config.gz'));
     assert.ok(withX32.forContainer(dflt, DEFAULT_CAPS, false)!.architectures!.includes('SCMP_ARCH_X32'));
     const unreadable = new SeccompPolicy(path);
-    await unreadable.probeKernel(join(dir, 'nope'));
+    await unreadable.probeKernel(join(dir, 'nope'), join(dir, 'no-config.gz'));
     assert.ok(unreadable.forContainer(dflt, DEFAULT_CAPS, false)!.architectures!.includes('SCMP_ARCH_X32'));
+  });
+
+  it("the kernel's config answers before its symbol table, and without reading it", { skip: goArch() === 'amd64' ? false : 'x32 is an x86-64 ABI' }, async () => {
+    const cfg = (name: string, text: string): string => (writeFileSync(join(dir, name), gzipSync(text)), join(dir, name));
+    const without = cfg('without.gz', 'CONFIG_X86_64=y\n# CONFIG_X86_X32_ABI is not set\n');
+    const withAbi = cfg('with.gz', 'CONFIG_X86_64=y\nCONFIG_X86_X32_ABI=y\n');
+    const before518 = cfg('old.gz', 'CONFIG_X86_64=y\nCONFIG_X86_X32=y\n');
+    assert.equal(kernelConfigHasX32(without), false);
+    assert.equal(kernelConfigHasX32(withAbi), true);
+    assert.equal(kernelConfigHasX32(before518), true);
+    assert.equal(kernelConfigHasX32(join(dir, 'none.gz')), undefined);
+    writeFileSync(join(dir, 'plain'), 'CONFIG_X86_X32_ABI=y\n');
+    assert.equal(kernelConfigHasX32(join(dir, 'plain')), undefined, 'not gzip: no answer');
+    // The symbol table says x32, the config says none: the config wins, the table is not read.
+    const syms = join(dir, 'kallsyms-x32');
+    writeFileSync(syms, 'ffffffff81000000 T __x32_compat_sys_ioctl\n');
+    const p = new SeccompPolicy(path);
+    const probing = p.probeKernel(syms, without);
+    assert.deepEqual(p.forContainer(dflt, DEFAULT_CAPS, false)!.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86'], 'known before the probe is awaited');
+    await probing;
+    const q = new SeccompPolicy(path);
+    await q.probeKernel(join(dir, 'nope'), withAbi);
+    assert.ok(q.forContainer(dflt, DEFAULT_CAPS, false)!.architectures!.includes('SCMP_ARCH_X32'));
   });
 
   it('without a readable profile, containers run unconfined and info says so', () => {
