@@ -36,6 +36,7 @@ import { withoutLink } from './legacy-links.js';
 import { logLimits } from './log-config.js';
 import { LogRotator } from './log-rotator.js';
 import { ensureWorkingDir } from './working-dir.js';
+import { initLayer } from './init-layer.js';
 
 const log = logger('arca:containers');
 
@@ -192,10 +193,11 @@ export class ContainerManager {
     });
   }
 
-  /** The overlay options of a container's rootfs: its image's layers under its own upper dir. */
+  /** The overlay options of a container's rootfs: its image's layers and Docker's init layer under its own upper dir. */
   overlayOptions(c: ContainerRecord): string {
     const dir = this.dir(c.Id);
-    return `lowerdir=${this.d.images.lowerDirs(this.d.images.get(c.ImageId)).join(':')},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`;
+    const lower = [initLayer(dir), ...this.d.images.lowerDirs(this.d.images.get(c.ImageId))];
+    return `lowerdir=${lower.join(':')},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`;
   }
 
 

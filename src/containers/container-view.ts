@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { MASKED_PATHS, READONLY_PATHS } from '../runtime/oci-spec.js';
 import type { Daemon } from '../daemon.js';
 import type { ContainerRecord } from './container-record.js';
@@ -110,7 +111,7 @@ export function inspectView(d: Daemon, c: ContainerRecord, execIds: string[]): R
 
 function safeLower(d: Daemon, c: ContainerRecord): string {
   try {
-    return d.images.lowerDirs(d.images.get(c.ImageId)).join(':');
+    return [join(d.containers.dir(c.Id), 'init'), ...d.images.lowerDirs(d.images.get(c.ImageId))].join(':');
   } catch {
     return '';
   }

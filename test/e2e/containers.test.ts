@@ -49,6 +49,20 @@ describe('containers: run, ps, inspect, options', () => {
       assert.equal(await d.dockerOk(['ps', '-aq', '--filter', 'name=^hi$']), '');
     });
 
+    it("has Docker's init layer: /.dockerenv and /etc/mtab, in no diff and no commit", async () => {
+      const out = await d.dockerOk(['run', '--name', 'initlayer', IMG, 'sh', '-c', 'test -f /.dockerenv && readlink /etc/mtab && touch /mark']);
+      assert.equal(out, '/proc/mounts');
+      assert.equal(await d.dockerOk(['diff', 'initlayer']), 'A /mark');
+      await d.dockerOk(['commit', 'initlayer', 'arca-test/initlayer:1']);
+      // The committed image holds /mark only; a container of it gets its own init layer.
+      const layer = await d.dockerOk(['run', '--rm', 'arca-test/initlayer:1', 'sh', '-c', 'ls /mark /.dockerenv']);
+      assert.deepEqual(layer.split('\n').sort(), ['/.dockerenv', '/mark']);
+      const hist = await d.dockerOk(['history', '--format', '{{.Size}}', 'arca-test/initlayer:1']);
+      assert.equal(hist.split('\n')[0], '0B');
+      await d.dockerOk(['rm', 'initlayer']);
+      await d.dockerOk(['rmi', 'arca-test/initlayer:1']);
+    });
+
     it('returns the container exit code', async () => {
       const r = await run([IMG, 'sh', '-c', 'exit 3']);
       assert.equal(r.code, 3, r.stderr);
