@@ -12,6 +12,7 @@ import { parseDetachKeys } from '../containers/detach-keys.js';
 import { LogFollower, frame, readLog, type LogEntry } from '../containers/log-file.js';
 import { StatsCollector } from '../containers/stats/container-stats.js';
 import { containerSize } from '../containers/container-size.js';
+import { goDurationMs } from '../go-duration.js';
 
 /** The stream content type: multiplexed without a TTY (API ≥ 1.42), raw with one. */
 export function streamType(tty: boolean, version: string): string {
@@ -40,22 +41,12 @@ function labelMatch(labels: Record<string, string>, exprs: string[]): boolean {
 
 const LIST_FILTERS = new Set(['id', 'name', 'status', 'label', 'ancestor', 'exited', 'before', 'since', 'network', 'volume', 'health', 'is-task', 'publish', 'expose']);
 
-const GO_DURATION_UNITS: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
-
-/** Seconds in a Go duration (`90m`, `1h30m`, `1.5h`), or undefined if it is not one. */
-function goDurationSeconds(v: string): number | undefined {
-  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(v)) return undefined;
-  let total = 0;
-  for (const m of v.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * GO_DURATION_UNITS[m[2]!]!;
-  return total;
-}
-
 /** Docker's timestamps: unix seconds, RFC 3339 or a date, or a duration meaning that long ago (`until=24h`). */
 function parseTimestamp(v: string | null, name: string): number | undefined {
   if (v === null || v === '') return undefined;
   if (/^-?\d+(\.\d+)?$/.test(v)) return Number(v);
-  const ago = goDurationSeconds(v);
-  if (ago !== undefined) return Date.now() / 1000 - ago;
+  const ago = goDurationMs(v);
+  if (ago !== undefined) return (Date.now() - ago) / 1000;
   const t = Date.parse(v);
   if (Number.isNaN(t)) throw new InvalidParameter(`invalid value for "${name}": ${v}`);
   return t / 1000;

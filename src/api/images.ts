@@ -20,6 +20,7 @@ import {
   tagReference,
 } from '../images/reference.js';
 import { decodeRegistryAuth } from '../images/registry-client.js';
+import { goDurationMs } from '../go-duration.js';
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
@@ -132,11 +133,8 @@ function matchLabels(wanted: string[], labels: Record<string, string> | null | u
 
 /** `until`/`since` values: a Go duration (`24h`), unix seconds, or an RFC 3339 date. */
 function parseTimestamp(v: string): number {
-  const dur = /^(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)$/.exec(v);
-  if (dur) {
-    const scale: Record<string, number> = { ns: 1e-6, us: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
-    return Date.now() - Number(dur[1]) * scale[dur[2]!]!;
-  }
+  const ago = goDurationMs(v);
+  if (ago !== undefined) return Date.now() - ago;
   if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
   const t = Date.parse(v);
   if (Number.isNaN(t)) throw new InvalidParameter(`failed to parse value as time or duration: "${v}"`);

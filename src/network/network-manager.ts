@@ -37,6 +37,7 @@ import { exposedPorts, networkSettingsPorts, portRequests, psPorts, type Contain
 import { OPT_HOST_BINDING } from './drivers/bridge/bridge-driver.js';
 import { type Attachment, type EndpointRecord, type EndpointRequest, type NetworkRecord, networkView } from './network-record.js';
 import { NO_EVENTS, type EventSink } from '../events/event-bus.js';
+import { goDurationMs } from '../go-duration.js';
 
 const log = logger('arca:net');
 
@@ -95,12 +96,8 @@ const MAC_RE = /^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/;
 
 /** Docker's `until` filter: a Go duration (`24h`, `10m30s`) before now, a timestamp, or unix seconds. */
 export function parseUntil(v: string, now = Date.now()): number {
-  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  if (/^([0-9.]+(ns|us|µs|ms|s|m|h))+$/.test(v)) {
-    let total = 0;
-    for (const m of v.matchAll(/([0-9.]+)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * units[m[2]!]!;
-    return now - total;
-  }
+  const ago = goDurationMs(v);
+  if (ago !== undefined) return now - ago;
   if (/^[0-9]+(\.[0-9]+)?$/.test(v)) return Number(v) * 1000;
   const t = Date.parse(v);
   if (Number.isNaN(t)) throw new InvalidParameter(`failed to parse value as time or duration: "${v}"`);
