@@ -34,6 +34,8 @@ export class BuildOutput {
     private readonly totalSteps: number,
     /** Short ids of the images stages start from, by the name in their FROM. */
     private readonly baseIds: Map<string, string>,
+    /** The caller already sent the first step's line (before fetching its base). */
+    private readonly firstAnnounced = false,
   ) {}
 
   private send(text: string): void {
@@ -48,7 +50,7 @@ export class BuildOutput {
       if (this.step >= this.totalSteps && /^LABEL /.test(step[1]!)) return;
       this.current = step[1]!;
       this.step++;
-      this.send(`Step ${this.step}/${Math.max(this.totalSteps, this.step)} : ${this.current}\n`);
+      if (this.step > 1 || !this.firstAnnounced) this.send(`Step ${this.step}/${Math.max(this.totalSteps, this.step)} : ${this.current}\n`);
       const from = /^FROM\s+(?:--platform=\S+\s+)?(\S+)/i.exec(this.current);
       const base = from ? this.baseIds.get(from[1]!) : undefined;
       if (base) this.send(` ---> ${base}\n`);

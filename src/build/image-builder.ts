@@ -63,14 +63,18 @@ export class ImageBuilder {
     try {
       const ctx = await unpackContext(body, join(scratch, 'ctx'), req.dockerfile);
       const summary = summarizeDockerfile(ctx.dockerfile, req.buildArgs, req.target);
+      const firstFrom = summary.instructions.findIndex((i) => i.keyword === 'FROM');
+      const steps = summary.steps - firstFrom;
+      // Docker names the first step before it fetches its base: a pull's progress, or its failure,
+      // comes after "Step 1/n : FROM ..." in the stream (and a failure is the stream's, status 200).
+      if (!req.quiet) out.stream(`Step 1/${steps} : FROM ${summary.instructions[firstFrom]!.args}\n`);
       const baseIds = new Map<string, string>();
       for (const name of summary.images) {
         const img = await this.baseImage(name, req, out);
         baseIds.set(name, shortId(img.id));
         await this.buildah.provide(img, buildahName(name));
       }
-      const steps = summary.steps - summary.instructions.findIndex((i) => i.keyword === 'FROM');
-      const progress = new BuildOutput(out, req.quiet, steps, baseIds);
+      const progress = new BuildOutput(out, req.quiet, steps, baseIds, !req.quiet);
       const sandbox = await this.network.open(req.networkMode, req.extraHosts);
       let id: string;
       try {

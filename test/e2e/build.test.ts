@@ -203,6 +203,21 @@ describe('docker build', () => {
     assert.deepEqual(leftovers(), []);
   });
 
+  it('a base image that cannot be had fails in the stream, after its Step line, as dockerd 20.10', async () => {
+    // No registry is reachable from the test netns: the pull of the base fails at once.
+    const dir = context(tmp, 'no-base', { Dockerfile: ['FROM arca-test/not-here:1', 'RUN true', ''].join('\n') });
+    const r = await d.docker(['build', dir], { timeoutMs: 120_000 });
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /^Step 1\/2 : FROM arca-test\/not-here:1$/m);
+    assert.doesNotMatch(r.stderr, /Error response from daemon/);
+    // Where a base is had, its Step line is still sent once.
+    const ok = context(tmp, 'one-step', { Dockerfile: [`FROM ${TEST_IMAGE}`, 'RUN true', ''].join('\n') });
+    const out = await d.dockerOk(['build', ok], { timeoutMs: 120_000 });
+    assert.equal(out.match(/^Step 1\/2 : /gm)?.length, 1, out);
+    assert.match(out, /^Step 1\/2 : FROM \S+\n ---> [0-9a-f]{12}\nStep 2\/2 : RUN true$/m);
+    assert.deepEqual(leftovers(), []);
+  });
+
   it('bad input: parse errors, a missing Dockerfile, a context that is not a tar', async () => {
     const bad = context(tmp, 'bad-parse', { Dockerfile: [`FROM ${TEST_IMAGE}`, 'FROBNICATE now', ''].join('\n') });
     const r = await d.docker(['build', bad]);

@@ -91,4 +91,12 @@ describe('build output', () => {
       { stream: '\u001b[91merr1\n\u001b[0m' },
     ]);
   });
+
+  it('does not repeat a first step the builder already announced, but still gives its base id', () => {
+    const { out, lines } = collect();
+    const b = new BuildOutput(out, false, 2, new Map([['busybox', '7ed05d9bef2f']]), true);
+    b.line('STEP 1/2: FROM busybox');
+    b.line('STEP 2/2: RUN true');
+    assert.deepEqual(lines, [{ stream: ' ---> 7ed05d9bef2f\n' }, { stream: 'Step 2/2 : RUN true\n' }]);
+  });
 });
