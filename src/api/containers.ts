@@ -11,6 +11,7 @@ import { runAttach, type AttachOptions } from '../containers/attach-session.js';
 import { parseDetachKeys } from '../containers/detach-keys.js';
 import { LogFollower, frame, readLog, type LogEntry } from '../containers/log-file.js';
 import { StatsCollector } from '../containers/stats/container-stats.js';
+import { stringifyJson } from '../json-integer.js';
 import { containerSize } from '../containers/container-size.js';
 import { goDurationMs } from '../go-duration.js';
 
@@ -312,7 +313,7 @@ export function registerContainers(r: Router, d: Daemon): void {
     let gone = false;
     c.res.on('close', () => (gone = true));
     // A removed container keeps its last record: the stream goes on with empty frames, as Docker's.
-    await stats.run(() => cm.find(x.Id) ?? x, { stream, oneShot }, (f) => void (gone || c.res.write(JSON.stringify(f) + '\n')), () => gone);
+    await stats.run(() => cm.find(x.Id) ?? x, { stream, oneShot }, (f) => void (gone || c.res.write(stringifyJson(f) + '\n')), () => gone);
     c.res.end();
   });
 }

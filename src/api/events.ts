@@ -2,6 +2,7 @@ import type { Router } from './router.js';
 import { parseFilters } from './router.js';
 import type { Daemon } from '../daemon.js';
 import { InvalidParameter } from '../errors.js';
+import { stringifyJson } from '../json-integer.js';
 import type { DockerEvent } from '../events/event-bus.js';
 import { EventFilter, parseEventTime } from '../events/event-filter.js';
 
@@ -23,10 +24,10 @@ export function registerEvents(r: Router, d: Daemon): void {
     c.res.writeHead(200, { 'Content-Type': 'application/json' });
     c.res.flushHeaders();
     const write = (e: DockerEvent): void => {
-      c.res.write(JSON.stringify(e) + '\n');
+      c.res.write(stringifyJson(e) + '\n');
     };
     const inWindow = (e: DockerEvent): boolean =>
-      (since === undefined || BigInt(e.timeNano) >= since) && (until === undefined || BigInt(e.timeNano) <= until);
+      (since === undefined || e.timeNano.value >= since) && (until === undefined || e.timeNano.value <= until);
     // History and subscription happen in one turn of the event loop: nothing falls between them.
     if (since !== undefined || until !== undefined) {
       for (const e of d.events.history()) if (inWindow(e) && filter.matches(e)) write(e);

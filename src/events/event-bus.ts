@@ -1,3 +1,5 @@
+import { JsonInteger } from '../json-integer.js';
+
 /**
  * The daemon's event bus: what `docker events` streams. Managers emit into it through the small
  * {@link EventSink} contract; the API subscribes. A bounded ring keeps the last events for
@@ -19,7 +21,8 @@ export interface DockerEvent {
   Actor: { ID: string; Attributes: Record<string, string> };
   scope: 'local' | 'swarm';
   time: number;
-  timeNano: number;
+  /** Nanoseconds since the epoch, exact (above 2^53: a JS number would round it). */
+  timeNano: JsonInteger;
 }
 
 /** What a component needs to emit events: one method. */
@@ -51,6 +54,9 @@ export class EventBus implements EventSink {
   private readonly subscribers = new Set<(e: DockerEvent) => void>();
   /** The last timeNano handed out: two events in one millisecond still sort in emission order. */
   private lastNano = 0n;
+  /** Wall clock and monotonic clock read together once: event times have nanosecond steps and never go back. */
+  private readonly wallAtStart = BigInt(Date.now()) * 1_000_000n;
+  private readonly hrAtStart = process.hrtime.bigint();
 
   constructor(private readonly capacity = DEFAULT_HISTORY) {}
 
@@ -91,7 +97,7 @@ export class EventBus implements EventSink {
   }
 
   private make(type: EventType, action: string, id: string, attributes: Record<string, string>): DockerEvent {
-    let nano = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n;
+    let nano = this.wallAtStart + (process.hrtime.bigint() - this.hrAtStart);
     if (nano <= this.lastNano) nano = this.lastNano + 1n;
     this.lastNano = nano;
     const e: DockerEvent = {
@@ -100,7 +106,7 @@ export class EventBus implements EventSink {
       Actor: { ID: id, Attributes: attributes },
       scope: 'local',
       time: Number(nano / 1_000_000_000n),
-      timeNano: Number(nano),
+      timeNano: new JsonInteger(nano),
     };
     // moby fills the deprecated fields for container and image events only.
     if (type === 'container' || type === 'image') {

@@ -102,6 +102,19 @@ describe('containers: stats', () => {
     assert.equal(f.networks['lo' as 'eth0'], undefined, 'loopback is left out');
   });
 
+  it('memory.stat figures above 2^53 (v1 "unlimited") arrive with the exact digits of the cgroup file', async (t) => {
+    const idlePid = Number(await d.dockerOk(['inspect', '-f', '{{.State.Pid}}', 'idle']));
+    const huge = cgroupValue(idlePid, 'memory', 'memory.stat', 'memory.stat')
+      .split('\n')
+      .map((l) => l.split(' '))
+      .filter(([, v]) => v && /^\d+$/.test(v) && BigInt(v) > BigInt(Number.MAX_SAFE_INTEGER));
+    if (!huge.length) return t.skip('no memory.stat figure above 2^53 on this machine (cgroup v2 has no hierarchical limits)');
+    const r = await rawRequest(d.socket, 'GET', '/v1.41/containers/idle/stats?stream=0&one-shot=1');
+    assert.equal(r.status, 200);
+    for (const [k, v] of huge) assert.ok(r.body.includes(`"${k}":${v},`) || r.body.includes(`"${k}":${v}}`), `${k} ${v} in ${r.body.slice(0, 200)}`);
+    assert.ok(huge.some(([k]) => k === 'hierarchical_memory_limit'));
+  });
+
   it('traffic shows in the namespace counters and NET I/O', async () => {
     const gw = await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Gateway}}', 'idle']);
     const before = (JSON.parse((await rawRequest(d.socket, 'GET', '/v1.51/containers/idle/stats?stream=0&one-shot=1')).body) as Frame).networks!['eth0']!;

@@ -72,6 +72,13 @@ describe('events', () => {
     assert.equal(start.scope, 'local');
     assert.deepEqual(start.Actor, { ID: id, Attributes: { team: 'blue', image: TEST_IMAGE, name: 'evc' } });
     assert.equal(start.time, Math.floor(start.timeNano / 1e9));
+    // On the wire timeNano is an exact integer (above 2^53): strictly increasing, its seconds the `time`.
+    const raw = await rawRequest(d.socket, 'GET', `/v1.41/events?since=${t0}&until=${now()}`);
+    const lines = raw.body.split('\n').filter(Boolean);
+    assert.ok(lines.length >= want.length);
+    const nanos = lines.map((l) => BigInt(/"timeNano":(\d+)\}$/.exec(l)?.[1] ?? -1));
+    lines.forEach((l, i) => assert.equal(BigInt((JSON.parse(l) as Ev).time), nanos[i]! / 1_000_000_000n, l));
+    nanos.slice(1).forEach((n, i) => assert.ok(n > nanos[i]!, `${n} after ${nanos[i]}`));
     assert.equal(evs.find((e) => e.Action === 'kill')!.Actor.Attributes['signal'], '15');
     // busybox's sleep as pid 1 ignores TERM: the stop ends with a KILL after its timeout.
     assert.deepEqual(evs.filter((e) => e.Action === 'kill').map((e) => e.Actor.Attributes['signal']), ['15', '9']);

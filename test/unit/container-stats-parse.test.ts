@@ -5,6 +5,7 @@ import {
   parseBlkioV1,
   parseCgroupMounts,
   parseFlatKeyed,
+  parseMemoryStat,
   parseIoStatV2,
   parsePercpu,
   parseProcCgroup,
@@ -12,6 +13,7 @@ import {
   parseSystemCpuUsage,
 } from '../../src/containers/stats/cgroup-files.js';
 import { parseNetDev } from '../../src/containers/stats/net-stats.js';
+import { stringifyJson } from '../../src/json-integer.js';
 
 const HYBRID_MOUNTINFO = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
@@ -58,6 +60,8 @@ describe('cgroup layout', () => {
 describe('cgroup file parsers', () => {
   it('flat keyed files and single values (max is no limit)', () => {
     assert.deepEqual(parseFlatKeyed('cache 4096\nrss 61440\nbogus x\n'), { cache: 4096, rss: 61440 });
+    const mem = parseMemoryStat('cache 4096\nhierarchical_memory_limit 9223372036854771712\n');
+    assert.equal(stringifyJson(mem), '{"cache":4096,"hierarchical_memory_limit":9223372036854771712}');
     assert.equal(parseSingle('67108864\n'), 67108864);
     assert.equal(parseSingle('max\n'), undefined);
     assert.equal(parseSingle(undefined), undefined);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { EventBus, type DockerEvent } from '../../src/events/event-bus.js';
 import { EventFilter, parseEventTime } from '../../src/events/event-filter.js';
 import { InvalidParameter } from '../../src/errors.js';
+import { stringifyJson } from '../../src/json-integer.js';
 
 const f = (o: Record<string, string[]>): EventFilter => new EventFilter(new Map(Object.entries(o)));
 
@@ -25,7 +26,10 @@ describe('EventBus', () => {
     assert.equal(start!.from, 'busybox:latest');
     assert.deepEqual(start!.Actor, { ID: 'abc123', Attributes: { app: 'shop', tier: 'front', image: 'busybox:latest', name: 'web' } });
     assert.equal(start!.scope, 'local');
-    assert.equal(start!.time, Math.floor(start!.timeNano / 1e9));
+    assert.equal(BigInt(start!.time), start!.timeNano.value / 1_000_000_000n);
+    // Nanoseconds, exact: the wire carries the bigint's digits, not a rounded double.
+    assert.ok(Math.abs(Number(start!.timeNano.value / 1_000_000n) - Date.now()) < 5000);
+    assert.match(stringifyJson(start), new RegExp(`,"timeNano":${start!.timeNano.value}}$`));
     assert.equal(net!.status, undefined);
     assert.equal(net!.id, undefined);
     assert.equal(img!.status, 'tag');
@@ -38,7 +42,7 @@ describe('EventBus', () => {
     for (let i = 0; i < 5; i++) bus.emit('volume', 'create', `v${i}`);
     const h = bus.history();
     assert.deepEqual(h.map((e) => e.Actor.ID), ['v2', 'v3', 'v4']);
-    assert.ok(h[0]!.timeNano < h[1]!.timeNano && h[1]!.timeNano < h[2]!.timeNano);
+    assert.ok(h[0]!.timeNano.value < h[1]!.timeNano.value && h[1]!.timeNano.value < h[2]!.timeNano.value);
   });
 
   it('stops calling an unsubscribed listener', () => {

@@ -1,3 +1,5 @@
+import { JsonInteger } from '../../json-integer.js';
+
 /**
  * Parsers for the kernel files a container's stats come from. Pure functions of the file text,
  * so they are tested without a kernel.
@@ -75,12 +77,25 @@ export function cgroupDirs(entries: ProcCgroupEntry[], mounts: CgroupMount[]): C
   return dirs;
 }
 
-/** `key value` lines (memory.stat, cpu.stat, cpuacct.stat) as numbers. */
+/** `key value` lines (cpu.stat, cpuacct.stat) as numbers. */
 export function parseFlatKeyed(text: string): Record<string, number> {
   const out: Record<string, number> = {};
   for (const line of text.split('\n')) {
     const [k, v] = line.trim().split(/\s+/);
     if (k && v !== undefined && /^\d+$/.test(v)) out[k] = Number(v);
+  }
+  return out;
+}
+
+/**
+ * memory.stat as Docker sends it: every figure exact, so v1's "unlimited" limits
+ * (`hierarchical_memory_limit` 9223372036854771712, above 2^53) keep their digits.
+ */
+export function parseMemoryStat(text: string): Record<string, number | JsonInteger> {
+  const out: Record<string, number | JsonInteger> = {};
+  for (const line of text.split('\n')) {
+    const [k, v] = line.trim().split(/\s+/);
+    if (k && v !== undefined && /^\d+$/.test(v)) out[k] = JsonInteger.parse(v);
   }
   return out;
 }

@@ -1,11 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
+import type { JsonInteger } from '../../json-integer.js';
 import {
   CLOCK_TICKS,
   cgroupDirs,
   parseBlkioV1,
   parseCgroupMounts,
   parseFlatKeyed,
+  parseMemoryStat,
   parseIoStatV2,
   parsePercpu,
   parseProcCgroup,
@@ -24,7 +26,7 @@ export interface CgroupCpu {
 export interface CgroupMemory {
   usage?: number;
   max_usage?: number;
-  stats?: Record<string, number>;
+  stats?: Record<string, number | JsonInteger>;
   failcnt?: number;
   limit?: number;
 }
@@ -133,11 +135,11 @@ async function readMemory(dirs: CgroupDirs, where: 'v1' | 'v2' | undefined): Pro
     ]);
     // Docker's `failcnt` is omitempty: a cgroup that never hit its limit has none.
     const fails = parseSingle(failcnt);
-    return { usage: parseSingle(usage), max_usage: parseSingle(max), stats: parseFlatKeyed(stat ?? ''), ...(fails ? { failcnt: fails } : {}), limit: parseSingle(limit) };
+    return { usage: parseSingle(usage), max_usage: parseSingle(max), stats: parseMemoryStat(stat ?? ''), ...(fails ? { failcnt: fails } : {}), limit: parseSingle(limit) };
   }
   if (where === 'v2') {
     const [usage, limit, stat] = await Promise.all([read(`${dirs.v2}/memory.current`), read(`${dirs.v2}/memory.max`), read(`${dirs.v2}/memory.stat`)]);
-    return { usage: parseSingle(usage), stats: parseFlatKeyed(stat ?? ''), limit: parseSingle(limit) };
+    return { usage: parseSingle(usage), stats: parseMemoryStat(stat ?? ''), limit: parseSingle(limit) };
   }
   return {};
 }
