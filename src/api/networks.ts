@@ -57,7 +57,9 @@ export function registerNetworks(r: Router, d: Daemon): void {
   });
 
   r.post('/networks/prune', async (c) => {
-    c.send(200, await d.networks.prune(parseFilters(c.query)));
+    const { NetworksDeleted } = await d.networks.prune(parseFilters(c.query));
+    // moby's list is nil (null) when nothing went.
+    c.send(200, { NetworksDeleted: NetworksDeleted.length ? NetworksDeleted : null });
   });
 
   r.get('/networks/{id}', (c) => {

@@ -35,7 +35,8 @@ function jsonKind(v: unknown): string {
 export function registerVolumes(r: Router, d: Daemon): void {
   r.get('/volumes', (c) => {
     const volumes = d.volumes.list(parseFilters(c.query));
-    c.send(200, { Volumes: volumes, Warnings: [] });
+    // moby sends null Warnings when there are none (checked against dockerd 20.10).
+    c.send(200, { Volumes: volumes, Warnings: null });
   });
 
   r.post('/volumes/create', async (c) => {

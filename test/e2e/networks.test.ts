@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'node:http';
 import { OUTSIDE_ADDR, OUTSIDE_HOST_ADDR, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
-import { eventually } from './containers-support.js';
+import { eventually, rawRequest } from './containers-support.js';
 import { interfaces as addrsInside } from './driver-compliance.js';
 
 const IMG = TEST_IMAGE;
@@ -571,6 +571,9 @@ describe('networks', () => {
     await d.dockerOk(['run', '-d', '--name', 'pu', '--network', 'pr-used', IMG, 'sleep', '300']);
     const none = await d.dockerOk(['network', 'prune', '-f', '--filter', 'until=1h']);
     assert.doesNotMatch(none, /pr-a/);
+    // Nothing pruned: moby's NetworksDeleted is null.
+    const rawNone = await rawRequest(d.socket, 'POST', '/v1.51/networks/prune?filters=' + encodeURIComponent('{"until":["1h"]}'));
+    assert.deepEqual(JSON.parse(rawNone.body), { NetworksDeleted: null });
     const out = await d.dockerOk(['network', 'prune', '-f', '--filter', 'label!=keep=1']);
     assert.match(out, /pr-a/);
     assert.doesNotMatch(out, /pr-keep|pr-used|bridge/);

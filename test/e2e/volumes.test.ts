@@ -8,6 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { rawRequest } from './containers-support.js';
 import type { VolumeRecord } from '../../src/volumes/volume-manager.js';
 
 /** What `docker volume inspect` prints: the daemon's own record shape. */
@@ -64,6 +65,10 @@ describe('volumes', () => {
     assert.equal(await d.dockerOk(['volume', 'ls', '-q', '--filter', 'driver=nfs']), '');
     const dangling = (await d.dockerOk(['volume', 'ls', '-q', '--filter', 'dangling=true'])).split('\n');
     assert.ok(dangling.includes('data1'));
+    // The raw list: Warnings null when there are none, as moby's.
+    const raw = JSON.parse((await rawRequest(d.socket, 'GET', '/v1.51/volumes')).body) as { Volumes: unknown[]; Warnings: unknown };
+    assert.equal(raw.Warnings, null);
+    assert.ok(raw.Volumes.length >= 2);
     const bad = await d.docker(['volume', 'ls', '--filter', 'until=1h']);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /invalid filter 'until'/);
