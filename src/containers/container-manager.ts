@@ -224,6 +224,9 @@ export class ContainerManager {
     config.User = config.User || imgCfg.User || '';
     config.Labels = { ...(imgCfg.Labels ?? {}), ...config.Labels };
     if (imgCfg.ExposedPorts) config.ExposedPorts = { ...imgCfg.ExposedPorts, ...(config.ExposedPorts ?? {}) };
+    // moby's merge: the image's VOLUMEs join the request's; none at all is null, not {}.
+    const volumes = { ...(imgCfg.Volumes ?? {}), ...(config.Volumes ?? {}) };
+    config.Volumes = Object.keys(volumes).length ? volumes : null;
     if (!config.StopSignal && imgCfg.StopSignal) config.StopSignal = imgCfg.StopSignal;
     if (config.StopSignal) parseSignal(config.StopSignal);
     const argv = [...(entrypoint ?? []), ...(cmd ?? [])];

@@ -169,8 +169,10 @@ describe('containers: run, ps, inspect, options', () => {
     });
 
     it('inspect fills HostConfig defaults as dockerd does (compared with 20.10)', async () => {
-      const raw = JSON.parse((await rawRequest(d.socket, 'GET', '/v1.51/containers/web/json')).body) as { HostConfig: Record<string, unknown>; ExecIDs: unknown };
+      const raw = JSON.parse((await rawRequest(d.socket, 'GET', '/v1.51/containers/web/json')).body) as { HostConfig: Record<string, unknown>; ExecIDs: unknown; Config: Record<string, unknown> };
       const hc = raw.HostConfig;
+      // No VOLUME in the image, no -v: null, not {}.
+      assert.equal(raw.Config['Volumes'], null);
       assert.equal(hc['PidsLimit'], null);
       assert.equal(hc['MemorySwappiness'], null);
       assert.equal(hc['CgroupnsMode'], 'host');
