@@ -27,6 +27,17 @@ export class BuildOutput {
   private step = 0;
   /** The instruction of the step running now, as written in the Dockerfile. */
   current = '';
+  /** In buildah's own LABEL step (for `--label`), which Docker's output does not show. */
+  private inLabelStep = false;
+  /**
+   * The last step's image id, sent by {@link finish}: when buildah's LABEL step follows, its
+   * image (the build's result) is the one Docker's last " ---> <id>" names.
+   */
+  private lastId?: string;
+  /** The step whose image id was given: buildah follows a cache hit's full id with the same id, short. */
+  private idGiven = -1;
+  /** buildah's STEP lines seen, its hidden LABEL step's included. */
+  private stepLines = 0;
 
   constructor(
     private readonly out: ProgressStream,
@@ -46,8 +57,12 @@ export class BuildOutput {
   line(l: string, stream: 'stdout' | 'stderr' = 'stdout'): void {
     const step = STEP.exec(l);
     if (step) {
+      this.stepLines++;
       // buildah applies `labels` as one more step of its own; Docker's builder shows no such step.
-      if (this.step >= this.totalSteps && /^LABEL /.test(step[1]!)) return;
+      if (this.step >= this.totalSteps && /^LABEL /.test(step[1]!)) {
+        this.inLabelStep = true;
+        return;
+      }
       this.current = step[1]!;
       this.step++;
       if (this.step > 1 || !this.firstAnnounced) this.send(`Step ${this.step}/${Math.max(this.totalSteps, this.step)} : ${this.current}\n`);
@@ -58,17 +73,30 @@ export class BuildOutput {
     }
     const cached = USING_CACHE.exec(l);
     if (cached) {
-      this.send(' ---> Using cache\n');
-      this.send(` ---> ${cached[1]!.slice(0, 12)}\n`);
+      if (!this.inLabelStep) this.send(' ---> Using cache\n');
+      this.stepId(cached[1]!);
       return;
     }
     const result = RESULT.exec(l);
     if (result) {
-      this.send(` ---> ${result[1]!.slice(0, 12)}\n`);
+      this.stepId(result[1]!);
       return;
     }
     if (DROPPED.some((re) => re.test(l))) return;
     this.send(stream === 'stderr' ? `\u001b[91m${l}\n\u001b[0m` : `${l}\n`);
+  }
+
+  private stepId(id: string): void {
+    if (this.idGiven === this.stepLines) return;
+    this.idGiven = this.stepLines;
+    if (this.step >= this.totalSteps) this.lastId = id.slice(0, 12);
+    else this.send(` ---> ${id.slice(0, 12)}\n`);
+  }
+
+  /** After a build that succeeded: the last step's " ---> <id>". */
+  finish(): void {
+    if (this.lastId) this.send(` ---> ${this.lastId}\n`);
+    this.lastId = undefined;
   }
 
   /** Docker's wording of a failed build, from buildah's message and the step that failed. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -213,7 +213,6 @@ export class BuildahBuilder {
     const dir = await this.scratch();
     this.active++;
     try {
-      const iid = join(dir, 'iid');
       const tmpdir = join(dir, 'tmp');
       await mkdir(tmpdir, { mode: 0o700 });
       const args = [
@@ -228,7 +227,8 @@ export class BuildahBuilder {
         '--rm',
         // Docker's classic builder may keep a failed step's container; nothing of a build may stay here.
         '--force-rm',
-        `--iidfile=${iid}`,
+        // No --iidfile: with one buildah keeps quiet about each step's image ("--> <id>"), which
+        // Docker's " ---> <id>" lines come from; the image id is then its last line of output.
         `--file=${b.dockerfilePath}`,
         `--network=${b.network}`,
         ...b.networkArgs,
@@ -241,7 +241,11 @@ export class BuildahBuilder {
       // buildah hands the value to the tmpfs mount as written: tmpfs reads k/m/g suffixes, not "b".
       if (b.shmSize) args.push(`--shm-size=${b.shmSize % 1024 === 0 ? `${b.shmSize / 1024}k` : String(b.shmSize)}`);
       args.push(b.contextDir);
-      const out = lineSplitter((l) => b.onLine(l, 'stdout'));
+      let last = '';
+      const out = lineSplitter((l) => {
+        last = l;
+        b.onLine(this.fullStepId(l), 'stdout');
+      });
       const err = lineSplitter((l) => b.onLine(l, 'stderr'));
       let r: RunResult;
       try {
@@ -256,8 +260,8 @@ export class BuildahBuilder {
         if (b.signal.aborted) this.orphans = true;
         throw new BuildahError(r.code, r.stderr);
       }
-      const id = (await readFile(iid, 'utf8')).trim();
-      const hex = id.replace(/^sha256:/, '');
+      const hex = /^(?:sha256:)?([0-9a-f]{64})$/.exec(last.trim())?.[1];
+      if (!hex) throw new BuildahError(r.code, `buildah ended without an image id (last line: ${last})`);
       (await this.inventory()).set(hex, (await this.inventory()).get(hex) ?? new Set());
       return `sha256:${hex}`;
     } finally {
@@ -267,6 +271,23 @@ export class BuildahBuilder {
         await this.removeContainers();
       }
       await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * buildah names a committed step's image by its first 11 hex digits (`--> 3c9d1f169d5`);
+   * Docker shows 12. The full id is in buildah's image list (the storage's images.json, just
+   * written by that commit); a line it cannot complete is passed on as buildah printed it.
+   */
+  private fullStepId(line: string): string {
+    const short = /^--> ([0-9a-f]{11})$/.exec(line)?.[1];
+    if (!short) return line;
+    try {
+      const list = readFileSync(join(this.storage, 'overlay-images', 'images.json'), 'utf8');
+      const full = new RegExp(`"id":"(${short}[0-9a-f]{53})"`).exec(list)?.[1];
+      return full ? `--> ${full}` : line;
+    } catch {
+      return line;
     }
   }
 

@@ -98,6 +98,7 @@ export class ImageBuilder {
       } finally {
         await sandbox.close();
       }
+      progress.finish();
       const img = await this.buildah.export(id);
       for (const t of req.tags) this.images.tag(img, t);
       out.write({ aux: { ID: img.id } });

@@ -129,11 +129,18 @@ describe('docker build', () => {
     assert.equal(first.code, 0, first.stderr);
     assert.doesNotMatch(first.stdout, /Using cache/);
     const id = await d.dockerOk(['image', 'inspect', '-f', '{{.Id}}', 'arca-b/cached']);
+    // Every step ends with " ---> <id>" of a real image (buildah's intermediate ones are its cache), the last one the result's.
+    const stepIds = [...first.stdout.matchAll(/^ ---> ([0-9a-f]{12})$/gm)].map((m) => m[1]!);
+    assert.equal(stepIds.length, 5, first.stdout);
+    assert.equal(stepIds.at(-1), id.replace('sha256:', '').slice(0, 12));
+    const held = buildah(['images', '--all', '-q', '--no-trunc']);
+    for (const s of stepIds.slice(1)) assert.match(held, new RegExp(`^(sha256:)?${s}`, 'm'), `${s} in ${held}`);
     const t0 = Date.now();
     const second = await d.docker(['build', '-t', 'arca-b/cached', dir], { timeoutMs: 120_000 });
     const ms = Date.now() - t0;
     assert.equal(second.code, 0, second.stderr);
     assert.equal((second.stdout.match(/ ---> Using cache/g) ?? []).length, 4, second.stdout);
+    assert.deepEqual([...second.stdout.matchAll(/^ ---> ([0-9a-f]{12})$/gm)].map((m) => m[1]!), stepIds);
     assert.equal(await d.dockerOk(['image', 'inspect', '-f', '{{.Id}}', 'arca-b/cached']), id);
     // Loose bound for a loaded shared machine; the bench measures the real figure.
     assert.ok(ms < 5000, `cached rebuild took ${ms} ms`);

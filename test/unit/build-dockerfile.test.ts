@@ -99,4 +99,17 @@ describe('build output', () => {
     b.line('STEP 2/2: RUN true');
     assert.deepEqual(lines, [{ stream: ' ---> 7ed05d9bef2f\n' }, { stream: 'Step 2/2 : RUN true\n' }]);
   });
+
+  it("gives each step's image id; buildah's hidden LABEL step's image is the last step's", () => {
+    const { out, lines } = collect();
+    const b = new BuildOutput(out, false, 3, new Map([['busybox', '7ed05d9bef2f']]), true);
+    const a = 'a'.repeat(64);
+    const c = 'c'.repeat(64);
+    for (const l of ['STEP 1/4: FROM busybox', 'STEP 2/4: RUN true', `--> ${a}`, 'STEP 3/4: ENV X=1', `--> Using cache ${'b'.repeat(64)}`, `--> ${'b'.repeat(11)}`, 'STEP 4/4: LABEL "k"="v"', 'COMMIT', `--> Using cache ${c}`, `--> ${'c'.repeat(11)}`]) b.line(l);
+    b.finish();
+    assert.deepEqual(
+      lines.map((x) => (x as { stream: string }).stream),
+      [' ---> 7ed05d9bef2f\n', 'Step 2/3 : RUN true\n', ` ---> ${'a'.repeat(12)}\n`, 'Step 3/3 : ENV X=1\n', ' ---> Using cache\n', ` ---> ${'c'.repeat(12)}\n`],
+    );
+  });
 });
