@@ -318,6 +318,15 @@ except docker.errors.BuildError as e:
       const again = await d.docker(['build', '--pull', dir], { timeoutMs: 120_000 });
       assert.equal(again.code, 0, again.stderr);
       assert.match(again.stdout, /Image is up to date|Pulling from base/);
+      // A base the registry does not have: dockerd's classic builder answers 200, names the step,
+      // then ends the stream with the pull's error in moby's words.
+      const gone = context(tmp, 'pull-missing', { Dockerfile: [`FROM 127.0.0.1:${port}/nothere:1`, 'RUN true', ''].join('\n') });
+      const miss = await d.docker(['build', gone], { timeoutMs: 120_000 });
+      assert.equal(miss.code, 1);
+      assert.match(miss.stdout, new RegExp(`^Step 1/2 : FROM 127\\.0\\.0\\.1:${port}/nothere:1$`, 'm'));
+      assert.equal(miss.stderr.trim().split('\n').at(-1), `manifest for 127.0.0.1:${port}/nothere:1 not found: manifest unknown: manifest unknown`);
+      assert.equal((await d.docker(['image', 'inspect', `127.0.0.1:${port}/nothere:1`])).code, 1);
+      assert.deepEqual(leftovers(), []);
     } finally {
       registry.stop();
     }
