@@ -11,7 +11,7 @@ import { CREATED_BY_DOCKER_VERSION } from '../images/image-importer.js';
 import type { ImageConfigDoc, ImageRunConfig, ImageStore } from '../images/image-store.js';
 import type { LayerRecord } from '../images/layer-store.js';
 import { overlayDiffTar } from '../images/overlay-diff-tar.js';
-import { familiarString, isValidTag, parseNormalizedNamed, type ImageReference } from '../images/reference.js';
+import { familiarString, tagReference, type ImageReference } from '../images/reference.js';
 import { INIT_LAYER_PATHS } from './archive/overlay-changes.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { ContainerManager } from './container-manager.js';
@@ -39,15 +39,7 @@ export interface CommitOptions {
 
 /** Docker's commit reference rules: a repository, maybe a tag, never a digest. */
 export function commitReference(repo: string | undefined, tag: string | undefined): ImageReference | undefined {
-  if (!repo) return undefined;
-  const ref = parseNormalizedNamed(repo);
-  if (ref.digest) throw new InvalidParameter('refusing to create a tag with a digest reference');
-  if (tag) {
-    if (!isValidTag(tag)) throw new InvalidParameter('invalid tag format');
-    ref.tag = tag;
-  }
-  ref.tag ??= 'latest';
-  return ref;
+  return repo ? tagReference(repo, tag) : undefined;
 }
 
 /** The run config of the new image: the container's, the body's set fields over it, then the changes. */
