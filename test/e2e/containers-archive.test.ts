@@ -11,9 +11,7 @@ import { chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
-
-const PYTHON = '/usr/bin/python3';
-const haveDockerPy = spawnSync(PYTHON, ['-c', 'import docker'], { encoding: 'utf8' }).status === 0;
+import { dockerPy, skipWithoutDockerPy } from './docker-clients.js';
 
 function tarList(buf: Buffer): string[] {
   const r = spawnSync('tar', ['-t', '-f', '-'], { input: buf, encoding: 'utf8' });
@@ -253,7 +251,7 @@ describe('containers: docker cp, diff, export', () => {
     assert.match(missing.stderr, /No such container: ghost/);
   });
 
-  it('works with docker-py get_archive and put_archive', { skip: haveDockerPy ? false : 'python3-docker is not installed' }, () => {
+  it('works with docker-py get_archive and put_archive', { skip: skipWithoutDockerPy }, () => {
     const script = `
 import docker, io, sys, tarfile
 c = docker.DockerClient(base_url=sys.argv[1]).containers.get('src')
@@ -268,7 +266,7 @@ raw = b''.join(bits)
 with tarfile.open(fileobj=io.BytesIO(raw)) as t:
     print(stat['name'], t.extractfile('py.txt').read().decode().strip())
 `;
-    const r = spawnSync(PYTHON, ['-c', script, `unix://${d.socket}`], { encoding: 'utf8', timeout: 60_000 });
+    const r = dockerPy(d, script);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'py.txt from python');
   });

@@ -39,7 +39,10 @@ export function exec(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: 
   });
 }
 
-/** Runs a docker-py script with the daemon's socket URL as `sys.argv[1]` and `args` after it. */
+/**
+ * Runs a docker-py script with the daemon's socket URL as `sys.argv[1]` and `args` after it, in
+ * the daemon's client environment (so `docker.from_env()` also finds the test daemon, never another).
+ */
 export function dockerPy(d: TestDaemon, script: string, ...args: string[]): SpawnSyncReturns<string> {
-  return spawnSync(PYTHON, ['-c', script, `unix://${d.socket}`, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return spawnSync(PYTHON, ['-c', script, `unix://${d.socket}`, ...args], { env: d.env, encoding: 'utf8', timeout: 60_000 });
 }

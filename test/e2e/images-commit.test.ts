@@ -9,9 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
-
-const PYTHON = '/usr/bin/python3';
-const haveDockerPy = spawnSync(PYTHON, ['-c', 'import docker'], { encoding: 'utf8' }).status === 0;
+import { dockerPy, skipWithoutDockerPy } from './docker-clients.js';
 
 describe('images: docker commit', () => {
   let d: TestDaemon;
@@ -98,7 +96,7 @@ describe('images: docker commit', () => {
     assert.equal(scratchLeft().length, 0);
   });
 
-  it('commits through docker-py', { skip: haveDockerPy ? false : 'python3-docker is not installed' }, () => {
+  it('commits through docker-py', { skip: skipWithoutDockerPy }, () => {
     const script = `
 import docker, sys
 cli = docker.DockerClient(base_url=sys.argv[1])
@@ -106,7 +104,7 @@ c = cli.containers.get('base')
 img = c.commit(repository='pycommit', tag='t1', message='from py', changes=['ENV PY=1'])
 print(img.tags[0], 'PY=1' in img.attrs['Config']['Env'], cli.containers.run('pycommit:t1', 'cat /newfile', remove=True).decode().strip())
 `;
-    const r = spawnSync(PYTHON, ['-c', script, `unix://${d.socket}`], { encoding: 'utf8', timeout: 60_000 });
+    const r = dockerPy(d, script);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'pycommit:t1 True hello');
   });

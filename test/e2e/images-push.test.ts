@@ -5,45 +5,30 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { inDaemonNetns, skipWithoutRegistry, startRegistry, type LocalRegistry } from './local-registry.js';
 
-const REGISTRY = '/usr/bin/docker-registry';
-
-describe('images: docker push', { skip: existsSync(REGISTRY) ? false : 'docker-registry is not installed (apt-get install docker-registry)' }, () => {
+describe('images: docker push', { skip: skipWithoutRegistry }, () => {
   let d: TestDaemon;
   let dir: string;
-  let registry: ChildProcess | undefined;
-  const port = 5000 + Math.floor(Math.random() * 1000);
-  const repo = `localhost:${port}/arca/busybox`;
+  let registry: LocalRegistry | undefined;
+  let port = 0;
+  let repo = '';
 
   before(async () => {
     d = await startDaemon();
     dir = mkdtempSync(join(tmpdir(), 'arca-registry-'));
-    writeFileSync(
-      join(dir, 'config.yml'),
-      `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
-    );
-    registry = spawn('nsenter', [`--net=/run/netns/${d.hostNs}`, REGISTRY, 'serve', join(dir, 'config.yml')], { stdio: 'ignore' });
-    for (let i = 0; i < 100; i++) {
-      const r = spawnSync('nsenter', [`--net=/run/netns/${d.hostNs}`, 'curl', '-sf', '-o', '/dev/null', `http://127.0.0.1:${port}/v2/`]);
-      if (r.status === 0) return;
-      await new Promise((res) => setTimeout(res, 100));
-    }
-    throw new Error('docker-registry did not come up');
+    registry = await startRegistry(d, dir);
+    port = registry.port;
+    repo = `localhost:${port}/arca/busybox`;
   });
 
   after(async () => {
-    if (registry?.pid) {
-      try {
-        process.kill(registry.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
+    registry?.stop();
     await d?.cleanup();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -59,7 +44,8 @@ describe('images: docker push', { skip: existsSync(REGISTRY) ? false : 'docker-r
     assert.match(await d.dockerOk(['image', 'inspect', '-f', '{{json .RepoDigests}}', `${repo}:v1`]), new RegExp(`${repo}@${digest}`));
     const again = await d.dockerOk(['push', `${repo}:v1`]);
     assert.match(again, /Layer already exists/);
-    const tags = spawnSync('nsenter', [`--net=/run/netns/${d.hostNs}`, 'curl', '-s', `http://127.0.0.1:${port}/v2/arca/busybox/tags/list`], { encoding: 'utf8' });
+    const [curl, ...curlArgs] = inDaemonNetns(d, ['curl', '-s', `http://127.0.0.1:${port}/v2/arca/busybox/tags/list`]);
+    const tags = spawnSync(curl!, curlArgs, { encoding: 'utf8' });
     assert.deepEqual(JSON.parse(tags.stdout).tags, ['v1']);
     await d.dockerOk(['rmi', `${repo}:v1`]);
     await d.dockerOk(['pull', `${repo}:v1`]);

@@ -11,11 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { dockerPy, skipWithoutDockerPy } from './docker-clients.js';
 import { rawRequest } from './containers-support.js';
 
 const IMG = TEST_IMAGE;
-const PYTHON = '/usr/bin/python3';
-const haveDockerPy = spawnSync(PYTHON, ['-c', 'import docker'], { encoding: 'utf8' }).status === 0;
 const haveProfile = spawnSync('test', ['-f', '/usr/share/containers/seccomp.json']).status === 0;
 const haveCrun = spawnSync('crun', ['--version']).status === 0;
 /** crun's annotation for a precompiled filter, and the wrapper crun needs on hybrid cgroups. */
@@ -159,7 +158,7 @@ describe('security: seccomp, no-new-privileges, masked paths', { skip: haveProfi
     assert.match(text, /Security Options:\n\s+seccomp\n\s+Profile: builtin/);
   });
 
-  it('docker-py runs with security_opt', { skip: haveDockerPy ? false : 'python3-docker is not installed' }, async () => {
+  it('docker-py runs with security_opt', { skip: skipWithoutDockerPy }, async () => {
     const script = `
 import docker, sys
 c = docker.DockerClient(base_url=sys.argv[1])
@@ -167,7 +166,7 @@ for opts in ([], ["seccomp=unconfined"], ["no-new-privileges:true"]):
     out = c.containers.run(sys.argv[2], ["grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status"], remove=True, security_opt=opts)
     print(" ".join(l.split()[1] for l in out.decode().splitlines()))
 `;
-    const r = spawnSync(PYTHON, ['-c', script, `unix://${d.socket}`, IMG], { env: d.env, encoding: 'utf8', timeout: 60_000 });
+    const r = dockerPy(d, script, IMG);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), ['0 2', '0 0', '1 2']);
   });
