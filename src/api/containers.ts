@@ -12,6 +12,7 @@ import { parseDetachKeys } from '../containers/detach-keys.js';
 import { LogFollower, frame, readLog, type LogEntry } from '../containers/log-file.js';
 import { StatsCollector } from '../containers/stats/container-stats.js';
 import { stringifyJson } from '../json-integer.js';
+import { gateContainerInspect } from './version-gates.js';
 import { containerSize } from '../containers/container-size.js';
 import { goDurationMs } from '../go-duration.js';
 
@@ -122,7 +123,7 @@ export function registerContainers(r: Router, d: Daemon): void {
 
   r.get('/containers/{id}/json', (c) => {
     const x = cm.get(c.params[0]!);
-    c.send(200, inspectView(d, x, d.execs.idsFor(x.Id)));
+    c.send(200, gateContainerInspect(inspectView(d, x, d.execs.idsFor(x.Id)), c.version));
   });
 
   r.get('/containers/{id}/top', async (c) => c.send(200, await cm.top(c.params[0]!, c.query.get('ps_args') ?? '')));

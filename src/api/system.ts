@@ -2,6 +2,7 @@ import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { Router } from './router.js';
 import { MAX_API_VERSION, MIN_API_VERSION, compareVersions } from './router.js';
+import { gateDiskUsage } from './version-gates.js';
 import { diskUsage, diskUsageKinds } from '../system/disk-usage.js';
 import type { Daemon } from '../daemon.js';
 import { ARCA_VERSION } from '../version.js';
@@ -134,7 +135,7 @@ export function registerSystem(r: Router, d: Daemon): void {
 export function registerDiskUsage(r: Router, d: Daemon): void {
   r.get('/system/df', (c) => {
     const types = compareVersions(c.version, '1.42') >= 0 ? c.query.getAll('type') : [];
-    c.send(200, diskUsage(d, diskUsageKinds(types)));
+    c.send(200, gateDiskUsage(diskUsage(d, diskUsageKinds(types)), c.version));
   });
 }
 

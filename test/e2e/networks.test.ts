@@ -110,6 +110,25 @@ describe('networks', () => {
     assert.deepEqual(type.split('\n').sort(), ['bridge', 'host', 'none']);
   });
 
+  it('inspect before API 1.45 lists the short id among the aliases on user networks (compose 1.29 looks for it), not on bridge', async () => {
+    await d.dockerOk(['network', 'create', 'n-alias']);
+    const id = await d.dockerOk(['create', '--name', 'c-alias', '--network', 'n-alias', '--network-alias', 'web', TEST_IMAGE, 'true']);
+    const onBridge = await d.dockerOk(['create', TEST_IMAGE, 'true']);
+    try {
+      type View = { NetworkSettings: { Networks: Record<string, { Aliases: string[] | null }> } };
+      const view = async (v: string, c: string): Promise<View> => JSON.parse((await rawRequest(d.socket, 'GET', `/${v}/containers/${c}/json`)).body) as View;
+      assert.deepEqual((await view('v1.41', id)).NetworkSettings.Networks['n-alias']!.Aliases, ['web', id.slice(0, 12)]);
+      assert.deepEqual((await view('v1.44', id)).NetworkSettings.Networks['n-alias']!.Aliases, ['web', id.slice(0, 12)]);
+      assert.deepEqual((await view('v1.45', id)).NetworkSettings.Networks['n-alias']!.Aliases, ['web']);
+      assert.equal((await view('v1.41', onBridge)).NetworkSettings.Networks['bridge']!.Aliases, null);
+      // A view for an old client changes nothing stored.
+      assert.deepEqual((await view('v1.51', id)).NetworkSettings.Networks['n-alias']!.Aliases, ['web']);
+    } finally {
+      await d.docker(['rm', '-f', 'c-alias', onBridge]);
+      await d.docker(['network', 'rm', 'n-alias']);
+    }
+  });
+
   it('create, inspect, ls filters, duplicate name, rm', async () => {
     const id = await d.dockerOk(['network', 'create', '--label', 'tier=front', '-o', 'com.docker.network.driver.mtu=1400', 'n-shape']);
     assert.match(id, /^[0-9a-f]{64}$/);

@@ -57,6 +57,14 @@ describe('system df and ps -s', () => {
     assert.deepEqual(df.BuildCache, []);
   });
 
+  it('before API 1.44 each image has VirtualSize (= Size), as dockerd 20.10 sends it', async () => {
+    const old = JSON.parse((await rawRequest(d.socket, 'GET', '/v1.41/system/df')).body) as { Images: { Size: number; VirtualSize?: number }[] };
+    assert.equal(old.Images[0]!.VirtualSize, imageSize);
+    assert.equal(old.Images[0]!.Size, imageSize);
+    const now = JSON.parse((await rawRequest(d.socket, 'GET', '/v1.44/system/df')).body) as { Images: Record<string, unknown>[] };
+    assert.ok(!('VirtualSize' in now.Images[0]!));
+  });
+
   it('type= limits the kinds; an unknown one is a 400', async () => {
     const df = JSON.parse((await rawRequest(d.socket, 'GET', '/v1.51/system/df?type=volume')).body) as Df;
     assert.equal(df.Images, null);
