@@ -2,7 +2,8 @@ import { Readable } from 'node:stream';
 import type { ImageRecord, ImageStore } from './image-store.js';
 import { sha256Hex, type LayerTar } from './layer-store.js';
 import { familiarName, familiarString, fullName, isIdentifier, parseNormalizedNamed, referenceString, type ImageReference } from './reference.js';
-import { TAR_END, tarHeader, tarPadding } from './tar-writer.js';
+import { memberHeader } from './tar-member.js';
+import { TAR_END, tarPadding } from './tar-writer.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
@@ -86,6 +87,16 @@ export function resolveSaveNames(images: ImageStore, names: string[]): SaveItem[
   return [...byId.values()];
 }
 
+/** A root-owned 0644 file member of the archive. */
+function fileHeader(name: string, size: number, mtime: number): Buffer[] {
+  return memberHeader({ name, flag: '0', mode: 0o644, uid: 0, gid: 0, size, mtime });
+}
+
+/** A root-owned 0755 folder member of the archive. */
+function dirHeader(name: string): Buffer[] {
+  return memberHeader({ name, flag: '5', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0 });
+}
+
 function json(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value));
 }
@@ -112,12 +123,12 @@ export async function saveArchive(images: ImageStore, items: SaveItem[], opts: {
   async function* gen(): AsyncGenerator<Buffer> {
     const written = new Set<string>();
     const file = function* (name: string, data: Buffer, mtime: number): Generator<Buffer> {
-      yield tarHeader({ name, type: 'file', size: data.length, mtime });
+      yield* fileHeader(name, data.length, mtime);
       yield data;
       yield tarPadding(data.length);
     };
-    yield tarHeader({ name: 'blobs/', type: 'dir' });
-    yield tarHeader({ name: 'blobs/sha256/', type: 'dir' });
+    yield* dirHeader('blobs/');
+    yield* dirHeader('blobs/sha256/');
     const manifestJson: Record<string, unknown>[] = [];
     const index: Record<string, unknown>[] = [];
     const repositories: Record<string, Record<string, string>> = {};
@@ -135,7 +146,7 @@ export async function saveArchive(images: ImageStore, items: SaveItem[], opts: {
         const hex = l.diffId.slice(l.diffId.indexOf(':') + 1);
         if (written.has(hex)) continue;
         written.add(hex);
-        yield tarHeader({ name: `blobs/sha256/${hex}`, type: 'file', size: l.size, mtime });
+        yield* fileHeader(`blobs/sha256/${hex}`, l.size, mtime);
         yield* l.open();
         yield tarPadding(l.size);
       }
