@@ -106,6 +106,30 @@ describe('rooted paths', () => {
     assert.equal(readFileSync(join(root, outside, 'f'), 'utf8'), 'written\n');
     assert.ok(!existsSync(join(outside, 'f')));
   });
+
+  it('writes file data gathered into batches byte for byte, whatever the pieces', async () => {
+    const stage = join(base, 'stage-big');
+    mkdirSync(stage);
+    // 3 MiB + a bit: several 1 MiB batches and a short tail; then a small file after it.
+    const big = Buffer.alloc(3 * 1048576 + 12345);
+    for (let i = 0; i + 4 <= big.length; i += 4) big.writeUInt32LE(i, i);
+    writeFileSync(join(stage, 'big'), big);
+    writeFileSync(join(stage, 'small'), 'after\n');
+    const tar = spawnSync('tar', ['-C', stage, '-c', '-f', '-', 'big', 'small'], { maxBuffer: 16 << 20 });
+    assert.equal(tar.status, 0);
+    mkdirSync(join(root, 'batched'));
+    // Pieces of 700 bytes: more pieces per batch than one writev takes (IOV_MAX).
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < tar.stdout.length; i += 700) pieces.push(tar.stdout.subarray(i, i + 700));
+    const fs = new RootedFs(root);
+    try {
+      await pipeline(Readable.from(pieces), new TarReader(new RootedExtractor(fs, '/batched', { noOverwriteDirNonDir: true })));
+    } finally {
+      fs.close();
+    }
+    assert.ok(readFileSync(join(root, 'batched', 'big')).equals(big));
+    assert.equal(readFileSync(join(root, 'batched', 'small'), 'utf8'), 'after\n');
+  });
 });
 
 describe('tar reader', () => {

@@ -31,9 +31,19 @@ export interface ExtractOptions {
 }
 
 /**
+ * File data is gathered into writes of about this size. Fewer, bigger writev calls cost less CPU
+ * than one per socket chunk, while the gathered chunks are still in the CPU cache when the kernel
+ * copies them (1 MiB measured best against 64 KiB, 256 KiB and 4 MiB; bench `--only cp`).
+ */
+const BATCH_BYTES = 1 << 20;
+/** IOV_MAX on Linux. */
+const IOV_MAX = 1024;
+
+/**
  * Writes all of `bufs` at the file's position with writev(2), continued if it came up short.
  * Synchronous on purpose: a write into the page cache costs less than the thread-pool round trip
- * an async one pays per chunk, and a copy runs at disk speed only this way (bench: `--only cp`).
+ * an async one pays, and a thread-pool write copies data that has left this core's cache
+ * (measured: more CPU and no faster, bench `--only cp`).
  */
 function writeAll(fd: number, bufs: Buffer[]): void {
   let list = bufs;
@@ -84,7 +94,7 @@ function removeTree(parentFd: number, name: string): void {
  * and their metadata set through their own descriptors. Folder times are set last.
  */
 export class RootedExtractor implements TarSink {
-  private file?: { fd: number; e: TarEntry };
+  private file?: { fd: number; e: TarEntry; pending: Buffer[]; pendingBytes: number };
   private readonly parents = new Map<string, ResolvedPath>();
   private readonly dirTimes: { path: string; mtime: number }[] = [];
 
@@ -158,7 +168,7 @@ export class RootedExtractor implements TarSink {
       }
       case 'file': {
         const fd = openSync(at, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-        this.file = { fd, e };
+        this.file = { fd, e, pending: [], pendingBytes: 0 };
         return;
       }
       case 'symlink': {
@@ -199,8 +209,19 @@ export class RootedExtractor implements TarSink {
   }
 
   data(chunks: Buffer[]): void {
-    // IOV_MAX is 1024 on Linux.
-    if (this.file) for (let i = 0; i < chunks.length; i += 1024) writeAll(this.file.fd, chunks.slice(i, i + 1024));
+    const f = this.file;
+    if (!f) return;
+    for (const c of chunks) {
+      f.pending.push(c);
+      f.pendingBytes += c.length;
+    }
+    if (f.pendingBytes >= BATCH_BYTES || f.pending.length >= IOV_MAX) this.flush(f);
+  }
+
+  private flush(f: { fd: number; pending: Buffer[]; pendingBytes: number }): void {
+    for (let i = 0; i < f.pending.length; i += IOV_MAX) writeAll(f.fd, f.pending.slice(i, i + IOV_MAX));
+    f.pending = [];
+    f.pendingBytes = 0;
   }
 
   end(): void {
@@ -208,6 +229,7 @@ export class RootedExtractor implements TarSink {
     if (!f) return;
     this.file = undefined;
     try {
+      this.flush(f);
       const { uid, gid } = this.owner(f.e);
       fchownSync(f.fd, uid, gid);
       // After chown, which clears set-id bits.

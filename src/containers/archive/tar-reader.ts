@@ -20,7 +20,10 @@ export interface TarEntry {
 /** What receives the members: a header, its data in order, its end; then the end of the archive. */
 export interface TarSink {
   begin(e: TarEntry): Promise<void> | void;
-  /** File data in order; several pieces at once when they arrived together (one writev). */
+  /**
+   * File data in order; several pieces at once when they arrived together. The pieces are views
+   * of the input chunks, which the reader never reuses, so a sink may keep them to write later.
+   */
   data(chunks: Buffer[]): Promise<void> | void;
   end(): Promise<void> | void;
   finish(): Promise<void> | void;
