@@ -9,6 +9,7 @@ import {
   parseIoStatV2,
   parsePercpu,
   parseProcCgroup,
+  parsePidsLimit,
   parseSingle,
   parseSystemCpuUsage,
 } from '../../src/containers/stats/cgroup-files.js';
@@ -62,6 +63,11 @@ describe('cgroup file parsers', () => {
     assert.deepEqual(parseFlatKeyed('cache 4096\nrss 61440\nbogus x\n'), { cache: 4096, rss: 61440 });
     const mem = parseMemoryStat('cache 4096\nhierarchical_memory_limit 9223372036854771712\n');
     assert.equal(stringifyJson(mem), '{"cache":4096,"hierarchical_memory_limit":9223372036854771712}');
+    // pids.max: v2's "max" is containerd's 2^64-1; v1's is no limit (left out).
+    assert.equal(stringifyJson({ limit: parsePidsLimit('max\n', 2) }), '{"limit":18446744073709551615}');
+    assert.equal(parsePidsLimit('max\n', 1), undefined);
+    assert.equal(parsePidsLimit('50\n', 2), 50);
+    assert.equal(parsePidsLimit('0\n', 1), undefined);
     assert.equal(parseSingle('67108864\n'), 67108864);
     assert.equal(parseSingle('max\n'), undefined);
     assert.equal(parseSingle(undefined), undefined);

@@ -107,6 +107,18 @@ export function parseSingle(text: string | undefined): number | undefined {
   return /^\d+$/.test(t) ? Number(t) : undefined;
 }
 
+/** 2^64 - 1: how containerd reads a cgroup v2 "max" (no limit) for Docker's uint64 fields. */
+export const MAX_UINT64 = new JsonInteger(18446744073709551615n);
+
+/**
+ * `pids_stats.limit` from `pids.max`, as dockerd reports it: v2's "max" is 2^64-1 (containerd's
+ * cgroups v2 reader), v1's "max" is no limit at all (0, left out: omitempty).
+ */
+export function parsePidsLimit(text: string | undefined, version: 1 | 2): number | JsonInteger | undefined {
+  if (version === 2 && text?.trim() === 'max') return MAX_UINT64;
+  return parseSingle(text) || undefined;
+}
+
 /** One of Docker's `blkio_stats` entries. */
 export interface BlkioEntry {
   major: number;

@@ -11,6 +11,7 @@ import {
   parseIoStatV2,
   parsePercpu,
   parseProcCgroup,
+  parsePidsLimit,
   parseSingle,
   type BlkioEntry,
   type CgroupDirs,
@@ -46,7 +47,7 @@ export interface CgroupBlkio {
 export interface CgroupSample {
   cpu: CgroupCpu;
   memory: CgroupMemory;
-  pids: { current?: number; limit?: number };
+  pids: { current?: number; limit?: number | JsonInteger };
   blkio: CgroupBlkio;
 }
 
@@ -144,13 +145,13 @@ async function readMemory(dirs: CgroupDirs, where: 'v1' | 'v2' | undefined): Pro
   return {};
 }
 
-async function readPids(dirs: CgroupDirs, where: 'v1' | 'v2' | undefined): Promise<{ current?: number; limit?: number }> {
+async function readPids(dirs: CgroupDirs, where: 'v1' | 'v2' | undefined): Promise<{ current?: number; limit?: number | JsonInteger }> {
   const d = where === 'v1' ? dirs.v1.get('pids') : where === 'v2' ? dirs.v2 : undefined;
   if (!d) return {};
   const [cur, max] = await Promise.all([read(`${d}/pids.current`), read(`${d}/pids.max`)]);
-  const out: { current?: number; limit?: number } = {};
+  const out: { current?: number; limit?: number | JsonInteger } = {};
   const c = parseSingle(cur);
-  const l = parseSingle(max);
+  const l = parsePidsLimit(max, where === 'v2' ? 2 : 1);
   if (c) out.current = c;
   if (l) out.limit = l;
   return out;

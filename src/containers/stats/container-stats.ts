@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { readCgroupStats, EMPTY_BLKIO, type CgroupBlkio, type CgroupCpu, type CgroupMemory } from './cgroup-stats.js';
 import { parseSystemCpuUsage } from './cgroup-files.js';
+import type { JsonInteger } from '../../json-integer.js';
 import { readNetStats, type InterfaceStats } from './net-stats.js';
 
 /** Docker's `cpu_stats` / `precpu_stats`. */
@@ -14,7 +15,7 @@ export interface CpuStats extends CgroupCpu {
 export interface StatsFrame {
   read: string;
   preread: string;
-  pids_stats: { current?: number; limit?: number };
+  pids_stats: { current?: number; limit?: number | JsonInteger };
   blkio_stats: CgroupBlkio;
   num_procs: number;
   storage_stats: Record<string, never>;
