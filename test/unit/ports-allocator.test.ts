@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -135,11 +135,15 @@ describe('port allocator bookkeeping', () => {
 
   it('reads the ephemeral range from the kernel file, with Docker\'s fallback', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'arca-ports-'));
-    writeFileSync(join(dir, 'range'), '32768\t60999\n');
-    assert.deepEqual(await ephemeralPortRange(join(dir, 'range')), { start: 32768, end: 60999 });
-    writeFileSync(join(dir, 'bad'), 'nonsense');
-    assert.deepEqual(await ephemeralPortRange(join(dir, 'bad')), DEFAULT_EPHEMERAL_RANGE);
-    assert.deepEqual(await ephemeralPortRange(join(dir, 'missing')), DEFAULT_EPHEMERAL_RANGE);
+    try {
+      writeFileSync(join(dir, 'range'), '32768\t60999\n');
+      assert.deepEqual(await ephemeralPortRange(join(dir, 'range')), { start: 32768, end: 60999 });
+      writeFileSync(join(dir, 'bad'), 'nonsense');
+      assert.deepEqual(await ephemeralPortRange(join(dir, 'bad')), DEFAULT_EPHEMERAL_RANGE);
+      assert.deepEqual(await ephemeralPortRange(join(dir, 'missing')), DEFAULT_EPHEMERAL_RANGE);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
