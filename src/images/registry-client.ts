@@ -106,35 +106,9 @@ export class RegistryClient {
     return this.ref.path;
   }
 
-  private async send(url: string, init: { accept?: string; auth?: boolean; method?: string } = {}): Promise<Response> {
-    const headers: Record<string, string> = {};
-    if (init.accept) headers.Accept = init.accept;
-    if (init.auth !== false) {
-      if (this.bearer) headers.Authorization = `Bearer ${this.bearer}`;
-      else if (this.useBasic && this.auth?.username) headers.Authorization = basicHeader(this.auth);
-    }
-    const ctrl = new AbortController();
-    const timer = setTimeout(() => ctrl.abort(), HEADERS_TIMEOUT_MS);
-    try {
-      return await fetch(url, { method: init.method ?? 'GET', headers, signal: ctrl.signal, redirect: 'follow' });
-    } catch (e) {
-      throw networkError(init.method ?? 'GET', url, e, ctrl.signal.aborted);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   /** GETs with authentication, answering one auth challenge. */
-  private async get(path: string, accept?: string): Promise<Response> {
-    const url = `${this.base}/v2/${path}`;
-    let res = await this.send(url, { accept });
-    if (res.status === 401) {
-      const challenge = res.headers.get('www-authenticate') ?? '';
-      await res.arrayBuffer().catch(() => undefined);
-      await this.authenticate(challenge);
-      res = await this.send(url, { accept });
-    }
-    return res;
+  private get(path: string, accept?: string): Promise<Response> {
+    return this.request('GET', path, { headers: accept ? { Accept: accept } : {} });
   }
 
   private async authenticate(challenge: string): Promise<void> {
