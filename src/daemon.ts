@@ -87,7 +87,6 @@ export class Daemon {
       this.images,
       new BuildahBuilder(this.images, config.root, config.execRoot, config.runtime),
       new BuildNetwork(this.networks, this.containers.netns, this.containers, this.tag),
-      () => this.images.insecureRegistries,
     );
     this.builder.events = this.events;
     this.images.setUsageCheck((imageId) => this.containers.containersUsingImage(imageId));

@@ -55,7 +55,6 @@ export class ImageBuilder {
     private readonly images: ImageStore,
     private readonly buildah: BuildahBuilder,
     private readonly network: BuildNetwork,
-    private readonly insecureRegistries: () => string[],
   ) {}
 
   async build(body: Readable, req: BuildRequest, out: ProgressStream, signal: AbortSignal): Promise<string> {
@@ -119,7 +118,7 @@ export class ImageBuilder {
     const byId = isIdentifier(name) || /^sha256:[a-f0-9]{64}$/.test(name);
     const pull = async (): Promise<void> => {
       const ref = pullRef(name);
-      await pullImage(this.images, ref, out, { auth: req.authFor?.(ref.domain), insecureRegistries: this.insecureRegistries() });
+      await pullImage(this.images, ref, out, { auth: req.authFor?.(ref.domain), insecureRegistries: this.images.insecureRegistries });
     };
     if (!byId && req.pull) {
       await pull();
