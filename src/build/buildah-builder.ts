@@ -262,7 +262,8 @@ export class BuildahBuilder {
       }
       const hex = /^(?:sha256:)?([0-9a-f]{64})$/.exec(last.trim())?.[1];
       if (!hex) throw new BuildahError(r.code, `buildah ended without an image id (last line: ${last})`);
-      (await this.inventory()).set(hex, (await this.inventory()).get(hex) ?? new Set());
+      const known = await this.inventory();
+      if (!known.has(hex)) known.set(hex, new Set());
       return `sha256:${hex}`;
     } finally {
       this.active--;
