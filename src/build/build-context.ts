@@ -5,7 +5,7 @@ import { InvalidParameter } from '../errors.js';
 import { spoolBody } from '../images/body-spool.js';
 import { run } from '../sys/runner.js';
 
-/** A build context unpacked in a private folder; {@link remove} deletes it. */
+/** A build context unpacked in a private folder, which the caller removes. */
 export interface BuildContext {
   /** The unpacked context. */
   dir: string;
@@ -13,7 +13,6 @@ export interface BuildContext {
   dockerfilePath: string;
   /** Its text. */
   dockerfile: string;
-  remove(): Promise<void>;
 }
 
 /**
@@ -50,7 +49,7 @@ export async function unpackContext(body: Readable, scratch: string, dockerfile:
     } catch (e) {
       throw new InvalidParameter(`Cannot locate specified Dockerfile: ${name}`, { cause: e });
     }
-    return { dir: root, dockerfilePath: path, dockerfile: text, remove };
+    return { dir: root, dockerfilePath: path, dockerfile: text };
   } catch (e) {
     await remove();
     throw e;
