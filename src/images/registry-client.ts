@@ -323,7 +323,6 @@ export class RegistryClient {
     const total = size || Number(res.headers.get('content-length') ?? 0);
     const hash = createHash('sha256');
     let seen = 0;
-    let last = 0;
     let stall: NodeJS.Timeout | undefined;
     const src = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
     const arm = (): void => {
@@ -331,25 +330,21 @@ export class RegistryClient {
       stall = setTimeout(() => src.destroy(new SystemError(`download of ${digest} stalled`)), STALL_TIMEOUT_MS);
     };
     arm();
-    const meter = new Transform({
+    const watch = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         arm();
         hash.update(chunk);
         seen += chunk.length;
-        const now = Date.now();
-        if (now - last > 100) {
-          last = now;
-          onProgress(seen, total);
-        }
         cb(null, chunk);
       },
     });
     try {
-      await pipeline(src, meter, createWriteStream(dest));
+      await pipeline(src, watch, byteMeter(total, onProgress), createWriteStream(dest));
     } finally {
       clearTimeout(stall);
     }
-    onProgress(seen, total);
+    // The meter reports reaching a known `total` itself; an empty blob, or one of another size, here.
+    if (seen !== total || total === 0) onProgress(seen, total);
     if (`sha256:${hash.digest('hex')}` !== digest) throw new SystemError(`filesystem layer verification failed for digest ${digest}`);
   }
 }
