@@ -5,11 +5,11 @@ import { Unavailable } from '../errors.js';
  * moby `daemon/cluster/cluster.go` errNoManager, the branch for a node that never joined a swarm:
  * every manager-gated call (inspect, update, unlock key, nodes, services, tasks, secrets, configs).
  */
-export const NOT_SWARM_MANAGER =
+const NOT_SWARM_MANAGER =
   'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.';
 
 /** moby `daemon/cluster/errors.go` errNoSwarm: leaving a swarm that was never joined. */
-export const NOT_IN_SWARM = 'This node is not part of a swarm';
+const NOT_IN_SWARM = 'This node is not part of a swarm';
 
 /** arca has no cluster mode to start or join. */
 const NO_SWARM_MODE = 'arca does not support swarm mode: this node cannot initialize or join a swarm';

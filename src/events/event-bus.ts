@@ -9,8 +9,6 @@ import { JsonInteger } from '../json-integer.js';
 /** Docker's event types (moby `api/types/events`). */
 export type EventType = 'builder' | 'config' | 'container' | 'daemon' | 'image' | 'network' | 'node' | 'plugin' | 'secret' | 'service' | 'volume';
 
-export const EVENT_TYPES: readonly EventType[] = ['builder', 'config', 'container', 'daemon', 'image', 'network', 'node', 'plugin', 'secret', 'service', 'volume'];
-
 /** One event as Docker's JSON has it (moby `events.Message`), legacy fields included (API < 1.52). */
 export interface DockerEvent {
   status?: string;
@@ -41,12 +39,7 @@ export interface ContainerActor {
   Config: { Image: string; Labels?: Record<string, string> | null };
 }
 
-/** Attributes of a container event: its labels, then `image` and `name` (Docker's order of precedence). */
-export function containerAttributes(c: ContainerActor, extra: Record<string, string> = {}): Record<string, string> {
-  return { ...(c.Config.Labels ?? {}), ...extra, image: c.Config.Image, name: c.Name.replace(/^\//, '') };
-}
-
-export const DEFAULT_HISTORY = 1000;
+const DEFAULT_HISTORY = 1000;
 
 export class EventBus implements EventSink {
   private readonly ring: DockerEvent[] = [];
@@ -64,9 +57,9 @@ export class EventBus implements EventSink {
     this.publish(this.make(type, action, id, attributes));
   }
 
-  /** A container event, with its labels, image and name as attributes. */
+  /** A container event: its labels, then `extra`, then `image` and `name` (Docker's order of precedence). */
   container(action: string, c: ContainerActor, extra: Record<string, string> = {}): void {
-    this.emit('container', action, c.Id, containerAttributes(c, extra));
+    this.emit('container', action, c.Id, { ...(c.Config.Labels ?? {}), ...extra, image: c.Config.Image, name: c.Name.replace(/^\//, '') });
   }
 
   /** A container's named volumes, mounted at its start and unmounted after its exit. */
