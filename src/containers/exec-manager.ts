@@ -6,8 +6,7 @@ import type { Daemon } from '../daemon.js';
 import { Conflict, InvalidParameter, NotFound, SystemError, errorMessage } from '../errors.js';
 import { logger } from '../log.js';
 import { which } from '../sys/runner.js';
-import { capabilitySet, processSpec, securityOpt } from '../runtime/oci-spec.js';
-import { parseSecurityOptions } from '../runtime/seccomp/security-options.js';
+import { capabilitySet, processSpec, securityOptions } from '../runtime/oci-spec.js';
 import { cleanRuntimeMessage } from '../runtime/conmon-runtime.js';
 import { mergeEnv, resolveUser } from './etc-files.js';
 import { newId } from './names.js';
@@ -174,7 +173,7 @@ export class ExecManager {
       caps,
       size && size[0] && size[1] ? { height: size[0], width: size[1] } : undefined,
       // An exec'd process keeps the container's no-new-privileges (Docker); runc applies its seccomp filter.
-      parseSecurityOptions(securityOpt(c.HostConfig)).noNewPrivileges,
+      securityOptions(c.HostConfig).noNewPrivileges,
     );
     mkdirSync(e.dir, { recursive: true });
     const path = join(e.dir, 'process.json');

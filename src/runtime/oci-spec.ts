@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { ContainerRecord, ResolvedMount } from '../containers/container-record.js';
 import { ociResources } from './resources.js';
 import { seccompPolicy } from './seccomp/seccomp-policy.js';
-import { parseSecurityOptions } from './seccomp/security-options.js';
+import { parseSecurityOptions, type SecurityOptions } from './seccomp/security-options.js';
 
 /** Kernel files a non-privileged container sees masked (moby's default spec); inspect shows them too. */
 export const MASKED_PATHS: readonly string[] = [
@@ -162,10 +162,16 @@ function consoleSize(size: unknown): { height: number; width: number } | undefin
   return { height, width };
 }
 
-/** `HostConfig.SecurityOpt`, which create keeps as sent (checked there). */
-export function securityOpt(hc: ContainerRecord['HostConfig']): string[] | null {
+/** Parsed `HostConfig.SecurityOpt`, by the record's array: a profile sent inline is decoded once, not at every start and exec. */
+const parsedSecurityOpt = new WeakMap<readonly string[], SecurityOptions>();
+
+/** What a container's `HostConfig.SecurityOpt` asks for (create keeps it as sent, checked there). */
+export function securityOptions(hc: ContainerRecord['HostConfig']): SecurityOptions {
   const v = hc['SecurityOpt'];
-  return Array.isArray(v) ? (v as string[]) : null;
+  if (!Array.isArray(v)) return parseSecurityOptions(null);
+  let parsed = parsedSecurityOpt.get(v);
+  if (!parsed) parsedSecurityOpt.set(v, (parsed = parseSecurityOptions(v as string[])));
+  return parsed;
 }
 
 /** Renders the bundle's config.json for a container. */
@@ -173,7 +179,7 @@ export function containerSpec(i: SpecInput): Record<string, unknown> {
   const { c } = i;
   const hc = c.HostConfig;
   const caps = capabilitySet(hc.CapAdd, hc.CapDrop, hc.Privileged);
-  const security = parseSecurityOptions(securityOpt(hc));
+  const security = securityOptions(hc);
   const seccomp = seccompPolicy.forContainer(security, caps, hc.Privileged);
   const shmSize = hc.ShmSize > 0 ? hc.ShmSize : 64 * 1024 * 1024;
   const userMountDests = new Set(c.Mounts.map((m) => m.Destination));
