@@ -1,4 +1,8 @@
-/** Tar member headers with every field (ustar, with a PAX record for what does not fit). */
+/**
+ * The one tar header codec: member headers with every field written (ustar, with a PAX record for
+ * what does not fit), and the fields read back by the streaming reader and the tar-split record.
+ */
+import { InvalidParameter } from '../errors.js';
 import { tarPadding } from './tar-writer.js';
 
 const BLOCK = 512;
@@ -64,6 +68,56 @@ function rawHeader(m: TarMember, pax: Buffer[]): Buffer {
   field(h, m.devmajor ?? 0, 329, 8);
   field(h, m.devminor ?? 0, 337, 8);
   return h;
+}
+
+/** A NUL-terminated text field. */
+export function headerString(b: Buffer, start: number, len: number): string {
+  const field = b.subarray(start, start + len);
+  const nul = field.indexOf(0);
+  return (nul < 0 ? field : field.subarray(0, nul)).toString('utf8');
+}
+
+/** A numeric field: octal text, or GNU base-256 when the high bit is set (big sizes and ids). */
+export function headerNumber(b: Buffer, start: number, len: number): number {
+  if (b[start]! & 0x80) {
+    let v = b[start]! & 0x7f;
+    for (let i = 1; i < len; i++) v = v * 256 + b[start + i]!;
+    return v;
+  }
+  const s = headerString(b, start, len).trim();
+  return s === '' ? 0 : parseInt(s, 8);
+}
+
+/** The name field, with ustar's prefix joined on; the old GNU format uses those bytes for other things. */
+export function headerName(h: Buffer): string {
+  const name = headerString(h, 0, 100);
+  if (h.subarray(257, 263).toString('latin1') !== 'ustar\0') return name;
+  const prefix = headerString(h, 345, 155);
+  return prefix ? `${prefix}/${name}` : name;
+}
+
+/** Whether the checksum field matches the header (counted with that field as spaces). */
+export function headerChecksumOk(h: Buffer): boolean {
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
+  return sum === headerNumber(h, 148, 8);
+}
+
+/** The `<len> key=value\n` records of a PAX extended header. */
+export function paxRecords(data: Buffer): Map<string, string> {
+  const out = new Map<string, string>();
+  let off = 0;
+  while (off < data.length) {
+    const sp = data.indexOf(0x20, off);
+    if (sp < 0) break;
+    const len = Number(data.subarray(off, sp).toString('ascii'));
+    if (!Number.isFinite(len) || len <= 0) throw new InvalidParameter('archive/tar: invalid PAX record');
+    const rec = data.subarray(sp + 1, off + len - 1).toString('utf8');
+    const eq = rec.indexOf('=');
+    if (eq > 0) out.set(rec.slice(0, eq), rec.slice(eq + 1));
+    off += len;
+  }
+  return out;
 }
 
 function checksum(h: Buffer): Buffer {

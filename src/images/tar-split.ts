@@ -4,6 +4,7 @@ import { open, readFile, writeFile, type FileHandle } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { headerName, headerNumber, headerString, paxRecords } from './tar-member.js';
 
 /**
  * Layers are kept unpacked, but `docker save` and `docker push` must hand out the very bytes whose
@@ -66,40 +67,6 @@ class BlockReader {
   }
 }
 
-function cstring(b: Buffer, start: number, len: number): string {
-  const field = b.subarray(start, start + len);
-  const nul = field.indexOf(0);
-  return field.subarray(0, nul < 0 ? len : nul).toString('utf8');
-}
-
-/** A numeric header field: octal text, or GNU base-256 when the high bit is set. */
-function numeric(b: Buffer, start: number, len: number): number {
-  if (b[start]! & 0x80) {
-    let v = b[start]! & 0x7f;
-    for (let i = 1; i < len; i++) v = v * 256 + b[start + i]!;
-    return v;
-  }
-  const s = cstring(b, start, len).trim();
-  return s === '' ? 0 : parseInt(s, 8);
-}
-
-/** PAX extended header records: `"<len> key=value\n"` repeated. */
-function paxRecords(data: Buffer): Map<string, string> {
-  const out = new Map<string, string>();
-  let i = 0;
-  while (i < data.length) {
-    const sp = data.indexOf(0x20, i);
-    if (sp < 0) break;
-    const len = parseInt(data.subarray(i, sp).toString('ascii'), 10);
-    if (!(len > 0)) break;
-    const rec = data.subarray(sp + 1, i + len - 1).toString('utf8');
-    const eq = rec.indexOf('=');
-    if (eq > 0) out.set(rec.slice(0, eq), rec.slice(eq + 1));
-    i += len;
-  }
-  return out;
-}
-
 /** The path tar extracts an entry to, relative to the target folder; null if tar would not. */
 function extractPath(name: string): string | null {
   const p = posix.normalize(name.replace(/^\/+/, ''));
@@ -154,22 +121,28 @@ export async function recordTarSplit(tarPath: string): Promise<TarSplitResult> {
       }
       raw(h);
       const type = String.fromCharCode(h[156]!);
-      let entrySize = numeric(h, 124, 12);
+      let entrySize = headerNumber(h, 124, 12);
       const padded = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
       if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
         const data = await r.read(padded(entrySize));
         raw(data);
         const body = data.subarray(0, entrySize);
-        if (type === 'x') local = paxRecords(body);
-        else if (type === 'g') global = new Map([...global, ...paxRecords(body)]);
-        else if (type === 'L') longName = cstring(body, 0, body.length);
+        if (type === 'x' || type === 'g') {
+          let records: Map<string, string>;
+          try {
+            records = paxRecords(body);
+          } catch {
+            // tar extracted it somehow; what it made of the names is unknown, so the tar is kept.
+            reason ??= 'an invalid PAX record';
+            records = new Map();
+          }
+          if (type === 'x') local = records;
+          else global = new Map([...global, ...records]);
+        } else if (type === 'L') longName = headerString(body, 0, body.length);
         continue;
       }
       const pax = new Map([...global, ...local]);
-      const ustar = h.subarray(257, 263).toString('latin1') === 'ustar\0';
-      const prefix = ustar ? cstring(h, 345, 155) : '';
-      const headerName = prefix ? `${prefix}/${cstring(h, 0, 100)}` : cstring(h, 0, 100);
-      const name = pax.get('path') ?? longName ?? headerName;
+      const name = pax.get('path') ?? longName ?? headerName(h);
       if (pax.has('size')) entrySize = Number(pax.get('size'));
       local = new Map();
       longName = null;

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import { InvalidParameter } from '../../errors.js';
+import { headerChecksumOk, headerName, headerNumber, headerString, paxRecords } from '../../images/tar-member.js';
 
 /** One member of a tar stream, long names and PAX records applied. */
 export interface TarEntry {
@@ -31,23 +32,6 @@ export interface TarSink {
 
 const BLOCK = 512;
 
-function cstr(b: Buffer, start: number, len: number): string {
-  const s = b.subarray(start, start + len);
-  const z = s.indexOf(0);
-  return (z < 0 ? s : s.subarray(0, z)).toString('utf8');
-}
-
-/** An octal field, or GNU's base-256 form (high bit set) for big sizes and ids. */
-function num(b: Buffer, start: number, len: number): number {
-  if (b[start]! & 0x80) {
-    let v = 0;
-    for (let i = start + 1; i < start + len; i++) v = v * 256 + b[i]!;
-    return v;
-  }
-  const s = cstr(b, start, len).trim();
-  return s === '' ? 0 : parseInt(s, 8);
-}
-
 function typeOf(flag: string): TarEntry['type'] {
   switch (flag) {
     case '0':
@@ -70,23 +54,6 @@ function typeOf(flag: string): TarEntry['type'] {
     default:
       return 'other';
   }
-}
-
-/** `%d key=value\n` records of a PAX extended header. */
-function parsePax(buf: Buffer): Map<string, string> {
-  const out = new Map<string, string>();
-  let off = 0;
-  while (off < buf.length) {
-    const sp = buf.indexOf(0x20, off);
-    if (sp < 0) break;
-    const len = Number(buf.subarray(off, sp).toString());
-    if (!Number.isFinite(len) || len <= 0) throw new InvalidParameter('archive/tar: invalid PAX record');
-    const rec = buf.subarray(sp + 1, off + len - 1).toString('utf8');
-    const eq = rec.indexOf('=');
-    if (eq > 0) out.set(rec.slice(0, eq), rec.slice(eq + 1));
-    off += len;
-  }
-  return out;
 }
 
 /**
@@ -233,9 +200,9 @@ export class TarReader extends Writable {
   private applyMeta(): void {
     const body = Buffer.concat(this.meta);
     this.meta = [];
-    if (this.metaKind === 'L') this.longName = cstr(body, 0, body.length);
-    else if (this.metaKind === 'K') this.longLink = cstr(body, 0, body.length);
-    else if (this.metaKind === 'x') this.pax = parsePax(body);
+    if (this.metaKind === 'L') this.longName = headerString(body, 0, body.length);
+    else if (this.metaKind === 'K') this.longLink = headerString(body, 0, body.length);
+    else if (this.metaKind === 'x') this.pax = paxRecords(body);
     this.remaining = this.padding;
     this.state = this.padding ? 'skip' : 'header';
   }
@@ -247,11 +214,9 @@ export class TarReader extends Writable {
       this.state = 'done';
       return;
     }
-    let sum = 0;
-    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
-    if (sum !== num(h, 148, 8)) throw new InvalidParameter('archive/tar: invalid tar header');
+    if (!headerChecksumOk(h)) throw new InvalidParameter('archive/tar: invalid tar header');
     const flag = String.fromCharCode(h[156]!);
-    let size = num(h, 124, 12);
+    let size = headerNumber(h, 124, 12);
     if (flag === 'L' || flag === 'K' || flag === 'x' || flag === 'g') {
       this.metaKind = flag;
       this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
@@ -261,17 +226,11 @@ export class TarReader extends Writable {
       else this.state = 'meta';
       return;
     }
-    const magic = h.subarray(257, 263).toString('latin1');
-    let name = cstr(h, 0, 100);
-    // POSIX ustar keeps a name prefix; the old GNU format uses those bytes for other things.
-    if (magic === 'ustar\0') {
-      const prefix = cstr(h, 345, 155);
-      if (prefix) name = `${prefix}/${name}`;
-    }
-    let linkname = cstr(h, 157, 100);
-    let mtime = num(h, 136, 12);
-    let uid = num(h, 108, 8);
-    let gid = num(h, 116, 8);
+    let name = headerName(h);
+    let linkname = headerString(h, 157, 100);
+    let mtime = headerNumber(h, 136, 12);
+    let uid = headerNumber(h, 108, 8);
+    let gid = headerNumber(h, 116, 8);
     if (this.longName !== undefined) name = this.longName;
     if (this.longLink !== undefined) linkname = this.longLink;
     const pax = this.pax;
@@ -300,14 +259,14 @@ export class TarReader extends Writable {
     const entry: TarEntry = {
       name,
       type,
-      mode: num(h, 100, 8) & 0o7777,
+      mode: headerNumber(h, 100, 8) & 0o7777,
       uid,
       gid,
       size: dataSize,
       mtime,
       linkname,
-      devmajor: num(h, 329, 8),
-      devminor: num(h, 337, 8),
+      devmajor: headerNumber(h, 329, 8),
+      devminor: headerNumber(h, 337, 8),
     };
     await this.sink.begin(entry);
     this.inEntry = true;
