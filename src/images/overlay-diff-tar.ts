@@ -1,6 +1,5 @@
 import { closeSync, constants as fsc, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
-import { fileXattrs } from './file-xattrs.js';
-import { opaqueDirs } from './opaque-dirs.js';
+import { upperXattrs } from './file-xattrs.js';
 import { memberHeader } from './tar-member.js';
 import { TAR_END, tarPadding } from './tar-writer.js';
 
@@ -28,7 +27,7 @@ export interface DiffTarOptions {
  * image spec uses), hard links as links to their first path, numeric owners.
  */
 export async function* overlayDiffTar(upper: string, opts: DiffTarOptions = {}): AsyncGenerator<Buffer> {
-  const [opaque, xattrs] = await Promise.all([opaqueDirs(upper), fileXattrs(upper)]);
+  const { opaque, xattrs } = await upperXattrs(upper);
   const links = new Map<string, string>();
   // Everything is reached through descriptors of the folders above it, opened O_NOFOLLOW: a
   // running container that swaps a file or folder for a symlink mid-walk (commit --pause=false)

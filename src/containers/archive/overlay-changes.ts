@@ -2,7 +2,7 @@ import { lstat, readdir } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { Daemon } from '../../daemon.js';
-import { opaqueDirs } from '../../images/opaque-dirs.js';
+import { opaqueDirs } from '../../images/file-xattrs.js';
 
 /** One line of `docker diff`: Kind 0 modified, 1 added, 2 deleted (moby's `archive.ChangeType`). */
 export interface Change {
