@@ -36,11 +36,6 @@ export function goFileMode(st: Stats): number {
   return m;
 }
 
-/** Is this Go file mode a directory? */
-export function isGoDir(mode: number): boolean {
-  return mode >= MODE_DIR;
-}
-
 /** Go's time.Time JSON form (RFC 3339 with nanoseconds, trailing zeros dropped). */
 export function goTime(st: Stats): string {
   const ns = BigInt(Math.round(st.mtimeMs * 1e6));
