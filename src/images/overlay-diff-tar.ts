@@ -1,7 +1,7 @@
-import { closeSync, constants as fsc, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsc, lstatSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { upperXattrs } from './file-xattrs.js';
 import { memberHeader } from './tar-member.js';
-import { TAR_END, tarPadding } from './tar-writer.js';
+import { TAR_END, tarFileData } from './tar-writer.js';
 
 /** Linux's dev_t split, as glibc's major()/minor(). */
 function devSplit(rdev: number): { major: number; minor: number } {
@@ -85,24 +85,12 @@ export async function* overlayDiffTar(upper: string, opts: DiffTarOptions = {}):
   yield TAR_END;
 }
 
-/**
- * A regular file's member: exactly the size lstat saw, read through an O_NOFOLLOW descriptor;
- * a file that shrank meanwhile is padded with zeros and one that grew is cut, so the archive
- * stays whole.
- */
+/** A regular file's member: exactly the size lstat saw, read through an O_NOFOLLOW descriptor. */
 async function* fileMember(at: string, path: string, st: Stats, xattrs: [string, Buffer][] | undefined): AsyncGenerator<Buffer> {
   const fd = openSync(at, fsc.O_RDONLY | fsc.O_NOFOLLOW);
   try {
     yield* memberHeader({ name: path, flag: '0', mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtimeMs / 1000, size: st.size, xattrs });
-    let n = 0;
-    if (st.size > 0) {
-      for await (const chunk of createReadStream('', { fd, autoClose: false, start: 0, end: st.size - 1, highWaterMark: 1 << 20 })) {
-        n += (chunk as Buffer).length;
-        yield chunk as Buffer;
-      }
-    }
-    for (let left = st.size - n; left > 0; left -= 1 << 20) yield Buffer.alloc(Math.min(left, 1 << 20));
-    yield tarPadding(st.size);
+    yield* tarFileData(fd, st.size);
   } finally {
     closeSync(fd);
   }

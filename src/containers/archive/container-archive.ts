@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, createReadStream, constants as fsc, fstatSync, openSync, readFileSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, readFileSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,7 +15,7 @@ import { RootedExtractor } from './rooted-extractor.js';
 import { fdPath, fdPathForChild, MissingPath, release, type ResolvedPath, type RootedFs } from './rooted-path.js';
 import { TarReader } from './tar-reader.js';
 import { memberHeader } from '../../images/tar-member.js';
-import { TAR_END, tarPadding } from '../../images/tar-writer.js';
+import { TAR_END, tarFileData } from '../../images/tar-writer.js';
 
 const log = logger('arca:containers:archive');
 
@@ -237,9 +237,7 @@ function pseudoFsExcludes(resolved: string, member: string): string[] {
 
 /**
  * A one-file archive written here rather than by tar: the file is read through the descriptor
- * the resolution holds, in large chunks straight into the answer. The size is the one stat gave;
- * a file that shrinks meanwhile is padded with zeros, one that grows is cut, so the archive stays
- * whole.
+ * the resolution holds, in large chunks straight into the answer, exactly the size stat gave.
  */
 async function sendFile(r: ResolvedPath, name: string, out: Writable): Promise<void> {
   // Reopened through the magic link of the O_PATH descriptor: the very file resolved, no new walk.
@@ -254,15 +252,7 @@ async function sendFile(r: ResolvedPath, name: string, out: Writable): Promise<v
   const size = st.size;
   async function* gen(): AsyncGenerator<Buffer> {
     yield* memberHeader({ name, flag: '0', mode: st.mode, uid: st.uid, gid: st.gid, size, mtime: Math.floor(st.mtimeMs / 1000) });
-    let sent = 0;
-    if (size > 0) {
-      for await (const chunk of createReadStream('', { fd, autoClose: false, start: 0, end: size - 1, highWaterMark: 1 << 20 })) {
-        sent += (chunk as Buffer).length;
-        yield chunk as Buffer;
-      }
-    }
-    for (let left = size - sent; left > 0; left -= 1 << 20) yield Buffer.alloc(Math.min(left, 1 << 20));
-    yield tarPadding(size);
+    yield* tarFileData(fd, size);
     yield TAR_END;
   }
   try {
