@@ -203,7 +203,7 @@ export class ContainerArchive {
       const names = readdirSync(root.rootfs).sort();
       const out = begin();
       if (names.length === 0) {
-        out.end(Buffer.alloc(1024));
+        out.end(TAR_END);
         return;
       }
       await runTar(['-c', '-f', '-', '--numeric-owner', '--sparse', '--', ...names], root.rootfs, out);
