@@ -72,17 +72,29 @@ function cgroupMounts(): CgroupMount[] {
 
 const read = (path: string): Promise<string | undefined> => readFile(path, 'utf8').catch(() => undefined);
 
+/** Where a container's figures live: each controller's hierarchy and folder. */
+export interface CgroupLocation {
+  dirs: CgroupDirs;
+  /** The hierarchy that holds a controller, if any does. */
+  on(ctl: string): 'v1' | 'v2' | undefined;
+}
+
 /**
- * Reads the cgroup of process `pid` (a container's init). On a hybrid machine the controllers
+ * Finds the cgroup of process `pid` (a container's init). On a hybrid machine the controllers
  * live in the v1 hierarchies and the v2 one has none: each figure comes from the hierarchy
- * that holds its controller. Returns undefined when the process is gone.
+ * that holds its controller. A process stays in its cgroup, so a stream finds it once.
+ * Returns undefined when the process is gone.
  */
-export async function readCgroupStats(pid: number): Promise<CgroupSample | undefined> {
+export async function locateCgroup(pid: number): Promise<CgroupLocation | undefined> {
   const self = await read(`/proc/${pid}/cgroup`);
   if (self === undefined) return undefined;
   const dirs = cgroupDirs(parseProcCgroup(self), cgroupMounts());
   const v2controllers = dirs.v2 ? ((await read(`${dirs.v2}/cgroup.controllers`)) ?? '').trim().split(/\s+/) : [];
-  const on = (ctl: string): 'v1' | 'v2' | undefined => (dirs.v1.has(ctl) ? 'v1' : v2controllers.includes(ctl) ? 'v2' : undefined);
+  return { dirs, on: (ctl) => (dirs.v1.has(ctl) ? 'v1' : v2controllers.includes(ctl) ? 'v2' : undefined) };
+}
+
+/** Reads a container's cgroup found by {@link locateCgroup}. */
+export async function readCgroupStats({ dirs, on }: CgroupLocation): Promise<CgroupSample> {
   const [cpu, memory, pids, blkio] = await Promise.all([
     readCpu(dirs, on('cpuacct') ?? (on('cpu') === 'v2' ? 'v2' : undefined)),
     readMemory(dirs, on('memory')),

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import { readCgroupStats, EMPTY_BLKIO, type CgroupBlkio, type CgroupCpu, type CgroupMemory } from './cgroup-stats.js';
+import { locateCgroup, readCgroupStats, EMPTY_BLKIO, type CgroupBlkio, type CgroupCpu, type CgroupLocation, type CgroupMemory } from './cgroup-stats.js';
 import { parseSystemCpuUsage } from './cgroup-files.js';
 import type { JsonInteger } from '../../json-integer.js';
 import { readNetStats, type InterfaceStats } from './net-stats.js';
@@ -67,13 +67,16 @@ export function emptyFrame(c: StatsSubject): StatsFrame {
 export class StatsCollector {
   private readonly machineMemory = os.totalmem();
 
-  /** One sample of a container, with empty `precpu_stats`; a container not running gives {@link emptyFrame}. */
-  async sample(c: StatsSubject): Promise<StatsFrame> {
+  /**
+   * One sample of a container, with empty `precpu_stats`; a container not running gives
+   * {@link emptyFrame}. `locate` finds its init's cgroup (a stream passes one that remembers it).
+   */
+  async sample(c: StatsSubject, locate: (pid: number) => Promise<CgroupLocation | undefined> = locateCgroup): Promise<StatsFrame> {
     const running = c.State.Status === 'running' || c.State.Status === 'paused';
     if (!running || c.State.Pid <= 0) return emptyFrame(c);
     const pid = c.State.Pid;
     const [cg, procStat, nets] = await Promise.all([
-      readCgroupStats(pid),
+      locate(pid).then((at) => at && readCgroupStats(at)),
       readFile('/proc/stat', 'utf8').catch(() => ''),
       c.HostConfig.NetworkMode === 'host' ? Promise.resolve(undefined) : readNetStats(pid),
     ]);
@@ -108,8 +111,9 @@ export class StatsCollector {
    */
   async run(current: () => StatsSubject, opts: { stream: boolean; oneShot: boolean }, send: (f: StatsFrame) => void, stopped: () => boolean): Promise<void> {
     let prev: StatsFrame | undefined;
+    const locate = lastPidLocator();
     const next = async (): Promise<StatsFrame> => {
-      const f = await this.sample(current());
+      const f = await this.sample(current(), locate);
       if (prev) {
         f.precpu_stats = prev.cpu_stats;
         f.preread = prev.read;
@@ -131,6 +135,18 @@ export class StatsCollector {
       await sleep(Math.max(0, INTERVAL_MS - (Date.now() - t0)));
     }
   }
+}
+
+/**
+ * {@link locateCgroup} remembered for the last pid asked: a stream samples one container, whose
+ * init (and so its cgroup) changes only when it restarts, so each second costs no cgroup lookup.
+ */
+function lastPidLocator(): (pid: number) => Promise<CgroupLocation | undefined> {
+  let last: { pid: number; at: Promise<CgroupLocation | undefined> } | undefined;
+  return (pid) => {
+    if (last?.pid !== pid) last = { pid, at: locateCgroup(pid) };
+    return last.at;
+  };
 }
 
 /** Between the two samples of a `stream=false` answer. */
