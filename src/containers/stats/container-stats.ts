@@ -66,6 +66,8 @@ export function emptyFrame(c: StatsSubject): StatsFrame {
  */
 export class StatsCollector {
   private readonly machineMemory = os.totalmem();
+  // os.cpus() reads /proc/cpuinfo and every CPU's cpufreq files: once, like the memory size.
+  private readonly onlineCpus = os.cpus().length;
 
   /**
    * One sample of a container, with empty `precpu_stats`; a container not running gives
@@ -91,7 +93,7 @@ export class StatsCollector {
       blkio_stats: cg.blkio,
       num_procs: 0,
       storage_stats: {},
-      cpu_stats: { ...cg.cpu, system_cpu_usage: parseSystemCpuUsage(procStat), online_cpus: os.cpus().length },
+      cpu_stats: { ...cg.cpu, system_cpu_usage: parseSystemCpuUsage(procStat), online_cpus: this.onlineCpus },
       precpu_stats: zeroCpu(),
       memory_stats: memory,
       name: `/${c.Name}`,
