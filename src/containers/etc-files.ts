@@ -34,6 +34,31 @@ export function hostResolvConf(): string {
   }
 }
 
+/** What a resolv.conf says: its nameservers, search domains (`domain` is one) and options. */
+interface ResolvConf {
+  nameservers: string[];
+  search: string[];
+  options: string[];
+}
+
+function parseResolvConf(text: string): ResolvConf {
+  const lines = text.split('\n').map((l) => l.trim());
+  const words = (re: RegExp): string[] => lines.filter((l) => re.test(l)).flatMap((l) => l.split(/\s+/).slice(1));
+  return {
+    nameservers: lines.filter((l) => /^nameserver\s/.test(l)).map((l) => l.split(/\s+/)[1]!),
+    search: words(/^(search|domain)\s/),
+    options: words(/^options\s/),
+  };
+}
+
+/** Empty search and options are left out; comments and any other lines of the source are not kept. */
+function formatResolvConf(r: ResolvConf): string {
+  const out = r.nameservers.map((n) => `nameserver ${n}`);
+  if (r.search.length) out.push(`search ${r.search.join(' ')}`);
+  if (r.options.length) out.push(`options ${r.options.join(' ')}`);
+  return out.join('\n') + '\n';
+}
+
 /**
  * The container's resolv.conf. From the host's file, loopback nameservers dropped (they mean
  * nothing inside another namespace); `--dns*` options replace the matching parts.
@@ -42,19 +67,13 @@ export function renderResolvConf(
   hostText: string,
   opts: { dns: string[]; search: string[]; options: string[]; keepLoopback: boolean },
 ): string {
-  const lines = hostText.split('\n').map((l) => l.trim());
-  let ns = lines.filter((l) => /^nameserver\s/.test(l)).map((l) => l.split(/\s+/)[1]!);
-  let search = lines.filter((l) => /^(search|domain)\s/.test(l)).flatMap((l) => l.split(/\s+/).slice(1));
-  let options = lines.filter((l) => /^options\s/.test(l)).flatMap((l) => l.split(/\s+/).slice(1));
+  let { nameservers: ns, search, options } = parseResolvConf(hostText);
   if (!opts.keepLoopback) ns = ns.filter((n) => !n.startsWith('127.') && n !== '::1');
   if (opts.dns.length) ns = opts.dns;
   if (!ns.length && !opts.keepLoopback) ns = ['8.8.8.8', '8.8.4.4'];
   if (opts.search.length) search = opts.search.filter((s) => s !== '.');
   if (opts.options.length) options = opts.options;
-  const out = ns.map((n) => `nameserver ${n}`);
-  if (search.length) out.push(`search ${search.join(' ')}`);
-  if (options.length) out.push(`options ${options.join(' ')}`);
-  return out.join('\n') + '\n';
+  return formatResolvConf({ nameservers: ns, search, options });
 }
 
 /** The embedded resolver's address, as containers' resolv.conf names it. */
@@ -62,11 +81,7 @@ const EMBEDDED_RESOLVER = '127.0.0.11';
 
 /** True when a resolv.conf sends every query to the embedded resolver (its only nameserver). */
 export function usesEmbeddedResolver(text: string): boolean {
-  const ns = text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => /^nameserver\s/.test(l))
-    .map((l) => l.split(/\s+/)[1]);
+  const ns = parseResolvConf(text).nameservers;
   return ns.length > 0 && ns.every((n) => n === EMBEDDED_RESOLVER);
 }
 
@@ -78,16 +93,11 @@ export function usesEmbeddedResolver(text: string): boolean {
  * file sets ndots itself. Comments and other lines are dropped.
  */
 export function forEmbeddedResolver(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim());
-  const search = lines.filter((l) => /^(search|domain)\s/.test(l)).flatMap((l) => l.split(/\s+/).slice(1));
-  const options = lines.filter((l) => /^options\s/.test(l)).flatMap((l) => l.split(/\s+/).slice(1));
+  const { search, options } = parseResolvConf(text);
   // moby drops an ndots it cannot parse before adding its own.
   const kept = options.filter((o) => !o.startsWith('ndots:') || /^ndots:\d+$/.test(o));
   if (!kept.some((o) => o.startsWith('ndots:'))) kept.push('ndots:0');
-  const out = [`nameserver ${EMBEDDED_RESOLVER}`];
-  if (search.length) out.push(`search ${search.join(' ')}`);
-  out.push(`options ${kept.join(' ')}`);
-  return out.join('\n') + '\n';
+  return formatResolvConf({ nameservers: [EMBEDDED_RESOLVER], search, options: kept });
 }
 
 interface PasswdEntry {
