@@ -1,8 +1,8 @@
-import { join } from 'node:path';
 import { MASKED_PATHS, READONLY_PATHS } from '../runtime/oci-spec.js';
 import type { Daemon } from '../daemon.js';
 import type { ContainerRecord } from './container-record.js';
 import { linksView } from './legacy-links.js';
+import { initLayerDir } from './init-layer.js';
 
 /** `docker ps` STATUS column text: `Up 5 seconds`, `Exited (0) 2 minutes ago`, `Created`. */
 export function humanDuration(ms: number): string {
@@ -111,7 +111,7 @@ export function inspectView(d: Daemon, c: ContainerRecord, execIds: string[]): R
 
 function safeLower(d: Daemon, c: ContainerRecord): string {
   try {
-    return [join(d.containers.dir(c.Id), 'init'), ...d.images.lowerDirs(d.images.get(c.ImageId))].join(':');
+    return [initLayerDir(d.containers.dir(c.Id)), ...d.images.lowerDirs(d.images.get(c.ImageId))].join(':');
   } catch {
     return '';
   }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
  * container's folder.
  */
 export function initLayer(containerDir: string): string {
-  const dir = join(containerDir, 'init');
+  const dir = initLayerDir(containerDir);
   const mtab = join(dir, 'etc', 'mtab');
   if (exists(mtab)) return dir;
   mkdirSync(join(dir, 'etc'), { recursive: true, mode: 0o755 });
@@ -20,6 +20,11 @@ export function initLayer(containerDir: string): string {
   }
   symlinkSync('/proc/mounts', mtab);
   return dir;
+}
+
+/** Where {@link initLayer} keeps it, without making it (inspect names it as a lower dir). */
+export function initLayerDir(containerDir: string): string {
+  return join(containerDir, 'init');
 }
 
 function exists(path: string): boolean {
