@@ -6,7 +6,7 @@ import { BuildFailed, type BuildRequest } from '../build/image-builder.js';
 import { ProgressStream } from '../images/progress-stream.js';
 import { parseNormalizedNamed, withDefaultTag, type ImageReference } from '../images/reference.js';
 import { parsePlatform } from '../images/platform.js';
-import { decodeRegistryAuth, type RegistryAuth } from '../images/registry-client.js';
+import { decodeRegistryHeader, registryAuth, type RegistryAuth } from '../images/registry-client.js';
 
 function jsonMap(q: URLSearchParams, name: string): Record<string, string | null> {
   const raw = q.get(name);
@@ -26,19 +26,13 @@ function jsonMap(q: URLSearchParams, name: string): Record<string, string | null
  * `localhost:5000`, ...), as the CLI sends every login it knows for a build.
  */
 function registryConfig(header: string | undefined): ((domain: string) => RegistryAuth | undefined) | undefined {
-  if (!header) return undefined;
-  let map: Record<string, unknown>;
-  try {
-    map = JSON.parse(Buffer.from(header.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8')) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
+  const map = decodeRegistryHeader(header);
   if (typeof map !== 'object' || map === null) return undefined;
   const byDomain = new Map<string, RegistryAuth>();
   for (const [key, entry] of Object.entries(map)) {
     const host = key.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
     const domain = host === 'index.docker.io' || host === 'registry-1.docker.io' ? 'docker.io' : host;
-    const auth = decodeRegistryAuth(Buffer.from(JSON.stringify(entry)).toString('base64'));
+    const auth = registryAuth(entry);
     if (auth) byDomain.set(domain, auth);
   }
   return (domain) => byDomain.get(domain);

@@ -40,10 +40,24 @@ export interface FetchedManifest {
 
 /** Decodes `X-Registry-Auth`; a missing or undecodable header means anonymous, as in Docker. */
 export function decodeRegistryAuth(header: string | undefined): RegistryAuth | undefined {
+  return registryAuth(decodeRegistryHeader(header));
+}
+
+/** The base64url JSON that Docker's `X-Registry-Auth` and `X-Registry-Config` headers carry; undefined when it is none. */
+export function decodeRegistryHeader(header: string | undefined): unknown {
   if (!header) return undefined;
   try {
-    const json = Buffer.from(header.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8');
-    const v = JSON.parse(json) as RegistryAuth;
+    return JSON.parse(Buffer.from(header.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** One login as the CLI sends it, its `auth` (base64 `user:password`) read when no username is given. */
+export function registryAuth(value: unknown): RegistryAuth | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as RegistryAuth;
+  try {
     if (v.auth && !v.username) {
       const plain = Buffer.from(v.auth, 'base64').toString('utf8');
       const i = plain.indexOf(':');
