@@ -1,7 +1,9 @@
-import { closeSync, constants as fsc, lstatSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsc, openSync, readlinkSync, type Stats } from 'node:fs';
+import { posix } from 'node:path';
 import { upperXattrs } from './file-xattrs.js';
 import { memberHeader } from './tar-member.js';
 import { TAR_END, tarFileData } from './tar-writer.js';
+import { isWhiteout, walkUpper } from './upper-walk.js';
 
 /** Linux's dev_t split, as glibc's major()/minor(). */
 function devSplit(rdev: number): { major: number; minor: number } {
@@ -9,10 +11,6 @@ function devSplit(rdev: number): { major: number; minor: number } {
   const major = Number(((big >> 8n) & 0xfffn) | ((big >> 32n) & ~0xfffn));
   const minor = Number((big & 0xffn) | ((big >> 12n) & ~0xffn));
   return { major, minor };
-}
-
-function isWhiteout(st: Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0;
 }
 
 export interface DiffTarOptions {
@@ -29,58 +27,31 @@ export interface DiffTarOptions {
 export async function* overlayDiffTar(upper: string, opts: DiffTarOptions = {}): AsyncGenerator<Buffer> {
   const { opaque, xattrs } = await upperXattrs(upper);
   const links = new Map<string, string>();
-  // Everything is reached through descriptors of the folders above it, opened O_NOFOLLOW: a
-  // running container that swaps a file or folder for a symlink mid-walk (commit --pause=false)
-  // gets the link archived as a link, never the host file it names.
-  const at = (dirFd: number, name?: string): string => (name === undefined ? `/proc/self/fd/${dirFd}` : `/proc/self/fd/${dirFd}/${name}`);
-  async function* walk(dirFd: number, rel: string): AsyncGenerator<Buffer> {
-    const names = readdirSync(at(dirFd)).sort();
-    for (const name of names) {
-      const path = rel ? `${rel}/${name}` : name;
-      if (opts.exclude?.has('/' + path)) continue;
-      let st: Stats;
-      try {
-        st = lstatSync(at(dirFd, name));
-      } catch {
-        continue; // removed meanwhile
+  for (const { path, at, st } of walkUpper(upper, opts.exclude)) {
+    const base = { mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtimeMs / 1000, size: 0, xattrs: xattrs.get('/' + path) };
+    if (isWhiteout(st)) {
+      yield* memberHeader({ ...base, name: posix.join(posix.dirname(path), `.wh.${posix.basename(path)}`), flag: '0', mode: 0o600, xattrs: undefined });
+    } else if (st.isDirectory()) {
+      yield* memberHeader({ ...base, name: `${path}/`, flag: '5' });
+      if (opaque.has('/' + path)) yield* memberHeader({ ...base, name: `${path}/.wh..wh..opq`, flag: '0', mode: 0o600, xattrs: undefined });
+    } else if (st.isSymbolicLink()) {
+      yield* memberHeader({ ...base, name: path, flag: '2', linkname: readlinkSync(at) });
+    } else if (st.isFile()) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = st.nlink > 1 ? links.get(key) : undefined;
+      if (first) {
+        yield* memberHeader({ ...base, name: path, flag: '1', linkname: first });
+        continue;
       }
-      const base = { mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtimeMs / 1000, size: 0, xattrs: xattrs.get('/' + path) };
-      if (isWhiteout(st)) {
-        yield* memberHeader({ ...base, name: rel ? `${rel}/.wh.${name}` : `.wh.${name}`, flag: '0', mode: 0o600, xattrs: undefined });
-      } else if (st.isDirectory()) {
-        const fd = openSync(at(dirFd, name), fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
-        try {
-          yield* memberHeader({ ...base, name: `${path}/`, flag: '5' });
-          if (opaque.has('/' + path)) yield* memberHeader({ ...base, name: `${path}/.wh..wh..opq`, flag: '0', mode: 0o600, xattrs: undefined });
-          yield* walk(fd, path);
-        } finally {
-          closeSync(fd);
-        }
-      } else if (st.isSymbolicLink()) {
-        yield* memberHeader({ ...base, name: path, flag: '2', linkname: readlinkSync(at(dirFd, name)) });
-      } else if (st.isFile()) {
-        const key = `${st.dev}:${st.ino}`;
-        const first = st.nlink > 1 ? links.get(key) : undefined;
-        if (first) {
-          yield* memberHeader({ ...base, name: path, flag: '1', linkname: first });
-          continue;
-        }
-        if (st.nlink > 1) links.set(key, path);
-        yield* fileMember(at(dirFd, name), path, st, base.xattrs);
-      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        const { major, minor } = devSplit(st.rdev);
-        yield* memberHeader({ ...base, name: path, flag: st.isCharacterDevice() ? '3' : '4', devmajor: major, devminor: minor });
-      } else if (st.isFIFO()) {
-        yield* memberHeader({ ...base, name: path, flag: '6' });
-      }
-      // Sockets are not archived (as tar and Docker do).
+      if (st.nlink > 1) links.set(key, path);
+      yield* fileMember(at, path, st, base.xattrs);
+    } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+      const { major, minor } = devSplit(st.rdev);
+      yield* memberHeader({ ...base, name: path, flag: st.isCharacterDevice() ? '3' : '4', devmajor: major, devminor: minor });
+    } else if (st.isFIFO()) {
+      yield* memberHeader({ ...base, name: path, flag: '6' });
     }
-  }
-  const rootFd = openSync(upper, fsc.O_RDONLY | fsc.O_DIRECTORY);
-  try {
-    yield* walk(rootFd, '');
-  } finally {
-    closeSync(rootFd);
+    // Sockets are not archived (as tar and Docker do).
   }
   yield TAR_END;
 }

@@ -1,8 +1,9 @@
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import type { Daemon } from '../../daemon.js';
 import { opaqueDirs } from '../../images/file-xattrs.js';
+import { isWhiteout, walkUpper } from '../../images/upper-walk.js';
 
 /** One line of `docker diff`: Kind 0 modified, 1 added, 2 deleted (moby's `archive.ChangeType`). */
 export interface Change {
@@ -37,10 +38,6 @@ async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
   }
 }
 
-function isWhiteout(st: Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0;
-}
-
 /**
  * The changes of an overlay upper dir against its lower dirs, in Docker's order (a walk in
  * name order) and with its rules: a 0:0 character device is a deletion, an opaque folder that
@@ -58,35 +55,28 @@ export async function overlayChanges(upper: string, lowers: string[]): Promise<C
     }
     return undefined;
   };
-  const walk = async (rel: string): Promise<void> => {
-    const names = (await readdir(join(upper, rel))).sort();
-    for (const name of names) {
-      const path = rel === '/' ? `/${name}` : `${rel}/${name}`;
-      if (INIT_LAYER_PATHS.has(path)) continue;
-      const st = await lstat(join(upper, path));
-      let kind: Change['Kind'] | undefined;
-      if (isWhiteout(st)) kind = 2;
-      else {
-        const below = await inLower(path);
-        if (st.isDirectory() && opaque.has(path) && below) kind = 2;
-        else if (!below) kind = 1;
-        else if (st.isDirectory() && below.isDirectory()) {
-          const sameTime = INIT_PARENTS.has(path) || Math.floor(st.mtimeMs / 1000) === Math.floor(below.mtimeMs / 1000);
-          if (st.mode !== below.mode || st.uid !== below.uid || st.gid !== below.gid || !sameTime) kind = 0;
-        } else kind = 0;
-      }
-      if (kind !== undefined) {
-        if (st.isDirectory()) changedDirs.add(path);
-        if ((kind === 1 || kind === 2) && rel !== '/' && !changedDirs.has(rel)) {
-          changes.push({ Path: rel, Kind: 0 });
-          changedDirs.add(rel);
-        }
-        changes.push({ Path: path, Kind: kind });
-      }
-      if (st.isDirectory() && !isWhiteout(st)) await walk(path);
+  for (const { path: relPath, st } of walkUpper(upper, INIT_LAYER_PATHS)) {
+    const path = '/' + relPath;
+    const rel = posix.dirname(path);
+    let kind: Change['Kind'] | undefined;
+    if (isWhiteout(st)) kind = 2;
+    else {
+      const below = await inLower(path);
+      if (st.isDirectory() && opaque.has(path) && below) kind = 2;
+      else if (!below) kind = 1;
+      else if (st.isDirectory() && below.isDirectory()) {
+        const sameTime = INIT_PARENTS.has(path) || Math.floor(st.mtimeMs / 1000) === Math.floor(below.mtimeMs / 1000);
+        if (st.mode !== below.mode || st.uid !== below.uid || st.gid !== below.gid || !sameTime) kind = 0;
+      } else kind = 0;
     }
-  };
-  await walk('/');
+    if (kind === undefined) continue;
+    if (st.isDirectory()) changedDirs.add(path);
+    if ((kind === 1 || kind === 2) && rel !== '/' && !changedDirs.has(rel)) {
+      changes.push({ Path: rel, Kind: 0 });
+      changedDirs.add(rel);
+    }
+    changes.push({ Path: path, Kind: kind });
+  }
   return changes;
 }
 
