@@ -62,6 +62,12 @@ export const EMPTY_BLKIO: CgroupBlkio = {
   sectors_recursive: null,
 };
 
+/** CPU figures of a cgroup without a cpu controller, and of a frame without a cgroup (emptyFrame, precpu_stats). */
+export const zeroCpu = (): CgroupCpu => ({
+  cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 },
+  throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 },
+});
+
 let mounts: CgroupMount[] | undefined;
 
 /** The cgroup mounts, read once: they do not change under a running daemon. */
@@ -105,7 +111,6 @@ export async function readCgroupStats({ dirs, on }: CgroupLocation): Promise<Cgr
 }
 
 async function readCpu(dirs: CgroupDirs, where: 'v1' | 'v2' | undefined): Promise<CgroupCpu> {
-  const zero: CgroupCpu = { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } };
   if (where === 'v2') {
     const st = parseFlatKeyed((await read(`${dirs.v2}/cpu.stat`)) ?? '');
     return {
@@ -113,7 +118,7 @@ async function readCpu(dirs: CgroupDirs, where: 'v1' | 'v2' | undefined): Promis
       throttling_data: { periods: st['nr_periods'] ?? 0, throttled_periods: st['nr_throttled'] ?? 0, throttled_time: (st['throttled_usec'] ?? 0) * 1000 },
     };
   }
-  if (where !== 'v1') return zero;
+  if (where !== 'v1') return zeroCpu();
   const acct = dirs.v1.get('cpuacct')!;
   const cpuDir = dirs.v1.get('cpu');
   const [usage, percpu, stat, throttle] = await Promise.all([

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import { locateCgroup, readCgroupStats, EMPTY_BLKIO, type CgroupBlkio, type CgroupCpu, type CgroupLocation, type CgroupMemory } from './cgroup-stats.js';
+import { locateCgroup, readCgroupStats, zeroCpu, EMPTY_BLKIO, type CgroupBlkio, type CgroupCpu, type CgroupLocation, type CgroupMemory } from './cgroup-stats.js';
 import { parseSystemCpuUsage } from './cgroup-files.js';
 import type { JsonInteger } from '../../json-integer.js';
 import { readNetStats, type InterfaceStats } from './net-stats.js';
@@ -36,11 +36,6 @@ export interface StatsSubject {
 }
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
-
-const zeroCpu = (): CpuStats => ({
-  cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 },
-  throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 },
-});
 
 /** A stopped (or restarting) container's frame: name and id, the rest zero, as moby publishes it. */
 export function emptyFrame(c: StatsSubject): StatsFrame {
