@@ -134,10 +134,6 @@ export class RootedFs {
           return { fd, parentFd: openSync(fdPath(this.rootFd), O_PATH | O_DIRECTORY), name: '.', path: '/', stat: fstatSync(fd) };
         }
         final = { fd: top.fd, name: top.name, stat: fstatSync(top.fd) };
-        const resolved = posix.join(here(), top.name);
-        const parent = stack.pop();
-        const parentFd = parent ? parent.fd : openSync(fdPath(this.rootFd), O_PATH | O_DIRECTORY);
-        return { fd: final.fd, parentFd, name: final.name, path: resolved, stat: final.stat };
       }
       const resolved = posix.join(here(), final.name);
       const parent = stack.pop();
