@@ -7,6 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { loadNative } from '../sys/native.js';
 import { run, which } from '../sys/runner.js';
+import { parseCgroupMounts } from '../containers/stats/cgroup-files.js';
 
 /** `ok` ✓, `fail` ✗ (a required thing is missing), `warn` ! (optional, or degraded). */
 export type CheckStatus = 'ok' | 'fail' | 'warn';
@@ -34,35 +35,18 @@ export interface CgroupLayout {
   v2Mount?: string;
 }
 
-/** Super options of a v1 cgroup mount that are not controller names. */
-const NOT_CONTROLLERS = new Set(['rw', 'ro', 'xattr', 'noprefix', 'clone_children', 'cpuset_v2_mode', 'favordynmods', 'none']);
-
 /**
  * Reads the cgroup layout from mountinfo text: v2 when only cgroup2 is mounted, v1 when only
  * v1 hierarchies are, hybrid when both (cgroup2 usually at `/sys/fs/cgroup/unified`).
  */
 export function parseCgroupLayout(mountinfo: string): CgroupLayout {
-  const v1 = new Set<string>();
-  let v2Mount: string | undefined;
-  let sawV1 = false;
-  for (const line of mountinfo.split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const before = line.slice(0, sep).split(' ');
-    const after = line.slice(sep + 3).split(' ');
-    const mountPoint = before[4];
-    const fstype = after[0];
-    if (fstype === 'cgroup2') v2Mount ??= mountPoint;
-    else if (fstype === 'cgroup') {
-      sawV1 = true;
-      for (const opt of (after[2] ?? '').split(',')) {
-        if (opt.includes('=') || NOT_CONTROLLERS.has(opt)) continue;
-        v1.add(opt);
-      }
-    }
-  }
-  const kind = sawV1 && v2Mount ? 'hybrid' : sawV1 ? 'v1' : v2Mount ? 'v2' : 'none';
-  return { kind, v1Controllers: [...v1].sort(), v2Mount };
+  const mounts = parseCgroupMounts(mountinfo);
+  const v1 = mounts.filter((m) => m.version === 1);
+  const v2Mount = mounts.find((m) => m.version === 2)?.mountPoint;
+  // A named hierarchy (`name=systemd`) holds no controller.
+  const controllers = new Set(v1.flatMap((m) => m.controllers).filter((c) => !c.startsWith('name=')));
+  const kind = v1.length && v2Mount ? 'hybrid' : v1.length ? 'v1' : v2Mount ? 'v2' : 'none';
+  return { kind, v1Controllers: [...controllers].sort(), v2Mount };
 }
 
 /** A tool arca runs, the Debian package that ships it, and whether arca works without it. */

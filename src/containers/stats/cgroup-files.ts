@@ -31,7 +31,14 @@ export interface CgroupMount {
   controllers: string[];
 }
 
-/** Cgroup mounts from `/proc/self/mountinfo` (fields: id parent dev root mountpoint opts ... - fstype source superopts). */
+/** Super options of a v1 cgroup mount that are not controller names. */
+const NOT_CONTROLLERS = new Set(['rw', 'ro', 'xattr', 'noprefix', 'clone_children', 'cpuset_v2_mode', 'favordynmods', 'none']);
+
+/**
+ * Cgroup mounts from `/proc/self/mountinfo` (fields: id parent dev root mountpoint opts ... - fstype
+ * source superopts). A named v1 hierarchy (`name=systemd`) keeps its name among the controllers, as
+ * `/proc/<pid>/cgroup` lists it; other `key=value` options (`release_agent=`) are left out.
+ */
 export function parseCgroupMounts(mountinfo: string): CgroupMount[] {
   const out: CgroupMount[] = [];
   for (const line of mountinfo.split('\n')) {
@@ -42,7 +49,7 @@ export function parseCgroupMounts(mountinfo: string): CgroupMount[] {
     const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
     if (fstype === 'cgroup2') out.push({ version: 2, root: unescape(f[3]!), mountPoint: unescape(f[4]!), controllers: [] });
     else if (fstype === 'cgroup') {
-      const controllers = superOpts.split(',').filter((o) => !['rw', 'ro', 'relatime', 'noexec', 'nosuid', 'nodev', 'xattr', 'clone_children'].includes(o) && !o.startsWith('release_agent='));
+      const controllers = superOpts.split(',').filter((o) => !NOT_CONTROLLERS.has(o) && (!o.includes('=') || o.startsWith('name=')));
       out.push({ version: 1, root: unescape(f[3]!), mountPoint: unescape(f[4]!), controllers });
     }
   }
