@@ -8,7 +8,9 @@
  * `net` is the network section (bench/net-bench.ts: raw-kernel baseline vs arca, issue 3); `stats`
  * is `docker stats --no-stream` of 10 containers (bench/stats-bench.ts); `build` a cached rebuild of
  * a 5-step Dockerfile (bench/build-bench.ts); `cp` is `docker cp` of 100 MiB each way against tar
- * through nsenter (bench/cp-bench.ts).
+ * through nsenter (bench/cp-bench.ts); `ovn` is the ovn driver against a bare OVN switch built with
+ * the CLI tools, on a scratch daemon of its own (bench/ovn-bench.ts, issue 9), with `--scale N`
+ * containers on one ovn network (default 200; 0 or 1 skips the scale run).
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -19,6 +21,7 @@ import { benchNetwork } from './net-bench.js';
 import { benchStats } from './stats-bench.js';
 import { benchBuild } from './build-bench.js';
 import { benchCp } from './cp-bench.js';
+import { benchOvn } from './ovn-bench.js';
 import { stats, timed, type Stats } from './sample-stats.js';
 
 /** What we aim for on a 2-vCPU machine; reported next to the results, never enforced. */
@@ -61,17 +64,21 @@ async function main(): Promise<number> {
       n: { type: 'string', default: '20' },
       runtime: { type: 'string', default: 'runc' },
       only: { type: 'string', default: 'all' },
+      scale: { type: 'string', default: '200' },
     },
     strict: true,
   });
   const N = Number(values.n);
   const only = values.only!;
-  if (!['net', 'containers', 'stats', 'build', 'cp', 'all'].includes(only)) throw new Error('--only must be net, containers, stats, build, cp or all');
+  if (!['net', 'containers', 'stats', 'build', 'cp', 'ovn', 'all'].includes(only)) throw new Error('--only must be net, containers, stats, build, cp, ovn or all');
   const doContainers = only === 'containers' || only === 'all';
   const doNet = only === 'net' || only === 'all';
   const doStats = only === 'stats' || only === 'all';
   const doBuild = only === 'build' || only === 'all';
   const doCp = only === 'cp' || only === 'all';
+  const doOvn = only === 'ovn' || only === 'all';
+  const scale = Number(values.scale);
+  if (!Number.isInteger(scale) || scale < 0) throw new Error('--scale must be an integer ≥ 0');
   const minN = doContainers ? RUNNING_FOR_RSS : 1;
   if (!Number.isInteger(N) || N < minN) throw new Error(`--n must be an integer ≥ ${minN}`);
 
@@ -94,19 +101,28 @@ async function main(): Promise<number> {
   let d: TestDaemon | undefined;
   let code = 0;
   try {
-    progress('starting a daemon in a throwaway netns and loading the test image');
-    d = await startDaemon({ daemonArgs: ['--runtime', values.runtime!] });
-    await new Promise((r) => setTimeout(r, 500));
-    if (doContainers) await benchContainers(d, N, results, report);
-    if (doNet) {
+    // The ovn section starts a daemon of its own: its first ovn network must be the daemon's first.
+    if (only !== 'ovn') {
+      progress('starting a daemon in a throwaway netns and loading the test image');
+      d = await startDaemon({ daemonArgs: ['--runtime', values.runtime!] });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    if (d && doContainers) await benchContainers(d, N, results, report);
+    if (d && doNet) {
       progress('network: raw-kernel baseline, then the same workload through arca');
       const network = await benchNetwork(d, N, progress);
       report.network = network;
       if (network.errors) code = 1;
     }
-    if (doStats) report.stats = await benchStats(d, N, progress);
-    if (doBuild) report.build = await benchBuild(d, N, progress);
-    if (doCp) report.cp = await benchCp(d, N, progress);
+    if (d && doStats) report.stats = await benchStats(d, N, progress);
+    if (d && doBuild) report.build = await benchBuild(d, N, progress);
+    if (d && doCp) report.cp = await benchCp(d, N, progress);
+    if (doOvn) {
+      progress('ovn: a bare OVN switch built by hand, then the same workload through the ovn driver');
+      const ovn = await benchOvn(N, scale, progress, ['--runtime', values.runtime!]);
+      report.ovn = ovn;
+      if (ovn.errors) code = 1;
+    }
   } catch (err) {
     code = 1;
     report.error = err instanceof Error ? err.message : String(err);

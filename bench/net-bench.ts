@@ -52,8 +52,8 @@ export interface PingResult {
 }
 
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
-const gbit = (bps: number): number => Math.round(bps / 1e7) / 100;
-const ratio = (a: number, b: number): number | null => (b > 0 ? Math.round((a / b) * 1000) / 1000 : null);
+export const gbit = (bps: number): number => Math.round(bps / 1e7) / 100;
+export const ratio = (a: number, b: number): number | null => (b > 0 ? Math.round((a / b) * 1000) / 1000 : null);
 
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
@@ -84,7 +84,7 @@ export function parsePing(out: string): PingResult {
 }
 
 /** Rounds of one ping workload → one result whose RTT figures are medians over the rounds. */
-function combinePings(rounds: PingResult[]): PingResult & { rounds: number; round_medians_ms: number[] } {
+export function combinePings(rounds: PingResult[]): PingResult & { rounds: number; round_medians_ms: number[] } {
   const med = (xs: Array<number | undefined>): number => r3(median(xs.filter((x): x is number => typeof x === 'number')));
   return {
     sent: rounds.reduce((a, r) => a + r.sent, 0),
@@ -109,7 +109,7 @@ export function parseIperf(out: string): number {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Runs an iperf3 client (argv up to and including `-c HOST`), retrying while the server is not listening yet. */
-async function iperfClient(runClient: (extra: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>): Promise<number> {
+export async function iperfClient(runClient: (extra: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>): Promise<number> {
   let last = '';
   for (let attempt = 0; attempt < 20; attempt++) {
     const r = await runClient(['-t', String(IPERF_SECONDS), '-J']);
@@ -127,8 +127,11 @@ async function iperfClient(runClient: (extra: string[]) => Promise<{ code: numbe
   throw new Error(`iperf3 client failed: ${last.slice(-400)}`);
 }
 
-/** One Engine API request over the daemon's socket, as docker-py or compose would make it. */
-function api(d: TestDaemon, method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
+/**
+ * One Engine API request over the daemon's socket, as docker-py or compose would make it; rejects
+ * after `timeoutMs` if given (a long series must not hang on one stuck request).
+ */
+export function api(d: TestDaemon, method: string, path: string, body?: unknown, timeoutMs?: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const req = request(
@@ -145,12 +148,13 @@ function api(d: TestDaemon, method: string, path: string, body?: unknown): Promi
       },
     );
     req.on('error', reject);
+    if (timeoutMs) req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${path}: no answer after ${timeoutMs} ms`)));
     req.end(data);
   });
 }
 
-async function apiOk(d: TestDaemon, method: string, path: string, body?: unknown): Promise<string> {
-  const r = await api(d, method, path, body);
+export async function apiOk(d: TestDaemon, method: string, path: string, body?: unknown, timeoutMs?: number): Promise<string> {
+  const r = await api(d, method, path, body, timeoutMs);
   if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.body}`);
   return r.body;
 }
@@ -160,11 +164,21 @@ async function apiOk(d: TestDaemon, method: string, path: string, body?: unknown
  * reader (for arca: the daemon and the docker CLI relaying exec output) between packets, on the
  * same two cores, and that shows up in RTTs of a few tens of µs.
  */
-function quietPing(ip: string, ping: string): string {
+export function quietPing(ip: string, ping: string): string {
   return `${ping} -c ${PING_COUNT} -i 0.01 ${ip}`;
 }
 
-const nsexec = (ns: string, argv: string[]): string[] => ['nsenter', `--net=/run/netns/${ns}`, '--', ...argv];
+/**
+ * One round of {@link quietPing} from network namespace `ns` (a name or a path) with the host's
+ * busybox, its per-packet lines parked in `outFile` until the round is over.
+ */
+export async function quietPingRound(ns: string, ip: string, outFile: string): Promise<PingResult> {
+  const script = `${quietPing(ip, '/bin/busybox ping')} > ${outFile}; cat ${outFile}; rm -f ${outFile}`;
+  return parsePing((await run(nsexec(ns, ['/bin/busybox', 'sh', '-c', script]), { timeoutMs: 60_000 })).stdout);
+}
+
+/** argv that runs `argv` in a network namespace: a name under /run/netns, or a path (a container's SandboxKey). */
+export const nsexec = (ns: string, argv: string[]): string[] => ['nsenter', `--net=${ns.startsWith('/') ? ns : `/run/netns/${ns}`}`, '--', ...argv];
 
 /** Builds the raw baseline, measures it, tears it down. */
 interface RawHandle {
@@ -209,8 +223,7 @@ async function rawBaseline(tag: string, progress: (m: string) => void, keep: Raw
 
     await run(nsexec(A, ['/bin/busybox', 'ping', '-c', '3', '-i', '0.01', ipB]), { timeoutMs: 10_000 }); // warm-up (ARP)
     const pingOut = `/tmp/${tag}-ping.out`;
-    keep.ping = async () =>
-      parsePing((await run(nsexec(A, ['/bin/busybox', 'sh', '-c', `${quietPing(ipB, '/bin/busybox ping')} > ${pingOut}; cat ${pingOut}; rm -f ${pingOut}`]), { timeoutMs: 60_000 })).stdout);
+    keep.ping = () => quietPingRound(A, ipB, pingOut);
 
     progress(`raw: iperf3 a→b ${IPERF_SECONDS} s`);
     startServer(B, ipB);
@@ -316,10 +329,7 @@ async function throughArca(d: TestDaemon, tag: string, n: number, progress: (m: 
     // container's process context, not the network's).
     const sandboxA = await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.SandboxKey}}', a]);
     const pingOut = `/tmp/${tag}-arca-ping.out`;
-    const arcaPing = async (): Promise<PingResult> =>
-      parsePing(
-        (await run(['nsenter', `--net=${sandboxA}`, '--', '/bin/busybox', 'sh', '-c', `${quietPing(ipB, '/bin/busybox ping')} > ${pingOut}; cat ${pingOut}; rm -f ${pingOut}`], { timeoutMs: 60_000 })).stdout,
-      );
+    const arcaPing = (): Promise<PingResult> => quietPingRound(sandboxA, ipB, pingOut);
     progress(`ping: ${PING_ROUNDS} rounds × ${PING_COUNT}, raw a→b and arca a→b (${ipB}) in turn`);
     await d.dockerOk(['exec', a, 'ping', '-c', '3', '-i', '0.01', ipB]);
     const rawRounds: PingResult[] = [];
