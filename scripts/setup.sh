@@ -15,6 +15,7 @@ DEBIAN_PACKAGES=(
   runc conmon crun nftables iproute2 util-linux procps socat attr busybox-static iperf3
   docker-registry skopeo buildah golang-github-containers-common tar gzip python3-docker docker-compose tini curl
   make g++ python3
+  openvswitch-switch ovn-central ovn-host
 )
 
 # Node's headers ship with Node itself here; without nodedir, node-gyp tries to download them.
