@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { createConnection, type Socket } from 'node:net';
+import { logger } from '../log.js';
 import { JsonStreamSplitter } from './json-stream-splitter.js';
 import type { OvsdbOp, OvsdbOpResult, TableUpdates } from './ovsdb-values.js';
 
@@ -32,6 +33,8 @@ export class OvsdbConnectionError extends Error {
     this.unsent = unsent;
   }
 }
+
+const log = logger('arca:ovsdb');
 
 /** Per-call limit when the caller gives none: generous, since a transaction may hold a `wait`. */
 const DEFAULT_CALL_TIMEOUT_MS = 30_000;
@@ -145,7 +148,9 @@ export class OvsdbClient extends EventEmitter {
 
   /**
    * Starts a monitor (RFC 7047 §4.1.5) on `requests` (table name to columns). Resolves with the
-   * current contents; later changes reach `onUpdate` in the order the server committed them.
+   * current contents; later changes reach `onUpdate` in the order the server committed them
+   * (an exception thrown by `onUpdate` is logged, not propagated). The monitor ends with the
+   * connection: after a reconnect, monitor again.
    */
   async monitor(
     db: string,
@@ -216,7 +221,12 @@ export class OvsdbClient extends EventEmitter {
       this.socket.write(JSON.stringify({ id, result: params, error: null }));
     } else if (method === 'update' && Array.isArray(params)) {
       const cb = this.monitors.get(String(params[0]));
-      if (cb) cb(params[1] as TableUpdates);
+      try {
+        cb?.(params[1] as TableUpdates);
+      } catch (err) {
+        // One faulty subscriber must not stop the messages behind it in this read, nor the connection.
+        log.error('monitor callback failed', { monitor: params[0], error: (err as Error).message });
+      }
     } else if (id !== null && id !== undefined) {
       // A request we do not serve still needs an answer, or the server would wait on it.
       this.socket.write(JSON.stringify({ id, result: null, error: { error: 'unknown method', details: method } }));

@@ -219,6 +219,22 @@ describe('ovsdb client against a real ovsdb-server', { skip: missing }, () => {
     assert.equal(updates.length, 3, 'no update after cancel');
   });
 
+  it('keeps delivering to other monitors when one callback throws', async () => {
+    const seen: string[] = [];
+    const bad = await c.monitor(NB, { Port_Group: { columns: ['name'] } }, () => {
+      throw new Error('subscriber bug (expected in this test)');
+    });
+    const good = await c.monitor(NB, { Port_Group: { columns: ['name'] } }, (u) => {
+      for (const r of Object.values(u.Port_Group ?? {})) if (r.new) seen.push(String(r.new.name));
+    });
+    await c.transact(NB, [{ op: 'insert', table: 'Port_Group', row: { name: 'm1' } }]);
+    for (let i = 0; i < 100 && seen.length === 0; i++) await sleep(20);
+    assert.deepEqual(seen, ['m1']);
+    assert.equal(c.closed, false);
+    await bad.cancel();
+    await good.cancel();
+  });
+
   it("answers the server's echo keepalives, so an idle connection stays up", async () => {
     // A Manager row opens a second socket with a 1 s inactivity probe (the shortest the server allows).
     await c.transact(OVS, [
