@@ -169,6 +169,9 @@ describe('ovsdb client against a real ovsdb-server', { skip: missing }, () => {
       void waiting.finally(() => (settled = true)).catch(() => {});
       await sleep(150);
       assert.equal(settled, false, 'the wait returned before the row changed');
+      // A blocked wait does not hold up later calls on the same connection (the driver shares one).
+      await c.transact(NB, [{ op: 'select', table: 'Logical_Switch', where: [['name', '==', 'wait']] }]);
+      assert.equal(settled, false);
       await other.transact(NB, [{ op: 'update', table: 'Logical_Switch_Port', where: [['name', '==', 'wait-p']], row: { up: true } }]);
       const res = await waiting;
       assert.ok(Date.now() - started < 4000);
