@@ -35,6 +35,8 @@ export interface TestDaemon {
   root: string;
   execRoot: string;
   socket: string;
+  /** The daemon's log (stdout and stderr, `--log-level debug`). */
+  logPath: string;
   /** `process.env` plus `DOCKER_HOST=unix://<socket>` and a private `DOCKER_CONFIG`. */
   env: NodeJS.ProcessEnv;
   /** The current daemon's pid. */
