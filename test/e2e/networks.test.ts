@@ -11,15 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'node:http';
 import { OUTSIDE_ADDR, OUTSIDE_HOST_ADDR, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 import { eventually, rawRequest } from './containers-support.js';
-import { interfaces as addrsInside } from './driver-compliance.js';
+import { inHost, inspectNet, interfaces as addrsInside, ipOf } from './networks-support.js';
 
 const IMG = TEST_IMAGE;
-
-/** Runs a command in the daemon's "host" netns. */
-function inHost(d: TestDaemon, argv: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync('nsenter', [`--net=/run/netns/${d.hostNs}`, '--', ...argv], { encoding: 'utf8', timeout: 30_000 });
-  return { code: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
 
 /** A raw Engine API call, to check status codes and texts the CLI would rewrite or pre-empt. */
 function api(d: TestDaemon, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
@@ -66,14 +60,6 @@ function bridges(d: TestDaemon): string[] {
     .filter((l) => l.linkinfo?.info_kind === 'bridge')
     .map((l) => l.ifname)
     .sort();
-}
-
-async function inspectNet(d: TestDaemon, name: string): Promise<Record<string, any>> {
-  return (JSON.parse(await d.dockerOk(['network', 'inspect', name])) as Record<string, any>[])[0]!;
-}
-
-async function ipOf(d: TestDaemon, c: string, net: string): Promise<string> {
-  return d.dockerOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, c]);
 }
 
 
