@@ -440,6 +440,18 @@ class Harness implements TestDaemon {
       }
     });
 
+    // The OVN stack a daemon leaves running by design (its pidfiles are under exec-root/ovn): gone
+    // before the netns sweep below removes the switch's `arca-<tag>-ovs`.
+    attempt('kill OVN stack processes', () => {
+      for (const pid of ovnStackPids(this.dir)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    });
+
     // 3. Mounts under root/exec-root (overlay rootfs, volumes, netns bind mounts), deepest first.
     attempt('unmount', () => {
       const prefix = this.dir + '/';
@@ -516,6 +528,25 @@ export function conmonPids(dir: string): number[] {
     try {
       const cmdline = readFileSync(`/proc/${ent}/cmdline`, 'utf8');
       if ((cmdline.split('\0')[0] ?? '').endsWith('conmon') && cmdline.includes(dir)) out.push(Number(ent));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** The daemons of arca's OVN stack (ovn driver). */
+const OVN_STACK_BINARIES = ['ovsdb-server', 'ovs-vswitchd', 'ovn-northd', 'ovn-controller'];
+
+/** Pids of OVN stack processes whose command line mentions `dir` (their pidfiles, sockets and logs live there). */
+export function ovnStackPids(dir: string): number[] {
+  const out: number[] = [];
+  for (const ent of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(ent)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${ent}/cmdline`, 'utf8');
+      const bin = (cmdline.split('\0')[0] ?? '').split('/').pop() ?? '';
+      if (OVN_STACK_BINARIES.includes(bin) && cmdline.includes(dir)) out.push(Number(ent));
     } catch {
       /* gone */
     }

@@ -6,7 +6,7 @@ import { run, which } from '../../../../sys/runner.js';
 import { SCHEMAS, ensureDbFile, replaceDb, type DbFileState, type DbName } from './db-files.js';
 import { StackLayout, type OvnStackOptions } from './stack-layout.js';
 import { StackProcess, lastLines } from './stack-process.js';
-import { BRIDGE, configureSwitch, countFlows, waitForChassis } from './switch-config.js';
+import { BRIDGE, answers, configureSwitch, countFlows, waitForChassis } from './switch-config.js';
 
 export { stackOptionsFor, type OvnStackOptions } from './stack-layout.js';
 
@@ -41,9 +41,7 @@ const BINARIES: Array<[bin: string, pkg: string]> = [
   ['ovsdb-server', 'openvswitch-common'],
   ['ovsdb-tool', 'openvswitch-common'],
   ['ovs-vswitchd', 'openvswitch-switch'],
-  ['ovs-vsctl', 'openvswitch-switch'],
   ['ovn-northd', 'ovn-central'],
-  ['ovn-sbctl', 'ovn-common'],
   ['ovn-controller', 'ovn-host'],
   ['nsenter', 'util-linux'],
 ];
@@ -151,8 +149,8 @@ export class OvnStack extends EventEmitter {
     if (!absent.length && !schemas.length) return undefined;
     const what = [...absent.map(([bin]) => bin), ...schemas.map((db) => SCHEMAS[db])];
     const pkgs = new Set([...absent.map(([, pkg]) => pkg), ...schemas.map((db) => SCHEMA_PACKAGE[db])]);
-    // ovn-common and openvswitch-common come with the three packages set-up installs.
-    const install = [...new Set([...pkgs].map((p) => (p === 'ovn-common' ? 'ovn-host' : p === 'openvswitch-common' ? 'openvswitch-switch' : p)))];
+    // openvswitch-common comes with openvswitch-switch, one of the three packages set-up installs.
+    const install = [...new Set([...pkgs].map((p) => (p === 'openvswitch-common' ? 'openvswitch-switch' : p)))];
     return `the ovn driver needs Open vSwitch and OVN, which are not installed (missing ${what.join(', ')}): apt-get install ${install.join(' ')} (or run scripts/setup.sh)`;
   }
 
@@ -356,9 +354,10 @@ export class OvnStack extends EventEmitter {
     }
   }
 
-  /** br-int's OpenFlow socket exists (vswitchd made the bridge) and the Chassis row is in SB. */
+  /** NB answers, br-int's OpenFlow socket exists (vswitchd made the bridge) and the Chassis row is in SB. */
   private async waitReady(): Promise<void> {
     const deadline = Date.now() + READY_TIMEOUT_MS;
+    if (!(await answers(this.nbSocket))) throw new Error(`the northbound database does not answer on ${this.nbSocket}`);
     while (!existsSync(this.layout.bridgeMgmt)) {
       if (Date.now() > deadline) throw new Error(`ovs-vswitchd did not create ${BRIDGE}: ${lastLines(this.procs.vswitchd.spec.logFile)}`);
       await sleep(10);
