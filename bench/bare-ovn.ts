@@ -232,6 +232,31 @@ export class BareOvn {
     this.timeline = { central_up_ms: centralUp, stack_ready_ms: stackReady, plugged_ms: plugged, first_ping_ms: r1(first - t0) };
   }
 
+  /**
+   * The bare counterpart of arca's connect-until-ping: netns `<tag>-c<i>` is plugged first (veth,
+   * OVS port with iface-id, untimed), then its Logical_Switch_Port is added by `ovn-nbctl` and the
+   * clock runs until it pings b. Returns the milliseconds, or undefined if no reply came in 5 s.
+   */
+  async lspAddUntilPing(i: number): Promise<number | undefined> {
+    const ns = `${this.tag}-c${i}`;
+    const outer = `${this.tag}c${i}`;
+    const port = `pc${i}`;
+    const ip = `${SUBNET}.${10 + i}`;
+    const mac = `02:0b:00:00:01:${(10 + i).toString(16).padStart(2, '0')}`;
+    await this.ip(['netns', 'add', ns]);
+    this.netns.push(ns);
+    await this.ip(['-n', this.sw, 'link', 'add', outer, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await this.ip(['-n', ns, 'link', 'set', 'eth0', 'address', mac]);
+    await this.ip(['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+    await this.ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+    await this.ip(['-n', this.sw, 'link', 'set', outer, 'up']);
+    await this.vsctl(['add-port', 'br-int', outer, '--', 'set', 'Interface', outer, `external_ids:iface-id=${port}`]);
+    const t0 = performance.now();
+    await this.nbctl(lsp(port, mac, ip));
+    const t = await firstReply(ns, this.b.ip, 5);
+    return t === undefined ? undefined : t - t0;
+  }
+
   /** VmRSS of each OVN/OVS process, in kB. */
   rssKb(): Record<string, number> {
     const out: Record<string, number> = {};

@@ -158,6 +158,22 @@ export async function benchOvn(n: number, scale: number, progress: (m: string) =
         errors.push(`data path: ${msg(e)}`);
       }
     }
+    if (bare) {
+      try {
+        progress(`bare ovn: lsp-add until the new port pings × ${n}`);
+        const ms: number[] = [];
+        let unanswered = 0;
+        for (let i = 0; i < n; i++) {
+          const t = await bare.lspAddUntilPing(i);
+          if (t === undefined) unanswered++;
+          else ms.push(t);
+        }
+        bareOut.lsp_add_until_ping_ms = ms.length ? stats(ms) : null;
+        if (unanswered) bareOut.lsp_add_unanswered = unanswered;
+      } catch (e) {
+        errors.push(`bare lsp-add: ${msg(e)}`);
+      }
+    }
     await bare?.destroy();
 
     if (ctx && arcaSide) {
@@ -181,7 +197,9 @@ export async function benchOvn(n: number, scale: number, progress: (m: string) =
       progress('arca: removing the scratch daemon and the OVN stack it left running');
       const dir = dirname(d.root);
       await d.cleanup().catch((e: unknown) => errors.push(`cleanup: ${msg(e)}`));
-      await killStack(dir).catch((e: unknown) => errors.push(`cleanup: ${msg(e)}`));
+      // The harness stops the stack too; anything still found here is a leak worth reporting.
+      const left = await killStack(dir).catch((e: unknown) => void errors.push(`cleanup: ${msg(e)}`));
+      if (left) errors.push(`cleanup: ${left} OVN process(es) of the scratch daemon were still running after its cleanup (killed)`);
     }
   }
   section.loadavg_end = la();
@@ -312,9 +330,14 @@ async function dataPath(sides: Array<[string, Side]>, servers: ChildProcess[], p
     for (const [k, s] of sides) {
       const argv = nsexec(s.serverNs, ['iperf3', '-s', '-1', '-B', s.to]);
       const server = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
+      const exited = new Promise<void>((r) => server.once('close', () => r()));
       server.on('error', () => {});
       servers.push(server);
       bps.get(k)!.push(await iperfClient((extra) => run(nsexec(s.from, ['iperf3', '-c', s.to, ...extra]), { allowFailure: true, timeoutMs: 60_000 })));
+      // A one-off server outlives its client by a moment; the next round's would find the port taken.
+      const timer = setTimeout(() => server.kill('SIGKILL'), 5000);
+      await Promise.race([exited, sleep(6000)]);
+      clearTimeout(timer);
     }
   }
   const out: Record<string, unknown> = {};
@@ -525,6 +548,13 @@ function summarize(section: Record<string, unknown>, bare: Record<string, unknow
     bare: (bare.idle_rss_mb as { total_mb?: number } | undefined)?.total_mb ?? null,
     target_max: OVN_TARGETS.stack_idle_rss_mb,
   };
+  section.connect_until_ping_ms = {
+    arca: st('connect_until_ping_ms') ?? null,
+    bare_lsp_add_until_ping: bare.lsp_add_until_ping_ms ?? null,
+    probe_floor: st('probe_floor_ms') ?? null,
+    target_median_max: OVN_TARGETS.connect_until_ping_ms,
+  };
+  section.network_create_ms = { arca: st('network_create_ms') ?? null, target_median_max: OVN_TARGETS.network_create_ms };
   const within = <T>(v: T | undefined | null, ok: (v: T) => boolean): boolean | null => (v === undefined || v === null ? null : ok(v));
   section.within_targets = {
     ping_rtt: within(rr(ap?.median_ms, bp?.median_ms), (x) => x <= OVN_TARGETS.rtt_ratio_max),
