@@ -71,7 +71,13 @@ export class Daemon {
     this.networks = new NetworkManager(
       this.store.db,
       new DefaultIpam(this.store.db),
-      DriverRegistry.withBuiltins({ linkOps }),
+      DriverRegistry.withBuiltins({
+        linkOps,
+        linkOpsIn: (ns) => (nat.helpers ? new NetlinkLinkOps(nat.helpers, ns) : new IpLinkOps(ns)),
+        root: config.root,
+        execRoot: config.execRoot,
+        tag: this.tag,
+      }),
       this.containers,
       // Tables `inet arca_<tag>` and `inet arca_<tag>_nat`: two daemons on one machine never share rules.
       new NftFirewall({ tablePrefix: `arca_${this.tag}` }),

@@ -1,9 +1,12 @@
+import { join } from 'node:path';
 import { InvalidParameter, NotFound } from '../errors.js';
 import type { NetworkDriver } from './driver.js';
 import { BridgeDriver } from './drivers/bridge/bridge-driver.js';
 import { HostDriver } from './drivers/host/host-driver.js';
 import { NullDriver } from './drivers/null/null-driver.js';
 import type { LinkOps } from './link-ops.js';
+import { OvnDriver } from './drivers/ovn/ovn-driver.js';
+import { OvnStack } from './drivers/ovn/stack/ovn-stack.js';
 
 /** The driver `""` means (docker-compose sends it). */
 export const DEFAULT_DRIVER = 'bridge';
@@ -11,6 +14,12 @@ export const DEFAULT_DRIVER = 'bridge';
 /** What built-in drivers may need from the daemon. */
 export interface DriverDeps {
   linkOps: LinkOps;
+  /** Kernel operations acting in another namespace (a driver's switch namespace). */
+  linkOpsIn(ns: string): LinkOps;
+  /** The daemon's state folder, runtime folder, and the tag unique to its root (for machine-global names). */
+  root: string;
+  execRoot: string;
+  tag: string;
 }
 
 /** Built-in drivers, one row each. Later drivers (ovn, wireguard, …) are one more row. */
@@ -18,6 +27,20 @@ const BUILTINS: ReadonlyArray<readonly [string, (deps: DriverDeps) => NetworkDri
   ['bridge', (deps) => new BridgeDriver(deps.linkOps)],
   ['host', () => new HostDriver()],
   ['null', () => new NullDriver()],
+  [
+    'ovn',
+    (deps) =>
+      new OvnDriver({
+        linkOps: deps.linkOps,
+        linkOpsIn: deps.linkOpsIn,
+        stack: new OvnStack({
+          stateDir: join(deps.root, 'network', 'ovn'),
+          runDir: join(deps.execRoot, 'ovn'),
+          switchNetns: `arca-${deps.tag}-ovs`,
+          chassis: `arca-${deps.tag}`,
+        }),
+      }),
+  ],
 ];
 
 /** Drivers by API string. Unknown names are errors, never a silent fallback. */

@@ -73,11 +73,13 @@ export class IpLinkOps implements LinkOps {
 
   async addVeth(spec: VethSpec): Promise<void> {
     const mtu = spec.mtu ? ` mtu ${spec.mtu}` : '';
+    const mac = spec.mac ? ` address ${spec.mac}` : '';
     const lines = [
-      `link add name ${spec.hostName}${mtu} type veth peer name ${spec.peerName}${mtu} address ${spec.mac} netns ${spec.ns}`,
-      `link set dev ${spec.hostName} master ${spec.bridge} up`,
+      `link add name ${spec.hostName}${mtu} type veth peer name ${spec.peerName}${mtu}${mac} netns ${spec.ns}`,
+      `link set dev ${spec.hostName}${spec.bridge ? ` master ${spec.bridge}` : ''} up`,
     ];
     await run(this.ip('-batch', '-'), { input: lines.join('\n') + '\n' });
+    if (spec.peerUp) await run(['ip', '-n', spec.ns, 'link', 'set', 'dev', spec.peerName, 'up']);
   }
 
   async enslave(name: string, bridge: string): Promise<void> {

@@ -29,15 +29,17 @@ export interface BridgeSpec {
 export interface VethSpec {
   /** Host-side name (≤ 15 bytes). */
   hostName: string;
-  /** Bridge the host side is enslaved to. */
-  bridge: string;
+  /** Bridge the host side is enslaved to; none when another switch (OVS) takes the host side. */
+  bridge?: string;
   /** Namespace the peer is born in. */
   ns: string;
   /** The peer's name inside the namespace (`eth0`). */
   peerName: string;
-  /** The peer's MAC address. */
-  mac: string;
+  /** The peer's MAC address (the kernel's choice when omitted). */
+  mac?: string;
   mtu?: number;
+  /** Bring the peer up at once (a peer that is a switch port, not a container's interface to configure). */
+  peerUp?: boolean;
 }
 
 export interface InterfaceConfig {
@@ -57,7 +59,7 @@ export interface LinkOps {
   deleteLink(name: string): Promise<void>;
   /** Sets a host-side link down (fast, unlike deletion; its routes go at once). Gone is success. */
   setDown(name: string): Promise<void>;
-  /** A veth whose peer is born inside `spec.ns`; host side enslaved and up. */
+  /** A veth whose peer is born inside `spec.ns`; host side enslaved (if a bridge is named) and up. */
   addVeth(spec: VethSpec): Promise<void>;
   /** Enslaves an existing host-side link and brings it up (repair after a bridge was recreated). */
   enslave(name: string, bridge: string): Promise<void>;

@@ -205,7 +205,7 @@ export class NetlinkLinkOps implements LinkOps {
   }
 
   async addVeth(spec: VethSpec): Promise<void> {
-    const master = await NetlinkLinkOps.indexOf(this.host, spec.bridge);
+    const master = spec.bridge ? await NetlinkLinkOps.indexOf(this.host, spec.bridge) : undefined;
     let fd: number;
     try {
       fd = openSync(nsPath(spec.ns), fsc.O_RDONLY);
@@ -216,8 +216,8 @@ export class NetlinkLinkOps implements LinkOps {
       const mtu = spec.mtu ? [attr.u32(IFLA_MTU, spec.mtu)] : [];
       const peer = attr.nested(
         VETH_INFO_PEER,
-        [attr.str(IFLA_IFNAME, spec.peerName), attr.bytes(IFLA_ADDRESS, macBytes(spec.mac)), ...mtu, attr.u32(IFLA_NET_NS_FD, fd)],
-        ifinfomsg(),
+        [attr.str(IFLA_IFNAME, spec.peerName), ...(spec.mac ? [attr.bytes(IFLA_ADDRESS, macBytes(spec.mac))] : []), ...mtu, attr.u32(IFLA_NET_NS_FD, fd)],
+        spec.peerUp ? ifinfomsg({ flags: IFF_UP, change: IFF_UP }) : ifinfomsg(),
       );
       await this.host.request([
         {
@@ -227,7 +227,7 @@ export class NetlinkLinkOps implements LinkOps {
           attrs: [
             attr.str(IFLA_IFNAME, spec.hostName),
             ...mtu,
-            attr.u32(IFLA_MASTER, master),
+            ...(master !== undefined ? [attr.u32(IFLA_MASTER, master)] : []),
             attr.nested(IFLA_LINKINFO, [attr.str(IFLA_INFO_KIND, 'veth'), attr.nested(IFLA_INFO_DATA, [peer])]),
           ],
           what: `link add ${spec.hostName} type veth peer ${spec.peerName} netns ${spec.ns}`,

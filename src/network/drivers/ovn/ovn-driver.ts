@@ -1,0 +1,341 @@
+import { existsSync } from 'node:fs';
+import { Unavailable, errorMessage } from '../../../errors.js';
+import { KeyedLock } from '../../../keyed-lock.js';
+import { logger } from '../../../log.js';
+import { OvsdbSession } from '../../../ovsdb/ovsdb-client.js';
+import type { FirewallNetwork } from '../../firewall/firewall.js';
+import type {
+  DriverEndpoint,
+  DriverNetwork,
+  FirewallContributor,
+  GatewaySwitcher,
+  KernelSweeper,
+  LiveAttach,
+  NetworkDriver,
+  Reapplier,
+  Sandbox,
+  Supervised,
+  SupervisorContext,
+} from '../../driver.js';
+import type { LinkOps } from '../../link-ops.js';
+import { OvnStack } from './stack/ovn-stack.js';
+import {
+  createNetworkOps,
+  deleteEndpointOps,
+  deleteNetworkOps,
+  dnsRecordOps,
+  networkLookupOps,
+  selectPortOps,
+  upsertEndpointOps,
+  waitPortUpOps,
+} from './nb-ops.js';
+import { ENDPOINT_VETH, EXT_ENDPOINT, EXT_NETWORK, TRANSIT_HOST_VETH, TRANSIT_SWITCH_VETH, ovnNames } from './ovn-names.js';
+import { parseOvnOptions } from './ovn-options.js';
+import { OvsPorts } from './ovs-ports.js';
+import { ensureTransit } from './host-transit.js';
+import { fromMap } from '../../../ovsdb/ovsdb-values.js';
+
+const log = logger('arca:net:ovn');
+
+/** How long a join waits for ovn-controller to report the port's flows installed. */
+const PORT_UP_TIMEOUT_MS = 10_000;
+
+export interface OvnDriverDeps {
+  /** Kernel operations in the daemon's namespace (transit links, container interfaces). */
+  linkOps: LinkOps;
+  /** Kernel operations acting in another namespace (the switch's). */
+  linkOpsIn(ns: string): LinkOps;
+  stack: OvnStack;
+}
+
+/** What exists once the stack runs: database sessions and the switch namespace's link operations. */
+interface Live {
+  nb: OvsdbSession;
+  ports: OvsPorts;
+  switchOps: LinkOps;
+}
+
+type Rows<T> = { rows: T[] };
+
+/**
+ * Docker networks on OVN: a logical switch per network whose gateway is a logical router port,
+ * endpoints as logical switch ports fed by veths in the switch's namespace, OVN's DHCP and DNS
+ * rows kept from arca's state. The way out is a transit link into the daemon's namespace, where
+ * the one nftables firewall does masquerade, published ports and isolation for every driver:
+ * OVN's own SNAT would need a gateway chassis and would duplicate what the firewall already does,
+ * and published ports would then need OVN load balancers on the host side too.
+ */
+export class OvnDriver implements NetworkDriver, LiveAttach, Reapplier, KernelSweeper, GatewaySwitcher, FirewallContributor, Supervised {
+  readonly name = 'ovn';
+  readonly usesIpam = true;
+  readonly liveAttach = true;
+
+  private live?: Promise<Live>;
+  /** Networks and endpoints arca handed us, by id: what a rebuilt NB is replayed from. */
+  private readonly nets = new Map<string, DriverNetwork>();
+  private readonly eps = new Map<string, Map<string, DriverEndpoint>>();
+  /** The DHCP_Options row of each network's IPv4 subnet, by network id. */
+  private readonly dhcp = new Map<string, string>();
+  private readonly dnsLock = new KeyedLock();
+  private stateDir = '';
+
+  constructor(private readonly deps: OvnDriverDeps) {
+    deps.stack.on('nb-reset', () => {
+      void this.replay().catch((e: unknown) => log.error('rebuilding the northbound database failed', { error: errorMessage(e) }));
+    });
+  }
+
+  // ---- the stack ------------------------------------------------------------------------------------
+
+  async start(ctx: SupervisorContext): Promise<void> {
+    this.stateDir = ctx.stateDir;
+    // Nothing starts here: the stack runs once an ovn network needs it (createNetwork is replayed
+    // for every network at start-up, which adopts a running stack).
+  }
+
+  async stop(): Promise<void> {
+    const live = this.live;
+    this.live = undefined;
+    if (live) (await live.catch(() => undefined))?.nb.close();
+    await this.deps.stack.detach();
+  }
+
+  private ready(): Promise<Live> {
+    const missing = OvnStack.missing();
+    if (missing) return Promise.reject(new Unavailable(missing));
+    this.live ??= (async () => {
+      const stack = this.deps.stack;
+      await stack.ensure();
+      return {
+        nb: new OvsdbSession(stack.nbSocket, 'OVN_Northbound'),
+        ports: new OvsPorts(new OvsdbSession(stack.ovsSocket, 'Open_vSwitch'), stack.bridge),
+        switchOps: this.deps.linkOpsIn(stack.switchNetns),
+      };
+    })();
+    const live = this.live;
+    live.catch(() => {
+      if (this.live === live) this.live = undefined;
+    });
+    return live.then((l) => {
+      const st = this.deps.stack.status();
+      if (st.state === 'down') throw new Unavailable(`the OVN stack is down: ${st.reason ?? 'unknown reason'}`);
+      return l;
+    });
+  }
+
+  // ---- networks -------------------------------------------------------------------------------------
+
+  validateNetwork(net: DriverNetwork): void {
+    parseOvnOptions(net);
+    const missing = OvnStack.missing();
+    if (missing) throw new Unavailable(missing);
+  }
+
+  async createNetwork(net: DriverNetwork): Promise<void> {
+    const { mtu } = parseOvnOptions(net);
+    const live = await this.ready();
+    this.nets.set(net.id, net);
+    if (!this.eps.has(net.id)) this.eps.set(net.id, new Map());
+    const [sw, dhcp] = (await live.nb.transact(networkLookupOps(net.id))) as [Rows<unknown>, Rows<{ _uuid: [string, string] }>];
+    if (!sw.rows.length) {
+      const res = await live.nb.transact(createNetworkOps(net, mtu));
+      log.debug('network created in NB', { network: net.name, ops: res.length });
+      const [, again] = (await live.nb.transact(networkLookupOps(net.id))) as [Rows<unknown>, Rows<{ _uuid: [string, string] }>];
+      this.rememberDhcp(net.id, again.rows);
+    } else {
+      this.rememberDhcp(net.id, dhcp.rows);
+    }
+    if (!net.internal) {
+      await ensureTransit(this.deps.linkOps, this.deps.stack.switchNetns, net, mtu);
+      await live.ports.add(ovnNames.transitSwitchVeth(net.id), ovnNames.transitHostPort(net.id));
+    }
+  }
+
+  private rememberDhcp(netId: string, rows: Array<{ _uuid: [string, string] }>): void {
+    const first = rows[0];
+    if (first) this.dhcp.set(netId, first._uuid[1]);
+    else this.dhcp.delete(netId);
+  }
+
+  async deleteNetwork(net: DriverNetwork): Promise<void> {
+    this.nets.delete(net.id);
+    this.eps.delete(net.id);
+    this.dhcp.delete(net.id);
+    if (OvnStack.missing()) return;
+    const live = await this.ready();
+    await live.nb.transact(deleteNetworkOps(net.id));
+    await live.ports.remove(ovnNames.transitSwitchVeth(net.id));
+    // Deleting one end of a veth deletes both.
+    await this.deps.linkOps.deleteLink(ovnNames.transitHostVeth(net.id));
+  }
+
+  // ---- endpoints ------------------------------------------------------------------------------------
+
+  async createEndpoint(net: DriverNetwork, ep: DriverEndpoint): Promise<void> {
+    const live = await this.ready();
+    const [found] = (await live.nb.transact(selectPortOps(ovnNames.endpointPort(ep.id)))) as [Rows<{ _uuid: [string, string] }>];
+    await live.nb.transact(upsertEndpointOps(net, ep, found.rows[0]?._uuid[1], this.dhcp.get(net.id)));
+    await this.track(net, ep, true);
+  }
+
+  async deleteEndpoint(net: DriverNetwork, ep: DriverEndpoint): Promise<void> {
+    const live = await this.ready();
+    const [found] = (await live.nb.transact(selectPortOps(ovnNames.endpointPort(ep.id)))) as [Rows<{ _uuid: [string, string] }>];
+    const row = found.rows[0];
+    if (row) await live.nb.transact(deleteEndpointOps(net.id, row._uuid[1]));
+    await this.track(net, ep, false);
+  }
+
+  async join(net: DriverNetwork, ep: DriverEndpoint, sb: Sandbox): Promise<void> {
+    const live = await this.ready();
+    const { mtu } = parseOvnOptions(net);
+    await live.switchOps.addVeth({ hostName: ovnNames.endpointVeth(ep.id), ns: sb.netnsName, peerName: ep.ifname, mac: ep.mac, mtu });
+    await Promise.all([
+      this.deps.linkOps.configureInside(sb.netnsName, { ifname: ep.ifname, addresses: ep.addresses, gateways: ep.gateways }),
+      live.ports.add(ovnNames.endpointVeth(ep.id), ovnNames.endpointPort(ep.id)),
+    ]);
+    await this.waitUp(live, ep);
+  }
+
+  /** Returns once ovn-controller installed the port's flows: the container can talk when run returns. */
+  private async waitUp(live: Live, ep: DriverEndpoint): Promise<void> {
+    try {
+      await live.nb.transact(waitPortUpOps(ep.id, PORT_UP_TIMEOUT_MS), { timeoutMs: PORT_UP_TIMEOUT_MS + 2000 });
+    } catch (e) {
+      log.warn('logical port not up in time; continuing', { endpoint: ep.id.slice(0, 12), error: errorMessage(e) });
+    }
+  }
+
+  async leave(_net: DriverNetwork, ep: DriverEndpoint, sb: Sandbox): Promise<void> {
+    const live = await this.ready();
+    await live.ports.remove(ovnNames.endpointVeth(ep.id));
+    // A closing namespace takes the pair with it.
+    if (!sb.closing) await live.switchOps.deleteLink(ovnNames.endpointVeth(ep.id));
+  }
+
+  async reapply(net: DriverNetwork, ep: DriverEndpoint, sb: Sandbox): Promise<void> {
+    await this.createEndpoint(net, ep);
+    const live = await this.ready();
+    // Both ends of a veth exist or neither: the container's side tells.
+    if (!(await this.deps.linkOps.linksInside(sb.netnsName)).includes(ep.ifname)) {
+      await this.join(net, ep, sb);
+      return;
+    }
+    await this.deps.linkOps.configureInside(sb.netnsName, { ifname: ep.ifname, addresses: ep.addresses, gateways: ep.gateways });
+    await live.ports.add(ovnNames.endpointVeth(ep.id), ovnNames.endpointPort(ep.id));
+    await this.waitUp(live, ep);
+  }
+
+  async setGateways(_net: DriverNetwork, ep: DriverEndpoint, sb: Sandbox): Promise<void> {
+    await this.deps.linkOps.setDefaultRoutes(sb.netnsName, ep.ifname, ep.gateways);
+  }
+
+  // ---- DNS rows -------------------------------------------------------------------------------------
+
+  /** The names an endpoint answers to in the network's DNS row: Docker's, plus `name.network`. */
+  private static names(net: DriverNetwork, ep: DriverEndpoint): string[] {
+    const base = ep.dnsNames.map((n) => n.toLowerCase());
+    return [...new Set([...base, ...base.map((n) => `${n}.${net.name.toLowerCase()}`)])];
+  }
+
+  /** Adds or removes an endpoint in the index and rewrites the DNS values of its names. */
+  private track(net: DriverNetwork, ep: DriverEndpoint, present: boolean): Promise<void> {
+    return this.dnsLock.run(net.id, async () => {
+      const index = this.eps.get(net.id) ?? new Map<string, DriverEndpoint>();
+      this.eps.set(net.id, index);
+      const before = index.get(ep.id);
+      if (present) index.set(ep.id, ep);
+      else index.delete(ep.id);
+      const touched = new Set([...(before ? OvnDriver.names(net, before) : []), ...OvnDriver.names(net, ep)]);
+      await this.writeDns(net, index, touched);
+    });
+  }
+
+  private async writeDns(net: DriverNetwork, index: Map<string, DriverEndpoint>, names: Iterable<string>): Promise<void> {
+    const values = new Map<string, string>();
+    for (const name of names) values.set(name, '');
+    for (const e of index.values()) {
+      for (const name of OvnDriver.names(net, e)) {
+        if (!values.has(name)) continue;
+        const addrs = e.addresses.map((a) => a.split('/')[0]!);
+        values.set(name, [values.get(name), ...addrs].filter(Boolean).join(' '));
+      }
+    }
+    const live = await this.ready();
+    const ops = dnsRecordOps(net.id, values);
+    if (ops.length) await live.nb.transact(ops);
+  }
+
+  // ---- recovery -------------------------------------------------------------------------------------
+
+  /** The NB database came back empty: every network and endpoint arca knows is written again. */
+  private async replay(): Promise<void> {
+    log.warn('the northbound database was recreated: rebuilding it from arca state', { networks: this.nets.size });
+    for (const net of [...this.nets.values()]) {
+      await this.createNetwork(net);
+      const index = this.eps.get(net.id);
+      for (const ep of [...(index?.values() ?? [])]) {
+        const live = await this.ready();
+        const [found] = (await live.nb.transact(selectPortOps(ovnNames.endpointPort(ep.id)))) as [Rows<{ _uuid: [string, string] }>];
+        await live.nb.transact(upsertEndpointOps(net, ep, found.rows[0]?._uuid[1], this.dhcp.get(net.id)));
+      }
+      if (index) await this.dnsLock.run(net.id, () => this.writeDns(net, index, [...index.values()].flatMap((e) => OvnDriver.names(net, e))));
+    }
+  }
+
+  async sweep(known: { networks: DriverNetwork[]; endpoints: DriverEndpoint[] }): Promise<void> {
+    // A machine that never ran an ovn network has no stack to sweep, and must not get one.
+    if (!this.nets.size && !(this.stateDir && existsSync(this.stateDir))) return;
+    if (OvnStack.missing()) return;
+    const live = await this.ready();
+    const nets = new Set(known.networks.map((n) => n.id));
+    const eps = new Set(known.endpoints.map((e) => e.id));
+    const ops: unknown[] = [];
+    for (const table of ['Logical_Switch', 'Logical_Router', 'DHCP_Options', 'DNS', 'Load_Balancer']) {
+      const [r] = (await live.nb.transact([{ op: 'select', table, where: [], columns: ['_uuid', 'external_ids'] }])) as [Rows<{ _uuid: [string, string]; external_ids: unknown }>];
+      for (const row of r.rows) {
+        const owner = fromMap(row.external_ids)[EXT_NETWORK];
+        if (owner && !nets.has(owner)) ops.push({ op: 'delete', table, where: [['_uuid', '==', row._uuid]] });
+      }
+    }
+    const [lsps] = (await live.nb.transact([{ op: 'select', table: 'Logical_Switch_Port', where: [], columns: ['_uuid', 'external_ids'] }])) as [Rows<{ _uuid: [string, string]; external_ids: unknown }>];
+    for (const p of lsps.rows) {
+      const ext = fromMap(p.external_ids);
+      // Ports of unknown networks go with their switch, deleted above.
+      if (!ext[EXT_ENDPOINT] || eps.has(ext[EXT_ENDPOINT]) || !nets.has(ext[EXT_NETWORK] ?? '')) continue;
+      ops.push({ op: 'mutate', table: 'Logical_Switch', where: [['ports', 'includes', p._uuid]], mutations: [['ports', 'delete', p._uuid]] });
+    }
+    if (ops.length) {
+      log.info('removing northbound rows arca does not know', { rows: ops.length });
+      await live.nb.transact(ops as never);
+    }
+    const veths = new Set(known.endpoints.map((e) => ovnNames.endpointVeth(e.id)));
+    const transits = new Set(known.networks.map((n) => ovnNames.transitSwitchVeth(n.id)));
+    const hostTransits = new Set(known.networks.map((n) => ovnNames.transitHostVeth(n.id)));
+    const stale = (name: string): boolean => (ENDPOINT_VETH.test(name) && !veths.has(name)) || (TRANSIT_SWITCH_VETH.test(name) && !transits.has(name));
+    for (const name of await live.ports.names()) if (stale(name)) await live.ports.remove(name);
+    for (const l of await live.switchOps.links()) if (stale(l.name)) await live.switchOps.deleteLink(l.name);
+    for (const l of await this.deps.linkOps.links()) {
+      if (l.kind === 'veth' && TRANSIT_HOST_VETH.test(l.name) && !hostTransits.has(l.name)) await this.deps.linkOps.deleteLink(l.name);
+    }
+  }
+
+  // ---- firewall -------------------------------------------------------------------------------------
+
+  firewallNetwork(net: DriverNetwork): FirewallNetwork {
+    return {
+      id: net.id,
+      // Internal networks have no transit link: the name matches nothing, and their rules
+      // (drop out, publish nothing) stay as for an internal bridge.
+      bridge: ovnNames.transitHostVeth(net.id),
+      subnets4: net.subnets.filter((s) => !s.subnet.includes(':')).map((s) => s.subnet),
+      subnets6: net.subnets.filter((s) => s.subnet.includes(':')).map((s) => s.subnet),
+      // The gateways live on OVN's router, not on a host interface.
+      gateways: [],
+      internal: net.internal,
+      // Traffic between a network's endpoints never reaches the host: OVN switches it.
+      icc: true,
+      masquerade: true,
+    };
+  }
+}
