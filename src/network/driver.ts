@@ -75,6 +75,10 @@ export interface DriverEndpoint {
   options: Readonly<Record<string, string>>;
   /** Names on the network (container name, aliases, short id): for drivers that keep DNS themselves. */
   dnsNames: string[];
+  /** `--network-alias` names (compose service names): what a load-balancing driver gives VIPs. */
+  aliases: string[];
+  /** The container's exposed ports (`EXPOSE`, `--expose`): what a load balancer health-checks. */
+  exposed: Array<{ proto: 'tcp' | 'udp'; port: number }>;
 }
 
 /** Where the container lives. */
@@ -169,8 +173,28 @@ export function isEndpointDnsProvider(d: NetworkDriver): d is NetworkDriver & En
   return typeof (d as Partial<EndpointDnsProvider>).dnsConfig === 'function';
 }
 
+/** Addresses a driver takes from a network's IPAM for its own use (load-balancer VIPs, probes). */
+export interface DriverAddresses {
+  /** The IPv4 address held by `owner` on the network, taken now if it holds none. */
+  take(networkId: string, owner: string): string;
+  /** Gives the owner's address back; none held is success. */
+  release(networkId: string, owner: string): void;
+}
+
+/**
+ * Names the driver answers with addresses of its own (load-balancer VIPs) instead of the
+ * endpoints': the embedded DNS gives the VIP for these names on that network.
+ */
+export interface VirtualNames {
+  virtualNames(net: DriverNetwork): Array<{ name: string; ipv4: string }>;
+}
+export function isVirtualNames(d: NetworkDriver): d is NetworkDriver & VirtualNames {
+  return typeof (d as Partial<VirtualNames>).virtualNames === 'function';
+}
+
 /** Context handed to drivers that run helper processes. */
 export interface SupervisorContext {
+  addresses: DriverAddresses;
   /** A folder of the daemon's root the driver may use for state and sockets. */
   stateDir: string;
   /** Reports that a helper died; the manager logs it and marks the driver unhealthy. */

@@ -13,6 +13,7 @@ import type { DnsSnapshot } from './dns/dns-snapshot.js';
 import type { DnsService } from './dns-service.js';
 import { applyDnsRedirect } from './dns-redirect.js';
 import {
+  type DriverAddresses,
   type DriverEndpoint,
   type DriverNetwork,
   type NetworkDriver,
@@ -23,6 +24,7 @@ import {
   isLiveAttach,
   isReapplier,
   isSupervised,
+  isVirtualNames,
 } from './driver.js';
 import type { DriverRegistry } from './driver-registry.js';
 import { DEFAULT_BRIDGE_NAME, OPT_BRIDGE_NAME } from './drivers/bridge/bridge-driver.js';
@@ -161,7 +163,11 @@ export class NetworkManager implements NetworkAttacher {
     for (const name of PREDEFINED) if (!this.byName(name)) this.insertPredefined(name, routes);
     for (const d of this.drivers.all()) {
       if (isSupervised(d)) {
-        await d.start({ stateDir: join(this.stateDir, d.name), onFailure: (e) => log.error('driver helper failed', { driver: d.name, error: e.message }) });
+        await d.start({
+          stateDir: join(this.stateDir, d.name),
+          onFailure: (e) => log.error('driver helper failed', { driver: d.name, error: e.message }),
+          addresses: this.driverAddresses,
+        });
       }
     }
     for (const n of this.nets.values()) {
@@ -338,7 +344,20 @@ export class NetworkManager implements NetworkAttacher {
       gateways: ep.activeGateways,
       options: att?.config.DriverOpts ?? {},
       dnsNames: n.predefined ? [] : ep.dnsNames,
+      aliases: ep.aliases,
+      exposed: this.exposedOf(ep.containerId),
     };
+  }
+
+  /** TCP and UDP ports a container exposes (what a load-balancing driver health-checks). */
+  private exposedOf(containerId: string): DriverEndpoint['exposed'] {
+    const c = this.containers.find(containerId);
+    if (!c) return [];
+    try {
+      return exposedPorts(portConfig(c)).flatMap((k) => (k.proto === 'tcp' || k.proto === 'udp' ? [{ proto: k.proto, port: k.port }] : []));
+    } catch {
+      return [];
+    }
   }
 
   private sandboxOf(c: ContainerRecord): Sandbox | undefined {
@@ -1248,29 +1267,50 @@ export class NetworkManager implements NetworkAttacher {
     return out;
   }
 
+  /** Addresses drivers take for themselves (VIPs), from a network's first IPv4 pool. */
+  private readonly driverAddresses: DriverAddresses = {
+    take: (networkId, owner) => {
+      const held = this.ipam.addressOf(networkId, owner, 4);
+      if (held) return held;
+      const pool = this.nets.get(networkId)?.pools.find((p) => !p.subnet.includes(':'));
+      if (!pool) throw new InvalidParameter(`network ${networkId} has no IPv4 subnet to take an address from`);
+      return this.ipam.requestAddress(networkId, pool, owner);
+    },
+    release: (networkId, owner) => this.ipam.releaseOwner(networkId, owner),
+  };
+
+  /** Names a driver answers with a VIP on the network, if it does (see {@link VirtualNames}). */
+  private virtualNames(n: NetworkRecord): Array<{ name: string; ipv4: string }> {
+    const d = this.driverOf(n);
+    return isVirtualNames(d) ? d.virtualNames(this.driverNetwork(n)) : [];
+  }
+
   dnsSnapshot(): DnsSnapshot {
     const networks = [...this.nets.values()]
       .filter((n) => !n.predefined && this.driverOf(n).usesIpam)
-      .map((n) => ({
+      .map((n) => ({ n, vips: this.virtualNames(n) }))
+      .map(({ n, vips }) => ({
         id: n.Id,
         name: n.Name,
         internal: n.Internal,
-        endpoints: this.endpointsOn(n.Id).map((e) => {
+        // A VIP answers for its name as an endpoint of its own would; the backends no longer do.
+        endpoints: [...vips.map((v) => ({ containerId: `vip:${v.name}`, names: [v.name], ipv4: v.ipv4 })), ...this.endpointsOn(n.Id).map((e) => {
           // `--dns` on a user-defined network: the embedded server forwards this container's
           // queries there instead of to the host's resolvers (moby sets them as the sandbox
           // resolver's external servers); resolv.conf keeps 127.0.0.11.
           const c = this.containers.find(e.containerId);
           const dns = c?.HostConfig.Dns?.filter((s) => s.trim() !== '') ?? [];
           const links = c ? this.linksOn(c, n) : [];
+          const virtual = new Set(vips.map((v) => v.name));
           return {
             containerId: e.containerId,
-            names: e.dnsNames,
+            names: virtual.size ? e.dnsNames.filter((x) => !virtual.has(x.toLowerCase())) : e.dnsNames,
             ...(e.ipv4 ? { ipv4: e.ipv4 } : {}),
             ...(e.ipv6 ? { ipv6: e.ipv6 } : {}),
             ...(dns.length ? { upstreams: dns } : {}),
             ...(links.length ? { links } : {}),
           };
-        }),
+        })],
       }));
     const forwardOnly = [...this.keptResolvers].map((containerId) => {
       const dns = this.containers.find(containerId)?.HostConfig.Dns?.filter((s) => s.trim() !== '') ?? [];

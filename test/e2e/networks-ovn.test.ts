@@ -30,7 +30,7 @@ function stackProcesses(d: TestDaemon): Array<{ pid: number; name: string }> {
       continue;
     }
     const bin = (argv[0] ?? '').split('/').pop() ?? '';
-    if (!['ovsdb-server', 'ovn-northd', 'ovs-vswitchd', 'ovn-controller'].includes(bin) || !argv.some((a) => a.includes(d.dir))) continue;
+    if (!['ovsdb-server', 'ovn-northd', 'ovs-vswitchd', 'ovn-controller'].includes(bin) || !argv.some((a) => a.includes(d.root) || a.includes(d.execRoot))) continue;
     const db = bin === 'ovsdb-server' ? (argv.find((a) => a.endsWith('.db'))?.split('/').pop() ?? '?') : '';
     out.push({ pid: Number(ent), name: db ? `ovsdb-server(${db})` : bin });
   }

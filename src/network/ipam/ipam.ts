@@ -64,6 +64,8 @@ export interface Ipam {
    */
   requestAddress(networkId: string, pool: IpamPool, owner: string, wanted?: string): string;
   /** Frees everything `owner` holds on the network. */
+  /** The address `owner` holds in the network (the first, by family order), if any. */
+  addressOf(networkId: string, owner: string, family: 4 | 6): string | undefined;
   releaseOwner(networkId: string, owner: string): void;
   /** Frees every reservation of the network. */
   releaseNetwork(networkId: string): void;

@@ -5,11 +5,11 @@
  * in NB wholly or not at all.
  */
 import type { DriverEndpoint, DriverNetwork } from '../../driver.js';
-import { map, namedUuid, set, uuid, type OvsdbOp } from '../../../ovsdb/ovsdb-values.js';
+import { map, namedUuid, set, uuid, type Condition, type Mutation, type OvsdbOp } from '../../../ovsdb/ovsdb-values.js';
 import { EXT_ENDPOINT, EXT_NETWORK, TRANSIT, gatewayMac, ovnNames, transitMac } from './ovn-names.js';
 
-const byName = (name: string): unknown[] => [['name', '==', name]];
-const ownedBy = (key: string, id: string): unknown[] => [['external_ids', 'includes', map({ [key]: id })]];
+const byName = (name: string): Condition[] => [['name', '==', name]];
+const ownedBy = (key: string, id: string): Condition[] => [['external_ids', 'includes', map({ [key]: id })]];
 
 function prefixLen(cidr: string): string {
   return cidr.slice(cidr.indexOf('/'));
@@ -154,16 +154,8 @@ export function waitPortUpOps(epId: string, timeoutMs: number): OvsdbOp[] {
 /** Rewrites the values of `names` in the network's DNS row: names with no address left are removed. */
 export function dnsRecordOps(netId: string, values: Map<string, string>): OvsdbOp[] {
   if (!values.size) return [];
-  const set2 = [...values].filter(([, v]) => v !== '');
-  return [
-    {
-      op: 'mutate',
-      table: 'DNS',
-      where: ownedBy(EXT_NETWORK, netId),
-      mutations: [
-        ['records', 'delete', set([...values.keys()])],
-        ...(set2.length ? [['records', 'insert', map(Object.fromEntries(set2))]] : []),
-      ],
-    },
-  ];
+  const present = [...values].filter(([, v]) => v !== '');
+  const mutations: Mutation[] = [['records', 'delete', set([...values.keys()])]];
+  if (present.length) mutations.push(['records', 'insert', map(Object.fromEntries(present))]);
+  return [{ op: 'mutate', table: 'DNS', where: ownedBy(EXT_NETWORK, netId), mutations }];
 }

@@ -2,9 +2,10 @@ import { existsSync } from 'node:fs';
 import { Unavailable, errorMessage } from '../../../errors.js';
 import { KeyedLock } from '../../../keyed-lock.js';
 import { logger } from '../../../log.js';
-import { OvsdbSession } from '../../../ovsdb/ovsdb-client.js';
+import { OvsdbSession } from '../../../ovsdb/ovsdb-session.js';
 import type { FirewallNetwork } from '../../firewall/firewall.js';
 import type {
+  DriverAddresses,
   DriverEndpoint,
   DriverNetwork,
   FirewallContributor,
@@ -16,7 +17,9 @@ import type {
   Sandbox,
   Supervised,
   SupervisorContext,
+  VirtualNames,
 } from '../../driver.js';
+import { VipBalancer } from './vip-balancer.js';
 import type { LinkOps } from '../../link-ops.js';
 import { OvnStack } from './stack/ovn-stack.js';
 import {
@@ -33,7 +36,7 @@ import { ENDPOINT_VETH, EXT_ENDPOINT, EXT_NETWORK, TRANSIT_HOST_VETH, TRANSIT_SW
 import { parseOvnOptions } from './ovn-options.js';
 import { OvsPorts } from './ovs-ports.js';
 import { ensureTransit } from './host-transit.js';
-import { fromMap } from '../../../ovsdb/ovsdb-values.js';
+import { fromMap, fromUuid, type OvsdbOp, type OvsdbRow } from '../../../ovsdb/ovsdb-values.js';
 
 const log = logger('arca:net:ovn');
 
@@ -55,7 +58,10 @@ interface Live {
   switchOps: LinkOps;
 }
 
-type Rows<T> = { rows: T[] };
+/** The rows of a select's result. */
+function rowsOf(r: { rows?: OvsdbRow[] } | undefined): OvsdbRow[] {
+  return r?.rows ?? [];
+}
 
 /**
  * Docker networks on OVN: a logical switch per network whose gateway is a logical router port,
@@ -65,7 +71,9 @@ type Rows<T> = { rows: T[] };
  * OVN's own SNAT would need a gateway chassis and would duplicate what the firewall already does,
  * and published ports would then need OVN load balancers on the host side too.
  */
-export class OvnDriver implements NetworkDriver, LiveAttach, Reapplier, KernelSweeper, GatewaySwitcher, FirewallContributor, Supervised {
+export class OvnDriver
+  implements NetworkDriver, LiveAttach, Reapplier, KernelSweeper, GatewaySwitcher, FirewallContributor, Supervised, VirtualNames
+{
   readonly name = 'ovn';
   readonly usesIpam = true;
   readonly liveAttach = true;
@@ -78,6 +86,11 @@ export class OvnDriver implements NetworkDriver, LiveAttach, Reapplier, KernelSw
   private readonly dhcp = new Map<string, string>();
   private readonly dnsLock = new KeyedLock();
   private stateDir = '';
+  private addresses?: DriverAddresses;
+  private readonly vips = new VipBalancer(() => {
+    if (!this.addresses) throw new Error('ovn driver used before start()');
+    return this.addresses;
+  });
 
   constructor(private readonly deps: OvnDriverDeps) {
     deps.stack.on('nb-reset', () => {
@@ -89,6 +102,7 @@ export class OvnDriver implements NetworkDriver, LiveAttach, Reapplier, KernelSw
 
   async start(ctx: SupervisorContext): Promise<void> {
     this.stateDir = ctx.stateDir;
+    this.addresses = ctx.addresses;
     // Nothing starts here: the stack runs once an ovn network needs it (createNetwork is replayed
     // for every network at start-up, which adopts a running stack).
   }
@@ -136,31 +150,25 @@ export class OvnDriver implements NetworkDriver, LiveAttach, Reapplier, KernelSw
     const live = await this.ready();
     this.nets.set(net.id, net);
     if (!this.eps.has(net.id)) this.eps.set(net.id, new Map());
-    const [sw, dhcp] = (await live.nb.transact(networkLookupOps(net.id))) as [Rows<unknown>, Rows<{ _uuid: [string, string] }>];
-    if (!sw.rows.length) {
-      const res = await live.nb.transact(createNetworkOps(net, mtu));
-      log.debug('network created in NB', { network: net.name, ops: res.length });
-      const [, again] = (await live.nb.transact(networkLookupOps(net.id))) as [Rows<unknown>, Rows<{ _uuid: [string, string] }>];
-      this.rememberDhcp(net.id, again.rows);
-    } else {
-      this.rememberDhcp(net.id, dhcp.rows);
+    let [sw, dhcp] = await live.nb.transact(networkLookupOps(net.id));
+    if (!rowsOf(sw).length) {
+      await live.nb.transact(createNetworkOps(net, mtu));
+      [, dhcp] = await live.nb.transact(networkLookupOps(net.id));
     }
+    const dhcpRow = fromUuid(rowsOf(dhcp)[0]?.['_uuid']);
+    if (dhcpRow) this.dhcp.set(net.id, dhcpRow);
+    else this.dhcp.delete(net.id);
     if (!net.internal) {
       await ensureTransit(this.deps.linkOps, this.deps.stack.switchNetns, net, mtu);
       await live.ports.add(ovnNames.transitSwitchVeth(net.id), ovnNames.transitHostPort(net.id));
     }
   }
 
-  private rememberDhcp(netId: string, rows: Array<{ _uuid: [string, string] }>): void {
-    const first = rows[0];
-    if (first) this.dhcp.set(netId, first._uuid[1]);
-    else this.dhcp.delete(netId);
-  }
-
   async deleteNetwork(net: DriverNetwork): Promise<void> {
     this.nets.delete(net.id);
     this.eps.delete(net.id);
     this.dhcp.delete(net.id);
+    this.vips.drop(net.id);
     if (OvnStack.missing()) return;
     const live = await this.ready();
     await live.nb.transact(deleteNetworkOps(net.id));
@@ -173,17 +181,24 @@ export class OvnDriver implements NetworkDriver, LiveAttach, Reapplier, KernelSw
 
   async createEndpoint(net: DriverNetwork, ep: DriverEndpoint): Promise<void> {
     const live = await this.ready();
-    const [found] = (await live.nb.transact(selectPortOps(ovnNames.endpointPort(ep.id)))) as [Rows<{ _uuid: [string, string] }>];
-    await live.nb.transact(upsertEndpointOps(net, ep, found.rows[0]?._uuid[1], this.dhcp.get(net.id)));
+    await this.upsertPort(live, net, ep);
     await this.track(net, ep, true);
   }
 
   async deleteEndpoint(net: DriverNetwork, ep: DriverEndpoint): Promise<void> {
     const live = await this.ready();
-    const [found] = (await live.nb.transact(selectPortOps(ovnNames.endpointPort(ep.id)))) as [Rows<{ _uuid: [string, string] }>];
-    const row = found.rows[0];
-    if (row) await live.nb.transact(deleteEndpointOps(net.id, row._uuid[1]));
+    const row = await this.portUuid(live, ep);
+    if (row) await live.nb.transact(deleteEndpointOps(net.id, row));
     await this.track(net, ep, false);
+  }
+
+  private async portUuid(live: Live, ep: DriverEndpoint): Promise<string | undefined> {
+    const [found] = await live.nb.transact(selectPortOps(ovnNames.endpointPort(ep.id)));
+    return fromUuid(rowsOf(found)[0]?.['_uuid']);
+  }
+
+  private async upsertPort(live: Live, net: DriverNetwork, ep: DriverEndpoint): Promise<void> {
+    await live.nb.transact(upsertEndpointOps(net, ep, await this.portUuid(live, ep), this.dhcp.get(net.id)));
   }
 
   async join(net: DriverNetwork, ep: DriverEndpoint, sb: Sandbox): Promise<void> {
@@ -238,7 +253,7 @@ export class OvnDriver implements NetworkDriver, LiveAttach, Reapplier, KernelSw
     return [...new Set([...base, ...base.map((n) => `${n}.${net.name.toLowerCase()}`)])];
   }
 
-  /** Adds or removes an endpoint in the index and rewrites the DNS values of its names. */
+  /** Adds or removes an endpoint in the index and rewrites the load balancers and DNS values of its names. */
   private track(net: DriverNetwork, ep: DriverEndpoint, present: boolean): Promise<void> {
     return this.dnsLock.run(net.id, async () => {
       const index = this.eps.get(net.id) ?? new Map<string, DriverEndpoint>();
@@ -246,17 +261,25 @@ export class OvnDriver implements NetworkDriver, LiveAttach, Reapplier, KernelSw
       const before = index.get(ep.id);
       if (present) index.set(ep.id, ep);
       else index.delete(ep.id);
-      const touched = new Set([...(before ? OvnDriver.names(net, before) : []), ...OvnDriver.names(net, ep)]);
-      await this.writeDns(net, index, touched);
+      const touched = [before, ep].filter((e) => e !== undefined);
+      if (parseOvnOptions(net).vip) {
+        const live = await this.ready();
+        await this.vips.sync(live.nb, net, index.values(), touched.flatMap((e) => e.aliases.map((a) => a.toLowerCase())));
+      }
+      await this.writeDns(net, index, touched.flatMap((e) => OvnDriver.names(net, e)));
     });
   }
 
+  /** Rewrites `names` in the network's DNS row: a VIP for a balanced alias, else every endpoint's addresses. */
   private async writeDns(net: DriverNetwork, index: Map<string, DriverEndpoint>, names: Iterable<string>): Promise<void> {
+    const suffix = `.${net.name.toLowerCase()}`;
+    const vips = this.vips.names(net.id);
     const values = new Map<string, string>();
-    for (const name of names) values.set(name, '');
+    for (const name of names) values.set(name, vips.get(name) ?? vips.get(name.endsWith(suffix) ? name.slice(0, -suffix.length) : '') ?? '');
+    const balanced = new Set([...values].filter(([, v]) => v !== '').map(([k]) => k));
     for (const e of index.values()) {
       for (const name of OvnDriver.names(net, e)) {
-        if (!values.has(name)) continue;
+        if (!values.has(name) || balanced.has(name)) continue;
         const addrs = e.addresses.map((a) => a.split('/')[0]!);
         values.set(name, [values.get(name), ...addrs].filter(Boolean).join(' '));
       }
@@ -264,6 +287,10 @@ export class OvnDriver implements NetworkDriver, LiveAttach, Reapplier, KernelSw
     const live = await this.ready();
     const ops = dnsRecordOps(net.id, values);
     if (ops.length) await live.nb.transact(ops);
+  }
+
+  virtualNames(net: DriverNetwork): Array<{ name: string; ipv4: string }> {
+    return [...this.vips.names(net.id)].map(([name, ipv4]) => ({ name, ipv4 }));
   }
 
   // ---- recovery -------------------------------------------------------------------------------------
@@ -275,11 +302,14 @@ export class OvnDriver implements NetworkDriver, LiveAttach, Reapplier, KernelSw
       await this.createNetwork(net);
       const index = this.eps.get(net.id);
       for (const ep of [...(index?.values() ?? [])]) {
-        const live = await this.ready();
-        const [found] = (await live.nb.transact(selectPortOps(ovnNames.endpointPort(ep.id)))) as [Rows<{ _uuid: [string, string] }>];
-        await live.nb.transact(upsertEndpointOps(net, ep, found.rows[0]?._uuid[1], this.dhcp.get(net.id)));
+        await this.upsertPort(await this.ready(), net, ep);
       }
-      if (index) await this.dnsLock.run(net.id, () => this.writeDns(net, index, [...index.values()].flatMap((e) => OvnDriver.names(net, e))));
+      if (!index) continue;
+      await this.dnsLock.run(net.id, async () => {
+        const all = [...index.values()];
+        if (parseOvnOptions(net).vip) await this.vips.sync((await this.ready()).nb, net, all, all.flatMap((e) => e.aliases.map((a) => a.toLowerCase())));
+        await this.writeDns(net, index, all.flatMap((e) => OvnDriver.names(net, e)));
+      });
     }
   }
 
@@ -290,24 +320,24 @@ export class OvnDriver implements NetworkDriver, LiveAttach, Reapplier, KernelSw
     const live = await this.ready();
     const nets = new Set(known.networks.map((n) => n.id));
     const eps = new Set(known.endpoints.map((e) => e.id));
-    const ops: unknown[] = [];
-    for (const table of ['Logical_Switch', 'Logical_Router', 'DHCP_Options', 'DNS', 'Load_Balancer']) {
-      const [r] = (await live.nb.transact([{ op: 'select', table, where: [], columns: ['_uuid', 'external_ids'] }])) as [Rows<{ _uuid: [string, string]; external_ids: unknown }>];
-      for (const row of r.rows) {
-        const owner = fromMap(row.external_ids)[EXT_NETWORK];
-        if (owner && !nets.has(owner)) ops.push({ op: 'delete', table, where: [['_uuid', '==', row._uuid]] });
+    const ops: OvsdbOp[] = [];
+    const tables = ['Logical_Switch', 'Logical_Router', 'DHCP_Options', 'DNS', 'Load_Balancer', 'Logical_Switch_Port'];
+    const found = await live.nb.transact(tables.map((table) => ({ op: 'select', table, where: [], columns: ['_uuid', 'external_ids'] })));
+    for (const [i, table] of tables.entries()) {
+      for (const row of rowsOf(found[i])) {
+        const ext = fromMap(row['external_ids']);
+        const id = row['_uuid']!;
+        if (table !== 'Logical_Switch_Port') {
+          if (ext[EXT_NETWORK] && !nets.has(ext[EXT_NETWORK])) ops.push({ op: 'delete', table, where: [['_uuid', '==', id]] });
+        } else if (ext[EXT_ENDPOINT] && !eps.has(ext[EXT_ENDPOINT]) && nets.has(ext[EXT_NETWORK] ?? '')) {
+          // Ports of unknown networks go with their switch, deleted above.
+          ops.push({ op: 'mutate', table: 'Logical_Switch', where: [['ports', 'includes', id]], mutations: [['ports', 'delete', id]] });
+        }
       }
-    }
-    const [lsps] = (await live.nb.transact([{ op: 'select', table: 'Logical_Switch_Port', where: [], columns: ['_uuid', 'external_ids'] }])) as [Rows<{ _uuid: [string, string]; external_ids: unknown }>];
-    for (const p of lsps.rows) {
-      const ext = fromMap(p.external_ids);
-      // Ports of unknown networks go with their switch, deleted above.
-      if (!ext[EXT_ENDPOINT] || eps.has(ext[EXT_ENDPOINT]) || !nets.has(ext[EXT_NETWORK] ?? '')) continue;
-      ops.push({ op: 'mutate', table: 'Logical_Switch', where: [['ports', 'includes', p._uuid]], mutations: [['ports', 'delete', p._uuid]] });
     }
     if (ops.length) {
       log.info('removing northbound rows arca does not know', { rows: ops.length });
-      await live.nb.transact(ops as never);
+      await live.nb.transact(ops);
     }
     const veths = new Set(known.endpoints.map((e) => ovnNames.endpointVeth(e.id)));
     const transits = new Set(known.networks.map((n) => ovnNames.transitSwitchVeth(n.id)));

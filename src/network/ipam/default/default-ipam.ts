@@ -231,6 +231,11 @@ export class DefaultIpam implements Ipam {
     })();
   }
 
+  addressOf(networkId: string, owner: string, family: 4 | 6): string | undefined {
+    const rows = this.db.prepare('SELECT address FROM ipam_addresses WHERE network_id = ? AND owner = ?').all(networkId, owner) as { address: string }[];
+    return rows.map((r) => r.address).find((a) => a.includes(':') === (family === 6));
+  }
+
   releaseOwner(networkId: string, owner: string): void {
     this.db.prepare('DELETE FROM ipam_addresses WHERE network_id = ? AND owner = ?').run(networkId, owner);
   }
