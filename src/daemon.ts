@@ -76,7 +76,6 @@ export class Daemon {
         linkOpsIn: (ns) => (nat.helpers ? new NetlinkLinkOps(nat.helpers, ns) : new IpLinkOps(ns)),
         root: config.root,
         execRoot: config.execRoot,
-        tag: this.tag,
       }),
       this.containers,
       // Tables `inet arca_<tag>` and `inet arca_<tag>_nat`: two daemons on one machine never share rules.

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { InvalidParameter, NotFound } from '../errors.js';
 import type { NetworkDriver } from './driver.js';
 import { BridgeDriver } from './drivers/bridge/bridge-driver.js';
@@ -6,7 +5,7 @@ import { HostDriver } from './drivers/host/host-driver.js';
 import { NullDriver } from './drivers/null/null-driver.js';
 import type { LinkOps } from './link-ops.js';
 import { OvnDriver } from './drivers/ovn/ovn-driver.js';
-import { OvnStack } from './drivers/ovn/stack/ovn-stack.js';
+import { OvnStack, stackOptionsFor } from './drivers/ovn/stack/ovn-stack.js';
 
 /** The driver `""` means (docker-compose sends it). */
 export const DEFAULT_DRIVER = 'bridge';
@@ -16,10 +15,9 @@ export interface DriverDeps {
   linkOps: LinkOps;
   /** Kernel operations acting in another namespace (a driver's switch namespace). */
   linkOpsIn(ns: string): LinkOps;
-  /** The daemon's state folder, runtime folder, and the tag unique to its root (for machine-global names). */
+  /** The daemon's state and runtime folders. */
   root: string;
   execRoot: string;
-  tag: string;
 }
 
 /** Built-in drivers, one row each. Later drivers (ovn, wireguard, …) are one more row. */
@@ -33,12 +31,7 @@ const BUILTINS: ReadonlyArray<readonly [string, (deps: DriverDeps) => NetworkDri
       new OvnDriver({
         linkOps: deps.linkOps,
         linkOpsIn: deps.linkOpsIn,
-        stack: new OvnStack({
-          stateDir: join(deps.root, 'network', 'ovn'),
-          runDir: join(deps.execRoot, 'ovn'),
-          switchNetns: `arca-${deps.tag}-ovs`,
-          chassis: `arca-${deps.tag}`,
-        }),
+        stack: new OvnStack(stackOptionsFor(deps.root, deps.execRoot)),
       }),
   ],
 ];

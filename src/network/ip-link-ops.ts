@@ -66,6 +66,10 @@ export class IpLinkOps implements LinkOps {
     if (r.code !== 0 && !gone(r.stderr)) throw new Error(`ip link del ${name}: ${r.stderr.trim()}`);
   }
 
+  async setUp(name: string): Promise<void> {
+    await run(this.ip('link', 'set', 'dev', name, 'up'));
+  }
+
   async setDown(name: string): Promise<void> {
     const r = await run(this.ip('link', 'set', 'dev', name, 'down'), { allowFailure: true });
     if (r.code !== 0 && !gone(r.stderr)) throw new Error(`ip link set ${name} down: ${r.stderr.trim()}`);
@@ -79,7 +83,6 @@ export class IpLinkOps implements LinkOps {
       `link set dev ${spec.hostName}${spec.bridge ? ` master ${spec.bridge}` : ''} up`,
     ];
     await run(this.ip('-batch', '-'), { input: lines.join('\n') + '\n' });
-    if (spec.peerUp) await run(['ip', '-n', spec.ns, 'link', 'set', 'dev', spec.peerName, 'up']);
   }
 
   async enslave(name: string, bridge: string): Promise<void> {

@@ -38,8 +38,6 @@ export interface VethSpec {
   /** The peer's MAC address (the kernel's choice when omitted). */
   mac?: string;
   mtu?: number;
-  /** Bring the peer up at once (a peer that is a switch port, not a container's interface to configure). */
-  peerUp?: boolean;
 }
 
 export interface InterfaceConfig {
@@ -57,6 +55,8 @@ export interface LinkOps {
   ensureBridge(spec: BridgeSpec): Promise<void>;
   /** Deletes a host-side link; already gone is success. */
   deleteLink(name: string): Promise<void>;
+  /** Brings a link up (a veth end another switch, OVS, reads). */
+  setUp(name: string): Promise<void>;
   /** Sets a host-side link down (fast, unlike deletion; its routes go at once). Gone is success. */
   setDown(name: string): Promise<void>;
   /** A veth whose peer is born inside `spec.ns`; host side enslaved (if a bridge is named) and up. */

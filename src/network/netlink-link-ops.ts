@@ -198,6 +198,10 @@ export class NetlinkLinkOps implements LinkOps {
     ]);
   }
 
+  async setUp(name: string): Promise<void> {
+    await this.host.request([{ type: RTM_NEWLINK, fixed: ifinfomsg({ flags: IFF_UP, change: IFF_UP }), attrs: [attr.str(IFLA_IFNAME, name)], what: `link set ${name} up` }]);
+  }
+
   async setDown(name: string): Promise<void> {
     await this.host.request([
       { type: RTM_NEWLINK, fixed: ifinfomsg({ flags: 0, change: IFF_UP }), attrs: [attr.str(IFLA_IFNAME, name)], what: `link set ${name} down`, ok: ['ENODEV'] },
@@ -217,7 +221,7 @@ export class NetlinkLinkOps implements LinkOps {
       const peer = attr.nested(
         VETH_INFO_PEER,
         [attr.str(IFLA_IFNAME, spec.peerName), ...(spec.mac ? [attr.bytes(IFLA_ADDRESS, macBytes(spec.mac))] : []), ...mtu, attr.u32(IFLA_NET_NS_FD, fd)],
-        spec.peerUp ? ifinfomsg({ flags: IFF_UP, change: IFF_UP }) : ifinfomsg(),
+        ifinfomsg(),
       );
       await this.host.request([
         {

@@ -58,6 +58,7 @@ class FakeLinkOps implements LinkOps {
   }
   async enslave(): Promise<void> {}
   readonly down = new Set<string>();
+  async setUp(): Promise<void> {}
   async setDown(name: string): Promise<void> {
     this.down.add(name);
   }
@@ -89,7 +90,7 @@ function fresh() {
     sandboxKey: (c) => join(nsDir, `ns-${c.Id.slice(0, 8)}`),
   };
   const fw = new RecordingFirewall();
-  const mgr = new NetworkManager(store.db, new DefaultIpam(store.db), DriverRegistry.withBuiltins({ linkOps: ops, linkOpsIn: () => ops, root, execRoot: root, tag: "unit" }), dir, fw, new NoDnsService(), join(root, 'net'), new PortAllocator({ binder: new NullPortBinder() }));
+  const mgr = new NetworkManager(store.db, new DefaultIpam(store.db), DriverRegistry.withBuiltins({ linkOps: ops, linkOpsIn: () => ops, root, execRoot: root }), dir, fw, new NoDnsService(), join(root, 'net'), new PortAllocator({ binder: new NullPortBinder() }));
   let seq = 0;
   const container = (name: string, mode = 'bridge', endpoints: Record<string, unknown> = {}, extra: Partial<ContainerRecord['HostConfig']> = {}): ContainerRecord => {
     const id = (++seq).toString(16).padStart(8, '0').repeat(8);
@@ -353,7 +354,7 @@ describe('network helpers', () => {
   });
 
   it('bridge driver capabilities', () => {
-    const reg = DriverRegistry.withBuiltins({ linkOps: new FakeLinkOps(), linkOpsIn: () => new FakeLinkOps(), root: "/nonexistent", execRoot: "/nonexistent", tag: "unit" });
+    const reg = DriverRegistry.withBuiltins({ linkOps: new FakeLinkOps(), linkOpsIn: () => new FakeLinkOps(), root: "/nonexistent", execRoot: "/nonexistent" });
     const b = reg.get('');
     assert.equal(b.name, 'bridge');
     assert.ok(isLiveAttach(b) && isReapplier(b) && isFirewallContributor(b));

@@ -9,11 +9,13 @@ import { run } from '../../../sys/runner.js';
 import { TRANSIT, ovnNames } from './ovn-names.js';
 import type { DriverNetwork } from '../../driver.js';
 
-export async function ensureTransit(hostOps: LinkOps, switchNs: string, net: DriverNetwork, mtu: number): Promise<void> {
+export async function ensureTransit(hostOps: LinkOps, switchOps: LinkOps, switchNs: string, net: DriverNetwork, mtu: number): Promise<void> {
   const host = ovnNames.transitHostVeth(net.id);
   const links = await hostOps.links();
   if (!links.some((l) => l.name === host)) {
-    await hostOps.addVeth({ hostName: host, ns: switchNs, peerName: ovnNames.transitSwitchVeth(net.id), peerUp: true, mtu });
+    await hostOps.addVeth({ hostName: host, ns: switchNs, peerName: ovnNames.transitSwitchVeth(net.id), mtu });
+    // Not at creation: a veth cannot come up before its peer exists (ENOTCONN).
+    await switchOps.setUp(ovnNames.transitSwitchVeth(net.id));
   }
   const lines = [
     `addr replace ${TRANSIT.host4}/32 dev ${host}`,

@@ -159,7 +159,7 @@ export class OvnDriver
     if (dhcpRow) this.dhcp.set(net.id, dhcpRow);
     else this.dhcp.delete(net.id);
     if (!net.internal) {
-      await ensureTransit(this.deps.linkOps, this.deps.stack.switchNetns, net, mtu);
+      await ensureTransit(this.deps.linkOps, live.switchOps, this.deps.stack.switchNetns, net, mtu);
       await live.ports.add(ovnNames.transitSwitchVeth(net.id), ovnNames.transitHostPort(net.id));
     }
   }
