@@ -354,11 +354,12 @@ describe('network helpers', () => {
   });
 
   it('bridge driver capabilities', () => {
-    const reg = DriverRegistry.withBuiltins({ linkOps: new FakeLinkOps(), linkOpsIn: () => new FakeLinkOps(), root: "/nonexistent", execRoot: "/nonexistent" });
+    const reg = DriverRegistry.withBuiltins({ linkOps: new FakeLinkOps(), linkOpsIn: () => new FakeLinkOps(), root: '/nonexistent', execRoot: '/nonexistent' });
     const b = reg.get('');
     assert.equal(b.name, 'bridge');
     assert.ok(isLiveAttach(b) && isReapplier(b) && isFirewallContributor(b));
     assert.ok(!isLiveAttach(reg.get('null')));
-    assert.throws(() => reg.get('ovn'), (e: unknown) => e instanceof NotFound && e.message === 'plugin "ovn" not found');
+    assert.ok(isLiveAttach(reg.get('ovn')) && isReapplier(reg.get('ovn')));
+    assert.throws(() => reg.get('overlay'), (e: unknown) => e instanceof NotFound && e.message === 'plugin "overlay" not found');
   });
 });
