@@ -8,6 +8,7 @@ import { release } from 'node:os';
 import { loadNative } from '../sys/native.js';
 import { run, which } from '../sys/runner.js';
 import { parseCgroupMounts } from '../containers/stats/cgroup-files.js';
+import { ovnChecks } from './doctor-ovn.js';
 
 /** `ok` ✓, `fail` ✗ (a required thing is missing), `warn` ! (optional, or degraded). */
 export type CheckStatus = 'ok' | 'fail' | 'warn';
@@ -300,8 +301,14 @@ function tunCheck(): CheckResult {
   };
 }
 
+/** Which daemon's state the checks of running parts (the OVN stack) read. */
+export interface DoctorOptions {
+  root?: string;
+  execRoot?: string;
+}
+
 /** Runs every check (concurrently) and returns the results in display order. */
-export async function runChecks(): Promise<CheckResult[]> {
+export async function runChecks(opts: DoctorOptions = {}): Promise<CheckResult[]> {
   const cgroups = parseCgroupLayout(readText('/proc/self/mountinfo'));
   const pending: Array<CheckResult | Promise<CheckResult>> = [
     rootCheck(),
@@ -320,11 +327,12 @@ export async function runChecks(): Promise<CheckResult[]> {
     ipForwardCheck(),
     tunCheck(),
   ];
-  return Promise.all(pending);
+  const ovn = ovnChecks(opts.root ?? '/var/lib/arca', opts.execRoot ?? '/run/arca');
+  return [...(await Promise.all(pending)), ...(await ovn)];
 }
 
-export async function runDoctor(): Promise<number> {
-  const results = await runChecks();
+export async function runDoctor(opts: DoctorOptions = {}): Promise<number> {
+  const results = await runChecks(opts);
   for (const r of results) process.stdout.write(formatResult(r) + '\n');
   const failed = results.filter((r) => r.status === 'fail').length;
   const warned = results.filter((r) => r.status === 'warn').length;

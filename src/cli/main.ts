@@ -19,6 +19,9 @@ daemon options:
       --runtime runc|crun     OCI runtime (default runc)
       --insecure-registry H   registry spoken to over plain HTTP (repeatable)
       --log-level LEVEL       debug, info, warn, error (default info)
+
+doctor options:
+      --root DIR, --exec-root DIR   the daemon whose OVN stack to report (defaults as above)
 `;
 
 async function daemon(argv: string[]): Promise<void> {
@@ -72,6 +75,15 @@ async function daemon(argv: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
+function doctorArgs(argv: string[]): { root: string; execRoot: string } {
+  const { values } = parseArgs({
+    args: argv,
+    options: { root: { type: 'string', default: '/var/lib/arca' }, 'exec-root': { type: 'string', default: '/run/arca' } },
+    strict: true,
+  });
+  return { root: values.root!, execRoot: values['exec-root']! };
+}
+
 async function main(): Promise<void> {
   const [cmd, ...rest] = process.argv.slice(2);
   switch (cmd) {
@@ -82,7 +94,7 @@ async function main(): Promise<void> {
       process.stdout.write(`arca version ${ARCA_VERSION}\n`);
       return;
     case 'doctor':
-      process.exitCode = await runDoctor();
+      process.exitCode = await runDoctor(doctorArgs(rest));
       return;
     case undefined:
     case 'help':

@@ -9,21 +9,19 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { EventEmitter } from 'node:events';
-import { OvnStack, type OvnStackOptions } from '../../src/network/drivers/ovn/stack/ovn-stack.js';
+import { OvnStack, stackOptionsFor, type OvnStackOptions } from '../../src/network/drivers/ovn/stack/ovn-stack.js';
 import { run } from '../../src/sys/runner.js';
 
+const MAIN_JS = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), 'src', 'cli', 'main.js');
 const skip = process.getuid?.() !== 0 ? 'needs root' : (OvnStack.missing() ?? false);
 
 const tag = `aos${randomBytes(3).toString('hex')}`;
 const dir = skip ? '' : mkdtempSync(`/tmp/arca-ovnstack-`);
-const opts: OvnStackOptions = {
-  stateDir: join(dir, 'state'),
-  runDir: join(dir, 'run'),
-  switchNetns: `${tag}-ovs`,
-  chassis: `arca-${tag}`,
-};
+/** A daemon's layout (root and exec-root in the temp folder), so that `arca doctor --root` finds it. */
+const opts: OvnStackOptions = stackOptionsFor(join(dir, 'root'), join(dir, 'exec'));
 /** The two "containers", their logical ports and addresses. */
 const PEERS = [
   { ns: `${tag}-a`, veth: `ov${tag}a`, lsp: 'lsp-a', mac: '02:00:0a:63:00:0a', ip: '10.99.0.10' },
@@ -117,7 +115,7 @@ describe('OvnStack', { skip }, () => {
         /* gone */
       }
     }
-    for (const ns of nsList().filter((n) => n.startsWith(`${tag}-`))) await run(['ip', 'netns', 'del', ns], { allowFailure: true });
+    for (const ns of nsList().filter((n) => n.startsWith(`${tag}-`) || n === opts.switchNetns)) await run(['ip', 'netns', 'del', ns], { allowFailure: true });
     rmSync(dir, { recursive: true, force: true });
     if (errors.length) throw new AggregateError(errors, 'OvnStack teardown');
   });
@@ -152,7 +150,7 @@ describe('OvnStack', { skip }, () => {
 
     // A few more cold starts from nothing, for the median the issue asks about (≤ 1 s).
     for (let i = 0; i < 3; i++) {
-      const other = new OvnStack({ stateDir: join(dir, `cold${i}`), runDir: join(dir, `c${i}`), switchNetns: `${tag}-c${i}`, chassis: `arca-${tag}-c${i}` });
+      const other = new OvnStack({ stateDir: join(dir, `cold${i}`), runDir: join(dir, `c${i}`), switchNetns: `${tag}-c${i}`, chassis: `${tag}-c${i}` });
       try {
         const t = performance.now();
         await other.ensure();
@@ -254,6 +252,9 @@ describe('OvnStack', { skip }, () => {
     const doctor = await new OvnStack(opts).report();
     assert.equal(doctor.status.state, 'running');
     assert.deepEqual(doctor.status.processes.map((p) => p.pid), r.status.processes.map((p) => p.pid));
+    const cli = await run([process.execPath, MAIN_JS, 'doctor', '--root', join(dir, 'root'), '--exec-root', join(dir, 'exec')], { allowFailure: true });
+    assert.match(cli.stdout, /✓ Open vSwitch [0-9.]+, OVN [0-9.]+ \(ovn driver\)/);
+    assert.match(cli.stdout, /✓ OVN stack of .*: running, 6 processes, [1-9][0-9]* OpenFlow flows, [1-9][0-9]* logical flows/);
   });
 
   it('destroy() leaves no process, netns or run folder', async () => {
