@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EventEmitter } from 'node:events';
@@ -248,6 +248,13 @@ describe('OvnStack', { skip }, () => {
     assert.match(r.versions['ovn-controller'] ?? '', /^[0-9]+\.[0-9]+/);
     assert.equal(r.status.state, 'running');
     assert.ok(r.flows && r.flows.openflow > 0 && r.flows.logical > 0, JSON.stringify(r.flows));
+    const rss = r.status.processes.map((p) => {
+      const m = /^VmRSS:\s+([0-9]+) kB/m.exec(readFileSync(`/proc/${p.pid}/status`, 'utf8'));
+      return { name: p.name, mib: Number(m?.[1] ?? 0) / 1024 };
+    });
+    const total = rss.reduce((a, p) => a + p.mib, 0);
+    process.stderr.write(`# OVN stack RSS (1 switch, 2 ports): ${total.toFixed(1)} MiB: ${rss.map((p) => `${p.name} ${p.mib.toFixed(1)}`).join(', ')}\n`);
+    assert.ok(total < 120, `stack RSS ${total.toFixed(1)} MiB`);
     // A reader that does not supervise (arca doctor without the daemon) sees the same from the pidfiles.
     const doctor = await new OvnStack(opts).report();
     assert.equal(doctor.status.state, 'running');
@@ -255,6 +262,27 @@ describe('OvnStack', { skip }, () => {
     const cli = await run([process.execPath, MAIN_JS, 'doctor', '--root', join(dir, 'root'), '--exec-root', join(dir, 'exec')], { allowFailure: true });
     assert.match(cli.stdout, /✓ Open vSwitch [0-9.]+, OVN [0-9.]+ \(ovn driver\)/);
     assert.match(cli.stdout, /✓ OVN stack of .*: running, 6 processes, [1-9][0-9]* OpenFlow flows, [1-9][0-9]* logical flows/);
+  });
+
+  it('goes down with the reason when a process cannot come back, answers 503, and recovers by itself once it can', async () => {
+    // A folder where ovn-northd's control socket goes: it then exits at start ("could not initialize control socket").
+    const ctl = join(opts.runDir, 'ovn-northd.ctl');
+    const northd = stack.status().processes.find((p) => p.name === 'ovn-northd')!;
+    rmSync(ctl, { force: true });
+    mkdirSync(ctl);
+    process.kill(northd.pid!, 'SIGKILL');
+    const t0 = Date.now();
+    while (stack.status().state !== 'down' && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 100));
+    const st = stack.status();
+    assert.equal(st.state, 'down');
+    assert.match(st.reason ?? '', /ovn-northd failed [0-9]+ times/);
+    await assert.rejects(stack.ensure(), (e: Error & { status?: number }) => e.status === 503 && /ovn-northd/.test(e.message));
+    rmSync(ctl, { recursive: true });
+    const back = waitFor(stack, 'restarted', 15_000);
+    const [name] = (await back) as [string];
+    assert.equal(name, 'ovn-northd');
+    assert.equal(stack.status().state, 'running');
+    await stack.ensure();
   });
 
   it('destroy() leaves no process, netns or run folder', async () => {

@@ -406,7 +406,8 @@ export class OvnStack extends EventEmitter {
       for (;;) {
         const recent = p.failures.length;
         if (recent >= MAX_FAILURES && !wasDown) {
-          return this.giveUp(`${p.name} failed ${recent} times within ${FAILURE_WINDOW_MS / 1000} s: ${lastLines(p.spec.logFile, 1) || 'no log'}`);
+          const why = p.lastError ?? (lastLines(p.spec.logFile, 1) || 'no log');
+          return this.giveUp(`${p.name} failed ${recent} times within ${FAILURE_WINDOW_MS / 1000} s: ${why}`);
         }
         if (recent > 1) await sleep(Math.min(MAX_BACKOFF_MS, 200 * 2 ** (recent - 2)));
         if (this.isStopped()) return;
@@ -422,6 +423,8 @@ export class OvnStack extends EventEmitter {
             await this.startDaemon(k);
           }
           p.restarts++;
+          // Back from down: its old failures no longer count against it.
+          if (wasDown) p.failures.length = 0;
           log.info(`${p.name} restarted`, { pid: p.pid, restarts: p.restarts });
           this.emit('restarted', p.name);
           break;

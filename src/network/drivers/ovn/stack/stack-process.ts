@@ -37,6 +37,8 @@ export class StackProcess {
   private identity?: ProcIdentity;
   /** Times the process was brought back. */
   restarts = 0;
+  /** Why the last start failed. */
+  lastError?: string;
   /** When it was last found dead or failed to start (ms since epoch), newest last. */
   readonly failures: number[] = [];
 
@@ -98,9 +100,16 @@ export class StackProcess {
     }));
     const pid = r.code === 0 ? this.adopt() : undefined;
     if (pid === undefined) {
-      const why = r.stderr.trim() || lastLines(this.spec.logFile) || `exit status ${r.code}`;
+      // The start's own stderr says why (its first line only announces the log file); else the log does.
+      const said = r.stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !/\|vlog\|INFO\|opened log file/.test(l));
+      const why = said.at(-1) || lastLines(this.spec.logFile, 1) || `exit status ${r.code}`;
+      this.lastError = why;
       throw new Error(`${this.name} did not start: ${why}`);
     }
+    this.lastError = undefined;
     return pid;
   }
 
