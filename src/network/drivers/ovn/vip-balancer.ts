@@ -62,12 +62,12 @@ export class VipBalancer {
         for (const port of ports) {
           const members = backends.filter((b) => b.exposed.some((p) => p.proto === proto && p.port === port));
           vipsMap[`${vip}:${port}`] = members.map((b) => `${v4(b)}:${port}`).join(',');
-          const hc = `hc-${proto}-${port}`;
+          const hc = `hc_${proto}_${port}`;
           ops.push({ op: 'insert', table: 'Load_Balancer_Health_Check', 'uuid-name': hc, row: { vip: `${vip}:${port}`, options: map(HEALTH) } });
           checks.push(hc);
         }
         if (!Object.keys(vipsMap).length) continue;
-        const name = `lb-${proto}`;
+        const name = `lb_${proto}`;
         rows.push(name);
         ops.push({
           op: 'insert',
