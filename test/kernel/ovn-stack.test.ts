@@ -242,6 +242,31 @@ describe('OvnStack', { skip }, () => {
     await writeTopology(stack);
   });
 
+  it('survives a lost southbound database: northd refills it, ovn-controller registers again, traffic resumes', async () => {
+    const sb = stack.status().processes.find((p) => p.name === 'ovsdb-server-sb')!;
+    const back = waitFor(stack, 'restarted', 5000);
+    unlinkSync(join(opts.stateDir, 'sb.db'));
+    process.kill(sb.pid!, 'SIGKILL');
+    await back;
+    const chassis = await run(['ovn-sbctl', `--db=unix:${stack.sbSocket}`, '--timeout=10', 'wait-until', 'Chassis', opts.chassis], { allowFailure: true });
+    assert.equal(chassis.code, 0, `chassis registered again: ${chassis.stderr}`);
+    await pings(PEERS[0]!, PEERS[1]!, 10_000);
+  });
+
+  it('announces ovs-reset when the switch database is lost, and the re-plugged ports carry traffic again', async () => {
+    const ovs = stack.status().processes.find((p) => p.name === 'ovsdb-server-ovs')!;
+    const reset = waitFor(stack, 'ovs-reset', 5000);
+    unlinkSync(join(opts.stateDir, 'conf.db'));
+    process.kill(ovs.pid!, 'SIGKILL');
+    await reset;
+    assert.equal(stack.status().state, 'running');
+    const vsctl = (...a: string[]) => run(['ovs-vsctl', `--db=unix:${stack.ovsSocket}`, ...a]).then((r) => r.stdout.trim());
+    assert.equal(await vsctl('get', 'Bridge', 'br-int', 'datapath_type'), 'netdev');
+    assert.equal(await vsctl('list-ports', 'br-int'), '', 'the ports went with the database');
+    for (const p of PEERS) await vsctl('add-port', 'br-int', p.veth, '--', 'set', 'Interface', p.veth, `external_ids:iface-id=${p.lsp}`);
+    await pings(PEERS[0]!, PEERS[1]!, 10_000);
+  });
+
   it('reports versions, health and flow counts', async () => {
     const r = await stack.report();
     assert.match(r.versions['ovs-vswitchd'] ?? '', /^[0-9]+\.[0-9]+/);

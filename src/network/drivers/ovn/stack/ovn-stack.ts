@@ -82,6 +82,7 @@ export class OvnStack extends EventEmitter {
   readonly ovsSocket: string;
   readonly switchNetns: string;
   readonly bridge = BRIDGE;
+  private static installed = false;
 
   private readonly layout: StackLayout;
   private readonly procs: Record<ProcessKey, StackProcess>;
@@ -144,9 +145,15 @@ export class OvnStack extends EventEmitter {
 
   /** Undefined when the stack's binaries and schemas are installed; else a message naming the Debian packages. */
   static missing(): string | undefined {
+    // Called by the driver on every operation: once everything was found, it stays found. A miss
+    // is looked up again each time, so installing the packages needs no daemon restart.
+    if (OvnStack.installed) return undefined;
     const absent = BINARIES.filter(([bin]) => !which(bin));
     const schemas = (Object.keys(SCHEMAS) as DbName[]).filter((db) => !existsSync(SCHEMAS[db]));
-    if (!absent.length && !schemas.length) return undefined;
+    if (!absent.length && !schemas.length) {
+      OvnStack.installed = true;
+      return undefined;
+    }
     const what = [...absent.map(([bin]) => bin), ...schemas.map((db) => SCHEMAS[db])];
     const pkgs = new Set([...absent.map(([, pkg]) => pkg), ...schemas.map((db) => SCHEMA_PACKAGE[db])]);
     // openvswitch-common comes with openvswitch-switch, one of the three packages set-up installs.
