@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually } from './containers-support.js';
 import { COMPOSE, exec, skipWithoutCompose } from './docker-clients.js';
-import { alive, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { alive, daemonTag, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 
 const skipWithoutOvn: false | string =
   spawnSync('which', ['ovsdb-server', 'ovn-northd', 'ovn-controller', 'ovs-vswitchd'], { encoding: 'utf8' }).status === 0
@@ -184,6 +184,24 @@ describe('ovn driver', { skip: skipWithoutOvn }, () => {
     await d.dockerOk(['run', '-d', '--name', 'od', '--network', net, TEST_IMAGE, 'sleep', '600']);
     assert.ok(await pings(d, 'od', await ip(d, 'oa', net)));
     await d.dockerOk(['rm', '-f', 'od']);
+  });
+
+  it('what a crash left half-made (NB rows, switch ports, veths of no known network or endpoint) is swept at start-up', async () => {
+    const ghost = 'ab'.repeat(32);
+    const id = await d.dockerOk(['network', 'inspect', '-f', '{{.Id}}', net]);
+    nbctl(d, 'ls-add', `arca-${ghost.slice(0, 12)}`, '--', 'set', 'Logical_Switch', `arca-${ghost.slice(0, 12)}`, `external_ids:arca-network=${ghost}`);
+    nbctl(d, 'lsp-add', `arca-${id.slice(0, 12)}`, 'arca-ep-ghost', '--', 'set', 'Logical_Switch_Port', 'arca-ep-ghost', `external_ids:arca-endpoint=${ghost}`, `external_ids:arca-network=${id}`);
+    const mine = `arca-${daemonTag(d.root)}-ovs`;
+    assert.ok(existsSync(`/run/netns/${mine}`), `${mine} among ${readdirSync("/run/netns").join(" ")}`);
+    assert.equal(spawnSync('ip', ['-n', mine, 'link', 'add', `ov${ghost.slice(0, 12)}`, 'type', 'veth', 'peer', 'name', 'ghostpeer']).status, 0);
+    assert.equal(spawnSync('ip', ['-n', d.hostNs, 'link', 'add', `on${ghost.slice(0, 12)}`, 'type', 'veth', 'peer', 'name', 'ghostpeer2']).status, 0);
+    await d.restart({ signal: 'SIGKILL' });
+    await eventually('the sweep', () => (nbctl(d, 'ls-list').includes(ghost.slice(0, 12)) ? undefined : true), 10_000);
+    assert.ok(!nbctl(d, 'lsp-list', `arca-${id.slice(0, 12)}`).includes('arca-ep-ghost'), 'orphan port removed');
+    const links = (ns: string) => spawnSync('ip', ['-n', ns, '-o', 'link'], { encoding: 'utf8' }).stdout;
+    assert.ok(!links(mine).includes(`ov${ghost.slice(0, 12)}`), 'orphan endpoint veth removed');
+    assert.ok(!links(d.hostNs).includes(`on${ghost.slice(0, 12)}`), 'orphan transit veth removed');
+    assert.ok(await pings(d, 'oa', await ip(d, 'ob', net)), 'known endpoints untouched');
   });
 
   it('a wiped NB database is rebuilt from arca state: ports, DHCP and DNS come back', async () => {
