@@ -129,7 +129,7 @@ export class NetnsManager {
     }
   }
 
-  /** Every namespace this daemon owns, by name. */
+  /** Every container (and build) namespace this daemon owns, by name. */
   list(): string[] {
     let names: string[] = [];
     try {
@@ -137,6 +137,9 @@ export class NetnsManager {
     } catch {
       return [];
     }
-    return names.filter((n) => n.startsWith(`arca-${this.tag}-`));
+    // Only the names this class and the builder make (`<12 hex>`, `n<10 hex>`, `b<10 hex>`): a driver's
+    // own namespace under the same prefix (ovn's switch, `arca-<tag>-ovs`) is not a container leftover.
+    const mine = new RegExp(`^arca-${this.tag}-(?:[0-9a-f]{12}|[nb][0-9a-f]{10})$`);
+    return names.filter((n) => mine.test(n));
   }
 }

@@ -85,6 +85,8 @@ export class OvnDriver
   /** The DHCP_Options row of each network's IPv4 subnet, by network id. */
   private readonly dhcp = new Map<string, string>();
   private readonly dnsLock = new KeyedLock();
+  /** Serialises a network's NB lookup-then-insert: the start-up replay and an nb-reset replay may overlap. */
+  private readonly netLock = new KeyedLock();
   private stateDir = '';
   private addresses?: DriverAddresses;
   private readonly vips = new VipBalancer(() => {
@@ -95,6 +97,10 @@ export class OvnDriver
   constructor(private readonly deps: OvnDriverDeps) {
     deps.stack.on('nb-reset', () => {
       void this.replay().catch((e: unknown) => log.error('rebuilding the northbound database failed', { error: errorMessage(e) }));
+    });
+    // conf.db was recreated: the veths are still there, their OVS ports are not.
+    deps.stack.on('ovs-reset', () => {
+      void this.replugAll().catch((e: unknown) => log.error('re-plugging OVS ports failed', { error: errorMessage(e) }));
     });
   }
 
@@ -150,14 +156,16 @@ export class OvnDriver
     const live = await this.ready();
     this.nets.set(net.id, net);
     if (!this.eps.has(net.id)) this.eps.set(net.id, new Map());
-    let [sw, dhcp] = await live.nb.transact(networkLookupOps(net.id));
-    if (!rowsOf(sw).length) {
-      await live.nb.transact(createNetworkOps(net, mtu));
-      [, dhcp] = await live.nb.transact(networkLookupOps(net.id));
-    }
-    const dhcpRow = fromUuid(rowsOf(dhcp)[0]?.['_uuid']);
-    if (dhcpRow) this.dhcp.set(net.id, dhcpRow);
-    else this.dhcp.delete(net.id);
+    await this.netLock.run(net.id, async () => {
+      let [sw, dhcp] = await live.nb.transact(networkLookupOps(net.id));
+      if (!rowsOf(sw).length) {
+        await live.nb.transact(createNetworkOps(net, mtu));
+        [, dhcp] = await live.nb.transact(networkLookupOps(net.id));
+      }
+      const dhcpRow = fromUuid(rowsOf(dhcp)[0]?.['_uuid']);
+      if (dhcpRow) this.dhcp.set(net.id, dhcpRow);
+      else this.dhcp.delete(net.id);
+    });
     if (!net.internal) {
       await ensureTransit(this.deps.linkOps, live.switchOps, this.deps.stack.switchNetns, net, mtu);
       await live.ports.add(ovnNames.transitSwitchVeth(net.id), ovnNames.transitHostPort(net.id));
@@ -310,6 +318,18 @@ export class OvnDriver
         if (parseOvnOptions(net).vip) await this.vips.sync((await this.ready()).nb, net, all, all.flatMap((e) => e.aliases.map((a) => a.toLowerCase())));
         await this.writeDns(net, index, all.flatMap((e) => OvnDriver.names(net, e)));
       });
+    }
+  }
+
+  /** Every known veth end in the switch namespace gets its OVS port back. */
+  private async replugAll(): Promise<void> {
+    const live = await this.ready();
+    const have = new Set((await live.switchOps.links()).map((l) => l.name));
+    for (const net of this.nets.values()) {
+      if (!net.internal && have.has(ovnNames.transitSwitchVeth(net.id))) await live.ports.add(ovnNames.transitSwitchVeth(net.id), ovnNames.transitHostPort(net.id));
+      for (const ep of this.eps.get(net.id)?.values() ?? []) {
+        if (have.has(ovnNames.endpointVeth(ep.id))) await live.ports.add(ovnNames.endpointVeth(ep.id), ovnNames.endpointPort(ep.id));
+      }
     }
   }
 
