@@ -8,16 +8,16 @@
  * a separate interface with a type guard — so that later drivers add only what they need:
  *
  * - `ovn`: a supervised helper stack (ovsdb, ovn-northd, ovn-controller) → {@link Supervised};
- *   native DHCP/DNS answers per logical switch → {@link EndpointDnsProvider}; ACLs from
- *   {@link NetworkPolicy} → {@link PolicyEnforcer}; its own port reconciliation → {@link Reapplier}.
+ *   ACLs from network policies → {@link PolicyEnforcer}; VIPs in DNS → {@link VirtualNames}; its
+ *   own port reconciliation → {@link Reapplier}.
  * - `wireguard`: one wireguard-go per network, started in `createNetwork`, stopped in
  *   `deleteNetwork`, watched through {@link Supervised}; per-network options (`listen_port`,
  *   `peers`, `mtu`) arrive verbatim in {@link DriverNetwork.options} and are checked in
  *   {@link NetworkDriver.validateNetwork} before anything exists.
- * - egress-allowlist networks: a bridge variant whose {@link PolicyEnforcer} receives the
- *   allowlist and whose {@link FirewallContributor} contributes the bridge to the firewall.
+ * - egress-allowlist networks (issue 12): the same policy model's `dns` peers and CIDR rules.
  */
 import type { FirewallNetwork } from './firewall/firewall.js';
+import type { NetworkPolicyPlan, PolicyCounters } from './policies/policy-types.js';
 
 /** One subnet of a network with its gateway. */
 export interface DriverSubnet {
@@ -213,23 +213,17 @@ export function isSupervised(d: NetworkDriver): d is NetworkDriver & Supervised 
   return typeof s.start === 'function' && typeof s.stop === 'function';
 }
 
-/** One egress rule: a destination by CIDR or DNS name (single-label wildcard `*.example.com`). */
-export interface EgressRule {
-  cidr?: string;
-  dnsName?: string;
-  ports?: Array<{ proto: 'tcp' | 'udp'; port: number }>;
-}
-
-/** Per-network policy (from network options or labels), enforced by the driver. */
-export interface NetworkPolicy {
-  /** When set, only these destinations are reachable from the network; everything else is dropped. */
-  egressAllow?: EgressRule[];
-}
-
+/**
+ * The driver enforces network policies itself (ovn: port groups, address sets, ACLs). Drivers
+ * without it whose networks the firewall describes (bridge) are enforced by the nftables ruleset;
+ * on any other driver a policy is refused with a clear error.
+ */
 export interface PolicyEnforcer {
-  /** Applies the policy (idempotent, whole state every time). Resolved addresses of DNS names may change. */
-  applyPolicy(net: DriverNetwork, policy: NetworkPolicy): Promise<void>;
+  /** Makes `plan` the network's whole policy state (idempotent; an empty plan removes every rule). */
+  applyPolicies(net: DriverNetwork, plan: NetworkPolicyPlan): Promise<void>;
+  /** Counters per policy name on this network. */
+  policyCounters?(net: DriverNetwork): Promise<Record<string, PolicyCounters>>;
 }
 export function isPolicyEnforcer(d: NetworkDriver): d is NetworkDriver & PolicyEnforcer {
-  return typeof (d as Partial<PolicyEnforcer>).applyPolicy === 'function';
+  return typeof (d as Partial<PolicyEnforcer>).applyPolicies === 'function';
 }
