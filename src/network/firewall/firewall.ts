@@ -3,6 +3,8 @@
  * should exist as plain data ({@link FirewallState}) and the firewall renders it and applies it
  * atomically. Every call carries the whole state: there is no incremental patching to drift.
  */
+import type { NetworkPolicyPlan, PolicyCounters } from '../policies/policy-types.js';
+import type { PolicyEnforcer } from '../driver.js';
 
 /** One network's part in the ruleset. */
 export interface FirewallNetwork {
@@ -48,6 +50,11 @@ export interface FirewallState {
   networks: FirewallNetwork[];
   ports: FirewallPort[];
   /**
+   * Network policies of the networks the firewall enforces them for (bridge-like drivers without
+   * their own {@link PolicyEnforcer}); absent or empty: no endpoint is governed.
+   */
+  policies?: NetworkPolicyPlan[];
+  /**
    * Port the embedded DNS server listens on at each gateway address (UDP and TCP); the one
    * service a {@link FirewallNetwork.protectHost} network may still reach. Default 53; null when
    * the server listens only inside containers (at 127.0.0.11), so no gateway port is opened.
@@ -56,6 +63,8 @@ export interface FirewallState {
 }
 
 export interface Firewall {
+  /** Counters per policy name, summed over networks (absent when the firewall keeps none). */
+  policyCounters?(): Promise<Record<string, PolicyCounters>>;
   /** Name shown in logs (`nftables`, `none`). */
   readonly name: string;
   /** Replaces the daemon's ruleset with one rendered from `state`, atomically. */
