@@ -42,7 +42,7 @@ export const OVN_TARGETS = {
 
 const DRIVER = 'ovn';
 const PING_ROUNDS = 5;
-const IPERF_ROUNDS = 3;
+const IPERF_ROUNDS = 2;
 /** A scale step (create + start through the API) slower than this ends the scale run. */
 const SCALE_STEP_LIMIT_MS = 10_000;
 /** A new container not answering the first one's ping within this ends the scale run. */
@@ -58,11 +58,16 @@ const la = (): number[] => os.loadavg().map((x) => Math.round(x * 100) / 100);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const msg = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
-/** One side of the data-path comparison: pings and iperf3 go from `from` to `to` (served in `serverNs`). */
+/** A network namespace (a name under /run/netns or a path) and its address. */
+interface Endpoint {
+  ns: string;
+  ip: string;
+}
+
+/** One side of the data-path comparison: two endpoints, measured a→b and b→a. */
 interface Side {
-  from: string;
-  serverNs: string;
-  to: string;
+  a: Endpoint;
+  b: Endpoint;
   pingOut: string;
 }
 
@@ -149,7 +154,7 @@ export async function benchOvn(n: number, scale: number, progress: (m: string) =
     }
 
     const sides: Array<[string, Side]> = [];
-    if (bare) sides.push(['bare', { from: bare.a.netns, serverNs: bare.b.netns, to: bare.b.ip, pingOut: `/tmp/${tag}-bare-ping.out` }]);
+    if (bare) sides.push(['bare', { a: { ns: bare.a.netns, ip: bare.a.ip }, b: { ns: bare.b.netns, ip: bare.b.ip }, pingOut: `/tmp/${tag}-bare-ping.out` }]);
     if (arcaSide) sides.push(['arca', arcaSide]);
     if (sides.length) {
       try {
@@ -306,9 +311,8 @@ async function twoContainers(ctx: ArcaContext): Promise<Side> {
   await d.dockerOk(['network', 'create', '-d', DRIVER, net]);
   for (const c of ['a', 'b']) await d.dockerOk(['run', '-d', '--network', net, '--name', `${tag}-${c}`, TEST_IMAGE, 'sleep', '100000']);
   const side: Side = {
-    from: await sandboxKey(d, `${tag}-a`),
-    serverNs: await sandboxKey(d, `${tag}-b`),
-    to: await inspectIp(d, `${tag}-b`, net),
+    a: { ns: await sandboxKey(d, `${tag}-a`), ip: await inspectIp(d, `${tag}-a`, net) },
+    b: { ns: await sandboxKey(d, `${tag}-b`), ip: await inspectIp(d, `${tag}-b`, net) },
     pingOut: `/tmp/${tag}-arca-ping.out`,
   };
   await sleep(500);
@@ -317,39 +321,65 @@ async function twoContainers(ctx: ArcaContext): Promise<Side> {
 }
 
 /**
- * Ping rounds and iperf3 rounds over every side in turn; each side reports the median of its
- * rounds. iperf3 runs the host's binary in both namespaces, so only the network path differs.
+ * Ping rounds and iperf3 rounds over every side in turn, each round both ways; each side reports
+ * the median of its rounds, and of each direction. Both ways, because on one switch one
+ * direction was measured ~0.1 ms slower than the other, on the bare switch and arca's alike, and
+ * which one changes with the ports (likely vswitchd's one thread polling its non-PMD ports in a
+ * fixed order): one direction alone would compare port numbering, not switches.
+ * iperf3 runs the host's binary in both namespaces, so only the network path differs.
  */
 async function dataPath(sides: Array<[string, Side]>, servers: ChildProcess[], progress: (m: string) => void): Promise<Record<string, unknown>> {
   const names = sides.map(([k]) => k).join(' and ');
-  for (const [, s] of sides) await run(nsexec(s.from, ['/bin/busybox', 'ping', '-c', '3', '-i', '0.01', s.to]), { timeoutMs: 10_000 }); // warm-up (ARP)
-  progress(`ping: ${PING_ROUNDS} rounds × 200 at 0.01 s, ${names} in turn`);
-  const pings = new Map<string, PingResult[]>(sides.map(([k]) => [k, []]));
-  for (let i = 0; i < PING_ROUNDS; i++) for (const [k, s] of sides) pings.get(k)!.push(await quietPingRound(s.from, s.to, s.pingOut));
+  const ways = (s: Side): Array<[string, Endpoint, Endpoint]> => [
+    ['a_to_b', s.a, s.b],
+    ['b_to_a', s.b, s.a],
+  ];
+  for (const [, s] of sides) for (const [, from, to] of ways(s)) await run(nsexec(from.ns, ['/bin/busybox', 'ping', '-c', '3', '-i', '0.01', to.ip]), { timeoutMs: 10_000 }); // warm-up (ARP)
+  progress(`ping: ${PING_ROUNDS} rounds × 200 at 0.01 s each way, ${names} in turn`);
+  const pings = new Map<string, PingResult[]>();
+  const add = <T>(m: Map<string, T[]>, k: string, v: T): void => void (m.get(k) ?? m.set(k, []).get(k)!).push(v);
+  for (let i = 0; i < PING_ROUNDS; i++) {
+    for (const [k, s] of sides) {
+      for (const [way, from, to] of ways(s)) {
+        const r = await quietPingRound(from.ns, to.ip, s.pingOut);
+        add(pings, k, r);
+        add(pings, `${k} ${way}`, r);
+      }
+    }
+  }
 
-  progress(`iperf3: ${IPERF_ROUNDS} rounds × 5 s, ${names} in turn`);
-  const bps = new Map<string, number[]>(sides.map(([k]) => [k, []]));
+  progress(`iperf3: ${IPERF_ROUNDS} rounds × 5 s each way, ${names} in turn`);
+  const bps = new Map<string, number[]>();
   for (let i = 0; i < IPERF_ROUNDS; i++) {
     for (const [k, s] of sides) {
-      const argv = nsexec(s.serverNs, ['iperf3', '-s', '-1', '-B', s.to]);
-      const server = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
-      const exited = new Promise<void>((r) => server.once('close', () => r()));
-      server.on('error', () => {});
-      servers.push(server);
-      bps.get(k)!.push(await iperfClient((extra) => run(nsexec(s.from, ['iperf3', '-c', s.to, ...extra]), { allowFailure: true, timeoutMs: 60_000 })));
-      // A one-off server outlives its client by a moment; the next round's would find the port taken.
-      const timer = setTimeout(() => server.kill('SIGKILL'), 5000);
-      await Promise.race([exited, sleep(6000)]);
-      clearTimeout(timer);
+      for (const [way, from, to] of ways(s)) {
+        add(bps, k, await iperfRound(from, to, servers));
+        add(bps, `${k} ${way}`, bps.get(k)!.at(-1)!);
+      }
     }
   }
   const out: Record<string, unknown> = {};
-  for (const [k] of sides) {
-    out[`${k}_ping`] = combinePings(pings.get(k)!);
-    const b = bps.get(k)!;
-    out[`${k}_iperf_gbit`] = { median: gbit(stats(b).median), rounds: b.map(gbit) };
+  for (const [k, s] of sides) {
+    out[`${k}_ping`] = { ...combinePings(pings.get(k)!), by_direction: Object.fromEntries(ways(s).map(([w]) => [w, combinePings(pings.get(`${k} ${w}`)!)])) };
+    const gb = (xs: number[]): { median: number; rounds: number[] } => ({ median: gbit(stats(xs).median), rounds: xs.map(gbit) });
+    out[`${k}_iperf_gbit`] = { ...gb(bps.get(k)!), by_direction: Object.fromEntries(ways(s).map(([w]) => [w, gb(bps.get(`${k} ${w}`)!)])) };
   }
   return out;
+}
+
+/** One iperf3 TCP run from `from` to a one-off server at `to`: received bits per second. */
+async function iperfRound(from: Endpoint, to: Endpoint, servers: ChildProcess[]): Promise<number> {
+  const argv = nsexec(to.ns, ['iperf3', '-s', '-1', '-B', to.ip]);
+  const server = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
+  const exited = new Promise<void>((r) => server.once('close', () => r()));
+  server.on('error', () => {});
+  servers.push(server);
+  const bps = await iperfClient((extra) => run(nsexec(from.ns, ['iperf3', '-c', to.ip, ...extra]), { allowFailure: true, timeoutMs: 60_000 }));
+  // A one-off server outlives its client by a moment; the next round's would find the port taken.
+  const timer = setTimeout(() => server.kill('SIGKILL'), 5000);
+  await Promise.race([exited, sleep(6000)]);
+  clearTimeout(timer);
+  return bps;
 }
 
 /**
@@ -368,7 +398,7 @@ async function connectUntilPing(ctx: ArcaContext, side: Side): Promise<void> {
   const floorMs: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
-    const t = await firstReply(side.from, side.to, 5);
+    const t = await firstReply(side.a.ns, side.b.ip, 5);
     if (t !== undefined) floorMs.push(t - t0);
   }
   // Warm-up: the first connect pays for code paths not taken yet.
@@ -382,7 +412,7 @@ async function connectUntilPing(ctx: ArcaContext, side: Side): Promise<void> {
     const t0 = performance.now();
     await apiOk(d, 'POST', `/networks/${net2}/connect`, { Container: a }, API_TIMEOUT_MS);
     apiMs.push(performance.now() - t0);
-    const t = await firstReply(side.from, peer, 5);
+    const t = await firstReply(side.a.ns, peer, 5);
     if (t === undefined) unanswered++;
     else untilPingMs.push(t - t0);
     disconnectMs.push(await timed(() => apiOk(d, 'POST', `/networks/${net2}/disconnect`, { Container: a }, API_TIMEOUT_MS)));
