@@ -125,6 +125,12 @@ export interface EndpointPolicy {
   addresses: string[];
   /** Policies that select this endpoint. */
   policies: string[];
+  /**
+   * Of those, the ones isolating each direction (they have that key, even `[]`): the enforcers
+   * attribute a drop to each. Absent: the policies named by the direction's rules (which misses
+   * a policy whose list is empty).
+   */
+  isolatedBy?: { ingress?: string[]; egress?: string[] };
   ingress?: CompiledRule[];
   egress?: CompiledRule[];
 }
