@@ -116,7 +116,7 @@ describe('nft ruleset properties', () => {
     for (const r of rules) assert.match(r, / comment "arca:(net|ep):[0-9a-f]{12}"$/, r);
   });
 
-  it('replaces both tables in one script: create, delete, define', () => {
+  it('replaces the tables in one script: create, delete, define (the bridge one only for policies)', () => {
     const heads = lines.filter((l) => /^(table|delete table)/.test(l));
     assert.deepEqual(heads, [
       'table inet arca {}',
@@ -125,6 +125,8 @@ describe('nft ruleset properties', () => {
       'table inet arca_nat {}',
       'delete table inet arca_nat',
       'table inet arca_nat {',
+      'table bridge arca_br {}',
+      'delete table bridge arca_br',
     ]);
   });
 
@@ -141,10 +143,10 @@ describe('nft ruleset properties', () => {
     assert.equal(new NftFirewall({ tablePrefix: 'arca' }).render(shuffled), text);
   });
 
-  it('teardown deletes both tables without failing when they are missing', () => {
+  it('teardown deletes every table without failing when they are missing', () => {
     assert.equal(
       renderTeardown('arca'),
-      'table inet arca {}\ndelete table inet arca\ntable inet arca_nat {}\ndelete table inet arca_nat\n',
+      'table inet arca {}\ndelete table inet arca\ntable inet arca_nat {}\ndelete table inet arca_nat\ntable bridge arca_br {}\ndelete table bridge arca_br\n',
     );
   });
 

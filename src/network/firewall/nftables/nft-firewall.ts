@@ -17,6 +17,8 @@ export interface NftFirewallOptions {
   netns?: string;
   /** Write {@link requiredSysctls} after each apply (default true). */
   sysctls?: boolean;
+  /** `arca daemon --log-policy-drops`: record policy drops for the daemon log (see nft-policy.ts). */
+  logPolicyDrops?: boolean;
 }
 
 /**
@@ -34,7 +36,7 @@ export class NftFirewall implements Firewall {
 
   /** The nft script {@link apply} would load for `state`. Pure; throws InvalidParameter on bad state. */
   render(state: FirewallState): string {
-    return renderRuleset(state, this.opts.tablePrefix);
+    return renderRuleset(state, this.opts.tablePrefix, { logDrops: this.opts.logPolicyDrops ?? false });
   }
 
   async apply(state: FirewallState): Promise<void> {

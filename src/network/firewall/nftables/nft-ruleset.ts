@@ -26,33 +26,38 @@
  *     hairpin (`ct status dnat` back into the same bridge from its own subnet); and loopback
  *     sources DNATed from the host into the bridge.
  *
- * Every rule carries `comment "arca:net:<id12>"` or `comment "arca:ep:<id12>"`.
+ * Network policies (`state.policies`) add sets, maps and chains of their own to the filter table
+ * and `table bridge T_br`; see nft-policy.ts.
+ *
+ * Every rule carries `comment "arca:net:<id12>"` or `comment "arca:ep:<id12>"` (policy
+ * dispatch and anti-spoofing rules: `comment "arca:policies"`).
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { InvalidParameter } from '../../../errors.js';
 import type { FirewallNetwork, FirewallPort, FirewallState } from '../firewall.js';
+import { renderPolicies, type PolicyRenderOptions } from './nft-policy.js';
 
 /** The DNS port on the gateway when the state does not give one. */
 export const DEFAULT_DNS_PORT = 53;
 
-/** The names of the two tables for a prefix: filter, nat. */
-export function tableNames(prefix: string): { filter: string; nat: string } {
+/** The names of the daemon's tables for a prefix: filter, nat (both inet), bridge (policies' anti-spoofing). */
+export function tableNames(prefix: string): { filter: string; nat: string; bridge: string } {
   if (!/^[A-Za-z][A-Za-z0-9_]{0,40}$/.test(prefix)) {
     throw new InvalidParameter(`invalid nft table prefix "${prefix}": letters, digits and _ only, starting with a letter`);
   }
-  return { filter: prefix, nat: `${prefix}_nat` };
+  return { filter: prefix, nat: `${prefix}_nat`, bridge: `${prefix}_br` };
 }
 
 /** Script fragment that deletes a table if it exists, in the same transaction as what follows. */
-function dropTable(name: string): string[] {
+function dropTable(name: string, family: 'inet' | 'bridge' = 'inet'): string[] {
   // `table X {}` creates it if missing, so the `delete` never fails: the idiom for "replace".
-  return [`table inet ${name} {}`, `delete table inet ${name}`];
+  return [`table ${family} ${name} {}`, `delete table ${family} ${name}`];
 }
 
-/** The script that removes both tables (idempotent: missing tables are no error). */
+/** The script that removes the daemon's tables (idempotent: missing tables are no error). */
 export function renderTeardown(prefix: string): string {
   const t = tableNames(prefix);
-  return [...dropTable(t.filter), ...dropTable(t.nat)].join('\n') + '\n';
+  return [...dropTable(t.filter), ...dropTable(t.nat), ...dropTable(t.bridge, 'bridge')].join('\n') + '\n';
 }
 
 type Family = 4 | 6;
@@ -177,8 +182,8 @@ function chain(name: string, lines: string[], hook?: string): string[] {
   return [`\tchain ${name} {`, ...(hook ? [`\t\t${hook}`] : []), ...lines.map((l) => `\t\t${l}`), '\t}'];
 }
 
-/** Renders the complete script for `state` (tables `prefix` and `prefix_nat`). */
-export function renderRuleset(state: FirewallState, prefix: string): string {
+/** Renders the complete script for `state` (tables `prefix`, `prefix_nat` and `prefix_br`). */
+export function renderRuleset(state: FirewallState, prefix: string, opts: PolicyRenderOptions = {}): string {
   const t = tableNames(prefix);
   const nets = describeNetworks(state);
   const byId = new Map(nets.map((n) => [n.net.id, n]));
@@ -233,6 +238,15 @@ export function renderRuleset(state: FirewallState, prefix: string): string {
     }
   }
 
+  // ---- policies (filter table and bridge table)
+  const pol = renderPolicies(
+    state.policies ?? [],
+    new Map(nets.map((n) => [n.net.id, { id: n.net.id, tag: n.tag, gateways: n.net.gateways }])),
+    dnsPort,
+    opts,
+  );
+  filterChains.push(...pol.filter);
+
   // ---- nat table
   // Same rules in prerouting (from outside and from containers) and output (from the host
   // itself), except that a loopback host address is only reachable from the host.
@@ -279,6 +293,9 @@ export function renderRuleset(state: FirewallState, prefix: string): string {
       `table inet ${t.nat} {`,
       ...natChains,
       '}',
+      // Always replaced, so the last policy's removal removes its rules too.
+      ...dropTable(t.bridge, 'bridge'),
+      ...(pol.bridge.length ? [`table bridge ${t.bridge} {`, ...pol.bridge, '}'] : []),
     ].join('\n') + '\n'
   );
 }
