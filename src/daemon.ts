@@ -16,6 +16,7 @@ import { NetlinkLinkOps } from './network/netlink-link-ops.js';
 import type { LinkOps } from './network/link-ops.js';
 import { loadNative } from './sys/native.js';
 import { NftFirewall } from './network/firewall/nftables/nft-firewall.js';
+import type { Firewall } from './network/firewall/firewall.js';
 import { EmbeddedDns } from './network/embedded-dns.js';
 import { PortAllocator } from './network/ports/port-allocator.js';
 import { EventBus } from './events/event-bus.js';
@@ -23,6 +24,8 @@ import { ImageBuilder } from './build/image-builder.js';
 import { BuildahBuilder } from './build/buildah-builder.js';
 import { BuildNetwork } from './build/build-network.js';
 import { seccompPolicy } from './runtime/seccomp/seccomp-policy.js';
+import { PolicyManager } from './network/policies/policy-manager.js';
+import { PolicyEnforcement } from './network/policies/policy-enforcement.js';
 
 const log = logger('arca:daemon');
 
@@ -48,6 +51,8 @@ export class Daemon {
   readonly execs: ExecManager;
   readonly networks: NetworkManager;
   readonly builder: ImageBuilder;
+  /** Network policies: the stored documents and where they are enforced. */
+  readonly policies: PolicyEnforcement;
   /** A short tag unique to this daemon's root, used in machine-global names (netns, cgroups). */
   readonly tag: string;
   readonly startedAt = new Date();
@@ -68,23 +73,33 @@ export class Daemon {
     const linkOps: LinkOps = nat.helpers ? new NetlinkLinkOps(nat.helpers) : new IpLinkOps();
     if (nat.helpers) log.info('kernel operations over netlink and libnftables (native addon)', { nft: nat.helpers.nftAvailable() });
     else log.warn('native addon not loaded: kernel operations exec ip and nft', { reason: nat.reason });
+    const drivers = DriverRegistry.withBuiltins({
+      linkOps,
+      linkOpsIn: (ns) => (nat.helpers ? new NetlinkLinkOps(nat.helpers, ns) : new IpLinkOps(ns)),
+      root: config.root,
+      execRoot: config.execRoot,
+    });
+    // Tables `inet arca_<tag>` and `inet arca_<tag>_nat`: two daemons on one machine never share rules.
+    const firewall: Firewall = new NftFirewall({ tablePrefix: `arca_${this.tag}` });
+    this.policies = new PolicyEnforcement(new PolicyManager(this.store.db), drivers, firewall);
     this.networks = new NetworkManager(
       this.store.db,
       new DefaultIpam(this.store.db),
-      DriverRegistry.withBuiltins({
-        linkOps,
-        linkOpsIn: (ns) => (nat.helpers ? new NetlinkLinkOps(nat.helpers, ns) : new IpLinkOps(ns)),
-        root: config.root,
-        execRoot: config.execRoot,
-      }),
+      drivers,
       this.containers,
-      // Tables `inet arca_<tag>` and `inet arca_<tag>_nat`: two daemons on one machine never share rules.
-      new NftFirewall({ tablePrefix: `arca_${this.tag}` }),
+      firewall,
       new EmbeddedDns(Number(getNetMeta(this.store.db, 'dns_port') ?? 0), (p) => setNetMeta(this.store.db, 'dns_port', String(p))),
       join(config.root, 'network'),
       new PortAllocator(),
     );
     this.containers.attacher = this.networks;
+    this.networks.policies = this.policies;
+    this.policies.attach(this.networks);
+    // A rename changes what `names` selectors match; nothing else of a running container's
+    // identity (labels, addresses) changes without a publish of its own.
+    this.events.subscribe((e) => {
+      if (e.Type === 'container' && e.Action === 'rename' && this.policies.list().length) void this.networks.publish();
+    });
     this.networks.events = this.events;
     this.images.events = this.events;
     this.volumes.events = this.events;

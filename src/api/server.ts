@@ -16,6 +16,7 @@ import { registerEvents } from './events.js';
 import { registerArchive } from './archive.js';
 import { registerBuild } from './build.js';
 import { registerCommit } from './commit.js';
+import { registerPolicies } from './policies.js';
 
 const log = logger('arca:api');
 
@@ -87,6 +88,7 @@ export class ApiServer {
     registerSwarm(this.router);
     registerEvents(this.router, daemon);
     registerBuild(this.router, daemon);
+    registerPolicies(this.router, daemon);
   }
 
   async listen(socketPath: string): Promise<void> {

@@ -2,15 +2,17 @@ import { parseArgs } from 'node:util';
 import { logger, setLogLevel } from '../log.js';
 import { ARCA_VERSION } from '../version.js';
 import { runDoctor } from './doctor.js';
+import { runPolicy } from './policy.js';
 
 const log = logger('arca:cli');
 
-const USAGE = `Usage: arca COMMAND
+const USAGE = `Usage: arca [-H unix:///path] COMMAND
 
 Commands:
   daemon    Run the engine in the foreground (Docker Engine API on a unix socket)
   version   Print arca's version
   doctor    Check this machine for what arca needs, and say how to fix what is missing
+  policy    Manage network policies (apply, ls, inspect, rm, check; \`arca policy --help\`)
 
 daemon options:
   -H, --host unix:///path     API socket (default unix:///var/run/arca.sock)
@@ -85,8 +87,15 @@ function doctorArgs(argv: string[]): { root: string; execRoot: string } {
 }
 
 async function main(): Promise<void> {
-  const [cmd, ...rest] = process.argv.slice(2);
+  let argv = process.argv.slice(2);
+  // A client's `-H` before the command, as docker takes it (the daemon's own -H follows `daemon`).
+  let host: string | undefined;
+  if ((argv[0] === '-H' || argv[0] === '--host') && argv.length > 1) [host, argv] = [argv[1], argv.slice(2)];
+  const [cmd, ...rest] = argv;
   switch (cmd) {
+    case 'policy':
+      process.exitCode = await runPolicy(rest, host);
+      return;
     case 'daemon':
       return daemon(rest);
     case 'version':

@@ -40,6 +40,8 @@ import { OPT_HOST_BINDING } from './drivers/bridge/bridge-driver.js';
 import { type Attachment, type EndpointRecord, type EndpointRequest, type NetworkRecord, networkView } from './network-record.js';
 import { NO_EVENTS, type EventSink } from '../events/event-bus.js';
 import { goDurationMs } from '../go-duration.js';
+import type { PolicyEnforcement, PolicyNetworks } from './policies/policy-enforcement.js';
+import { buildPolicyWorld } from './policies/policy-world.js';
 
 const log = logger('arca:net');
 
@@ -112,7 +114,7 @@ export function parseUntil(v: string, now = Date.now()): number {
  * container manager: `attach` at start joins every network the container is configured on,
  * `detach` at exit leaves them (the configuration stays).
  */
-export class NetworkManager implements NetworkAttacher {
+export class NetworkManager implements NetworkAttacher, PolicyNetworks {
   private readonly nets = new Map<string, NetworkRecord>();
   private readonly locks = new KeyedLock();
   private firewallChain: Promise<void> = Promise.resolve();
@@ -141,6 +143,9 @@ export class NetworkManager implements NetworkAttacher {
 
   /** Where `docker events` learns of network create/destroy/connect/disconnect; the daemon wires its bus. */
   events: EventSink = NO_EVENTS;
+
+  /** Network policies, compiled on every publish (the daemon wires them; none: nothing is governed). */
+  policies?: PolicyEnforcement;
 
   /** Swaps in the real firewall or DNS server when their libraries land. */
   setFirewall(f: Firewall): void {
@@ -1235,6 +1240,10 @@ export class NetworkManager implements NetworkAttacher {
 
   // ---- firewall and DNS -------------------------------------------------------------------------------
 
+  policyWorld(): ReturnType<PolicyNetworks['policyWorld']> {
+    return buildPolicyWorld(this.nets.values(), this.allEndpoints(), (id) => this.containers.find(id));
+  }
+
   firewallState(): FirewallState {
     const networks = [...this.nets.values()].flatMap((n) => {
       const d = this.driverOf(n);
@@ -1331,12 +1340,17 @@ export class NetworkManager implements NetworkAttacher {
       log.error('DNS update failed', { error: errorMessage(e) });
     }
     const run = this.firewallChain.then(async () => {
-      const state = this.firewallState();
+      // Compiled inside the chain, from the world as it is now; attach awaits this before the
+      // container's process starts, so a matching container is governed from its first packet.
+      const round = this.policies?.compile(this.policyWorld());
+      const state: FirewallState = { ...this.firewallState(), ...(round?.firewall.length ? { policies: round.firewall } : {}) };
       const key = JSON.stringify(state);
-      if (!force && key === this.lastFirewall) return;
-      this.lastFirewall = undefined;
-      await this.firewall.apply(state);
-      this.lastFirewall = key;
+      if (force || key !== this.lastFirewall) {
+        this.lastFirewall = undefined;
+        await this.firewall.apply(state);
+        this.lastFirewall = key;
+      }
+      await round?.enforce(force);
     });
     this.firewallChain = run.catch((e: unknown) => log.error('firewall apply failed', { firewall: this.firewall.name, error: errorMessage(e) }));
     await this.firewallChain;
