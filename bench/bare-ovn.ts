@@ -14,6 +14,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { run } from '../src/sys/runner.js';
@@ -51,6 +52,8 @@ export class BareOvn {
   readonly a: BareEndpoint;
   readonly b: BareEndpoint;
   timeline?: BareTimeline;
+  /** Ports added by {@link addIdlePorts} so far. */
+  idlePorts = 0;
   private readonly procs = new Map<string, ChildProcess>();
   private readonly netns: string[] = [];
   private readonly env: NodeJS.ProcessEnv;
@@ -134,7 +137,7 @@ export class BareOvn {
         `--log-file=${this.path('log', `ovsdb-${name}.log`)}`,
       ]);
     }
-    await Promise.all(['nb', 'sb', 'db'].map((s) => this.waitFor(`${s}.sock`, () => existsSync(this.path('run', `${s}.sock`)))));
+    await Promise.all(['nb', 'sb', 'db'].map((s) => this.waitFor(`${s}.sock`, () => socketAnswers(this.path('run', `${s}.sock`)))));
     this.start('ovn-northd', [
       'ovn-northd',
       `--ovnnb-db=${this.nbDb}`,
@@ -257,6 +260,27 @@ export class BareOvn {
     return t === undefined ? undefined : t - t0;
   }
 
+  /**
+   * Grows the switch by `count` idle ports, for figures at the size arca's scale run reaches:
+   * veth pairs wholly inside the switch netns (the OVS end is polled by vswitchd like a
+   * container's; the other end, IPv6 off, sends nothing), each a Logical_Switch_Port with a MAC
+   * and port security. Made in batches (`ip -batch`, one ovs-vsctl and one ovn-nbctl per 200).
+   */
+  async addIdlePorts(count: number): Promise<void> {
+    await run(nsexec(this.sw, ['sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1']));
+    const names = Array.from({ length: count }, (_, k) => this.idlePorts + k).map((i) => ({ i, outer: `${this.tag}i${i}`, inner: `${this.tag}j${i}`, port: `pi${i}` }));
+    this.idlePorts += count;
+    const mac = (i: number): string => `02:0c:00:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+    for (let k = 0; k < names.length; k += 200) {
+      const chunk = names.slice(k, k + 200);
+      const batch = chunk.flatMap(({ outer, inner }) => [`link add ${outer} type veth peer name ${inner}`, `link set ${outer} up`, `link set ${inner} up`]);
+      await run(['ip', '-n', this.sw, '-batch', '-'], { input: batch.join('\n') + '\n', timeoutMs: 120_000 });
+      await this.vsctl(chunk.flatMap(({ outer, port }) => ['--', 'add-port', 'br-int', outer, '--', 'set', 'Interface', outer, `external_ids:iface-id=${port}`]));
+      await this.nbctl(chunk.flatMap(({ i, port }) => ['--', 'lsp-add', 'sw', port, '--', 'lsp-set-addresses', port, mac(i), '--', 'lsp-set-port-security', port, mac(i)]));
+    }
+    await this.nbctl(['--wait=hv', 'sync']);
+  }
+
   /** VmRSS of each OVN/OVS process, in kB. */
   rssKb(): Record<string, number> {
     const out: Record<string, number> = {};
@@ -338,16 +362,29 @@ export class BareOvn {
   }
 
   private vsctl(args: string[]): Promise<unknown> {
-    return run(['ovs-vsctl', `--db=${this.ovsDb}`, '--timeout=10', ...args], { env: this.env, timeoutMs: 15_000 });
+    return run(['ovs-vsctl', `--db=${this.ovsDb}`, '--timeout=60', ...args], { env: this.env, timeoutMs: 90_000 });
   }
 
   private nbctl(args: string[]): Promise<unknown> {
-    return run(['ovn-nbctl', `--db=${this.nbDb}`, '--timeout=10', ...args], { env: this.env, timeoutMs: 15_000 });
+    return run(['ovn-nbctl', `--db=${this.nbDb}`, '--timeout=60', ...args], { env: this.env, timeoutMs: 90_000 });
   }
 
   private ip(args: string[]): Promise<unknown> {
     return run(['ip', ...args]);
   }
+}
+
+/** Does a unix socket accept a connection? (Its file appears at bind(), a moment before listen().) */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (!existsSync(path)) return resolve(false);
+    const c = createConnection(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
 }
 
 /** ovn-nbctl commands for a port with its address and port security, as arca's endpoints have. */

@@ -154,7 +154,8 @@ export async function benchOvn(n: number, scale: number, progress: (m: string) =
     }
 
     const sides: Array<[string, Side]> = [];
-    if (bare) sides.push(['bare', { a: { ns: bare.a.netns, ip: bare.a.ip }, b: { ns: bare.b.netns, ip: bare.b.ip }, pingOut: `/tmp/${tag}-bare-ping.out` }]);
+    const bareSide: Side | undefined = bare && { a: { ns: bare.a.netns, ip: bare.a.ip }, b: { ns: bare.b.netns, ip: bare.b.ip }, pingOut: `/tmp/${tag}-bare-ping.out` };
+    if (bareSide) sides.push(['bare', bareSide]);
     if (arcaSide) sides.push(['arca', arcaSide]);
     if (sides.length) {
       try {
@@ -163,7 +164,7 @@ export async function benchOvn(n: number, scale: number, progress: (m: string) =
         errors.push(`data path: ${msg(e)}`);
       }
     }
-    if (bare) {
+    if (bare && bareSide) {
       try {
         progress(`bare ovn: lsp-add until the new port pings × ${n}`);
         const ms: number[] = [];
@@ -178,6 +179,21 @@ export async function benchOvn(n: number, scale: number, progress: (m: string) =
       } catch (e) {
         errors.push(`bare lsp-add: ${msg(e)}`);
       }
+      // The bare switch at the size of arca's scale run: how much of what arca shows there is OVS's own.
+      const idle = scale - 2 - n;
+      if (scale > 1 && idle > 0) {
+        try {
+          progress(`bare ovn: ${idle} idle ports more (${scale} in all), then one ping and one iperf3 round each way`);
+          const t0 = performance.now();
+          await bare.addIdlePorts(idle);
+          const added = r1((performance.now() - t0) / 1000);
+          const rss = bare.rssKb();
+          const dp = await dataPath([['bare', bareSide]], servers, progress, { ping: 1, iperf: 1 });
+          bareOut.at_scale = { ports: scale, add_s: added, ping: dp.bare_ping, iperf_gbit: dp.bare_iperf_gbit, vswitchd_rss_mb: mb(rss['ovs-vswitchd'] ?? 0) };
+        } catch (e) {
+          errors.push(`bare at scale: ${msg(e)}`);
+        }
+      }
     }
     await bare?.destroy();
 
@@ -189,7 +205,7 @@ export async function benchOvn(n: number, scale: number, progress: (m: string) =
       }
       if (scale > 1) {
         try {
-          arca.scale = await scaleRun(ctx, scale);
+          arca.scale = await scaleRun(ctx, scale, servers);
         } catch (e) {
           errors.push(`arca scale: ${msg(e)}`);
         }
@@ -328,17 +344,22 @@ async function twoContainers(ctx: ArcaContext): Promise<Side> {
  * fixed order): one direction alone would compare port numbering, not switches.
  * iperf3 runs the host's binary in both namespaces, so only the network path differs.
  */
-async function dataPath(sides: Array<[string, Side]>, servers: ChildProcess[], progress: (m: string) => void): Promise<Record<string, unknown>> {
+async function dataPath(
+  sides: Array<[string, Side]>,
+  servers: ChildProcess[],
+  progress: (m: string) => void,
+  rounds = { ping: PING_ROUNDS, iperf: IPERF_ROUNDS },
+): Promise<Record<string, unknown>> {
   const names = sides.map(([k]) => k).join(' and ');
   const ways = (s: Side): Array<[string, Endpoint, Endpoint]> => [
     ['a_to_b', s.a, s.b],
     ['b_to_a', s.b, s.a],
   ];
   for (const [, s] of sides) for (const [, from, to] of ways(s)) await run(nsexec(from.ns, ['/bin/busybox', 'ping', '-c', '3', '-i', '0.01', to.ip]), { timeoutMs: 10_000 }); // warm-up (ARP)
-  progress(`ping: ${PING_ROUNDS} rounds × 200 at 0.01 s each way, ${names} in turn`);
+  progress(`ping: ${rounds.ping} round(s) × 200 at 0.01 s each way, ${names} in turn`);
   const pings = new Map<string, PingResult[]>();
   const add = <T>(m: Map<string, T[]>, k: string, v: T): void => void (m.get(k) ?? m.set(k, []).get(k)!).push(v);
-  for (let i = 0; i < PING_ROUNDS; i++) {
+  for (let i = 0; i < rounds.ping; i++) {
     for (const [k, s] of sides) {
       for (const [way, from, to] of ways(s)) {
         const r = await quietPingRound(from.ns, to.ip, s.pingOut);
@@ -348,9 +369,9 @@ async function dataPath(sides: Array<[string, Side]>, servers: ChildProcess[], p
     }
   }
 
-  progress(`iperf3: ${IPERF_ROUNDS} rounds × 5 s each way, ${names} in turn`);
+  progress(`iperf3: ${rounds.iperf} round(s) × 5 s each way, ${names} in turn`);
   const bps = new Map<string, number[]>();
-  for (let i = 0; i < IPERF_ROUNDS; i++) {
+  for (let i = 0; i < rounds.iperf; i++) {
     for (const [k, s] of sides) {
       for (const [way, from, to] of ways(s)) {
         add(bps, k, await iperfRound(from, to, servers));
@@ -429,6 +450,8 @@ interface ScaleBucket {
   containers: number;
   run_ms: Stats;
   reach_ms: Stats;
+  /** One ping round from the first container to the newest: the data path's own bend. */
+  rtt_first_to_newest_ms: number | null;
   vswitchd_rss_mb: number;
   stack_rss_mb: number;
   daemon_rss_mb: number;
@@ -439,7 +462,7 @@ interface ScaleBucket {
  * `scale` containers on one ovn network, one at a time through the API (create + start, as compose
  * does), each pinged from the first until it answers. Stops early when a step exceeds its limit.
  */
-async function scaleRun(ctx: ArcaContext, scale: number): Promise<Record<string, unknown>> {
+async function scaleRun(ctx: ArcaContext, scale: number, servers: ChildProcess[]): Promise<Record<string, unknown>> {
   const { d, tag, progress } = ctx;
   const dir = dirname(d.root);
   const net = `${tag}-scale`;
@@ -465,6 +488,7 @@ async function scaleRun(ctx: ArcaContext, scale: number): Promise<Record<string,
     const firstId = await start(0);
     const from = await sandboxKey(d, firstId);
     let lastIp = '';
+    let lastId = '';
     for (let i = 1; i < scale; i++) {
       const s0 = performance.now();
       let id: string;
@@ -484,22 +508,25 @@ async function scaleRun(ctx: ArcaContext, scale: number): Promise<Record<string,
       }
       reachMs.push(reply - s1);
       lastIp = ip;
+      lastId = id;
       if (s1 - s0 > SCALE_STEP_LIMIT_MS) {
         out.stopped = { at: i + 1, reason: `create + start took ${r1(s1 - s0)} ms (limit ${SCALE_STEP_LIMIT_MS})` };
         break;
       }
       if ((i + 1) % bucketSize === 0 || i === scale - 1) {
         const vsw = ovnStackPids(dir).filter((p) => p.name === 'ovs-vswitchd');
+        const rtt = await quietPingRound(from, ip, `/tmp/${tag}-scale-ping.out`).catch(() => undefined);
         buckets.push({
           containers: i + 1,
           run_ms: stats(runMs),
           reach_ms: stats(reachMs),
+          rtt_first_to_newest_ms: rtt?.median_ms ?? null,
           vswitchd_rss_mb: mb(vsw.reduce((a, p) => a + rssKb(p.pid), 0)),
           stack_rss_mb: stackRss(dir).total_mb,
           daemon_rss_mb: mb(rssKb(d.pid())),
           loadavg: la()[0]!,
         });
-        progress(`arca: scale ${i + 1}: create+start median ${stats(runMs).median} ms, reach median ${stats(reachMs).median} ms`);
+        progress(`arca: scale ${i + 1}: create+start median ${stats(runMs).median} ms, reach median ${stats(reachMs).median} ms, rtt ${rtt?.median_ms ?? '-'} ms`);
         allRun.push(...runMs);
         allReach.push(...reachMs);
         runMs = [];
@@ -514,18 +541,20 @@ async function scaleRun(ctx: ArcaContext, scale: number): Promise<Record<string,
     if (allReach.length) out.reach_ms = stats(allReach);
     out.buckets = buckets;
     // Where it bends: the first bucket whose median is twice the first bucket's.
-    const bendsAt = (k: 'run_ms' | 'reach_ms'): number | null => {
-      const base = buckets[0]?.[k].median;
-      return base === undefined ? null : (buckets.find((b) => b[k].median > 2 * base)?.containers ?? null);
+    const bendsAt = (f: (b: ScaleBucket) => number | null): number | null => {
+      const base = buckets[0] && f(buckets[0]);
+      return base === undefined || base === null ? null : (buckets.find((b) => (f(b) ?? 0) > 2 * base)?.containers ?? null);
     };
-    out.bends_at = { create_start: bendsAt('run_ms'), reach: bendsAt('reach_ms') };
+    out.bends_at = { create_start: bendsAt((b) => b.run_ms.median), reach: bendsAt((b) => b.reach_ms.median), rtt: bendsAt((b) => b.rtt_first_to_newest_ms) };
     const vsw = ovnStackPids(dir).filter((p) => p.name === 'ovs-vswitchd');
     out.vswitchd_rss_mb_end = mb(vsw.reduce((a, p) => a + rssKb(p.pid), 0));
     out.stack_rss_end = stackRss(dir);
     out.daemon_rss_mb_end = mb(rssKb(d.pid()));
-    if (lastIp) {
-      progress(`arca: one ping round from the first container to the last (${lastIp}) at scale`);
-      out.ping_first_to_last = await quietPingRound(from, lastIp, `/tmp/${tag}-scale-ping.out`);
+    if (lastId) {
+      progress(`arca: first ↔ last container (${lastIp}) at scale`);
+      const side: Side = { a: { ns: from, ip: await inspectIp(d, firstId, net) }, b: { ns: await sandboxKey(d, lastId), ip: lastIp }, pingOut: `/tmp/${tag}-scale-ping.out` };
+      const dp = await dataPath([['arca', side]], servers, progress, { ping: 1, iperf: 1 });
+      out.at_scale = { ports: ids.length, ping: dp.arca_ping, iperf_gbit: dp.arca_iperf_gbit };
     }
   } finally {
     progress(`arca: removing ${ids.length} scale containers`);
@@ -588,6 +617,15 @@ function summarize(section: Record<string, unknown>, bare: Record<string, unknow
     target_median_max: OVN_TARGETS.connect_until_ping_ms,
   };
   section.network_create_ms = { arca: st('network_create_ms') ?? null, target_median_max: OVN_TARGETS.network_create_ms };
+  type AtScale = { ports: number; ping?: PingResult; iperf_gbit?: { median: number } };
+  const bs = bare.at_scale as AtScale | undefined;
+  const as = (arca.scale as { at_scale?: AtScale } | undefined)?.at_scale;
+  if (bs || as) {
+    section.at_scale = {
+      bare: bs ? { ports: bs.ports, rtt_median_ms: bs.ping?.median_ms ?? null, iperf_gbit: bs.iperf_gbit?.median ?? null } : null,
+      arca: as ? { ports: as.ports, rtt_median_ms: as.ping?.median_ms ?? null, iperf_gbit: as.iperf_gbit?.median ?? null } : null,
+    };
+  }
   const within = <T>(v: T | undefined | null, ok: (v: T) => boolean): boolean | null => (v === undefined || v === null ? null : ok(v));
   section.within_targets = {
     ping_rtt: within(rr(ap?.median_ms, bp?.median_ms), (x) => x <= OVN_TARGETS.rtt_ratio_max),
