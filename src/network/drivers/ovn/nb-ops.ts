@@ -96,7 +96,7 @@ export function createNetworkOps(net: DriverNetwork, mtu: number): OvsdbOp[] {
 export function deleteNetworkOps(netId: string): OvsdbOp[] {
   const w = ownedBy(EXT_NETWORK, netId);
   // Root tables only: ports, routes and health checks are garbage-collected with their owners.
-  return ['Logical_Switch', 'Logical_Router', 'DHCP_Options', 'DNS', 'Load_Balancer'].map((table) => ({ op: 'delete', table, where: w }));
+  return ['Logical_Switch', 'Logical_Router', 'DHCP_Options', 'DNS', 'Load_Balancer', 'Port_Group', 'Address_Set'].map((table) => ({ op: 'delete', table, where: w }));
 }
 
 /** Selects that tell whether a network's NB rows exist and which DHCP row its endpoints use. */
@@ -134,6 +134,9 @@ export function upsertEndpointOps(net: DriverNetwork, ep: DriverEndpoint, existi
     },
   });
   ops.push({ op: 'mutate', table: 'Logical_Switch', where: sw, mutations: [['ports', 'insert', set([namedUuid('ep')])]] });
+  // The replaced port's policy port groups hold the new one (weak references drop the old at commit):
+  // an endpoint stays governed across a replay, with no window before its plan is applied again.
+  if (existing) ops.push({ op: 'mutate', table: 'Port_Group', where: [['ports', 'includes', set([uuid(existing)])]], mutations: [['ports', 'insert', set([namedUuid('ep')])]] });
   return ops;
 }
 

@@ -13,6 +13,7 @@ import type {
   KernelSweeper,
   LiveAttach,
   NetworkDriver,
+  PolicyEnforcer,
   Reapplier,
   Sandbox,
   Supervised,
@@ -20,6 +21,8 @@ import type {
   VirtualNames,
 } from '../../driver.js';
 import { VipBalancer } from './vip-balancer.js';
+import { OvnPolicyEnforcer } from './ovn-policy-enforcer.js';
+import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
 import type { LinkOps } from '../../link-ops.js';
 import { OvnStack } from './stack/ovn-stack.js';
 import {
@@ -72,7 +75,7 @@ function rowsOf(r: { rows?: OvsdbRow[] } | undefined): OvsdbRow[] {
  * and published ports would then need OVN load balancers on the host side too.
  */
 export class OvnDriver
-  implements NetworkDriver, LiveAttach, Reapplier, KernelSweeper, GatewaySwitcher, FirewallContributor, Supervised, VirtualNames
+  implements NetworkDriver, LiveAttach, Reapplier, KernelSweeper, GatewaySwitcher, FirewallContributor, Supervised, VirtualNames, PolicyEnforcer
 {
   readonly name = 'ovn';
   readonly usesIpam = true;
@@ -94,7 +97,10 @@ export class OvnDriver
     return this.addresses;
   });
 
+  private readonly policies: OvnPolicyEnforcer;
+
   constructor(private readonly deps: OvnDriverDeps) {
+    this.policies = new OvnPolicyEnforcer(() => this.ready().then((l) => l.nb), deps.stack);
     deps.stack.on('nb-reset', () => {
       void this.replay().catch((e: unknown) => log.error('rebuilding the northbound database failed', { error: errorMessage(e) }));
     });
@@ -177,6 +183,7 @@ export class OvnDriver
     this.eps.delete(net.id);
     this.dhcp.delete(net.id);
     this.vips.drop(net.id);
+    this.policies.forget(net.id);
     if (OvnStack.missing()) return;
     const live = await this.ready();
     await live.nb.transact(deleteNetworkOps(net.id));
@@ -191,6 +198,8 @@ export class OvnDriver
     const live = await this.ready();
     await this.upsertPort(live, net, ep);
     await this.track(net, ep, true);
+    // A plan that came before the port could not name it yet.
+    if (this.policies.governs(net.id, ep.id)) await this.policies.reapply(net.id);
   }
 
   async deleteEndpoint(net: DriverNetwork, ep: DriverEndpoint): Promise<void> {
@@ -318,6 +327,7 @@ export class OvnDriver
         if (parseOvnOptions(net).vip) await this.vips.sync((await this.ready()).nb, net, all, all.flatMap((e) => e.aliases.map((a) => a.toLowerCase())));
         await this.writeDns(net, index, all.flatMap((e) => OvnDriver.names(net, e)));
       });
+      await this.policies.reapply(net.id);
     }
   }
 
@@ -341,7 +351,8 @@ export class OvnDriver
     const nets = new Set(known.networks.map((n) => n.id));
     const eps = new Set(known.endpoints.map((e) => e.id));
     const ops: OvsdbOp[] = [];
-    const tables = ['Logical_Switch', 'Logical_Router', 'DHCP_Options', 'DNS', 'Load_Balancer', 'Logical_Switch_Port'];
+    // Policy rows (port groups, address sets) of a known network stay: they are its last plan, applied again soon.
+    const tables = ['Logical_Switch', 'Logical_Router', 'DHCP_Options', 'DNS', 'Load_Balancer', 'Port_Group', 'Address_Set', 'Logical_Switch_Port'];
     const found = await live.nb.transact(tables.map((table) => ({ op: 'select', table, where: [], columns: ['_uuid', 'external_ids'] })));
     for (const [i, table] of tables.entries()) {
       for (const row of rowsOf(found[i])) {
@@ -368,6 +379,18 @@ export class OvnDriver
     for (const l of await this.deps.linkOps.links()) {
       if (l.kind === 'veth' && TRANSIT_HOST_VETH.test(l.name) && !hostTransits.has(l.name)) await this.deps.linkOps.deleteLink(l.name);
     }
+  }
+
+  // ---- policies -------------------------------------------------------------------------------------
+
+  async applyPolicies(net: DriverNetwork, plan: NetworkPolicyPlan): Promise<void> {
+    await this.ready();
+    await this.policies.apply(net.id, plan);
+  }
+
+  async policyCounters(net: DriverNetwork): Promise<Record<string, PolicyCounters>> {
+    await this.ready();
+    return this.policies.counters(net.id);
   }
 
   // ---- firewall -------------------------------------------------------------------------------------

@@ -1,0 +1,154 @@
+import { KeyedLock } from '../../../keyed-lock.js';
+import { errorMessage } from '../../../errors.js';
+import { logger } from '../../../log.js';
+import { OvsdbClient } from '../../../ovsdb/ovsdb-client.js';
+import type { OvsdbSession } from '../../../ovsdb/ovsdb-session.js';
+import { fromMap, fromSet, atomText, map, type OvsdbOp, type OvsdbRow } from '../../../ovsdb/ovsdb-values.js';
+import { run } from '../../../sys/runner.js';
+import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
+import { EXT_NETWORK } from './ovn-names.js';
+import { EXT_POLICY, EXT_VERDICT, parsePolicyRead, policyDiffOps, policyReadOps, policyRows } from './ovn-policies.js';
+import type { OvnStack } from './stack/ovn-stack.js';
+import { StackLayout } from './stack/stack-layout.js';
+
+const log = logger('arca:net:ovn:policy');
+
+/**
+ * How long an apply waits for ovn-controller to have installed the flows of the change (the
+ * container must not run before it is governed); past it the apply returns with a warning.
+ */
+const ENFORCED_TIMEOUT_MS = 10_000;
+
+/**
+ * Keeps each network's last plan (what a rebuilt northbound database and a re-created port are
+ * given again) and writes plans to NB: one transaction per change, then a wait until the chassis
+ * reports the change's `nb_cfg` as installed (`ovn-nbctl --wait=hv`), so that "applied" means
+ * "enforced". Applies run one at a time, for every network: concurrent `nb_cfg` bumps could
+ * make a waiter miss the value it waits for.
+ */
+export class OvnPolicyEnforcer {
+  private readonly plans = new Map<string, NetworkPolicyPlan>();
+  private readonly lock = new KeyedLock();
+
+  constructor(
+    private readonly nb: () => Promise<OvsdbSession>,
+    private readonly stack: OvnStack,
+  ) {}
+
+  /** Makes `plan` the network's whole policy state in NB and returns once it is enforced. */
+  async apply(netId: string, plan: NetworkPolicyPlan): Promise<void> {
+    if (plan.endpoints.length || plan.policies.length) this.plans.set(netId, plan);
+    else this.plans.delete(netId);
+    await this.write(netId, plan);
+  }
+
+  /** Writes the last plan of the network again (after its rows or ports were re-created). */
+  async reapply(netId: string): Promise<void> {
+    const plan = this.plans.get(netId);
+    if (plan) await this.write(netId, plan);
+  }
+
+  /** Whether the network's last plan governs the endpoint. */
+  governs(netId: string, endpointId: string): boolean {
+    return this.plans.get(netId)?.endpoints.some((e) => e.endpointId === endpointId) ?? false;
+  }
+
+  /** The network is gone (its rows go with deleteNetworkOps). */
+  forget(netId: string): void {
+    this.plans.delete(netId);
+  }
+
+  networks(): string[] {
+    return [...this.plans.keys()];
+  }
+
+  private write(netId: string, plan: NetworkPolicyPlan): Promise<void> {
+    return this.lock.run('nb', async () => {
+      const nb = await this.nb();
+      const have = parsePolicyRead(await nb.transact(policyReadOps(netId)));
+      const ops: OvsdbOp[] = policyDiffOps(have, policyRows(netId, plan, have.lsps));
+      if (!ops.length) return;
+      const t0 = performance.now();
+      ops.push(
+        { op: 'mutate', table: 'NB_Global', where: [], mutations: [['nb_cfg', '+=', 1]] },
+        { op: 'select', table: 'NB_Global', where: [], columns: ['nb_cfg'] },
+      );
+      const res = await nb.transact(ops);
+      const cfg = res[res.length - 1]?.rows?.[0]?.['nb_cfg'];
+      if (typeof cfg !== 'number') return;
+      try {
+        await nb.transact([{ op: 'wait', table: 'NB_Global', where: [], columns: ['hv_cfg'], until: '==', rows: [{ hv_cfg: cfg }], timeout: ENFORCED_TIMEOUT_MS }], {
+          timeoutMs: ENFORCED_TIMEOUT_MS + 2000,
+        });
+      } catch (e) {
+        log.warn('policy change written but not reported installed in time', { network: netId.slice(0, 12), error: errorMessage(e) });
+        return;
+      }
+      log.debug('policies enforced', { network: netId.slice(0, 12), operations: ops.length - 2, ms: Math.round(performance.now() - t0) });
+    });
+  }
+
+  /**
+   * Packets and bytes per policy. NB ACLs have no counters: each ACL's logical flows (southbound
+   * `stage-hint` = the ACL's UUID prefix) become OpenFlow flows whose cookie is the logical
+   * flow's UUID prefix, and those flows' statistics are summed. Allowed counts the request-direction
+   * packets of allowed connections (OVN re-judges each of them; replies skip the ACLs), dropped
+   * counts the drops of isolated endpoints, blamed on the policies the drop ACL names. A rule
+   * rewritten since (a changed peer set keeps its ACL; a changed match restarts its flows) counts
+   * from the change.
+   */
+  async counters(netId: string): Promise<Record<string, PolicyCounters>> {
+    const out: Record<string, PolicyCounters> = {};
+    const zero = (p: string): PolicyCounters => (out[p] ??= { allowedPackets: 0, allowedBytes: 0, droppedPackets: 0, droppedBytes: 0 });
+    for (const p of this.plans.get(netId)?.policies ?? []) zero(p);
+    const nb = await this.nb();
+    const [found] = await nb.transact([
+      { op: 'select', table: 'ACL', where: [['external_ids', 'includes', map({ [EXT_NETWORK]: netId })]], columns: ['_uuid', 'external_ids'] },
+    ]);
+    const acls = (found?.rows ?? [])
+      .map((r: OvsdbRow) => ({ id: atomText(fromSet(r['_uuid'])[0]!), ext: fromMap(r['external_ids']) }))
+      .filter((a) => a.ext[EXT_POLICY] && (a.ext[EXT_VERDICT] === 'allow' || a.ext[EXT_VERDICT] === 'drop'));
+    if (!acls.length) return out;
+    const sb = await OvsdbClient.connect(this.stack.sbSocket, { timeoutMs: 5000 });
+    let flows;
+    try {
+      flows = await sb.transact(
+        'OVN_Southbound',
+        acls.map((a) => ({ op: 'select', table: 'Logical_Flow', where: [['external_ids', 'includes', map({ 'stage-hint': a.id.slice(0, 8) })]], columns: ['_uuid'] })),
+      );
+    } finally {
+      sb.close();
+    }
+    const byCookie = new Map<number, number[]>();
+    acls.forEach((_, i) => {
+      for (const r of flows[i]?.rows ?? []) {
+        const cookie = parseInt(atomText(fromSet(r['_uuid'])[0]!).slice(0, 8), 16);
+        byCookie.set(cookie, [...(byCookie.get(cookie) ?? []), i]);
+      }
+    });
+    // OpenFlow is not OVSDB: ovs-ofctl asks br-int.mgmt, found through the stack's OVS_RUNDIR.
+    const dump = await run(['ovs-ofctl', '-O', 'OpenFlow15', 'dump-flows', this.stack.bridge], { env: new StackLayout(this.stack.opts).env(), timeoutMs: 10_000 });
+    const stats = acls.map(() => ({ packets: 0, bytes: 0 }));
+    for (const line of dump.stdout.split('\n')) {
+      const m = /cookie=0x([0-9a-f]+),.*?n_packets=([0-9]+), n_bytes=([0-9]+)/.exec(line);
+      if (!m) continue;
+      for (const i of byCookie.get(parseInt(m[1]!, 16)) ?? []) {
+        stats[i]!.packets += Number(m[2]);
+        stats[i]!.bytes += Number(m[3]);
+      }
+    }
+    acls.forEach((a, i) => {
+      for (const p of a.ext[EXT_POLICY]!.split(',')) {
+        const c = zero(p);
+        if (a.ext[EXT_VERDICT] === 'allow') {
+          c.allowedPackets += stats[i]!.packets;
+          c.allowedBytes += stats[i]!.bytes;
+        } else {
+          c.droppedPackets += stats[i]!.packets;
+          c.droppedBytes += stats[i]!.bytes;
+        }
+      }
+    });
+    return out;
+  }
+}
