@@ -153,8 +153,13 @@ export function peersMatch(peers: CompiledPeers, d: Direction, asBase: string, e
 
 const and = (...terms: string[]): string => terms.filter(Boolean).join(' && ');
 
-/** The policies a drop of `ep` in direction `d` is blamed on: those with rules there, else all that select it. */
+/**
+ * The policies a drop of `ep` in direction `d` is blamed on: the ones isolating it there, as the
+ * compiler says; else those with rules there, else all that select it.
+ */
 function blamed(ep: EndpointPolicy, d: Direction): string[] {
+  const isolating = ep.isolatedBy?.[d];
+  if (isolating?.length) return [...new Set(isolating)].sort();
   const withRules = new Set((ep[d] ?? []).map((r) => r.policy));
   const out = ep.policies.filter((p) => withRules.has(p));
   return (out.length ? out : [...ep.policies]).sort();
