@@ -281,6 +281,11 @@ export class BareOvn {
     await this.nbctl(['--wait=hv', 'sync']);
   }
 
+  /** The pids of its OVN/OVS processes. */
+  pids(): number[] {
+    return [...this.procs.values()].flatMap((p) => (p.pid ? [p.pid] : []));
+  }
+
   /** VmRSS of each OVN/OVS process, in kB. */
   rssKb(): Record<string, number> {
     const out: Record<string, number> = {};
