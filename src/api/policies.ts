@@ -1,6 +1,7 @@
 import type { Router } from './router.js';
 import type { Daemon } from '../daemon.js';
-import { InvalidParameter } from '../errors.js';
+import { InvalidParameter, NotFound } from '../errors.js';
+import { parseIp } from '../network/ipam/ip-address.js';
 import { parsePolicies, validatePolicy } from '../network/policies/policy-parse.js';
 import type { PolicyCounters, PolicyProto, StoredPolicy } from '../network/policies/policy-types.js';
 
@@ -50,6 +51,30 @@ export function registerPolicies(r: Router, d: Daemon): void {
     if (!docs.length) throw new InvalidParameter('no policy documents in the request body');
     const results = await d.policies.applyAll(docs);
     c.send(200, results.map((x) => ({ Name: x.name, Result: x.result })));
+  });
+
+  r.post(`${P}/check`, async (c) => {
+    const body = await c.json();
+    const from = body['from'];
+    const to = body['to'];
+    if (typeof from !== 'string' || !from) throw new InvalidParameter('from: required: a container name or id');
+    if (typeof to !== 'string' || !to) throw new InvalidParameter('to: required: a container name or id, or an address');
+    const { proto, port } = parseCheckPort(body['port'], body['proto']);
+    const src = d.containers.find(from);
+    if (!src) throw new NotFound(`No such container: ${from}`);
+    let dst: { container: string } | { address: string };
+    if (parseIp(to)) dst = { address: to };
+    else {
+      const target = d.containers.find(to);
+      if (!target) throw new NotFound(`No such container: ${to}`);
+      dst = { container: target.Id };
+    }
+    const answer = d.policies.check({ fromContainer: src.Id, to: dst, proto, port });
+    c.send(200, {
+      Allowed: answer.allowed,
+      DecidedBy: answer.decidedBy.map((x) => ({ Policy: x.policy, Direction: x.direction, ...(x.rule !== undefined ? { Rule: x.rule } : {}) })),
+      Reason: answer.reason,
+    });
   });
 
   r.get(`${P}/{name}`, async (c) => {

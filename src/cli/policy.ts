@@ -16,6 +16,8 @@ Commands:
   ls [--format json]             List policies
   inspect NAME...                Show policies as JSON, with their counters
   rm NAME...                     Remove policies
+  check --from CONTAINER --to CONTAINER|ADDR --port PORT[/PROTO]
+                                 Would this connection be allowed? Exit status 0 allowed, 1 denied, 2 error
 `;
 
 /** What a command writes and exits with; kept apart from the process so tests can call it. */
@@ -133,6 +135,18 @@ async function rm(client: EngineClient, names: string[], io: CliIo): Promise<num
   return status;
 }
 
+async function check(client: EngineClient, argv: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { from: { type: 'string' }, to: { type: 'string' }, port: { type: 'string' } }, strict: true });
+  if (!values.from || !values.to || !values.port) throw new UsageError('check: --from, --to and --port are required');
+  const r = await client.call('POST', `${BASE}/check`, { from: values.from, to: values.to, port: values.port });
+  if (r.status !== 200) throw daemonError(r);
+  const a = r.body as { Allowed: boolean; DecidedBy: Array<{ Policy: string; Direction: string; Rule?: number }>; Reason: string };
+  io.out(`${a.Allowed ? 'allowed' : 'denied'}\n`);
+  for (const x of a.DecidedBy) io.out(`  ${x.Policy} (${x.Direction}${x.Rule !== undefined ? ` rule ${x.Rule}` : ''})\n`);
+  if (a.Reason) io.out(`  ${a.Reason}\n`);
+  return a.Allowed ? 0 : 1;
+}
+
 /**
  * `arca policy ...`; returns the exit status. `host` is a `-H` given before `policy`; one given
  * after it wins.
@@ -150,6 +164,7 @@ export async function runPolicy(argv: string[], host?: string, io: CliIo = proce
     }
   }
   const [sub, ...rest] = args;
+  const failStatus = sub === 'check' ? 2 : 1;
   try {
     if (sub === undefined || sub === 'help' || sub === '--help' || sub === '-h') {
       io.out(POLICY_USAGE);
@@ -167,12 +182,14 @@ export async function runPolicy(argv: string[], host?: string, io: CliIo = proce
       case 'rm':
       case 'remove':
         return await rm(client, rest, io);
+      case 'check':
+        return await check(client, rest, io);
       default:
         throw new UsageError(`unknown command "${sub}"`);
     }
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     io.err(`${msg.startsWith('Error') ? msg : `arca policy: ${msg}`}\n${e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? `\n${POLICY_USAGE}` : ''}`);
-    return e instanceof UsageError ? 2 : 1;
+    return e instanceof UsageError ? 2 : failStatus;
   }
 }

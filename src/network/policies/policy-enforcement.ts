@@ -4,6 +4,7 @@ import { isFirewallContributor, isPolicyEnforcer, type DriverNetwork, type Netwo
 import type { DriverRegistry } from '../driver-registry.js';
 import type { Firewall } from '../firewall/firewall.js';
 import type { NetworkRecord } from '../network-record.js';
+import { checkConnection, type CheckQuery, type CheckResult } from './policy-check.js';
 import { compilePlans } from './policy-compile.js';
 import type { PolicyManager } from './policy-manager.js';
 import type { NetworkPolicyPlan, PolicyCounters, PolicyDoc, PolicyWorld, StoredPolicy } from './policy-types.js';
@@ -155,6 +156,11 @@ export class PolicyEnforcement {
   async remove(name: string): Promise<void> {
     this.store.remove(name);
     await this.net.publish();
+  }
+
+  /** `arca policy check`: the model's answer for one connection in the current world. */
+  check(q: CheckQuery): CheckResult {
+    return checkConnection(this.store.docs(), this.net.policyWorld(), q);
   }
 
   get(name: string): StoredPolicy {
