@@ -31,7 +31,8 @@ interface ContainerView {
  * names (policies naming absent networks wait for them), listing the endpoints some policy
  * selects. Pure and deterministic: plans sorted by network id, endpoints by endpoint id, a
  * direction's rules by policy name then rule index, addresses numerically, port ranges by
- * protocol then start and merged, so renderers produce stable text.
+ * protocol then start and merged, so renderers produce stable text. The result shares objects
+ * (a policy's compiled rules appear under every endpoint it selects, equal peers once): read only.
  *
  * - An endpoint is selected by a policy when it is on the policy's network and every selector key
  *   holds (labels all equal, one of `names`, `service` = label `com.docker.compose.service`).
@@ -41,7 +42,7 @@ interface ContainerView {
  *   peer with both kinds of key needs both to hold. Omitted `from`/`to` or `ports` is `'any'`.
  */
 export function compilePlans(policies: PolicyDoc[], world: PolicyWorld): NetworkPolicyPlan[] {
-  const containers = containerViews(world);
+  const pc = new PeerCompiler(containerViews(world));
   const sorted = [...policies].sort((a, b) => cmp(a.name, b.name));
   const plans: NetworkPolicyPlan[] = [];
   for (const net of [...world.networks].sort((a, b) => cmp(a.id, b.id))) {
@@ -49,8 +50,8 @@ export function compilePlans(policies: PolicyDoc[], world: PolicyWorld): Network
     if (inForce.length === 0) continue;
     const compiled = inForce.map((p) => ({
       doc: p,
-      ingress: p.ingress?.map((r, i) => compileRule(p.name, i, r, r.from, containers)),
-      egress: p.egress?.map((r, i) => compileRule(p.name, i, r, r.to, containers)),
+      ingress: p.ingress?.map((r, i) => compileRule(p.name, i, r, r.from, pc)),
+      egress: p.egress?.map((r, i) => compileRule(p.name, i, r, r.to, pc)),
     }));
     const endpoints: EndpointPolicy[] = [];
     const onNet = world.endpoints.filter((e) => e.networkId === net.id).sort((a, b) => cmp(a.endpointId, b.endpointId));
@@ -77,7 +78,7 @@ export function compilePlans(policies: PolicyDoc[], world: PolicyWorld): Network
 /** Whether the selector (omitted: everything) picks the endpoint's container. */
 export function selects(sel: PolicySelector | undefined, c: { containerName: string; labels: Record<string, string> }): boolean {
   if (!sel) return true;
-  if (sel.labels && !Object.entries(sel.labels).every(([k, v]) => c.labels[k] === v)) return false;
+  if (sel.labels) for (const k in sel.labels) if (c.labels[k] !== sel.labels[k]) return false;
   if (sel.names && !sel.names.includes(c.containerName)) return false;
   if (sel.service !== undefined && c.labels[COMPOSE_SERVICE_LABEL] !== sel.service) return false;
   return true;
@@ -96,32 +97,69 @@ function containerViews(world: PolicyWorld): ContainerView[] {
   return [...byId.values()].sort((a, b) => cmp(a.id, b.id));
 }
 
-function compileRule(policy: string, index: number, rule: PolicyRule, peers: PolicyPeer[] | undefined, containers: ContainerView[]): CompiledRule {
-  return { policy, index, peers: compilePeers(peers, containers), ports: compilePorts(rule.ports) };
+/**
+ * What compiling a world's rules shares: the containers, every address in the world sorted once
+ * (a peer's addresses are then a filter, not a sort), and peers already compiled (policies repeat
+ * the same peers, and thousands of endpoints share one policy's rules).
+ */
+class PeerCompiler {
+  /** Every address, sorted (equal addresses adjacent), with the index of its container. */
+  private readonly sorted: Array<{ addr: string; v6: boolean; ci: number }>;
+  private readonly cache = new Map<string, CompiledPeers>();
+
+  constructor(private readonly containers: ContainerView[]) {
+    const all: Array<{ addr: string; ci: number }> = [];
+    containers.forEach((c, ci) => {
+      for (const ep of c.endpoints) for (const addr of ep.addresses) all.push({ addr, ci });
+    });
+    const order = new Map(sortAddresses(all.map((a) => a.addr)).map((a, i) => [a, i]));
+    all.sort((a, b) => order.get(a.addr)! - order.get(b.addr)! || a.ci - b.ci);
+    this.sorted = all.map((a) => ({ ...a, v6: a.addr.includes(':') }));
+  }
+
+  compile(peers: PolicyPeer[] | undefined): CompiledPeers {
+    if (peers === undefined) return 'any';
+    const key = JSON.stringify(peers);
+    let out = this.cache.get(key);
+    if (!out) {
+      out = this.build(peers);
+      this.cache.set(key, out);
+    }
+    return out;
+  }
+
+  private build(peers: PolicyPeer[]): CompiledPeers {
+    const members = new Uint8Array(this.containers.length);
+    // Keyed by cidr and holes: the same cidr with other holes is another peer (either may allow).
+    const cidrs = new Map<string, { cidr: string; except: string[] }>();
+    for (const p of peers) {
+      if (p.cidr !== undefined) {
+        const except = [...new Set(p.except ?? [])].sort(comparePrefixes);
+        cidrs.set(`${p.cidr} ${except.join(' ')}`, { cidr: p.cidr, except });
+        continue;
+      }
+      this.containers.forEach((c, ci) => {
+        if (!members[ci] && peerMatches(p, c)) members[ci] = 1;
+      });
+    }
+    const addrs4: string[] = [];
+    const addrs6: string[] = [];
+    let last = '';
+    for (const a of this.sorted) {
+      if (!members[a.ci] || a.addr === last) continue;
+      last = a.addr;
+      (a.v6 ? addrs6 : addrs4).push(a.addr);
+    }
+    return {
+      addrs4,
+      addrs6,
+      cidrs: [...cidrs.values()].sort((a, b) => comparePrefixes(a.cidr, b.cidr) || cmp(a.except.join(' '), b.except.join(' '))),
+    };
+  }
 }
 
-function compilePeers(peers: PolicyPeer[] | undefined, containers: ContainerView[]): CompiledPeers {
-  if (peers === undefined) return 'any';
-  const addrs = new Set<string>();
-  // Keyed by cidr and holes: the same cidr with other holes is another peer (either may allow).
-  const cidrs = new Map<string, { cidr: string; except: string[] }>();
-  for (const p of peers) {
-    if (p.cidr !== undefined) {
-      const except = [...new Set(p.except ?? [])].sort(comparePrefixes);
-      cidrs.set(`${p.cidr} ${except.join(' ')}`, { cidr: p.cidr, except });
-      continue;
-    }
-    for (const c of containers) {
-      if (!peerMatches(p, c)) continue;
-      for (const ep of c.endpoints) for (const a of ep.addresses) addrs.add(a);
-    }
-  }
-  const all = sortAddresses([...addrs]);
-  return {
-    addrs4: all.filter((a) => !a.includes(':')),
-    addrs6: all.filter((a) => a.includes(':')),
-    cidrs: [...cidrs.values()].sort((a, b) => comparePrefixes(a.cidr, b.cidr) || cmp(a.except.join(' '), b.except.join(' '))),
-  };
+function compileRule(policy: string, index: number, rule: PolicyRule, peers: PolicyPeer[] | undefined, pc: PeerCompiler): CompiledRule {
+  return { policy, index, peers: pc.compile(peers), ports: compilePorts(rule.ports) };
 }
 
 function peerMatches(p: PolicyPeer, c: ContainerView): boolean {
@@ -148,6 +186,7 @@ export function compilePorts(specs: PolicyPortSpec[] | undefined): 'any' | PortR
 
 /** Addresses deduplicated, IPv4 before IPv6, numerically. */
 export function sortAddresses(addrs: string[]): string[] {
+  if (addrs.length < 2) return [...addrs];
   const parsed = [...new Set(addrs)].map((s) => ({ s, ip: parseIp(s) }));
   parsed.sort((a, b) => {
     if (!a.ip || !b.ip) return cmp(a.s, b.s);
