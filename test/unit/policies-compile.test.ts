@@ -57,6 +57,7 @@ ingress:
             containerId: 'id-db',
             addresses: ['10.2.0.3', 'fd00:2::3'],
             policies: ['db-from-api'],
+            isolatedBy: { ingress: ['db-from-api'] },
             ingress: [
               {
                 policy: 'db-from-api',
@@ -90,7 +91,7 @@ ingress:
     assert.equal(db.ingress, undefined);
     assert.deepEqual(db.egress, [{ policy: 'out', index: 0, peers: 'any', ports: [{ proto: 'udp', from: 53, to: 53 }] }]);
     const cache = plan!.endpoints.find((e) => e.containerId === 'id-cache')!;
-    assert.deepEqual([cache.policies, cache.ingress, cache.egress], [['sel'], undefined, undefined]);
+    assert.deepEqual([cache.policies, cache.isolatedBy, cache.ingress, cache.egress], [['sel'], undefined, undefined, undefined]);
   });
 
   it('unites the rules of every selecting policy, ordered by policy name then rule index', () => {
@@ -110,6 +111,7 @@ ingress:
       ['z-second', 1, [{ proto: 'tcp', from: 3, to: 3 }]],
     ]);
     assert.deepEqual(db.egress, []);
+    assert.deepEqual(db.isolatedBy, { ingress: ['a-first', 'z-second'], egress: ['m-egress'] });
     assert.deepEqual(plan!.policies, ['a-first', 'm-egress', 'z-second']);
   });
 

@@ -42,14 +42,12 @@ export function checkConnection(policies: PolicyDoc[], world: PolicyWorld, q: Ch
 /** {@link checkConnection} with the compilation done once, for many queries. */
 export class PolicyChecker {
   private readonly plans: Map<string, NetworkPolicyPlan>;
-  private readonly docs: Map<string, PolicyDoc>;
 
   constructor(
     policies: PolicyDoc[],
     private readonly world: PolicyWorld,
   ) {
     this.plans = new Map(compilePlans(policies, world).map((p) => [p.networkId, p]));
-    this.docs = new Map(policies.map((d) => [d.name, d]));
   }
 
   check(q: CheckQuery): CheckResult {
@@ -151,7 +149,7 @@ export class PolicyChecker {
         allowText.push(`${side.dir} of "${side.who}" allowed by ${matching.map((r) => `${r.policy} ${side.dir}[${r.index}]`).join(', ')}`);
         continue;
       }
-      const isolating = side.ep!.policies.filter((p) => this.docs.get(p)?.[side.dir] !== undefined);
+      const isolating = side.ep!.isolatedBy?.[side.dir] ?? [];
       for (const p of isolating) decidedDeny.push({ policy: p, direction: side.dir });
       const peerText = side.peerName === formatIp(side.peer) ? side.peerName : `"${side.peerName}" (${formatIp(side.peer)})`;
       denyText.push(`${side.dir} of "${side.who}" is isolated by ${isolating.join(', ')} and no rule allows ${what} ${side.dir === 'egress' ? 'to' : 'from'} ${peerText}`);

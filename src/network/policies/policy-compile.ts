@@ -37,7 +37,7 @@ interface ContainerView {
  * - An endpoint is selected by a policy when it is on the policy's network and every selector key
  *   holds (labels all equal, one of `names`, `service` = label `com.docker.compose.service`).
  * - A direction is isolated (`ingress`/`egress` defined) once a selecting policy has that key; its
- *   rules are the union of those policies' rules.
+ *   rules are the union of those policies' rules, `isolatedBy` names those policies.
  * - Selector and `network` peers are containers, by every address of theirs on any network; a
  *   peer with both kinds of key needs both to hold. Omitted `from`/`to` or `ports` is `'any'`.
  */
@@ -66,7 +66,9 @@ export function compilePlans(policies: PolicyDoc[], world: PolicyWorld): Network
       };
       for (const dir of ['ingress', 'egress'] as const) {
         const isolating = selecting.filter((c) => c[dir] !== undefined);
-        if (isolating.length > 0) entry[dir] = isolating.flatMap((c) => c[dir]!);
+        if (isolating.length === 0) continue;
+        entry[dir] = isolating.flatMap((c) => c[dir]!);
+        (entry.isolatedBy ??= {})[dir] = isolating.map((c) => c.doc.name);
       }
       endpoints.push(entry);
     }
