@@ -722,7 +722,7 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
         for (const ep of made.reverse()) await this.leaveEndpoint(this.nets.get(ep.networkId), ep, sb).catch(() => {});
         throw e;
       }
-    }).then(() => this.publish());
+    }).then(() => this.publish(false, c.Id).catch((e: unknown) => this.detach(c, { closing: true }).finally(() => Promise.reject(e))));
   }
 
   detach(c: ContainerRecord, opts: { closing?: boolean } = {}): Promise<void> {
@@ -1331,18 +1331,21 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
   /**
    * Hands the whole state to the firewall and the DNS server. Firewall applies are serialised, and
    * skipped when the state is the one last applied (endpoint changes without ports leave it as is);
-   * `force` re-applies anyway (start-up: the kernel may have lost the tables).
+   * `force` re-applies anyway (start-up: the kernel may have lost the tables). `starting`: a
+   * container about to start, whose start fails (attach leaves again) if policies govern it and
+   * could not be enforced.
    */
-  async publish(force = false): Promise<void> {
+  async publish(force = false, starting?: string): Promise<void> {
     try {
       await this.dns.update(this.dnsSnapshot());
     } catch (e) {
       log.error('DNS update failed', { error: errorMessage(e) });
     }
+    let round: ReturnType<PolicyEnforcement['compile']> | undefined;
     const run = this.firewallChain.then(async () => {
       // Compiled inside the chain, from the world as it is now; attach awaits this before the
       // container's process starts, so a matching container is governed from its first packet.
-      const round = this.policies?.compile(this.policyWorld());
+      round = this.policies?.compile(this.policyWorld());
       const state: FirewallState = { ...this.firewallState(), ...(round?.firewall.length ? { policies: round.firewall } : {}) };
       const key = JSON.stringify(state);
       if (force || key !== this.lastFirewall) {
@@ -1354,6 +1357,8 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
     });
     this.firewallChain = run.catch((e: unknown) => log.error('firewall apply failed', { firewall: this.firewall.name, error: errorMessage(e) }));
     await this.firewallChain;
+    // A starting container its policies could not be enforced for must not run open: fail its start.
+    if (starting && round?.governs(starting)) await run;
   }
 }
 

@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -220,6 +220,40 @@ describe('network policies: API and CLI', () => {
     const noFile = await arca(d, ['policy', 'apply']);
     assert.equal(noFile.code, 2);
   });
+
+  it('arca policy apply -f docker-compose.yml: the project defaults to the folder\'s name, as compose\'s', async () => {
+    mkdirSync(join(dir, 'My.Shop'));
+    const file = join(dir, 'My.Shop', 'docker-compose.yml');
+    writeFileSync(
+      file,
+      [
+        'version: "3.8"',
+        'services:',
+        '  db: {image: busybox}',
+        '  api: {image: busybox}',
+        'networks:',
+        '  backend:',
+        'x-arca-policies:',
+        '  - name: shop-db',
+        '    network: backend',
+        '    select: {service: db}',
+        '    ingress: [{from: [{service: api}], ports: [{proto: tcp, port: 5432}]}]',
+        '',
+      ].join('\n'),
+    );
+    const env = { ...d.env };
+    delete env['COMPOSE_PROJECT_NAME'];
+    const applied = await arca(d, ['policy', 'apply', '-f', file], { env });
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.equal(applied.stdout, 'policy/shop-db created\n');
+    const shown = (await api(d, 'GET', `${P}/shop-db`)).body;
+    assert.equal(shown.network, 'myshop_backend');
+    assert.equal(shown.select.labels['com.docker.compose.project'], 'myshop');
+    const withP = await arca(d, ['policy', 'apply', '-f', file, '-p', 'other'], { env });
+    assert.equal(withP.stdout, 'policy/shop-db replaced\n', withP.stderr);
+    assert.equal((await api(d, 'GET', `${P}/shop-db`)).body.network, 'other_backend');
+    assert.equal((await api(d, 'DELETE', `${P}/shop-db`)).status, 204);
+  });
 });
 
 /** `timeout`-bounded fetch from inside a container; true when the server answered. */
@@ -307,6 +341,25 @@ describe('network policies on bridge: the kernel does what they say', () => {
     assert.ok(!(await reaches(d, 'other', ip.web!, 80)), 'other still not allowed');
     assert.equal((await api(d, 'DELETE', `${P}/web-in`)).status, 204);
     assert.ok(await reaches(d, 'other', ip.web!, 80));
+  });
+
+  it('a rename is followed (names selectors), and policies survive a daemon restart', async () => {
+    const doc = { network: 'backend', select: { names: ['renamed'] }, egress: [] };
+    assert.equal((await api(d, 'PUT', `${P}/by-name`, doc)).status, 201);
+    assert.ok(await reaches(d, 'other', ip.api!, 8000), 'other is not selected yet');
+    await d.dockerOk(['rename', 'other', 'renamed']);
+    // A rename answers before the ruleset follows it: give it a moment.
+    let blocked = false;
+    for (let i = 0; i < 20 && !blocked; i++) blocked = !(await reaches(d, 'renamed', ip.api!, 8000));
+    assert.ok(blocked, 'selected by its new name');
+    await d.restart();
+    assert.equal((await api(d, 'GET', `${P}/by-name`)).status, 200);
+    assert.ok(!(await reaches(d, 'renamed', ip.api!, 8000)), 'still governed after a daemon restart');
+    await d.dockerOk(['rename', 'renamed', 'other']);
+    let open = false;
+    for (let i = 0; i < 20 && !open; i++) open = await reaches(d, 'other', ip.api!, 8000);
+    assert.ok(open, 'the old name no longer selects it');
+    assert.equal((await api(d, 'DELETE', `${P}/by-name`)).status, 204);
   });
 
   it('a container started after the policy is governed from its first packet', async () => {

@@ -36,6 +36,8 @@ export interface PolicyRound {
   firewall: NetworkPolicyPlan[];
   /** Hands every PolicyEnforcer driver its networks' plans (empty where none); call after the firewall apply. */
   enforce(force: boolean): Promise<void>;
+  /** Whether some plan of this round governs the container (an endpoint of it is selected). */
+  governs(containerId: string): boolean;
 }
 
 function zero(): PolicyCounters {
@@ -101,8 +103,10 @@ export class PolicyEnforcement {
     }
     const live = new Set(world.networks.map((n) => n.id));
     for (const id of this.sent.keys()) if (!live.has(id)) this.sent.delete(id);
+    const governed = new Set(plans.flatMap((p) => p.endpoints.map((e) => e.containerId)));
     return {
       firewall,
+      governs: (id) => governed.has(id),
       enforce: async (force) => {
         const errors: unknown[] = [];
         for (const { id, driver, net } of driven) {
