@@ -30,3 +30,23 @@ export async function nftLoad(script: string, nsPath?: string): Promise<void> {
     throw err;
   }
 }
+
+/**
+ * Runs one read-only nft command (`list counters table inet x`) in the daemon's namespace or the
+ * one at `nsPath` and returns its text output (libnftables in-process, else `nft`).
+ */
+export async function nftOutput(command: string, nsPath?: string): Promise<string> {
+  const n = native();
+  if (n && n.nftAvailable()) {
+    const [rc, out, err] = await n.nftRun(command, nsPath ?? null);
+    if (rc !== 0) throw new NftError(err);
+    return out;
+  }
+  const argv = [...(nsPath ? ['nsenter', `--net=${nsPath}`] : []), 'nft', ...command.split(' ')];
+  try {
+    return (await run(argv, { timeoutMs: 30_000 })).stdout;
+  } catch (err) {
+    if (err instanceof CommandError) throw new NftError(err.stderr);
+    throw err;
+  }
+}

@@ -181,8 +181,8 @@ describe('nft policy rendering', () => {
 
   it('binds governed addresses to their ports (anti-spoofing)', () => {
     assert.match(many, /set pol_own4 \{ type ifname \. ipv4_addr; elements = \{ "vxdb0000000000" \. 10\.88\.0\.2, "vxeb0000000000" \. 10\.88\.0\.4, "vxfe0000000000" \. 10\.89\.0\.4 \} \}/);
-    assert.match(many, /meta protocol ip iifname @pol_ports iifname \. ip saddr != @pol_own4 drop/);
-    assert.match(many, /meta protocol ip ip saddr @pol_gov4 iifname \. ip saddr != @pol_own4 drop/);
+    assert.match(many, /meta protocol ip iifname @pol_ports iifname \. ip saddr != @pol_own4 counter drop/);
+    assert.match(many, /meta protocol ip ip saddr @pol_gov4 iifname \. ip saddr != @pol_own4 counter drop/);
   });
 
   it('keeps the embedded DNS on the gateways reachable for egress-isolated endpoints', () => {

@@ -1,8 +1,19 @@
 import { errorMessage, SystemError } from '../../../errors.js';
 import { logger } from '../../../log.js';
-import { NftError, nftLoad } from '../../../sys/nft.js';
+import { NftError, nftLoad, nftOutput } from '../../../sys/nft.js';
+import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
 import type { Firewall, FirewallState } from '../firewall.js';
 import { requiredSysctls, writeSysctls } from './host-sysctls.js';
+import { DROP_SETS } from './nft-policy.js';
+import {
+  parseCounters,
+  parseDropSet,
+  PolicyCounterBook,
+  PolicyDropReporter,
+  policiesInForce,
+  type AddressNamer,
+  type DroppedFlow,
+} from './nft-policy-readback.js';
 import { renderRuleset, renderTeardown, tableNames } from './nft-ruleset.js';
 
 const log = logger('arca:net:firewall');
@@ -17,8 +28,17 @@ export interface NftFirewallOptions {
   netns?: string;
   /** Write {@link requiredSysctls} after each apply (default true). */
   sysctls?: boolean;
-  /** `arca daemon --log-policy-drops`: record policy drops for the daemon log (see nft-policy.ts). */
+  /**
+   * `arca daemon --log-policy-drops`: the ruleset records dropped flows (10/s at most) and the
+   * firewall logs each once, every {@link dropPollMs}, through {@link dropLog}.
+   */
   logPolicyDrops?: boolean;
+  /** How often recorded drops are read (default 1000 ms). */
+  dropPollMs?: number;
+  /** Where drop lines go (default: this component's logger, level info). */
+  dropLog?: (line: string, extra: Record<string, unknown>) => void;
+  /** Names addresses in drop lines (container names); see also {@link NftFirewall.setAddressNamer}. */
+  addressNamer?: AddressNamer;
 }
 
 /**
@@ -28,10 +48,23 @@ export interface NftFirewallOptions {
  */
 export class NftFirewall implements Firewall {
   readonly name = 'nftables';
-  readonly tables: { filter: string; nat: string };
+  readonly tables: { filter: string; nat: string; bridge: string };
+  /** Plans of the ruleset in the kernel (the last successful apply). */
+  private plans: readonly NetworkPolicyPlan[] = [];
+  private readonly counters = new PolicyCounterBook();
+  private readonly drops: PolicyDropReporter;
+  private dropTimer?: NodeJS.Timeout;
+  private namer?: AddressNamer;
 
   constructor(private readonly opts: NftFirewallOptions) {
     this.tables = tableNames(opts.tablePrefix);
+    this.namer = opts.addressNamer;
+    this.drops = new PolicyDropReporter(opts.dropLog ?? ((line, extra) => log.info(line, extra)));
+  }
+
+  /** Container names for drop log lines, set by whoever knows them (the network manager). */
+  setAddressNamer(namer: AddressNamer | undefined): void {
+    this.namer = namer;
   }
 
   /** The nft script {@link apply} would load for `state`. Pure; throws InvalidParameter on bad state. */
@@ -41,12 +74,62 @@ export class NftFirewall implements Firewall {
 
   async apply(state: FirewallState): Promise<void> {
     const script = this.render(state);
+    // The reload re-creates the policy counters at zero: keep what they counted so far.
+    const live = this.plans.length ? await this.liveCounters() : undefined;
     await this.load(script, 'apply');
+    if (live) this.counters.absorb(live);
+    this.plans = state.policies ?? [];
+    this.scheduleDropPolls();
     if (this.opts.sysctls ?? true) await writeSysctls(requiredSysctls(state), this.opts.netns);
   }
 
   async teardown(): Promise<void> {
+    this.plans = [];
+    this.scheduleDropPolls();
     await this.load(renderTeardown(this.opts.tablePrefix), 'teardown');
+  }
+
+  /** Packets and bytes each policy in force allowed and dropped, since the firewall started. */
+  async policyCounters(): Promise<Record<string, PolicyCounters>> {
+    const names = policiesInForce(this.plans);
+    if (!names.length) return {};
+    return this.counters.totals(names, (await this.liveCounters()) ?? new Map());
+  }
+
+  /** Reads the recorded drops once and logs the new ones (the timer calls it; tests may too). */
+  async pollDrops(): Promise<void> {
+    if (!this.opts.logPolicyDrops || !this.plans.length) return;
+    const flows: Array<DroppedFlow & { dir: 'ingress' | 'egress' }> = [];
+    for (const dir of ['ingress', 'egress'] as const) {
+      for (const fam of [4, 6] as const) {
+        const text = await nftOutput(`list set inet ${this.tables.filter} ${DROP_SETS[dir][fam]}`, this.opts.netns);
+        for (const f of parseDropSet(text)) flows.push({ ...f, dir });
+      }
+    }
+    this.drops.report(flows, this.plans, this.namer);
+  }
+
+  private scheduleDropPolls(): void {
+    const want = !!this.opts.logPolicyDrops && this.plans.length > 0;
+    if (want && !this.dropTimer) {
+      this.dropTimer = setInterval(() => {
+        this.pollDrops().catch((err: unknown) => log.debug('reading policy drops failed', { error: errorMessage(err) }));
+      }, this.opts.dropPollMs ?? 1000);
+      this.dropTimer.unref();
+    } else if (!want && this.dropTimer) {
+      clearInterval(this.dropTimer);
+      this.dropTimer = undefined;
+    }
+  }
+
+  /** The live named counters of the filter table; undefined if they cannot be read. */
+  private async liveCounters(): Promise<Map<string, { packets: number; bytes: number }> | undefined> {
+    try {
+      return parseCounters(await nftOutput(`list counters table inet ${this.tables.filter}`, this.opts.netns));
+    } catch (err) {
+      log.warn('cannot read policy counters', { error: errorMessage(err) });
+      return undefined;
+    }
   }
 
   private async load(script: string, what: string): Promise<void> {

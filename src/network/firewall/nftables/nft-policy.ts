@@ -188,8 +188,25 @@ export function renderPolicies(
   const own: Record<Family, string[]> = { 4: [], 6: [] };
   const dnsGateways: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
 
+  // The compiler shares one CompiledRule object among the endpoints a policy selects: key rules by
+  // identity first, content second, so 1000 endpoints do not serialise the same peers 1000 times.
+  const ruleKeys = new Map<CompiledRule, { data: string; id: number }>();
+  const ruleIds = new Map<string, number>();
+  const keyOf = (rule: CompiledRule): { data: string; id: number } => {
+    let k = ruleKeys.get(rule);
+    if (!k) {
+      const data = JSON.stringify([rule.peers, rule.ports]);
+      const full = JSON.stringify([rule.policy, rule.index]) + data;
+      let id = ruleIds.get(full);
+      if (id === undefined) ruleIds.set(full, (id = ruleIds.size));
+      k = { data, id };
+      ruleKeys.set(rule, k);
+    }
+    return k;
+  };
+
   const dataFor = (rule: CompiledRule, where: string): RuleData => {
-    const key = JSON.stringify([rule.peers, rule.ports]);
+    const key = keyOf(rule).data;
     const known = ruleData.get(key);
     if (known) return known;
     const k = ruleData.size + 1;
@@ -217,7 +234,7 @@ export function renderPolicies(
   const chainFor = (net: PolicyNetworkInfo, ep: EndpointPolicy, dir: Dir): string => {
     const rules = ep[dir]!;
     const isolating = [...new Set(ep.isolatedBy?.[dir] ?? (rules.length ? rules.map((r) => r.policy) : ep.policies))].sort(cmp);
-    const key = JSON.stringify([net.id, dir, rules, isolating]);
+    const key = `${net.id} ${dir} ${rules.map((r) => keyOf(r).id).join(',')} ${isolating.join(',')}`;
     const known = sigChains.get(key);
     if (known) return known;
     const name = `pol_g${sigChains.size + 1}`;
@@ -369,10 +386,10 @@ export function renderPolicies(
       const name = `pol_own${fam}`;
       bridge.push(setDecl(name, `ifname . ${fam === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, [...own[fam]].sort(cmp)));
       const linkLocal = fam === 6 ? ` ${kw} saddr != { ::, fe80::/10 }` : '';
-      pre.push(`meta protocol ${kw} iifname @pol_ports${linkLocal} iifname . ${kw} saddr != @${name} drop ${POLICY_TAG}`);
+      pre.push(`meta protocol ${kw} iifname @pol_ports${linkLocal} iifname . ${kw} saddr != @${name} counter drop ${POLICY_TAG}`);
       if (governed[fam].size) {
         bridge.push(setDecl(`pol_gov${fam}`, fam === 4 ? 'ipv4_addr' : 'ipv6_addr', sortAddrs([...governed[fam]])));
-        pre.push(`meta protocol ${kw} ${kw} saddr @pol_gov${fam} iifname . ${kw} saddr != @${name} drop ${POLICY_TAG}`);
+        pre.push(`meta protocol ${kw} ${kw} saddr @pol_gov${fam} iifname . ${kw} saddr != @${name} counter drop ${POLICY_TAG}`);
       }
     }
     bridge.push(...chainLines('prerouting', pre, 'type filter hook prerouting priority filter; policy accept;'));
@@ -380,9 +397,23 @@ export function renderPolicies(
   return { filter, bridge };
 }
 
+/** Numeric order of addresses (IPv4 before IPv6), through a fixed-width sort key. */
 function sortAddrs(list: string[]): string[] {
   return list
-    .map((a) => ({ a, v: parseAddress(a).value }))
-    .sort((x, y) => (x.v < y.v ? -1 : x.v > y.v ? 1 : 0))
+    .map((a) => ({ a, k: sortKey(a) }))
+    .sort((x, y) => (x.k < y.k ? -1 : x.k > y.k ? 1 : 0))
     .map((x) => x.a);
+}
+
+const sortKeys = new Map<string, string>();
+
+function sortKey(a: string): string {
+  let k = sortKeys.get(a);
+  if (k === undefined) {
+    const { fam, value } = parseAddress(a);
+    k = `${fam}${value.toString(16).padStart(fam === 4 ? 8 : 32, '0')}`;
+    if (sortKeys.size > 100_000) sortKeys.clear();
+    sortKeys.set(a, k);
+  }
+  return k;
 }
