@@ -1,5 +1,5 @@
 import { run } from '../sys/runner.js';
-import type { BridgeSpec, InterfaceConfig, LinkInfo, LinkOps, VethSpec } from './link-ops.js';
+import type { BridgeSpec, InterfaceConfig, LinkInfo, LinkOps, OnlinkRoute, VethSpec } from './link-ops.js';
 
 interface IpLinkJson {
   ifname: string;
@@ -64,6 +64,15 @@ export class IpLinkOps implements LinkOps {
   async deleteLink(name: string): Promise<void> {
     const r = await run(this.ip('link', 'del', 'dev', name), { allowFailure: true });
     if (r.code !== 0 && !gone(r.stderr)) throw new Error(`ip link del ${name}: ${r.stderr.trim()}`);
+  }
+
+  async configureHostLink(name: string, addresses: string[], routes: OnlinkRoute[]): Promise<void> {
+    const lines = [
+      ...addresses.map((a) => `addr replace ${a} dev ${name}${a.includes(':') ? ' nodad' : ''}`),
+      `link set dev ${name} up`,
+      ...routes.map((r) => `route replace ${r.prefix} via ${r.via} dev ${name} onlink`),
+    ];
+    await run(this.ip('-batch', '-'), { input: lines.join('\n') + '\n' });
   }
 
   async setUp(name: string): Promise<void> {

@@ -48,6 +48,13 @@ export interface InterfaceConfig {
   gateways: string[];
 }
 
+/** A route through a gateway the kernel is told is on the link (`onlink`): unnumbered links. */
+export interface OnlinkRoute {
+  /** CIDR, masked. */
+  prefix: string;
+  via: string;
+}
+
 export interface LinkOps {
   /** Links of the daemon's namespace. */
   links(): Promise<LinkInfo[]>;
@@ -55,6 +62,11 @@ export interface LinkOps {
   ensureBridge(spec: BridgeSpec): Promise<void>;
   /** Deletes a host-side link; already gone is success. */
   deleteLink(name: string): Promise<void>;
+  /**
+   * A host-side link's addresses (added or replaced, IPv6 without DAD), up, and `routes` through
+   * it with `onlink` gateways: an unnumbered point-to-point link such as ovn's transit veth.
+   */
+  configureHostLink(name: string, addresses: string[], routes: OnlinkRoute[]): Promise<void>;
   /** Brings a link up (a veth end another switch, OVS, reads). */
   setUp(name: string): Promise<void>;
   /** Sets a host-side link down (fast, unlike deletion; its routes go at once). Gone is success. */

@@ -40,11 +40,12 @@ import {
   RTM_NEWLINK,
   RTM_NEWROUTE,
   rtmsg,
+  RTNH_F_ONLINK,
   VETH_INFO_PEER,
   type Attr,
 } from '../sys/netlink.js';
 import { RtnlSocket, type NlOp } from '../sys/rtnl-socket.js';
-import type { BridgeSpec, InterfaceConfig, LinkInfo, LinkOps, VethSpec } from './link-ops.js';
+import type { BridgeSpec, InterfaceConfig, LinkInfo, LinkOps, OnlinkRoute, VethSpec } from './link-ops.js';
 
 const NETNS_DIR = '/run/netns';
 
@@ -87,6 +88,18 @@ function defaultRouteOp(index: number, gateway: string, ifname: string): NlOp {
     fixed: rtmsg(family, 0),
     attrs: [attr.bytes(RTA_GATEWAY, bytes), attr.u32(RTA_OIF, index)],
     what: `route replace default via ${gateway} dev ${ifname}`,
+  };
+}
+
+function onlinkRouteOp(index: number, r: OnlinkRoute, ifname: string): NlOp {
+  const { ip, prefix } = splitCidr(r.prefix);
+  const dst = ipBytes(ip);
+  return {
+    type: RTM_NEWROUTE,
+    flags: NLM_F_CREATE | NLM_F_REPLACE,
+    fixed: rtmsg(dst.family, prefix, RTNH_F_ONLINK),
+    attrs: [attr.bytes(RTA_DST, dst.bytes), attr.bytes(RTA_GATEWAY, ipBytes(r.via).bytes), attr.u32(RTA_OIF, index)],
+    what: `route replace ${r.prefix} via ${r.via} dev ${ifname} onlink`,
   };
 }
 
@@ -196,6 +209,11 @@ export class NetlinkLinkOps implements LinkOps {
     await this.deleter.request([
       { type: RTM_DELLINK, fixed: ifinfomsg(), attrs: [attr.str(IFLA_IFNAME, name)], what: `link del ${name}`, ok: ['ENODEV'] },
     ]);
+  }
+
+  async configureHostLink(name: string, addresses: string[], routes: OnlinkRoute[]): Promise<void> {
+    const index = await NetlinkLinkOps.indexOf(this.host, name);
+    await this.host.request([...addresses.map((a) => addrOp(index, a, name)), upOp(index, name), ...routes.map((r) => onlinkRouteOp(index, r, name))]);
   }
 
   async setUp(name: string): Promise<void> {

@@ -128,7 +128,10 @@ export function ifaddrmsg(family: number, prefixLen: number, flags: number, inde
   return b;
 }
 
-export function rtmsg(family: number, dstLen: number): Buffer {
+/** `rtm_flags` bit: the gateway is on the link even though no route says so. */
+export const RTNH_F_ONLINK = 4;
+
+export function rtmsg(family: number, dstLen: number, flags = 0): Buffer {
   const b = Buffer.alloc(12);
   b.writeUInt8(family, 0);
   b.writeUInt8(dstLen, 1);
@@ -136,6 +139,7 @@ export function rtmsg(family: number, dstLen: number): Buffer {
   b.writeUInt8(RTPROT_BOOT, 5);
   b.writeUInt8(RT_SCOPE_UNIVERSE, 6);
   b.writeUInt8(RTN_UNICAST, 7);
+  b.writeUInt32LE(flags, 8);
   return b;
 }
 

@@ -118,6 +118,31 @@ for (const b of backends()) {
       assert.equal((await ops.links()).find((l) => l.name === 'br-test'), undefined);
     });
 
+    it('an unnumbered link without a bridge: peer brought up apart, addresses and onlink routes', async () => {
+      await ops.addVeth({ hostName: 'ontest', ns: C, peerName: 'ottest' });
+      const inC = b.make(C);
+      try {
+        await inC.setUp('ottest');
+        await inC.configureHostLink('ottest', ['169.254.100.2/30', '198.18.9.1/24'], []);
+      } finally {
+        (inC as { close?: () => void }).close?.();
+      }
+      await ops.configureHostLink('ontest', ['169.254.100.1/32', 'fdac:a5ca::1/128'], [
+        { prefix: '198.18.9.0/24', via: '169.254.100.2' },
+        { prefix: 'fd00:9::/64', via: 'fdac:a5ca::2' },
+      ]);
+      // Twice: replace, not add.
+      await ops.configureHostLink('ontest', ['169.254.100.1/32'], [{ prefix: '198.18.9.0/24', via: '169.254.100.2' }]);
+      const host = (await ops.links()).find((l) => l.name === 'ontest');
+      assert.deepEqual(host, { name: 'ontest', kind: 'veth', master: undefined, up: true });
+      const r4 = (await ipj(H, 'route', 'show', '198.18.9.0/24')) as Array<{ gateway: string; dev: string; flags: string[] }>;
+      assert.deepEqual(r4.map((r) => [r.gateway, r.dev, r.flags.includes('onlink')]), [['169.254.100.2', 'ontest', true]]);
+      const r6 = (await ipj(H, '-6', 'route', 'show', 'fd00:9::/64')) as Array<{ gateway: string; dev: string }>;
+      assert.deepEqual(r6.map((r) => [r.gateway, r.dev]), [['fdac:a5ca::2', 'ontest']]);
+      await run(['nsenter', `--net=/run/netns/${H}`, 'busybox', 'ping', '-c', '1', '-W', '2', '198.18.9.1']);
+      await ops.deleteLink('ontest');
+    });
+
     it('names what failed', async () => {
       await assert.rejects(ops.addVeth({ hostName: 'vxbad', bridge: 'no-such-br', ns: C, peerName: 'eth0', mac: '02:42:c6:12:07:09' }));
       await assert.rejects(ops.configureInside(C, { ifname: 'eth9', addresses: ['198.18.7.9/24'], gateways: [] }), /eth9/);

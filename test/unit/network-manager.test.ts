@@ -59,6 +59,7 @@ class FakeLinkOps implements LinkOps {
   async enslave(): Promise<void> {}
   readonly down = new Set<string>();
   async setUp(): Promise<void> {}
+  async configureHostLink(): Promise<void> {}
   async setDown(name: string): Promise<void> {
     this.down.add(name);
   }

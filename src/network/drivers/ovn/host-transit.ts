@@ -5,7 +5,6 @@
  * subnets to its router with `onlink`, so no per-network transit addresses need allocating.
  */
 import type { LinkOps } from '../../link-ops.js';
-import { run } from '../../../sys/runner.js';
 import { TRANSIT, ovnNames } from './ovn-names.js';
 import type { DriverNetwork } from '../../driver.js';
 
@@ -17,10 +16,9 @@ export async function ensureTransit(hostOps: LinkOps, switchOps: LinkOps, switch
     // Not at creation: a veth cannot come up before its peer exists (ENOTCONN).
     await switchOps.setUp(ovnNames.transitSwitchVeth(net.id));
   }
-  const lines = [
-    `addr replace ${TRANSIT.host4}/32 dev ${host}`,
-    `addr replace ${TRANSIT.host6}/128 dev ${host} nodad`,
-    ...net.subnets.map((s) => `route replace ${s.subnet} via ${s.subnet.includes(':') ? TRANSIT.router6 : TRANSIT.router4} dev ${host} onlink`),
-  ];
-  await run(['ip', '-batch', '-'], { input: lines.join('\n') + '\n' });
+  await hostOps.configureHostLink(
+    host,
+    [`${TRANSIT.host4}/32`, `${TRANSIT.host6}/128`],
+    net.subnets.map((s) => ({ prefix: s.subnet, via: s.subnet.includes(':') ? TRANSIT.router6 : TRANSIT.router4 })),
+  );
 }
