@@ -168,6 +168,30 @@ x-arca-policies:
     );
   });
 
+  it('follows anchors and merge keys (compose files share fragments) but refuses alias bombs', () => {
+    const compose = `
+services: {db: {image: x}}
+x-db-port: &db-port
+  ports: [{port: 5432}]
+x-arca-policies:
+  - name: a
+    network: default
+    ingress:
+      - <<: *db-port
+        from: [{service: api}]
+`;
+    assert.deepEqual(parsePolicies(compose, { project: 'p' })[0]!.ingress, [
+      { from: [{ service: 'api', labels: { 'com.docker.compose.project': 'p' } }], ports: [{ proto: 'tcp', port: 5432 }] },
+    ]);
+    let bomb = 'a: &a [x, x, x, x, x, x, x, x, x]\n';
+    let prev = 'a';
+    for (const n of 'bcdefghi') {
+      bomb += `${n}: &${n} [${Array(9).fill(`*${prev}`).join(', ')}]\n`;
+      prev = n;
+    }
+    invalid(() => parsePolicies(bomb), 'invalid policy file (document 1): Excessive alias count indicates a resource exhaustion attack');
+  });
+
   it('refuses duplicate names in one input, naming both places', () => {
     invalid(
       () => parsePolicies('name: a\nnetwork: n\n---\nname: b\nnetwork: n\n---\nname: a\nnetwork: m\n'),

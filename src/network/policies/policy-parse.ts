@@ -87,7 +87,7 @@ function parseDocuments(text: string): unknown[] {
     }
     let v: unknown;
     try {
-      v = doc.toJS({ maxAliasCount: 1000 });
+      v = doc.toJS({ maxAliasCount: 100 });
     } catch (e) {
       throw new InvalidParameter(`invalid policy file (document ${i + 1}): ${firstLine((e as Error).message)}`);
     }
