@@ -122,6 +122,7 @@ export class OvnDriver
   async stop(): Promise<void> {
     const live = this.live;
     this.live = undefined;
+    this.policies.close();
     if (live) (await live.catch(() => undefined))?.nb.close();
     await this.deps.stack.detach();
   }

@@ -2,8 +2,8 @@ import { KeyedLock } from '../../../keyed-lock.js';
 import { errorMessage } from '../../../errors.js';
 import { logger } from '../../../log.js';
 import { OvsdbClient } from '../../../ovsdb/ovsdb-client.js';
-import type { OvsdbSession } from '../../../ovsdb/ovsdb-session.js';
-import { fromMap, fromSet, atomText, map, type OvsdbOp, type OvsdbRow } from '../../../ovsdb/ovsdb-values.js';
+import { OvsdbSession } from '../../../ovsdb/ovsdb-session.js';
+import { fromMap, fromSet, atomText, map, type Condition, type OvsdbOp, type OvsdbRow } from '../../../ovsdb/ovsdb-values.js';
 import { run } from '../../../sys/runner.js';
 import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
 import { EXT_NETWORK } from './ovn-names.js';
@@ -22,13 +22,16 @@ const ENFORCED_TIMEOUT_MS = 10_000;
 /**
  * Keeps each network's last plan (what a rebuilt northbound database and a re-created port are
  * given again) and writes plans to NB: one transaction per change, then a wait until the chassis
- * reports the change's `nb_cfg` as installed (`ovn-nbctl --wait=hv`), so that "applied" means
- * "enforced". Applies run one at a time, for every network: concurrent `nb_cfg` bumps could
- * make a waiter miss the value it waits for.
+ * reports the change's `nb_cfg` as installed in OpenFlow, so that "applied" means "enforced".
+ * The wait is on the chassis' own row in SB (`Chassis_Private.nb_cfg`), not on NB's `hv_cfg`
+ * (what `ovn-nbctl --wait=hv` reads): that saves northd's round of copying it back. Applies run
+ * one at a time, for every network: concurrent `nb_cfg` bumps could make a waiter miss the value
+ * it waits for.
  */
 export class OvnPolicyEnforcer {
   private readonly plans = new Map<string, NetworkPolicyPlan>();
   private readonly lock = new KeyedLock();
+  private sb?: OvsdbSession;
 
   constructor(
     private readonly nb: () => Promise<OvsdbSession>,
@@ -62,29 +65,40 @@ export class OvnPolicyEnforcer {
     return [...this.plans.keys()];
   }
 
+  close(): void {
+    this.sb?.close();
+    this.sb = undefined;
+  }
+
   private write(netId: string, plan: NetworkPolicyPlan): Promise<void> {
     return this.lock.run('nb', async () => {
+      const t0 = performance.now();
       const nb = await this.nb();
       const have = parsePolicyRead(await nb.transact(policyReadOps(netId)));
       const ops: OvsdbOp[] = policyDiffOps(have, policyRows(netId, plan, have.lsps));
       if (!ops.length) return;
-      const t0 = performance.now();
+      const tRead = performance.now();
       ops.push(
         { op: 'mutate', table: 'NB_Global', where: [], mutations: [['nb_cfg', '+=', 1]] },
         { op: 'select', table: 'NB_Global', where: [], columns: ['nb_cfg'] },
       );
       const res = await nb.transact(ops);
+      const tWrite = performance.now();
       const cfg = res[res.length - 1]?.rows?.[0]?.['nb_cfg'];
       if (typeof cfg !== 'number') return;
       try {
-        await nb.transact([{ op: 'wait', table: 'NB_Global', where: [], columns: ['hv_cfg'], until: '==', rows: [{ hv_cfg: cfg }], timeout: ENFORCED_TIMEOUT_MS }], {
+        this.sb ??= new OvsdbSession(this.stack.sbSocket, 'OVN_Southbound');
+        const chassis = [['name', '==', this.stack.opts.chassis]] satisfies Condition[];
+        await this.sb.transact([{ op: 'wait', table: 'Chassis_Private', where: chassis, columns: ['nb_cfg'], until: '==', rows: [{ nb_cfg: cfg }], timeout: ENFORCED_TIMEOUT_MS }], {
           timeoutMs: ENFORCED_TIMEOUT_MS + 2000,
         });
       } catch (e) {
         log.warn('policy change written but not reported installed in time', { network: netId.slice(0, 12), error: errorMessage(e) });
         return;
       }
-      log.debug('policies enforced', { network: netId.slice(0, 12), operations: ops.length - 2, ms: Math.round(performance.now() - t0) });
+      const ms = (a: number, b: number): number => Math.round((b - a) * 10) / 10;
+      const tEnd = performance.now();
+      log.debug('policies enforced', { network: netId.slice(0, 12), operations: ops.length - 2, readMs: ms(t0, tRead), writeMs: ms(tRead, tWrite), installMs: ms(tWrite, tEnd) });
     });
   }
 
