@@ -132,6 +132,33 @@ describe('network policies on ovn: OVN ACLs do what they say', { skip: skipWitho
     assert.equal((await api(d, 'DELETE', `${P}/locked-out`)).status, 204);
   });
 
+  it('isolated backends of a VIP keep passing its health checks', async () => {
+    const vnet = 'vip-ovn';
+    await d.dockerOk(['network', 'create', '-d', 'ovn', '--subnet', '10.203.0.0/24', '-o', 'arca.endpoint_mode=vip', vnet]);
+    for (const name of ['be1', 'be2']) {
+      await d.dockerOk(['run', '-d', '--name', name, '--hostname', name, '--network', vnet, '--network-alias', 'svc', '--expose', '80', '--label', 'app=be', IMG, 'sh', '-c', `${serve(80)} && exec sleep 600`]);
+    }
+    await d.dockerOk(['run', '-d', '--name', 'fe', '--network', vnet, '--label', 'app=fe', IMG, 'sleep', '600']);
+    await d.dockerOk(['run', '-d', '--name', 'stranger', '--network', vnet, IMG, 'sleep', '600']);
+    const doc = { network: vnet, select: { labels: { app: 'be' } }, ingress: [{ from: [{ labels: { app: 'fe' } }], ports: [{ proto: 'tcp', port: 80 }] }] };
+    assert.equal((await api(d, 'PUT', `${P}/be-in`, doc)).status, 201);
+    // Two missed probes (2 s apart) would take a backend out: give them time to miss. OVN's
+    // health checks come from ovn-controller itself and do not cross the ACLs: no rule needed.
+    await new Promise((r) => setTimeout(r, 6000));
+    const seen = new Set<string>();
+    for (let i = 0; i < 12 && seen.size < 2; i++) {
+      const r = await d.docker(['exec', 'fe', 'timeout', '2', 'wget', '-q', '-O', '-', 'http://svc/hostname']);
+      assert.equal(r.code, 0, `fe → svc (VIP): ${r.stdout}${r.stderr}`);
+      seen.add(r.stdout.trim());
+    }
+    assert.deepEqual([...seen].sort(), ['be1', 'be2'], 'both backends stay in the VIP');
+    const blocked = await d.docker(['exec', 'stranger', 'timeout', '2', 'wget', '-q', '-O', '-', 'http://svc/hostname']);
+    assert.notEqual(blocked.code, 0, 'a container the rule does not name is dropped at the backend, VIP or not');
+    assert.equal((await api(d, 'DELETE', `${P}/be-in`)).status, 204);
+    await d.dockerOk(['rm', '-f', 'be1', 'be2', 'fe', 'stranger']);
+    await d.dockerOk(['network', 'rm', vnet]);
+  });
+
   it('a policy selecting 100 containers is enforced when PUT answers', async () => {
     const n = 100;
     const names = Array.from({ length: n }, (_, i) => `bulk${i}`);
