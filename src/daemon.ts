@@ -16,6 +16,7 @@ import { NetlinkLinkOps } from './network/netlink-link-ops.js';
 import type { LinkOps } from './network/link-ops.js';
 import { loadNative } from './sys/native.js';
 import { NftFirewall } from './network/firewall/nftables/nft-firewall.js';
+import { worldNamer } from './network/firewall/nftables/nft-policy-readback.js';
 import type { Firewall } from './network/firewall/firewall.js';
 import { EmbeddedDns } from './network/embedded-dns.js';
 import { PortAllocator } from './network/ports/port-allocator.js';
@@ -40,6 +41,8 @@ export interface DaemonConfig {
   runtime: string;
   /** Registries spoken to over plain HTTP (besides localhost). */
   insecureRegistries: string[];
+  /** `--log-policy-drops`: log flows network policies drop (rate-limited, both ends named). */
+  logPolicyDrops?: boolean;
 }
 
 /** Everything the API layer reaches: the managers, wired once. */
@@ -80,7 +83,8 @@ export class Daemon {
       execRoot: config.execRoot,
     });
     // Tables `inet arca_<tag>` and `inet arca_<tag>_nat`: two daemons on one machine never share rules.
-    const firewall: Firewall = new NftFirewall({ tablePrefix: `arca_${this.tag}` });
+    const nft = new NftFirewall({ tablePrefix: `arca_${this.tag}`, logPolicyDrops: config.logPolicyDrops ?? false });
+    const firewall: Firewall = nft;
     this.policies = new PolicyEnforcement(new PolicyManager(this.store.db), drivers, firewall);
     this.networks = new NetworkManager(
       this.store.db,
@@ -95,6 +99,7 @@ export class Daemon {
     this.containers.attacher = this.networks;
     this.networks.policies = this.policies;
     this.policies.attach(this.networks);
+    if (config.logPolicyDrops) nft.setAddressNamer(worldNamer(() => this.networks.policyWorld()));
     // A rename changes what `names` selectors match; nothing else of a running container's
     // identity (labels, addresses) changes without a publish of its own.
     this.events.subscribe((e) => {

@@ -21,6 +21,7 @@ daemon options:
       --runtime runc|crun     OCI runtime (default runc)
       --insecure-registry H   registry spoken to over plain HTTP (repeatable)
       --log-level LEVEL       debug, info, warn, error (default info)
+      --log-policy-drops      log the flows network policies drop (10/s at most, each flow once)
 
 doctor options:
       --root DIR, --exec-root DIR   the daemon whose OVN stack to report (defaults as above)
@@ -36,6 +37,7 @@ async function daemon(argv: string[]): Promise<void> {
       runtime: { type: 'string', default: 'runc' },
       'insecure-registry': { type: 'string', multiple: true, default: [] },
       'log-level': { type: 'string', default: 'info' },
+      'log-policy-drops': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -53,6 +55,7 @@ async function daemon(argv: string[]): Promise<void> {
     socketPath: host.slice('unix://'.length),
     runtime: values.runtime!,
     insecureRegistries: values['insecure-registry']!,
+    logPolicyDrops: values['log-policy-drops']!,
   });
   await d.start();
   const api = new ApiServer(d);

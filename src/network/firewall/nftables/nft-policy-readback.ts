@@ -4,7 +4,7 @@
  * libnftables runs without the JSON output flag) and the bookkeeping around them. The
  * ruleset itself is never read back.
  */
-import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
+import type { NetworkPolicyPlan, PolicyCounters, PolicyWorld } from '../../policies/policy-types.js';
 import { policyCounterNames } from './nft-policy.js';
 
 /** Named counters in `list counters table …` output: name → packets, bytes. */
@@ -86,6 +86,23 @@ export function policiesInForce(plans: readonly NetworkPolicyPlan[]): string[] {
 
 /** Names an address for a log line (a container name), or undefined if it is nobody's. */
 export type AddressNamer = (address: string) => string | undefined;
+
+/**
+ * A namer over the policy world (container names by every address of theirs), rebuilt at most
+ * once a second: drop lines come in bursts and the world is the network manager's to compute.
+ */
+export function worldNamer(world: () => PolicyWorld, maxAgeMs = 1000): AddressNamer {
+  let names = new Map<string, string>();
+  let at = -Infinity;
+  return (address) => {
+    if (Date.now() - at > maxAgeMs) {
+      names = new Map();
+      for (const ep of world().endpoints) for (const a of ep.addresses) names.set(a, ep.containerName);
+      at = Date.now();
+    }
+    return names.get(address);
+  };
+}
 
 /**
  * Turns recorded drops into one log line per flow: who (both ends, by container name when the
