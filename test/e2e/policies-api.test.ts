@@ -262,9 +262,6 @@ async function reaches(d: TestDaemon, from: string, addr: string, port: number):
   return r.code === 0 && r.stdout.trim().length > 0;
 }
 
-// The ruleset keeps named counters per policy; reading them back (Firewall.policyCounters) is not on main yet.
-const NO_NFT_COUNTERS = 'the nftables firewall does not read its policy counters back yet (Firewall.policyCounters)';
-
 describe('network policies on bridge: the kernel does what they say', () => {
   let d: TestDaemon;
   const ip: Record<string, string> = {};
@@ -316,7 +313,7 @@ describe('network policies on bridge: the kernel does what they say', () => {
     assert.ok(await reaches(d, 'api', ip.db!, 80));
   });
 
-  it('inspect counts what a policy allowed and dropped', { skip: NO_NFT_COUNTERS }, async () => {
+  it('inspect counts what a policy allowed and dropped', async () => {
     const doc = { network: 'backend', select: { labels: { app: 'db' } }, ingress: [{ from: [{ labels: { app: 'api' } }], ports: [{ proto: 'tcp', port: 5432 }] }] };
     assert.equal((await api(d, 'PUT', `${P}/counted`, doc)).status, 201);
     assert.ok(await reaches(d, 'api', ip.db!, 5432));
