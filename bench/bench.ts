@@ -10,19 +10,22 @@
  * a 5-step Dockerfile (bench/build-bench.ts); `cp` is `docker cp` of 100 MiB each way against tar
  * through nsenter (bench/cp-bench.ts); `ovn` is the ovn driver against a bare OVN switch built with
  * the CLI tools, on a scratch daemon of its own (bench/ovn-bench.ts, issue 9), with `--scale N`
- * containers on one ovn network (default 200; 0 or 1 skips the scale run).
+ * containers on one ovn network (default 200; 0 or 1 skips the scale run); `policy` is network
+ * policies (bench/policy-bench.ts, issue 10): applying one that selects `--selected N` containers
+ * (default 100) until enforced, 50 policies in force against none, a 1000-endpoint reload.
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { performance } from 'node:perf_hooks';
-import { TEST_IMAGE, conmonPids, rssKb, startDaemon, type TestDaemon } from '../test/e2e/harness.js';
+import { conmonPids, rssKb, startDaemon, type TestDaemon } from '../test/e2e/harness.js';
 import { ARCA_VERSION } from '../src/version.js';
 import { benchNetwork } from './net-bench.js';
 import { benchStats } from './stats-bench.js';
 import { benchBuild } from './build-bench.js';
 import { benchCp } from './cp-bench.js';
 import { benchOvn } from './ovn-bench.js';
+import { benchPolicy } from './policy-bench.js';
 import { stats, timed, type Stats } from './sample-stats.js';
+import { runDetached } from './run-detached.js';
 
 /** What we aim for on a 2-vCPU machine; reported next to the results, never enforced. */
 const TARGETS = { run_d_ms: 90, rm_f_ms: 60, daemon_rss_mb: 60, per_container_mb: 3 };
@@ -33,23 +36,6 @@ function progress(msg: string): void {
 }
 
 const mb = (kb: number): number => Math.round((kb / 1024) * 10) / 10;
-
-/** `docker run -d` returns once the container started; we also check that it is still running. */
-async function runDetached(d: TestDaemon, opts: string[] = []): Promise<{ id: string; ms: number }> {
-  const t0 = performance.now();
-  const id = await d.dockerOk(['run', '-d', ...opts, TEST_IMAGE, 'sleep', '1000']);
-  let ms = performance.now() - t0;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const running = await d.dockerOk(['inspect', '-f', '{{.State.Running}}', id]);
-    if (running === 'true') break;
-    if (Date.now() > deadline) throw new Error(`container ${id.slice(0, 12)} is not running 10 s after docker run -d`);
-    await new Promise((r) => setTimeout(r, 10));
-    // Not running when the CLI returned: the wait counts.
-    ms = performance.now() - t0;
-  }
-  return { id, ms };
-}
 
 function daemonAndShimsKb(d: TestDaemon): { daemon: number; conmon: number; shims: number } {
   const pids = new Set([...conmonPids(d.execRoot), ...conmonPids(d.root)]);
@@ -65,20 +51,24 @@ async function main(): Promise<number> {
       runtime: { type: 'string', default: 'runc' },
       only: { type: 'string', default: 'all' },
       scale: { type: 'string', default: '200' },
+      selected: { type: 'string', default: '100' },
     },
     strict: true,
   });
   const N = Number(values.n);
   const only = values.only!;
-  if (!['net', 'containers', 'stats', 'build', 'cp', 'ovn', 'all'].includes(only)) throw new Error('--only must be net, containers, stats, build, cp, ovn or all');
+  if (!['net', 'containers', 'stats', 'build', 'cp', 'ovn', 'policy', 'all'].includes(only)) throw new Error('--only must be net, containers, stats, build, cp, ovn, policy or all');
   const doContainers = only === 'containers' || only === 'all';
   const doNet = only === 'net' || only === 'all';
   const doStats = only === 'stats' || only === 'all';
   const doBuild = only === 'build' || only === 'all';
   const doCp = only === 'cp' || only === 'all';
   const doOvn = only === 'ovn' || only === 'all';
+  const doPolicy = only === 'policy' || only === 'all';
   const scale = Number(values.scale);
   if (!Number.isInteger(scale) || scale < 0) throw new Error('--scale must be an integer ≥ 0');
+  const selected = Number(values.selected);
+  if (!Number.isInteger(selected) || selected < 1) throw new Error('--selected must be an integer ≥ 1');
   const minN = doContainers ? RUNNING_FOR_RSS : 1;
   if (!Number.isInteger(N) || N < minN) throw new Error(`--n must be an integer ≥ ${minN}`);
 
@@ -117,6 +107,12 @@ async function main(): Promise<number> {
     if (d && doStats) report.stats = await benchStats(d, N, progress);
     if (d && doBuild) report.build = await benchBuild(d, N, progress);
     if (d && doCp) report.cp = await benchCp(d, N, progress);
+    if (d && doPolicy) {
+      progress('policy: applying, 50 in force against none, a 1000-endpoint reload');
+      const policy = await benchPolicy(d, N, selected, progress);
+      report.policy = policy;
+      if (policy.errors) code = 1;
+    }
     if (doOvn) {
       progress('ovn: a bare OVN switch built by hand, then the same workload through the ovn driver');
       const ovn = await benchOvn(N, scale, progress, ['--runtime', values.runtime!]);

@@ -36,7 +36,7 @@ export const NET_TARGETS = {
 };
 
 const PING_COUNT = 200;
-const PING_ROUNDS = 7;
+export const PING_ROUNDS = 7;
 const IPERF_SECONDS = 5;
 const DNS_RUNS = 3;
 const DNS_DURATION_MS = 3000;
