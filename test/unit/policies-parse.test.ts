@@ -280,6 +280,11 @@ describe('policy validation: every error names its field', () => {
     assert.deepEqual(validatePolicy({ name: 'all', network: 'n', ingress: [{}] }), { name: 'all', network: 'n', ingress: [{}] });
   });
 
+  it('drops what the daemon adds when showing a policy, so inspect output applies again', () => {
+    const shown = [{ name: 'p', network: 'n', ingress: [], created: '2026-01-01T00:00:00.000Z', updated: '2026-01-01T00:00:00.000Z', Counters: { AllowedPackets: 0 } }];
+    assert.deepEqual(parsePolicies(JSON.stringify(shown)), [{ name: 'p', network: 'n', ingress: [] }]);
+  });
+
   it('is idempotent: a validated document validates to itself', () => {
     const [d] = parsePolicies(ISSUE_EXAMPLE);
     assert.deepEqual(validatePolicy(JSON.parse(JSON.stringify(d))), d);

@@ -15,6 +15,8 @@ export const COMPOSE_PROJECT_LABEL = 'com.docker.compose.project';
 const COMPOSE_KEY = 'x-arca-policies';
 
 const DOC_KEYS = ['name', 'network', 'select', 'ingress', 'egress'];
+/** What the daemon adds when it shows a policy: ignored on input, so `inspect` output applies as is. */
+const READ_ONLY_KEYS = ['created', 'updated', 'Counters'];
 const SELECTOR_KEYS = ['labels', 'names', 'service'];
 const PEER_KEYS = ['labels', 'names', 'service', 'network', 'cidr', 'except', 'dns'];
 const PORT_KEYS = ['proto', 'port'];
@@ -170,7 +172,9 @@ function withProject<T extends PolicySelector>(s: T, project: string): T {
 /**
  * Validates one policy document (the API's PUT body, or one document of a file) and returns it
  * normalised: protocols lower case and explicit (`tcp` by default), single ports as numbers,
- * CIDRs masked (a bare address is a /32 or /128), container names without a leading `/`.
+ * CIDRs masked (a bare address is a /32 or /128), container names without a leading `/`. The
+ * keys the daemon adds when showing a policy (`created`, `updated`, `Counters`) are dropped, so
+ * what `arca policy inspect` prints can be edited and applied again.
  *
  * @param where how to name the document in messages while its name is not known yet.
  * @throws InvalidParameter `policy "NAME": FIELD.PATH: what is wrong`.
@@ -183,7 +187,7 @@ export function validatePolicy(v: unknown, where = 'policy'): PolicyDoc {
   const fail = (field: string, msg: string): never => {
     throw new InvalidParameter(`${prefix}: ${field ? `${field}: ` : ''}${msg}`);
   };
-  unknownKeys(v, DOC_KEYS, '', fail);
+  unknownKeys(v, DOC_KEYS, '', fail, READ_ONLY_KEYS);
   if (name === undefined) fail('name', 'required');
   if (typeof name !== 'string') return fail('name', `must be a string, not ${describe(name)}`);
   if (!POLICY_NAME_RE.test(name)) fail('name', `${JSON.stringify(name)} is not a valid name ([A-Za-z0-9][A-Za-z0-9_.-]*)`);
@@ -340,8 +344,8 @@ export function portRange(v: unknown): { from: number; to: number } | undefined 
   return ok(from) && ok(to) && from <= to ? { from, to } : undefined;
 }
 
-function unknownKeys(v: Record<string, unknown>, known: string[], field: string, fail: Fail): void {
-  const extra = Object.keys(v).filter((k) => !known.includes(k));
+function unknownKeys(v: Record<string, unknown>, known: string[], field: string, fail: Fail, ignored: string[] = []): void {
+  const extra = Object.keys(v).filter((k) => !known.includes(k) && !ignored.includes(k));
   if (extra.length === 0) return;
   const list = extra.map((k) => JSON.stringify(k)).join(', ');
   fail(field, `unknown key${extra.length > 1 ? 's' : ''} ${list} (known: ${known.join(', ')})`);
