@@ -926,6 +926,8 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
         await this.applyGateways(changed, sb);
         const de = this.driverEndpoint(ep, n);
         await d.createEndpoint(this.driverNetwork(n), de);
+        // The process runs already: its policies go in before its interface does.
+        if (this.policies?.list().length) await this.publish();
         await d.join(this.driverNetwork(n), de, sb);
       } catch (e) {
         await this.leaveEndpoint(n, ep, sb).catch(() => {});

@@ -359,6 +359,17 @@ describe('network policies on bridge: the kernel does what they say', () => {
     assert.equal((await api(d, 'DELETE', `${P}/by-name`)).status, 204);
   });
 
+  it('docker network connect: a running container is governed on the new network at once', async () => {
+    const doc = { network: 'backend', select: { names: ['late'] }, egress: [] };
+    assert.equal((await api(d, 'PUT', `${P}/late-out`, doc)).status, 201);
+    await d.dockerOk(['run', '-d', '--name', 'late', IMG, 'sleep', '600']);
+    await d.dockerOk(['network', 'connect', 'backend', 'late']);
+    assert.ok(!(await reaches(d, 'late', ip.api!, 8000)), 'selected as soon as connect answered');
+    assert.equal((await api(d, 'DELETE', `${P}/late-out`)).status, 204);
+    assert.ok(await reaches(d, 'late', ip.api!, 8000));
+    await d.dockerOk(['rm', '-f', 'late']);
+  });
+
   it('a container started after the policy is governed from its first packet', async () => {
     const locked = { network: 'backend', select: { labels: { app: 'locked' } }, egress: [] };
     assert.equal((await api(d, 'PUT', `${P}/locked-out`, locked)).status, 201);
