@@ -132,6 +132,20 @@ describe('network policies on ovn: OVN ACLs do what they say', { skip: skipWitho
     assert.equal((await api(d, 'DELETE', `${P}/locked-out`)).status, 204);
   });
 
+  it('a daemon restart (SIGTERM, then kill -9) keeps the policy enforced', async () => {
+    const doc = { network: NET, select: { labels: { app: 'db' } }, ingress: [{ from: [{ labels: { app: 'api' } }], ports: [{ proto: 'tcp', port: 5432 }] }] };
+    assert.equal((await api(d, 'PUT', `${P}/db-kept`, doc)).status, 201);
+    const groups = nbctl(d, '--bare', '--columns=name', 'find', 'Port_Group', 'external_ids:arca-policy=db-kept');
+    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+      await d.restart({ signal });
+      assert.ok(!(await reaches(d, 'other', ip.db!, 5432)), `other → db:5432 still blocked after ${signal}`);
+      assert.ok(await reaches(d, 'api', ip.db!, 5432), `api → db:5432 still allowed after ${signal}`);
+      assert.equal(nbctl(d, '--bare', '--columns=name', 'find', 'Port_Group', 'external_ids:arca-policy=db-kept'), groups, 'the same rows, not rebuilt');
+    }
+    assert.equal((await api(d, 'DELETE', `${P}/db-kept`)).status, 204);
+    assert.ok(await reaches(d, 'other', ip.db!, 5432));
+  });
+
   it('isolated backends of a VIP keep passing its health checks', async () => {
     const vnet = 'vip-ovn';
     await d.dockerOk(['network', 'create', '-d', 'ovn', '--subnet', '10.203.0.0/24', '-o', 'arca.endpoint_mode=vip', vnet]);
