@@ -232,6 +232,25 @@ function innerTests(): void {
       ]);
     });
 
+    it('an endpoint isolated for egress with no rule at all still gets the replies of connections made to it', async () => {
+      // No allow rule anywhere on the switch: only the isolation's own ACLs make it stateful.
+      await driver.applyPolicies(NET, plan([governed(D, ['quiet'], { egress: [] })]));
+      await expectReach([
+        ['b→d:81', B, D.ip, 81, true],
+        ['b→d:81/udp', B, D.ip, 81, true, { proto: 'udp' }],
+        ['d→b:81', D, B.ip, 81, false],
+        ['d→outside', D, CLIENT, 80, false],
+        ['b→a:81', B, A.ip, 81, true],
+      ]);
+      await driver.applyPolicies(NET, plan([governed(D, ['quiet'], { ingress: [] })]));
+      await expectReach([
+        ['d→b:81 (ingress isolated only)', D, B.ip, 81, true],
+        ['d→b:81/udp (ingress isolated only)', D, B.ip, 81, true, { proto: 'udp' }],
+        ['b→d:81', B, D.ip, 81, false],
+      ]);
+      await driver.applyPolicies(NET, plan([]));
+    });
+
     it('isolates ingress: the allowed peer and port pass, other ports and peers are dropped, replies pass, unlisted endpoints untouched', async () => {
       await driver.applyPolicies(NET, plan([governed(A, ['db', 'pub'], { ingress: dbRules(false, false) })]));
       await expectReach([

@@ -98,7 +98,8 @@ describe('ovn policy rows', () => {
       dbIso!.acls.map((a) => [a.key, a.action, a.priority]),
       [
         ['drop', 'drop', PRIO_DROP],
-        ['neighbours', 'allow', PRIO_ALLOW],
+        ['arp', 'allow', PRIO_ALLOW],
+        ['nd', 'allow-related', PRIO_ALLOW],
       ],
     );
     const [out, outIso] = byPolicy('web-out');
@@ -107,7 +108,7 @@ describe('ovn policy rows', () => {
     assert.match(out!.acls[0]!.match, /^inport == @\S+ && \(ip4\.dst == 0\.0\.0\.0\/0 && ip4\.dst != \{10\.0\.0\.0\/8\}\)$/);
     assert.deepEqual(
       outIso!.acls.map((a) => a.key),
-      ['drop', 'neighbours', 'dhcp'],
+      ['drop', 'arp', 'nd', 'dhcp'],
     );
     assert.deepEqual(
       rows.addressSets.map((s) => s.addresses),

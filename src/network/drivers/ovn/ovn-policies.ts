@@ -229,14 +229,18 @@ export function policyRows(netId: string, plan: NetworkPolicyPlan, lsps: Readonl
         options: s.options,
         ext: { ...ext, [EXT_ACL]: key, [EXT_VERDICT]: verdict },
       });
+      // Neighbour discovery keeps the endpoint reachable at all: never policy. The IP ones are
+      // allow-related on purpose: a switch whose ACLs are all stateless never consults conntrack,
+      // and an isolated endpoint with no allow rule (`egress: []`) would lose the replies of every
+      // connection in the other direction; one stateful ACL makes OVN track the switch's traffic.
       const acls = [
         acl('drop', PRIO_DROP, s.term, 'drop', 'drop'),
-        // Neighbour discovery keeps the endpoint reachable at all: never policy.
-        acl('neighbours', PRIO_ALLOW, and(s.term, '(arp || nd || nd_rs || nd_ra)'), 'allow', 'infra'),
+        acl('arp', PRIO_ALLOW, and(s.term, 'arp'), 'allow', 'infra'),
+        acl('nd', PRIO_ALLOW, and(s.term, '(nd || nd_rs || nd_ra)'), 'allow-related', 'infra'),
       ];
       // OVN's own DHCP server answers in the switch, after the ACL stage the request passes first.
       // (OVN refuses `&&` and `||` mixed without parentheses.)
-      if (d === 'egress') acls.push(acl('dhcp', PRIO_ALLOW, and(s.term, '((udp.src == 68 && udp.dst == 67) || (udp.src == 546 && udp.dst == 547))'), 'allow', 'infra'));
+      if (d === 'egress') acls.push(acl('dhcp', PRIO_ALLOW, and(s.term, '((udp.src == 68 && udp.dst == 67) || (udp.src == 546 && udp.dst == 547))'), 'allow-related', 'infra'));
       portGroups.push({ name: pg, ports: members.map((e) => lsps.get(e.endpointId)!).sort(), acls, ext });
     }
   }
