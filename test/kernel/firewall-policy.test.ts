@@ -182,6 +182,14 @@ async function container(ns: string, who: 'db' | 'api' | 'c3', addr4: string, ad
   await ip(ns, 'route', 'add', 'default', 'via', GW);
 }
 
+/** The IPv6 link-local address of eth0 in `ns`. */
+async function linkLocal(ns: string): Promise<string> {
+  const res = await run(['ip', '-n', ns, '-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'link']);
+  const m = /inet6 (fe80:[0-9a-f:]+)\//.exec(res.stdout);
+  assert.ok(m, `no link-local address in ${ns}: ${res.stdout}`);
+  return m[1]!;
+}
+
 /** Packets counted by the anti-spoofing rules of the bridge table, in rule order. */
 async function spoofDrops(): Promise<number[]> {
   const res = await run(inNs(NS.h, ['nft', 'list', 'chain', 'bridge', 'arcap_br', 'prerouting']));
@@ -258,6 +266,10 @@ describe('network policies in the nftables firewall', { skip, concurrency: false
     ]);
     assert.deepEqual([ok, ok6, otherPort, otherProto, otherPeer, otherPeer6], [`db ${API}`, `db ${API6}`, 'timeout', 'timeout', 'timeout', 'timeout']);
     assert.equal(await probe(NS.api, 'udp', DB, 5432), `db ${API}`);
+    // Link-local IPv6 carries no address a rule names: no way around the rules through it.
+    const ll = `${await linkLocal(NS.db)}%eth0`;
+    const [llOther, llApi] = await Promise.all([probe(NS.c3, 'tcp', ll, 5432), probe(NS.api, 'tcp', ll, 5432)]);
+    assert.deepEqual([llOther, llApi], ['timeout', 'timeout']);
   });
 
   it('leaves endpoints no policy selects (and the selected one\'s other direction) as they were', async () => {
@@ -396,6 +408,8 @@ describe('network policies in the nftables firewall', { skip, concurrency: false
     const tables = await run(inNs(NS.h, ['nft', 'list', 'tables']));
     assert.doesNotMatch(tables.stdout, /arcap/);
     assert.equal(await probe(NS.c3, 'tcp', DB, 5432), `db ${C3}`);
+    // Control for the link-local check above: without policies it does connect.
+    assert.match(await probe(NS.c3, 'tcp', `${await linkLocal(NS.db)}%eth0`, 5432), /^db fe80:/);
   });
 
   it('reloads 1000 endpoints × 50 policies in one transaction (measured)', async (t) => {

@@ -73,9 +73,12 @@ export class NftFirewall implements Firewall {
   }
 
   async apply(state: FirewallState): Promise<void> {
+    // The reload re-creates the policy counters at zero: keep what they counted so far. The read
+    // runs on libnftables' thread while this one renders.
+    // (liveCounters never rejects, so a render that throws leaves nothing unhandled.)
+    const reading = this.plans.length ? this.liveCounters() : Promise.resolve(undefined);
     const script = this.render(state);
-    // The reload re-creates the policy counters at zero: keep what they counted so far.
-    const live = this.plans.length ? await this.liveCounters() : undefined;
+    const live = await reading;
     await this.load(script, 'apply');
     if (live) this.counters.absorb(live);
     this.plans = state.policies ?? [];

@@ -32,7 +32,8 @@
  * Anti-spoofing: rules trust source addresses, so in `table bridge <prefix>_br` a governed
  * endpoint's port (host veth `vx<endpoint id 12>`) may only send its own addresses (and IPv6
  * link-local / unspecified ones, for neighbour discovery), and a governed address may only come
- * from its own port.
+ * from its own port. The same table keeps traffic the address maps cannot see (IPv6
+ * link-local, broadcast and multicast) off isolated ports, but for ICMPv6.
  */
 import { createHash } from 'node:crypto';
 import { InvalidParameter } from '../../../errors.js';
@@ -185,6 +186,8 @@ export function renderPolicies(
   };
   const governed: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
   const ports: string[] = [];
+  const inPorts: string[] = [];
+  const outPorts: string[] = [];
   const own: Record<Family, string[]> = { 4: [], 6: [] };
   const dnsGateways: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
 
@@ -293,6 +296,8 @@ export function renderPolicies(
         return { a, fam };
       });
       ports.push(`"${veth}"`);
+      if (ep.ingress) inPorts.push(`"${veth}"`);
+      if (ep.egress) outPorts.push(`"${veth}"`);
       for (const { a, fam } of addrs) {
         own[fam].push(`"${veth}" . ${a}`);
         governed[fam].add(a);
@@ -392,7 +397,31 @@ export function renderPolicies(
         pre.push(`meta protocol ${kw} ${kw} saddr @pol_gov${fam} iifname . ${kw} saddr != @${name} counter drop ${POLICY_TAG}`);
       }
     }
+    // Link-local IPv6 and broadcast/multicast carry no address the maps know (the dispatch is by
+    // an endpoint's own addresses), so for an isolated port they would bypass its rules: only
+    // ICMPv6 (neighbour discovery) may use them. Frames from an egress-isolated port, at
+    // prerouting (to peers and to the host alike); to an ingress-isolated port, at forward.
+    const nonNd = 'meta l4proto != ipv6-icmp';
+    if (outPorts.length) {
+      bridge.push(setDecl('pol_out_ports', 'ifname', [...outPorts].sort(cmp)));
+      pre.push(`iifname @pol_out_ports meta protocol ip6 ip6 saddr fe80::/10 ${nonNd} counter drop ${POLICY_TAG}`);
+      pre.push(`iifname @pol_out_ports meta protocol ip6 ip6 daddr ff00::/8 ${nonNd} counter drop ${POLICY_TAG}`);
+    }
     bridge.push(...chainLines('prerouting', pre, 'type filter hook prerouting priority filter; policy accept;'));
+    if (inPorts.length) {
+      bridge.push(setDecl('pol_in_ports', 'ifname', [...inPorts].sort(cmp)));
+      bridge.push(
+        ...chainLines(
+          'forward',
+          [
+            `oifname @pol_in_ports meta protocol ip6 ip6 saddr fe80::/10 ${nonNd} counter drop ${POLICY_TAG}`,
+            `oifname @pol_in_ports meta protocol ip6 ip6 daddr ff00::/8 ${nonNd} counter drop ${POLICY_TAG}`,
+            `oifname @pol_in_ports meta protocol ip meta pkttype { broadcast, multicast } counter drop ${POLICY_TAG}`,
+          ],
+          'type filter hook forward priority filter; policy accept;',
+        ),
+      );
+    }
   }
   return { filter, bridge };
 }
