@@ -196,11 +196,17 @@ describe('nft policy rendering', () => {
     assert.equal(new NftFirewall({ tablePrefix: 'arca', logPolicyDrops: true }).render(shuffled), many);
   });
 
+  it('takes a plan that governs nothing on a network it does not manage (counters only)', () => {
+    const text = new NftFirewall({ tablePrefix: 'arca' }).render({ networks: [backend], ports: [], policies: [{ networkId: 'elsewhere', policies: ['idle'], endpoints: [] }] });
+    assert.match(text, new RegExp(`counter ${policyCounterNames('idle').allowed} \\{\\}`));
+    assert.doesNotMatch(text, /policy_forward/);
+  });
+
   it('refuses plans it cannot hold', () => {
     const fw = new NftFirewall({ tablePrefix: 'arca' });
     const base = STATES['policies-one']!.state;
     const bad: FirewallState[] = [
-      { ...base, policies: [{ networkId: 'nope', policies: [], endpoints: [] }] },
+      { ...base, policies: [{ networkId: 'nope', policies: ['x'], endpoints: [db] }] },
       { ...base, policies: [{ networkId: backend.id, policies: ['x'], endpoints: [{ ...db, addresses: ['10.88.0.300'] }] }] },
       { ...base, policies: [{ networkId: backend.id, policies: ['x'], endpoints: [{ ...db, ingress: [{ ...db.ingress![0]!, ports: [{ proto: 'tcp', from: 9, to: 70000 }] }] }] }] },
       { ...base, policies: [{ networkId: backend.id, policies: ['x'], endpoints: [{ ...db, ingress: [{ ...db.ingress![0]!, peers: { addrs4: [], addrs6: [], cidrs: [{ cidr: '10.0.0.0/40', except: [] }] } }] }] }] },

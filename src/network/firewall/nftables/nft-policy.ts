@@ -283,6 +283,11 @@ export function renderPolicies(
   const policyNames = new Set<string>();
   for (const plan of [...plans].sort((a, b) => cmp(a.networkId, b.networkId))) {
     const net = nets.get(plan.networkId);
+    // A plan that governs nothing (a config-only network, say) needs no network of the ruleset.
+    if (!net && !plan.endpoints.length) {
+      for (const p of plan.policies) policyNames.add(p);
+      continue;
+    }
     if (!net) throw new InvalidParameter(`policies for network ${plan.networkId}, which the firewall does not manage`);
     for (const p of plan.policies) policyNames.add(p);
     for (const ep of [...plan.endpoints].sort((a, b) => cmp(a.endpointId, b.endpointId))) {
