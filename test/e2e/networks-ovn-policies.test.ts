@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { OUTSIDE_HOST_ADDR, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
@@ -197,6 +198,9 @@ describe('network policies on ovn: OVN ACLs do what they say', { skip: skipWitho
     assert.equal((await api(d, 'DELETE', `${P}/bulk`)).status, 204);
     times.push(Math.round(performance.now() - t0));
     process.stderr.write(`# ovn: PUT of a policy selecting ${n} containers, until enforced (ms): create ${times[0]}, replace ${times[1]}, ${times[2]}; DELETE ${times[3]}\n`);
+    // The driver's own split of each apply (NB read, NB write, until the chassis installed it).
+    const splits = readFileSync(d.logPath, 'utf8').split('\n').filter((l) => l.includes('policies enforced')).slice(-4);
+    for (const l of splits) process.stderr.write(`#   ${l.slice(l.indexOf('{'))}\n`);
     assert.ok(await reaches(d, 'other', last, 80), 'reopened after DELETE');
   });
 });
