@@ -10,7 +10,8 @@
  * through the API and everything is probed again. Seeds are random per run and printed; replay one
  * with `ARCA_POLICY_SEEDS=<seed>[,<seed>...]`. A cell the model allows but the probe found
  * closed is probed once more with a longer timeout before it counts (a busy machine must not fail
- * the test); a cell open against the model always counts.
+ * the test); a cell open against the model always counts. Seed 251441627 found that ovn dropped the
+ * replies of connections to a container isolated for egress only (fixed in the ovn enforcer).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,14 +41,6 @@ const skipWithoutOvn: false | string =
   spawnSync('which', ['ovsdb-server', 'ovn-northd', 'ovn-controller', 'ovs-vswitchd'], { encoding: 'utf8' }).status === 0
     ? false
     : 'OVN is not installed (Debian packages openvswitch-switch, ovn-central, ovn-host; scripts/setup.sh installs them)';
-
-/**
- * Known on ovn, found by this test (seed 251441627): a container isolated for egress only loses the
- * replies of connections made to it, since the switch has no stateful ACL and OVN never consults
- * conntrack. Its seeds still run and print their diff; they count once the ovn enforcer is fixed.
- */
-const OVN_KNOWN =
-  'ovn drops the replies of connections to an egress-only-isolated container (no allow-related ACL on the switch, so no conntrack); see notes/poltest.md';
 
 const CONTAINERS = 6;
 const SEEDS_PER_DRIVER = 3;
@@ -127,7 +120,7 @@ for (const driver of ['bridge', 'ovn'] as const) {
     });
 
     for (const seed of seeds()) {
-      it(`seed ${seed}: every probe agrees with the model (replay: ARCA_POLICY_SEEDS=${seed})`, { todo: driver === 'ovn' ? OVN_KNOWN : undefined }, async (t) => {
+      it(`seed ${seed}: every probe agrees with the model (replay: ARCA_POLICY_SEEDS=${seed})`, async (t) => {
         t.diagnostic(`${driver} seed ${seed}`);
         const rng = new Rng(seed);
         const netNames = rng.chance(0.5) ? ['pma'] : ['pma', 'pmb'];
