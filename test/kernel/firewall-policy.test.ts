@@ -307,7 +307,8 @@ describe('network policies in the nftables firewall', { skip, concurrency: false
   });
 
   it('egress: only allowed destinations (containers, outside, the host); replies to inbound connections pass', async () => {
-    await fw.apply(state(governed('api', { egress: [rule('api-out', 0, addrs(DB), [tcp(5432)])] })));
+    const apiOut = state(governed('api', { egress: [rule('api-out', 0, addrs(DB), [tcp(5432)])] }));
+    await fw.apply(apiOut);
     const results = await Promise.all([
       probe(NS.api, 'tcp', DB, 5432),
       probe(NS.api, 'tcp', DB, 80),
@@ -318,6 +319,10 @@ describe('network policies in the nftables firewall', { skip, concurrency: false
       probe(NS.h, 'tcp', API, 80),
     ]);
     assert.deepEqual(results, [`db ${API}`, 'timeout', 'timeout', 'timeout', 'timeout', `api ${C3}`, `api ${GW}`]);
+    // When the embedded DNS listens on the gateways (no native addon), its port stays reachable.
+    await fw.apply({ ...apiOut, dnsPort: 7000 });
+    assert.equal(await probe(NS.api, 'tcp', GW, 7000), `h ${API}`);
+    assert.equal(await probe(NS.api, 'tcp', HOST_OUT, 7000), 'timeout');
   });
 
   it('needs both ends to allow a connection', async () => {
