@@ -6,8 +6,9 @@
  * model (`checkConnection`'s PolicyChecker, the evaluator `arca policy check` uses) says. On `bridge` and `ovn`.
  *
  * Each seed's world: five containers run first, a sixth is created but started only after the
- * policies are in force (it must be governed from its first packet), then one policy is removed
- * through the API and everything is probed again. Seeds are random per run and printed; replay one
+ * policies are in force (it must be governed from its first packet), and with two networks a
+ * running container is connected to its second one then; then one policy is removed through the
+ * API and everything is probed again. Seeds are random per run and printed; replay one
  * with `ARCA_POLICY_SEEDS=<seed>[,<seed>...]`. A cell the model allows but the probe found
  * closed is probed once more with a longer timeout before it counts (a busy machine must not fail
  * the test); a cell open against the model always counts. Seed 251441627 found that ovn dropped the
@@ -149,8 +150,17 @@ for (const driver of ['bridge', 'ovn'] as const) {
 
           await d.dockerOk(['start', late!.name]);
           await waitForServers(d, late!.name);
+          // A running container joining the other network meets the policies there at once.
+          const joiner = netNames.length > 1 ? early.find((c) => c.networks.length === 1) : undefined;
+          let joined = '';
+          if (joiner) {
+            const other = netNames.find((n) => n !== joiner.networks[0])!;
+            await d.dockerOk(['network', 'connect', other, joiner.name]);
+            joiner.networks.push(other);
+            joined = `, ${joiner.name} connected to ${other}`;
+          }
           world = ctx.world = await worldOf(d, netNames, [...names, late!.name]);
-          probed += await assertMatchesModel(d, `with ${policies.map((x) => x.name).join(', ')} applied (${late!.name} started after them)`, ctx);
+          probed += await assertMatchesModel(d, `with ${policies.map((x) => x.name).join(', ')} applied (${late!.name} started after them${joined})`, ctx);
 
           const gone = rng.pick(policies);
           const del = await policyApi(d, 'DELETE', gone.name);
