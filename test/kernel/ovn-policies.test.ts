@@ -439,6 +439,64 @@ function innerTests(): void {
       for (const ep of many) await driver.deleteEndpoint(NET, ep);
     });
 
+    it('governs IPv6 too: address sets and CIDRs of v6 peers, neighbour discovery still works', async () => {
+      const net6: DriverNetwork = {
+        ...NET,
+        id: hex(32),
+        name: 'polnet6',
+        internal: true,
+        enableIPv6: true,
+        subnets: [
+          { subnet: '10.97.0.0/24', gateway: '10.97.0.1' },
+          { subnet: 'fd97::/64', gateway: 'fd97::1' },
+        ],
+      };
+      const six = ['e', 'f', 'g'].map((name, i) => {
+        const containerId = hex(32);
+        const ns = `${tag}-${name}`;
+        const ep: DriverEndpoint = {
+          ...A.ep,
+          id: hex(32),
+          networkId: net6.id,
+          containerId,
+          mac: `02:42:0a:61:00:${(10 + i).toString(16)}`,
+          addresses: [`10.97.0.${10 + i}/24`, `fd97::${10 + i}/64`],
+          gateways: [],
+          dnsNames: [name],
+        };
+        return { name, ns, ip: `fd97::${10 + i}`, ep, sb: { containerId, netnsPath: `/run/netns/${ns}`, netnsName: ns } };
+      });
+      const [E, F, G] = six as [Box, Box, Box];
+      await driver.createNetwork(net6);
+      for (const b of six) {
+        await run(['ip', 'netns', 'add', b.ns]);
+        await run(['ip', '-n', b.ns, 'link', 'set', 'lo', 'up']);
+        await driver.createEndpoint(net6, b.ep);
+        await driver.join(net6, b.ep, b.sb);
+      }
+      await Promise.all(six.map((b) => start(inNs(b.ns, [process.execPath, PROBE, 'serve', b.name, '80,81', '81']), 'ready')));
+      const rules: CompiledRule[] = [
+        rule('v6', 0, { addrs4: [], addrs6: [F.ip], cidrs: [] }, [tcp(80)]),
+        rule('v6', 1, { addrs4: [], addrs6: [], cidrs: [{ cidr: 'fd97::/64', except: [`${F.ip}/128`] }] }, [tcp(81)]),
+      ];
+      await driver.applyPolicies(net6, { networkId: net6.id, policies: ['v6'], endpoints: [{ ...governed(E, ['v6'], { ingress: rules }), addresses: [E.ip] }] });
+      await expectReach([
+        ['f→e:80 (v6)', F, E.ip, 80, true],
+        ['f→e:81 (v6, the hole)', F, E.ip, 81, false],
+        ['g→e:81 (v6 CIDR)', G, E.ip, 81, true],
+        ['g→e:80 (v6)', G, E.ip, 80, false],
+        ['e→f:81 (v6, replies)', E, F.ip, 81, true],
+      ]);
+      for (const b of [E, F]) await run(['ip', '-n', b.ns, 'neigh', 'flush', 'all']);
+      await expectReach([['f→e:80 (v6) after a neighbour flush', F, E.ip, 80, true]]);
+      for (const b of six) {
+        await driver.leave(net6, b.ep, b.sb);
+        await driver.deleteEndpoint(net6, b.ep);
+      }
+      await driver.deleteNetwork(net6);
+      assert.deepEqual(await names('Port_Group', net6.id), []);
+    });
+
     it('deleting the network removes its policy rows', async () => {
       await driver.applyPolicies(NET, plan([governed(A, ['db', 'pub'], { ingress: dbRules(false, false) })]));
       assert.notEqual(await nbctl('--bare', '--columns=name', 'list', 'Port_Group'), '');
