@@ -462,7 +462,7 @@ describe('network policies in the nftables firewall', { skip, concurrency: false
     const countersMs = Number(process.hrtime.bigint() - started) / 1e6;
     const line =
       `1000 endpoints x 50 policies: script ${script.length} bytes, ${script.split('\n').length} lines; ` +
-      `render ${renderMs.toFixed(1)} ms, first load ${firstMs.toFixed(1)} ms, reload (with counter read-back) ${reloadMs.toFixed(1)} ms, ` +
+      `render ${renderMs.toFixed(1)} ms, first load ${firstMs.toFixed(1)} ms, reload (with the counter reset-read) ${reloadMs.toFixed(1)} ms, ` +
       `counters ${countersMs.toFixed(1)} ms`;
     t.diagnostic(line);
     console.log(`# ${line}`);

@@ -73,14 +73,12 @@ export class NftFirewall implements Firewall {
   }
 
   async apply(state: FirewallState): Promise<void> {
-    // The reload re-creates the policy counters at zero: keep what they counted so far. The read
-    // runs on libnftables' thread while this one renders.
-    // (liveCounters never rejects, so a render that throws leaves nothing unhandled.)
-    const reading = this.plans.length ? this.liveCounters() : Promise.resolve(undefined);
+    // The reload re-creates the policy counters at zero: collect what they counted so far (on
+    // libnftables' thread while this one renders). collectCounters never rejects.
+    const collecting = this.plans.length ? this.collectCounters() : Promise.resolve();
     const script = this.render(state);
-    const live = await reading;
+    await collecting;
     await this.load(script, 'apply');
-    if (live) this.counters.absorb(live);
     this.plans = state.policies ?? [];
     this.scheduleDropPolls();
     if (this.opts.sysctls ?? true) await writeSysctls(requiredSysctls(state), this.opts.netns);
@@ -96,7 +94,8 @@ export class NftFirewall implements Firewall {
   async policyCounters(): Promise<Record<string, PolicyCounters>> {
     const names = policiesInForce(this.plans);
     if (!names.length) return {};
-    return this.counters.totals(names, (await this.liveCounters()) ?? new Map());
+    await this.collectCounters();
+    return this.counters.totals(names, new Map());
   }
 
   /** Reads the recorded drops once and logs the new ones (the timer calls it; tests may too). */
@@ -125,13 +124,17 @@ export class NftFirewall implements Firewall {
     }
   }
 
-  /** The live named counters of the filter table; undefined if they cannot be read. */
-  private async liveCounters(): Promise<Map<string, { packets: number; bytes: number }> | undefined> {
+  /**
+   * Moves what the kernel's named counters hold into the book: `reset counters` reads and zeroes
+   * each atomically, so nothing is counted twice or lost between reads, and it is cheap (unlike
+   * `list counters`, which makes nft 1.0.6 fetch the whole ruleset: ~1 ms against ~40 ms with
+   * 1000 endpoints × 50 policies).
+   */
+  private async collectCounters(): Promise<void> {
     try {
-      return parseCounters(await nftOutput(`list counters table inet ${this.tables.filter}`, this.opts.netns));
+      this.counters.absorb(parseCounters(await nftOutput(`reset counters table inet ${this.tables.filter}`, this.opts.netns)));
     } catch (err) {
       log.warn('cannot read policy counters', { error: errorMessage(err) });
-      return undefined;
     }
   }
 

@@ -39,9 +39,10 @@ export function parseDropSet(text: string): DroppedFlow[] {
 }
 
 /**
- * Per-policy totals across ruleset reloads. Every apply re-creates the counters at zero, so
- * just before one the firewall reads the live values and adds them here ({@link absorb});
- * packets counted between that read and the swap are lost (a few at most).
+ * Per-policy totals across ruleset reloads. The firewall moves the kernel's counts here with
+ * `reset counters` (read and zero) whenever it is asked for totals and just before each reload
+ * (which re-creates the counters at zero); packets counted between that reset and the swap are
+ * lost (a few at most).
  */
 export class PolicyCounterBook {
   private readonly base = new Map<string, { packets: number; bytes: number }>();
