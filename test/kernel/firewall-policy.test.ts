@@ -325,6 +325,16 @@ describe('network policies in the nftables firewall', { skip, concurrency: false
     assert.equal(await probe(NS.api, 'tcp', HOST_OUT, 7000), 'timeout');
   });
 
+  it('lets ICMP echo through only by a rule without ports', async () => {
+    const ping = async (ns: string, host: string): Promise<boolean> =>
+      (await run(inNs(ns, ['timeout', '3', 'busybox', 'ping', '-c', '1', '-W', '1', host]), { allowFailure: true })).code === 0;
+    await fw.apply(PLAN_A);
+    assert.equal(await ping(NS.api, DB), false);
+    await fw.apply(state(governed('db', { ingress: [rule('db-from-api', 0, addrs(API), 'any')] })));
+    assert.equal(await ping(NS.api, DB), true);
+    assert.equal(await ping(NS.c3, DB), false);
+  });
+
   it('needs both ends to allow a connection', async () => {
     const apiToDb80 = governed('api', { egress: [rule('api-out', 0, addrs(DB), [tcp(80)])] });
     await fw.apply(state(dbFromApi, apiToDb80));
