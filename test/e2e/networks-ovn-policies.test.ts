@@ -147,7 +147,7 @@ describe('network policies on ovn: OVN ACLs do what they say', { skip: skipWitho
     assert.ok(await reaches(d, 'other', ip.db!, 5432));
   });
 
-  it('isolated backends of a VIP keep passing its health checks', async () => {
+  it('isolated backends of a VIP keep passing its health checks and reach themselves through it (hairpin)', async () => {
     const vnet = 'vip-ovn';
     await d.dockerOk(['network', 'create', '-d', 'ovn', '--subnet', '10.203.0.0/24', '-o', 'arca.endpoint_mode=vip', vnet]);
     for (const name of ['be1', 'be2']) {
@@ -167,6 +167,15 @@ describe('network policies on ovn: OVN ACLs do what they say', { skip: skipWitho
       seen.add(r.stdout.trim());
     }
     assert.deepEqual([...seen].sort(), ['be1', 'be2'], 'both backends stay in the VIP');
+    // A backend the rules let in reaches the VIP, itself behind it included (hairpin).
+    const peers = { ...doc, ingress: [{ from: [{ labels: { app: 'fe' } }, { labels: { app: 'be' } }], ports: [{ proto: 'tcp', port: 80 }] }] };
+    assert.equal((await api(d, 'PUT', `${P}/be-in`, peers)).status, 200);
+    const self = new Set<string>();
+    for (let i = 0; i < 12 && self.size < 2; i++) {
+      const r = await d.docker(['exec', 'be1', 'timeout', '2', 'wget', '-q', '-O', '-', 'http://svc/hostname']);
+      self.add(r.code === 0 ? r.stdout.trim() : `failed: ${r.stderr.trim()}`);
+    }
+    assert.deepEqual([...self].sort(), ['be1', 'be2'], 'be1 → svc reaches both backends, itself too');
     const blocked = await d.docker(['exec', 'stranger', 'timeout', '2', 'wget', '-q', '-O', '-', 'http://svc/hostname']);
     assert.notEqual(blocked.code, 0, 'a container the rule does not name is dropped at the backend, VIP or not');
     assert.equal((await api(d, 'DELETE', `${P}/be-in`)).status, 204);

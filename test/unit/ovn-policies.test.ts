@@ -116,6 +116,14 @@ describe('ovn policy rows', () => {
     );
   });
 
+  it('lets hairpin traffic (source: a VIP of the network) into ingress-isolated ports only', () => {
+    const rows = policyRows(NET, plan, lsps, { hairpinSources: ['10.0.0.200', '10.0.0.201'] });
+    const hairpin = rows.portGroups.flatMap((g) => g.acls.filter((a) => a.key === 'hairpin'));
+    assert.equal(hairpin.length, 1, 'the ingress-isolated group of db only');
+    assert.match(hairpin[0]!.match, /^outport == @\S+ && ip4\.src == \{10\.0\.0\.200, 10\.0\.0\.201\}$/);
+    assert.equal(hairpin[0]!.action, 'allow-related');
+  });
+
   it('an empty plan against nothing writes nothing; against rows deletes them', () => {
     const empty = { portGroups: [], acls: new Map(), addressSets: [], lsps: new Map() };
     assert.deepEqual(policyDiffOps(empty, policyRows(NET, { networkId: NET, policies: [], endpoints: [] }, lsps)), []);

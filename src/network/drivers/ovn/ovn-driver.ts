@@ -100,7 +100,11 @@ export class OvnDriver
   private readonly policies: OvnPolicyEnforcer;
 
   constructor(private readonly deps: OvnDriverDeps) {
-    this.policies = new OvnPolicyEnforcer(() => this.ready().then((l) => l.nb), deps.stack);
+    this.policies = new OvnPolicyEnforcer(
+      () => this.ready().then((l) => l.nb),
+      deps.stack,
+      (netId) => [...this.vips.names(netId).values()],
+    );
     deps.stack.on('nb-reset', () => {
       void this.replay().catch((e: unknown) => log.error('rebuilding the northbound database failed', { error: errorMessage(e) }));
     });
@@ -282,7 +286,10 @@ export class OvnDriver
       const touched = [before, ep].filter((e) => e !== undefined);
       if (parseOvnOptions(net).vip) {
         const live = await this.ready();
+        const vipsBefore = [...this.vips.names(net.id).values()].sort().join(' ');
         await this.vips.sync(live.nb, net, index.values(), touched.flatMap((e) => e.aliases.map((a) => a.toLowerCase())));
+        // Isolated backends let their own hairpin traffic in, which comes from the VIPs.
+        if ([...this.vips.names(net.id).values()].sort().join(' ') !== vipsBefore) await this.policies.reapply(net.id);
       }
       await this.writeDns(net, index, touched.flatMap((e) => OvnDriver.names(net, e)));
     });

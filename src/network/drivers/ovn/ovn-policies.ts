@@ -165,12 +165,21 @@ function blamed(ep: EndpointPolicy, d: Direction): string[] {
   return (out.length ? out : [...ep.policies]).sort();
 }
 
+export interface PolicyRowOptions {
+  /**
+   * The network's load-balancer VIPs. A backend that reaches itself through a VIP gets the packet
+   * back with the VIP as source (OVN's hairpin SNAT): that source is the endpoint itself, which
+   * may always reach itself, as in Kubernetes. Nothing else can send from a VIP (port security).
+   */
+  hairpinSources?: string[];
+}
+
 /**
  * The rows a plan needs. `lsps` maps endpoint ids to their Logical_Switch_Port UUIDs; an endpoint
  * without one (its port is not written yet) is left out, and the driver applies the plan again
  * once the port exists.
  */
-export function policyRows(netId: string, plan: NetworkPolicyPlan, lsps: ReadonlyMap<string, string>): PolicyRows {
+export function policyRows(netId: string, plan: NetworkPolicyPlan, lsps: ReadonlyMap<string, string>, opts: PolicyRowOptions = {}): PolicyRows {
   const portGroups: PortGroupSpec[] = [];
   const addressSets: AddressSetSpec[] = [];
   const eps = plan.endpoints.filter((e) => lsps.has(e.endpointId));
@@ -238,6 +247,8 @@ export function policyRows(netId: string, plan: NetworkPolicyPlan, lsps: Readonl
         acl('arp', PRIO_ALLOW, and(s.term, 'arp'), 'allow', 'infra'),
         acl('nd', PRIO_ALLOW, and(s.term, '(nd || nd_rs || nd_ra)'), 'allow-related', 'infra'),
       ];
+      const hairpin = [...new Set(opts.hairpinSources ?? [])].filter((a) => !a.includes(':')).sort();
+      if (d === 'ingress' && hairpin.length) acls.push(acl('hairpin', PRIO_ALLOW, and(s.term, `ip4.src == {${hairpin.join(', ')}}`), 'allow-related', 'infra'));
       // OVN's own DHCP server answers in the switch, after the ACL stage the request passes first.
       // (OVN refuses `&&` and `||` mixed without parentheses.)
       if (d === 'egress') acls.push(acl('dhcp', PRIO_ALLOW, and(s.term, '((udp.src == 68 && udp.dst == 67) || (udp.src == 546 && udp.dst == 547))'), 'allow-related', 'infra'));

@@ -7,7 +7,7 @@ import { fromMap, fromSet, atomText, map, type Condition, type OvsdbOp, type Ovs
 import { run } from '../../../sys/runner.js';
 import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
 import { EXT_NETWORK } from './ovn-names.js';
-import { EXT_POLICY, EXT_VERDICT, parsePolicyRead, policyDiffOps, policyReadOps, policyRows } from './ovn-policies.js';
+import { EXT_POLICY, EXT_VERDICT, parsePolicyRead, type PolicyRowOptions, policyDiffOps, policyReadOps, policyRows } from './ovn-policies.js';
 import type { OvnStack } from './stack/ovn-stack.js';
 import { StackLayout } from './stack/stack-layout.js';
 
@@ -36,6 +36,8 @@ export class OvnPolicyEnforcer {
   constructor(
     private readonly nb: () => Promise<OvsdbSession>,
     private readonly stack: OvnStack,
+    /** A network's load-balancer VIPs (see {@link PolicyRowOptions.hairpinSources}). */
+    private readonly vipsOf: (netId: string) => string[] = () => [],
   ) {}
 
   /** Makes `plan` the network's whole policy state in NB and returns once it is enforced. */
@@ -75,7 +77,7 @@ export class OvnPolicyEnforcer {
       const t0 = performance.now();
       const nb = await this.nb();
       const have = parsePolicyRead(await nb.transact(policyReadOps(netId)));
-      const ops: OvsdbOp[] = policyDiffOps(have, policyRows(netId, plan, have.lsps));
+      const ops: OvsdbOp[] = policyDiffOps(have, policyRows(netId, plan, have.lsps, { hairpinSources: this.vipsOf(netId) }));
       if (!ops.length) return;
       const tRead = performance.now();
       ops.push(
