@@ -381,9 +381,13 @@ describe('network policies in the nftables firewall', { skip, concurrency: false
     try {
       const [spoofed, foreign] = await Promise.all([probe(NS.c3, 'udp', DB, 5432, API), probe(NS.db, 'tcp', C3, 80, '198.18.10.50')]);
       assert.deepEqual([spoofed, foreign], ['timeout', 'timeout']);
+      // Someone asks who has api's address: c3's ARP answer for it never leaves its port.
+      await ip(NS.db, 'neigh', 'flush', 'all');
+      assert.equal(await probe(NS.db, 'tcp', API, 80), `api ${DB}`);
       const afterDrops = await spoofDrops();
       assert.ok(afterDrops[0]! > before[0]!, `governed port sending a foreign source: ${before} -> ${afterDrops}`);
       assert.ok(afterDrops[1]! > before[1]!, `governed address from another port: ${before} -> ${afterDrops}`);
+      assert.ok(afterDrops[5]! > before[5]!, `ARP for a governed address from another port: ${before} -> ${afterDrops}`);
     } finally {
       await ip(NS.c3, 'addr', 'del', `${API}/32`, 'dev', 'eth0');
       await ip(NS.db, 'addr', 'del', '198.18.10.50/32', 'dev', 'eth0');

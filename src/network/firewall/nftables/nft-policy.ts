@@ -32,7 +32,7 @@
  * Anti-spoofing: rules trust source addresses, so in `table bridge <prefix>_br` a governed
  * endpoint's port (host veth `vx<endpoint id 12>`) may only send its own addresses (and IPv6
  * link-local / unspecified ones, for neighbour discovery), and a governed address may only come
- * from its own port. The same table keeps traffic the address maps cannot see (IPv6
+ * from its own port, in IP and in ARP. The same table keeps traffic the address maps cannot see (IPv6
  * link-local, broadcast and multicast) off isolated ports, but for ICMPv6.
  */
 import { createHash } from 'node:crypto';
@@ -402,6 +402,9 @@ export function renderPolicies(
         pre.push(`meta protocol ${kw} ${kw} saddr @pol_gov${fam} iifname . ${kw} saddr != @${name} counter drop ${POLICY_TAG}`);
       }
     }
+    // ARP too: a port answering for a governed address would draw its traffic (0.0.0.0: probes).
+    pre.push(`meta protocol arp iifname @pol_ports arp saddr ip != 0.0.0.0 iifname . arp saddr ip != @pol_own4 counter drop ${POLICY_TAG}`);
+    if (governed[4].size) pre.push(`meta protocol arp arp saddr ip @pol_gov4 iifname . arp saddr ip != @pol_own4 counter drop ${POLICY_TAG}`);
     // Link-local IPv6 and broadcast/multicast carry no address the maps know (the dispatch is by
     // an endpoint's own addresses), so for an isolated port they would bypass its rules: only
     // ICMPv6 (neighbour discovery) may use them. Frames from an egress-isolated port, at
