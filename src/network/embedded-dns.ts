@@ -94,6 +94,9 @@ export class EmbeddedDns implements DnsService {
     if (!s) return;
     this.served.delete(containerId);
     await s.ports.close();
+    // udpClose gives the descriptor back from libuv's close callback, at the end of this loop
+    // turn: a timer fires after it, so the namespace is no longer held once this resolves.
+    await new Promise((r) => setTimeout(r, 0));
   }
 
   async update(snapshot: DnsSnapshot): Promise<void> {
