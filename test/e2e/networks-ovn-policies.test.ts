@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { apiJson } from './policies-support.js';
 import { join } from 'node:path';
 import { OUTSIDE_HOST_ADDR, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 import { inNetns } from './networks-support.js';
@@ -22,30 +22,7 @@ const skipWithoutOvn: false | string =
     ? false
     : 'OVN is not installed (Debian packages openvswitch-switch, ovn-central, ovn-host; scripts/setup.sh installs them)';
 
-interface Answer {
-  status: number;
-  body: any;
-}
-
-function api(d: TestDaemon, method: string, path: string, body?: unknown): Promise<Answer> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((res, rej) => {
-    const req = request(
-      { socketPath: d.socket, path, method, headers: payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } },
-      (r) => {
-        const chunks: Buffer[] = [];
-        r.on('data', (c: Buffer) => chunks.push(c));
-        r.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          res({ status: r.statusCode ?? 0, body: text.trim() ? JSON.parse(text) : undefined });
-        });
-      },
-    );
-    req.on('error', rej);
-    if (payload !== undefined) req.write(payload);
-    req.end();
-  });
-}
+const api = apiJson;
 
 async function reaches(d: TestDaemon, from: string, addr: string, port: number): Promise<boolean> {
   const r = await d.docker(['exec', from, 'timeout', '2', 'wget', '-q', '-O', '-', `http://${addr}:${port}/hostname`]);

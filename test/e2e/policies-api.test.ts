@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { apiJson } from './policies-support.js';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,30 +18,7 @@ import { inNetns } from './networks-support.js';
 const IMG = TEST_IMAGE;
 const MAIN_JS = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'), 'dist', 'src', 'cli', 'main.js');
 
-interface Answer {
-  status: number;
-  body: any;
-}
-
-function api(d: TestDaemon, method: string, path: string, body?: unknown): Promise<Answer> {
-  const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-  return new Promise((res, rej) => {
-    const req = request(
-      { socketPath: d.socket, path, method, headers: payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } },
-      (r) => {
-        const chunks: Buffer[] = [];
-        r.on('data', (c: Buffer) => chunks.push(c));
-        r.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          res({ status: r.statusCode ?? 0, body: text.trim() ? JSON.parse(text) : undefined });
-        });
-      },
-    );
-    req.on('error', rej);
-    if (payload !== undefined) req.write(payload);
-    req.end();
-  });
-}
+const api = apiJson;
 
 /** Runs `arca ARGS` as a user would (DOCKER_HOST from the harness unless `env` overrides it). */
 function arca(d: TestDaemon, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {

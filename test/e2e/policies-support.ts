@@ -41,6 +41,12 @@ export function policyApi(d: TestDaemon, method: 'GET' | 'PUT' | 'DELETE', name?
   return rawRequest(d.socket, method, path, body === undefined ? undefined : JSON.stringify(body));
 }
 
+/** A JSON request on the daemon's socket (a string body is sent verbatim), the answer parsed. */
+export async function apiJson(d: TestDaemon, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const r = await rawRequest(d.socket, method, path, body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body));
+  return { status: r.status, body: r.body.trim() ? JSON.parse(r.body) : undefined };
+}
+
 /** Several policy documents as one YAML stream (each document in JSON, YAML's flow style). */
 export function policyFile(docs: PolicyDoc[]): string {
   return docs.map((doc) => `---\n${JSON.stringify(doc)}\n`).join('');
