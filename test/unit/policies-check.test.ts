@@ -3,25 +3,10 @@ import assert from 'node:assert/strict';
 import { InvalidParameter, NotFound } from '../../src/errors.js';
 import { checkConnection, type CheckQuery } from '../../src/network/policies/policy-check.js';
 import { parsePolicies } from '../../src/network/policies/policy-parse.js';
-import type { PolicyEndpointInfo, PolicyWorld } from '../../src/network/policies/policy-types.js';
+import type { PolicyWorld } from '../../src/network/policies/policy-types.js';
+import { fixtureWorld, type FixtureContainer } from './policies-fixtures.js';
 
-function world(containers: Array<{ name: string; labels?: Record<string, string>; on: Record<string, string | string[]> }>): PolicyWorld {
-  const endpoints: PolicyEndpointInfo[] = [];
-  for (const c of containers) {
-    for (const [net, addrs] of Object.entries(c.on)) {
-      endpoints.push({
-        endpointId: `ep-${c.name}-${net}`,
-        containerId: `id-${c.name}`,
-        containerName: c.name,
-        labels: c.labels ?? {},
-        networkId: `net-${net}`,
-        networkName: net,
-        addresses: Array.isArray(addrs) ? addrs : [addrs],
-      });
-    }
-  }
-  return { networks: ['back', 'front', 'other'].map((n) => ({ id: `net-${n}`, name: n, driver: 'bridge' })), endpoints };
-}
+const world = (containers: FixtureContainer[]): PolicyWorld => fixtureWorld(containers, ['back', 'front', 'other']);
 
 const W = world([
   { name: 'db', labels: { app: 'db' }, on: { back: ['10.2.0.3', 'fd00:2::3'] } },

@@ -2,30 +2,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { compilePlans, compilePorts } from '../../src/network/policies/policy-compile.js';
 import { parsePolicies } from '../../src/network/policies/policy-parse.js';
-import type { PolicyEndpointInfo, PolicyWorld } from '../../src/network/policies/policy-types.js';
+import type { PolicyWorld } from '../../src/network/policies/policy-types.js';
+import { fixtureWorld, type FixtureContainer } from './policies-fixtures.js';
 
-/** A small world: networks front (10.1/16) and back (10.2/16); containers by name with labels and addresses. */
-function world(containers: Array<{ name: string; labels?: Record<string, string>; on: Record<string, string | string[]> }>): PolicyWorld {
-  const networks = [
-    { id: 'net-back', name: 'back', driver: 'bridge' },
-    { id: 'net-front', name: 'front', driver: 'bridge' },
-  ];
-  const endpoints: PolicyEndpointInfo[] = [];
-  for (const c of containers) {
-    for (const [net, addrs] of Object.entries(c.on)) {
-      endpoints.push({
-        endpointId: `ep-${c.name}-${net}`,
-        containerId: `id-${c.name}`,
-        containerName: c.name,
-        labels: c.labels ?? {},
-        networkId: `net-${net}`,
-        networkName: net,
-        addresses: Array.isArray(addrs) ? addrs : [addrs],
-      });
-    }
-  }
-  return { networks, endpoints };
-}
+const world = (containers: FixtureContainer[]): PolicyWorld => fixtureWorld(containers, ['back', 'front']);
 
 const W = world([
   { name: 'db', labels: { app: 'db' }, on: { back: ['10.2.0.3', 'fd00:2::3'] } },

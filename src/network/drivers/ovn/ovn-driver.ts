@@ -168,12 +168,15 @@ export class OvnDriver
     this.nets.set(net.id, net);
     if (!this.eps.has(net.id)) this.eps.set(net.id, new Map());
     await this.netLock.run(net.id, async () => {
-      let [sw, dhcp] = await live.nb.transact(networkLookupOps(net.id));
+      const [sw, dhcp] = await live.nb.transact(networkLookupOps(net.id));
+      let dhcpRow = fromUuid(rowsOf(dhcp)[0]?.['_uuid']);
       if (!rowsOf(sw).length) {
-        await live.nb.transact(createNetworkOps(net, mtu));
-        [, dhcp] = await live.nb.transact(networkLookupOps(net.id));
+        // The insert's own result names the new DHCP row: no second lookup.
+        const ops = createNetworkOps(net, mtu);
+        const res = await live.nb.transact(ops);
+        const i = ops.findIndex((o) => o.op === 'insert' && o.table === 'DHCP_Options');
+        dhcpRow = i < 0 ? undefined : fromUuid(res[i]?.uuid);
       }
-      const dhcpRow = fromUuid(rowsOf(dhcp)[0]?.['_uuid']);
       if (dhcpRow) this.dhcp.set(net.id, dhcpRow);
       else this.dhcp.delete(net.id);
     });
