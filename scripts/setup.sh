@@ -16,6 +16,7 @@ DEBIAN_PACKAGES=(
   docker-registry skopeo buildah golang-github-containers-common tar gzip python3-docker docker-compose tini curl
   make g++ python3
   openvswitch-switch ovn-central ovn-host
+  wireguard-go wireguard-tools tcpdump
 )
 
 # Node's headers ship with Node itself here; without nodedir, node-gyp tries to download them.
