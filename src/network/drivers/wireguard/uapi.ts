@@ -3,6 +3,10 @@
  * socket, from Node: no `wg` exec on the hot path. A `set` is not atomic (a bad line leaves the
  * earlier ones applied), so callers send complete, valid documents and check with `get`.
  */
+import { connect } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { isKeyHex } from './wg-keys.js';
 
 /** One peer as the driver wants it. Keys hex. */
 export interface WgPeerConfig {
@@ -59,29 +63,206 @@ export class UapiError extends Error {
   }
 }
 
-/** The `set=1` text for `req` (ends with the blank line). Throws on invalid keys, ports, CIDRs. */
-export function renderSet(req: WgSetRequest): string {
-  void req;
-  throw new Error('not implemented');
+/** errno numbers wireguard-go uses, by name: EINVAL 22 (bad line), EADDRINUSE 98 (listen port taken), EIO, EPROTO. */
+export const UAPI_EINVAL = osConstants.errno.EINVAL;
+export const UAPI_EADDRINUSE = osConstants.errno.EADDRINUSE;
+
+function errnoName(errno: number): string {
+  for (const [name, n] of Object.entries(osConstants.errno)) if (n === errno) return name;
+  return `errno ${errno}`;
 }
 
-/** Parses a `get=1` reply (without or with the trailing `errno=0`). */
+// ---------------------------------------------------------------------------------------------
+// Validation. Every value is checked before a byte is sent: with a non-atomic `set`, a line the
+// device rejects leaves the device half-configured.
+
+function checkKey(s: string, what: string): string {
+  if (!isKeyHex(s)) throw new Error(`UAPI: invalid ${what} (expected 64 lowercase hex digits)`);
+  return s;
+}
+
+function checkPort(n: number, what: string, min: number): number {
+  if (!Number.isInteger(n) || n < min || n > 65535) throw new Error(`UAPI: invalid ${what} ${n} (${min}..65535)`);
+  return n;
+}
+
+const DECIMAL_RE = /^(0|[1-9][0-9]{0,4})$/;
+
+/** `a.b.c.d/n` or `v6/n`; the prefix is required (wireguard-go parses allowed_ip as a prefix). */
+export function isCidr(s: string): boolean {
+  const slash = s.lastIndexOf('/');
+  if (slash < 0) return false;
+  const addr = s.slice(0, slash);
+  const bits = s.slice(slash + 1);
+  if (!DECIMAL_RE.test(bits)) return false;
+  const n = Number(bits);
+  if (isIPv4(addr)) return n <= 32;
+  // A zone makes no sense in a route.
+  if (isIPv6(addr) && !addr.includes('%')) return n <= 128;
+  return false;
+}
+
+/** `ip:port` or `[ip6]:port` (wireguard-go takes addresses only: no host names). */
+export function isEndpoint(s: string): boolean {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(s);
+  if (!m) return false;
+  const [, v6, v4, portText] = m;
+  const port = Number(portText);
+  if (!DECIMAL_RE.test(portText!) || port < 1 || port > 65535) return false;
+  return v6 !== undefined ? isIPv6(v6) : isIPv4(v4!);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documents.
+
+/** The `set=1` text for `req` (ends with the blank line). Throws on invalid keys, ports, CIDRs. */
+export function renderSet(req: WgSetRequest): string {
+  const lines = ['set=1'];
+  if (req.privateKey !== undefined) lines.push(`private_key=${checkKey(req.privateKey, 'private key')}`);
+  if (req.listenPort !== undefined) lines.push(`listen_port=${checkPort(req.listenPort, 'listen port', 0)}`);
+  if (req.replacePeers) lines.push('replace_peers=true');
+  for (const peer of req.peers ?? []) {
+    lines.push(`public_key=${checkKey(peer.publicKey, 'peer public key')}`);
+    if (peer.remove) {
+      lines.push('remove=true');
+      continue;
+    }
+    if (peer.endpoint !== undefined) {
+      if (!isEndpoint(peer.endpoint)) throw new Error(`UAPI: invalid endpoint "${peer.endpoint}" (ip:port or [ip6]:port)`);
+      lines.push(`endpoint=${peer.endpoint}`);
+    }
+    if (peer.persistentKeepalive !== undefined) {
+      const k = peer.persistentKeepalive;
+      if (!Number.isInteger(k) || k < 0 || k > 65535) throw new Error(`UAPI: invalid persistent keepalive ${k} (0..65535 s)`);
+      lines.push(`persistent_keepalive_interval=${k}`);
+    }
+    if (peer.replaceAllowedIps !== false) lines.push('replace_allowed_ips=true');
+    for (const cidr of peer.allowedIps) {
+      if (!isCidr(cidr)) throw new Error(`UAPI: invalid allowed IP "${cidr}" (a CIDR such as 10.0.0.2/32)`);
+      lines.push(`allowed_ip=${cidr}`);
+    }
+  }
+  return lines.join('\n') + '\n\n';
+}
+
+function parseCount(value: string, key: string): number {
+  if (!/^[0-9]+$/.test(value)) throw new Error(`UAPI: bad ${key} "${value}" in get reply`);
+  // Byte counters are uint64; beyond 2^53 a double is still the most useful number to show.
+  return Number(value);
+}
+
+/** Parses a `get=1` reply (without or with the trailing `errno=0`). A non-zero errno throws UapiError. */
 export function parseGet(text: string): WgDeviceStatus {
-  void text;
-  throw new Error('not implemented');
+  const device: WgDeviceStatus = { peers: [] };
+  let peer: WgPeerStatus | undefined;
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const eq = line.indexOf('=');
+    if (eq <= 0) throw new Error(`UAPI: malformed line "${line}" in get reply`);
+    const key = line.slice(0, eq);
+    const value = line.slice(eq + 1);
+    if (key === 'errno') {
+      const errno = replyErrno(value);
+      if (errno !== 0) throw uapiError('get', errno);
+      continue;
+    }
+    if (key === 'public_key') {
+      peer = { publicKey: value, allowedIps: [], persistentKeepalive: 0, lastHandshakeSec: 0, rxBytes: 0, txBytes: 0 };
+      device.peers.push(peer);
+      continue;
+    }
+    if (peer === undefined) {
+      if (key === 'private_key') device.privateKey = value;
+      else if (key === 'listen_port') device.listenPort = parseCount(value, key);
+      // fwmark and keys of later UAPI versions: not ours to interpret.
+      continue;
+    }
+    switch (key) {
+      case 'endpoint':
+        peer.endpoint = value;
+        break;
+      case 'allowed_ip':
+        peer.allowedIps.push(value);
+        break;
+      case 'persistent_keepalive_interval':
+        peer.persistentKeepalive = parseCount(value, key);
+        break;
+      case 'last_handshake_time_sec':
+        peer.lastHandshakeSec = parseCount(value, key);
+        break;
+      case 'rx_bytes':
+        peer.rxBytes = parseCount(value, key);
+        break;
+      case 'tx_bytes':
+        peer.txBytes = parseCount(value, key);
+        break;
+      // protocol_version, preshared_key, last_handshake_time_nsec: nothing the driver uses.
+    }
+  }
+  return device;
+}
+
+function replyErrno(value: string): number {
+  if (!/^-?[0-9]+$/.test(value)) throw new Error(`UAPI: bad errno "${value}" in reply`);
+  return Math.abs(Number(value));
+}
+
+function uapiError(op: string, errno: number): UapiError {
+  return new UapiError(`UAPI ${op} failed: ${errnoName(errno)} (${errno})`, errno);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport.
+
+/**
+ * Writes `doc` to the socket and resolves with the reply up to (not including) its blank line.
+ * Connection failures (ENOENT: no such device; ECONNREFUSED: a stale socket of a dead process)
+ * reject with a plain Error that keeps the socket error's `code`.
+ */
+function exchange(path: string, doc: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(path);
+    let buf = '';
+    let settled = false;
+    const finish = (err: Error | undefined, reply?: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(reply!);
+    };
+    const timer = setTimeout(
+      () => finish(Object.assign(new Error(`UAPI ${path}: no reply within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+      timeoutMs,
+    );
+    sock.setEncoding('utf8');
+    sock.on('connect', () => sock.write(doc));
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      const end = buf.indexOf('\n\n');
+      if (end >= 0) finish(undefined, buf.slice(0, end + 1));
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) =>
+      finish(Object.assign(new Error(`UAPI ${path}: ${err.message}`, { cause: err }), { code: err.code })),
+    );
+    sock.on('close', () => finish(new Error(`UAPI ${path}: connection closed before the reply ended`)));
+  });
 }
 
 /** Sends one `set` to the socket at `path`; rejects with UapiError when errno ≠ 0, or with the socket error. */
 export async function uapiSet(path: string, req: WgSetRequest, timeoutMs = 2000): Promise<void> {
-  void path;
-  void req;
-  void timeoutMs;
-  throw new Error('not implemented');
+  const reply = await exchange(path, renderSet(req), timeoutMs);
+  const m = /^errno=(-?[0-9]+)$/m.exec(reply);
+  if (!m) throw new Error(`UAPI ${path}: set reply without errno: ${JSON.stringify(reply.slice(0, 200))}`);
+  const errno = replyErrno(m[1]!);
+  if (errno !== 0) throw uapiError('set', errno);
 }
 
 /** One `get`. */
 export async function uapiGet(path: string, timeoutMs = 2000): Promise<WgDeviceStatus> {
-  void path;
-  void timeoutMs;
-  throw new Error('not implemented');
+  const reply = await exchange(path, 'get=1\n\n', timeoutMs);
+  // A reply cut short would parse as a smaller device: insist on the errno line that ends it.
+  if (!/(^|\n)errno=-?[0-9]+\n$/.test(reply)) throw new Error(`UAPI ${path}: get reply without errno`);
+  return parseGet(reply);
 }
