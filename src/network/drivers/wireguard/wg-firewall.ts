@@ -11,10 +11,45 @@
  *   judged here, each endpoint's own rules in its own namespace (its egress where it is the
  *   client, its ingress where it is the server), with the nft-policy renderer the bridge driver
  *   uses, so the semantics are the same.
+ *
+ * Where packets are judged. The hidden namespace routes everything of its container, so the
+ * container's traffic with anyone but the hidden namespace itself crosses its `forward` hook:
+ * container↔peer (c0↔wg), container↔host and outside (c0↔u0), outside→published port (u0→c0,
+ * DNATed by the host, the client's address kept). That is the hook nft-policy's
+ * `policy_forward` judges by conntrack addresses; with only this endpoint's EndpointPolicy in
+ * the table, A→B is judged for A's egress in A's namespace and for B's ingress in B's, and a
+ * connection needs both, as on a bridge. `policy_input`/`policy_output` judge the container
+ * talking to the hidden namespace itself (only ICMP gets past the guard), the way a bridge's
+ * egress rules judge the host that holds its gateway.
+ *
+ * Order: the guard chains hook at `filter - 2`, ahead of the policy chains (`filter - 1`), so
+ * a probe of the control plane counts as a guard drop, not as a policy's.
  */
+import { isIP } from 'node:net';
+import { errorMessage, InvalidParameter, SystemError } from '../../../errors.js';
+import { logger } from '../../../log.js';
+import { NftError, nftLoad, nftOutput } from '../../../sys/nft.js';
+import { parseCounters, PolicyCounterBook, policiesInForce } from '../../firewall/nftables/nft-policy-readback.js';
+import { policyCounterNames, renderPolicies } from '../../firewall/nftables/nft-policy.js';
 import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
 
+const log = logger('arca:net:wireguard');
+
 export const HIDDEN_TABLE = 'arca_wg';
+
+/**
+ * The guard's named counters (packets it dropped), for `nft list counter inet arca_wg NAME`:
+ * `input` what the container (or the tunnel) sent to the hidden namespace itself, `underlay`
+ * what it sent towards an underlay address, `transit` forwarding that does not involve the
+ * container (underlay↔tunnel), `underlayInput` what reached the hidden namespace from the
+ * underlay but WireGuard's port.
+ */
+export const GUARD_COUNTERS = {
+  input: 'guard_input_drop',
+  underlay: 'guard_underlay_drop',
+  transit: 'guard_transit_drop',
+  underlayInput: 'guard_underlay_input_drop',
+} as const;
 
 export interface HiddenNsFirewallSpec {
   networkId: string;
@@ -38,30 +73,204 @@ export interface HiddenNsFirewallSpec {
   logDrops?: boolean;
 }
 
+function quoteIfname(name: string, what: string): string {
+  if (!/^[^\s"'\\/]{1,15}$/.test(name)) throw new InvalidParameter(`invalid ${what} interface name "${name}"`);
+  return `"${name}"`;
+}
+
+function cidrFamily(cidr: string): 4 | 6 {
+  const [addr, len, ...rest] = cidr.split('/');
+  const fam = isIP(addr ?? '');
+  if ((fam !== 4 && fam !== 6) || rest.length || !/^[0-9]{1,3}$/.test(len ?? '') || Number(len) > (fam === 4 ? 32 : 128)) {
+    throw new InvalidParameter(`invalid underlay pool "${cidr}"`);
+  }
+  return fam;
+}
+
+function chain(name: string, hook: string, lines: string[]): string[] {
+  return [`\tchain ${name} {`, `\t\t${hook}`, ...lines.map((l) => `\t\t${l}`), '\t}'];
+}
+
+/** The policy names whose counters the namespace's table holds (what {@link HiddenNsCounters.load} wants). */
+export function hiddenNsPolicies(spec: Pick<HiddenNsFirewallSpec, 'plan'>): string[] {
+  return spec.plan?.endpoints.length ? policiesInForce([spec.plan]) : [];
+}
+
 /** The nft script (replaces the table). Pure. */
 export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
-  void spec;
-  throw new Error('not implemented');
+  const id12 = spec.networkId.slice(0, 12);
+  if (!/^[A-Za-z0-9]{1,12}$/.test(id12)) throw new InvalidParameter(`invalid network id "${spec.networkId}"`);
+  const tag = `comment "arca:net:${id12}"`;
+  const inner = quoteIfname(spec.innerIf, 'inner');
+  const under = quoteIfname(spec.underlayIf, 'underlay');
+  const wg = quoteIfname(spec.wgIf, 'WireGuard');
+  if (!Number.isInteger(spec.listenPort) || spec.listenPort < 1 || spec.listenPort > 65535) {
+    throw new InvalidParameter(`invalid listen port ${spec.listenPort}`);
+  }
+  for (const gw of spec.gateways) if (!isIP(gw)) throw new InvalidParameter(`invalid gateway "${gw}"`);
+  const pool: Record<4 | 6, string[]> = { 4: [], 6: [] };
+  for (const c of spec.underlayPool) pool[cidrFamily(c)].push(c);
+
+  const sets: string[] = [];
+  const toUnderlay: string[] = [];
+  for (const fam of [4, 6] as const) {
+    if (!pool[fam].length) continue;
+    const name = `underlay${fam}`;
+    sets.push(`\tset ${name} { type ${fam === 4 ? 'ipv4_addr' : 'ipv6_addr'}; flags interval; elements = { ${[...pool[fam]].sort().join(', ')} } }`);
+    toUnderlay.push(`iifname ${inner} ${fam === 4 ? 'ip' : 'ip6'} daddr @${name} counter name "${GUARD_COUNTERS.underlay}" drop ${tag}`);
+  }
+
+  // Nothing of the hidden namespace is served to the container or over the tunnel: a peer only
+  // ever tunnels to its peers' containers, so what a tunnel delivers here is someone's probe.
+  const local = `{ ${inner}, ${wg} }`;
+  const input = [
+    `iifname ${local} ct state established,related accept ${tag}`,
+    `iifname ${local} meta l4proto { icmp, ipv6-icmp } accept ${tag}`,
+    `iifname ${local} counter name "${GUARD_COUNTERS.input}" drop ${tag}`,
+    // From the underlay: WireGuard itself (peers' handshakes and data, replies to its own) and ICMP.
+    `iifname ${under} udp dport ${spec.listenPort} accept ${tag}`,
+    `iifname ${under} ct state established,related accept ${tag}`,
+    `iifname ${under} meta l4proto { icmp, ipv6-icmp } accept ${tag}`,
+    `iifname ${under} counter name "${GUARD_COUNTERS.underlayInput}" drop ${tag}`,
+  ];
+  const forward = [
+    ...toUnderlay,
+    // Underlay↔tunnel would make this namespace a relay: into a peer's tunnel for the host's
+    // side, or onto this host's underlay (and its masquerade) for a peer.
+    `iifname != ${inner} oifname != ${inner} counter name "${GUARD_COUNTERS.transit}" drop ${tag}`,
+  ];
+
+  // Anti-spoofing needs no bridge table here (renderPolicies' `bridge` part is for bridge ports):
+  // the driver sets rp_filter=1 on the inner interface, so a source other than the container's
+  // own /32 (routed back through c0) is dropped on arrival, and the receiving peer's WireGuard
+  // drops any inner source outside the sender's allowed-ips.
+  const policy: string[] = [];
+  const plan = spec.plan;
+  if (plan?.endpoints.length) {
+    if (plan.endpoints.length > 1) {
+      throw new InvalidParameter(`the hidden namespace's plan holds ${plan.endpoints.length} endpoints, at most its own one expected`);
+    }
+    if (plan.networkId !== spec.networkId) throw new InvalidParameter(`plan of network ${plan.networkId} for network ${spec.networkId}`);
+    const nets = new Map([[spec.networkId, { id: spec.networkId, tag, gateways: spec.gateways }]]);
+    // No DNS port: the embedded DNS answers inside the container's own namespace.
+    policy.push(...renderPolicies([plan], nets, null, { logDrops: spec.logDrops ?? false }).filter);
+  }
+
+  const counters = Object.values(GUARD_COUNTERS).map((n) => `\tcounter ${n} {}`);
+  const hook = (h: string): string => `type filter hook ${h} priority filter - 2; policy accept;`;
+  return (
+    [
+      '# Generated by arca for a wireguard endpoint\'s hidden namespace; replaced as a whole on every change.',
+      `table inet ${HIDDEN_TABLE} {}`,
+      `delete table inet ${HIDDEN_TABLE}`,
+      `table inet ${HIDDEN_TABLE} {`,
+      ...counters,
+      ...sets,
+      ...chain('guard_input', hook('input'), input),
+      ...chain('guard_forward', hook('forward'), forward),
+      ...policy,
+      '}',
+    ].join('\n') + '\n'
+  );
+}
+
+/** The script that removes the table (idempotent). */
+export function renderHiddenNsTeardown(): string {
+  return `table inet ${HIDDEN_TABLE} {}\ndelete table inet ${HIDDEN_TABLE}\n`;
+}
+
+type Counts = Map<string, { packets: number; bytes: number }>;
+
+interface NsBook {
+  book: PolicyCounterBook;
+  /** Policies of the last loaded script. */
+  policies: readonly string[];
+  /** Whether a table of ours is in the namespace (a load succeeded). */
+  loaded: boolean;
 }
 
 /**
- * Policy counters of one hidden namespace, summed per policy and kept across table reloads
- * (a reload zeroes the kernel's counters: the caller passes the same `book` key every time).
+ * Policy counters of the hidden namespaces, summed per policy and kept across table reloads
+ * (a reload zeroes the kernel's counters). Keyed by the namespace's path. Like the nftables
+ * firewall, it moves the kernel's counts into its book with `reset counters` (read and zero in
+ * one step), on every read and just before every reload; packets counted between that reset
+ * and the new table are lost (a few at most).
  */
 export class HiddenNsCounters {
-  /** Loads `script` into the namespace, first folding the counters it is about to reset into the totals. */
-  async load(nsPath: string, script: string): Promise<void> {
-    void nsPath;
-    void script;
-    throw new Error('not implemented');
+  private readonly books = new Map<string, NsBook>();
+  /** What forgotten namespaces had counted, per counter name. */
+  private readonly retired = new PolicyCounterBook();
+  private readonly retiredPolicies = new Set<string>();
+
+  /**
+   * Loads `script` into the namespace, first folding the counters it is about to reset into the
+   * totals. `policies`: the policy names the script counts ({@link hiddenNsPolicies} of its spec);
+   * nft's counter names cannot be turned back into them.
+   */
+  async load(nsPath: string, script: string, policies: readonly string[]): Promise<void> {
+    let entry = this.books.get(nsPath);
+    if (entry?.loaded) await this.collect(nsPath, entry);
+    try {
+      await nftLoad(script, nsPath);
+    } catch (err) {
+      const stderr = err instanceof NftError ? err.stderr.trim() : errorMessage(err);
+      const numbered = script
+        .split('\n')
+        .map((l, i) => `${String(i + 1).padStart(4)}  ${l}`)
+        .join('\n');
+      log.error(`nft load in ${nsPath} failed: ${stderr}\n${numbered}`);
+      throw new SystemError(`hidden namespace firewall failed: ${stderr}`, { cause: err });
+    }
+    if (!entry) this.books.set(nsPath, (entry = { book: new PolicyCounterBook(), policies: [], loaded: false }));
+    entry.policies = [...policies];
+    entry.loaded = true;
   }
+
   /** Current totals per policy for the namespace (kernel counters plus what earlier reloads reset). */
   async read(nsPath: string): Promise<Record<string, PolicyCounters>> {
-    void nsPath;
-    throw new Error('not implemented');
+    const entry = this.books.get(nsPath);
+    if (!entry) return {};
+    if (entry.loaded) await this.collect(nsPath, entry);
+    return entry.book.totals(entry.policies, new Map());
   }
-  /** Forgets a namespace that is gone (its counts stay in the network's totals). */
+
+  /**
+   * Forgets a namespace that is gone: its counts stay in {@link totals} (what it counted since
+   * the last read or load is lost with it: read first to keep it).
+   */
   forget(nsPath: string): void {
-    void nsPath;
+    const entry = this.books.get(nsPath);
+    if (!entry) return;
+    this.books.delete(nsPath);
+    this.retired.absorb(toCounts(entry.book.totals(entry.policies, new Map())));
+    for (const p of entry.policies) this.retiredPolicies.add(p);
   }
+
+  /** Totals per policy over every namespace, forgotten ones included, for `policies` (default: all seen). */
+  async totals(policies?: Iterable<string>): Promise<Record<string, PolicyCounters>> {
+    const names = new Set(policies ?? [...this.retiredPolicies, ...[...this.books.values()].flatMap((e) => e.policies)]);
+    const sum = new PolicyCounterBook();
+    sum.absorb(toCounts(this.retired.totals(names, new Map())));
+    for (const ns of [...this.books.keys()]) sum.absorb(toCounts(await this.read(ns)));
+    return sum.totals(names, new Map());
+  }
+
+  private async collect(nsPath: string, entry: NsBook): Promise<void> {
+    try {
+      entry.book.absorb(parseCounters(await nftOutput(`reset counters table inet ${HIDDEN_TABLE}`, nsPath)));
+    } catch (err) {
+      log.warn('cannot read the hidden namespace\'s policy counters', { netns: nsPath, error: errorMessage(err) });
+    }
+  }
+}
+
+/** Per-policy totals back as counter-name counts (so books can be summed). */
+function toCounts(totals: Record<string, PolicyCounters>): Counts {
+  const out: Counts = new Map();
+  for (const [policy, c] of Object.entries(totals)) {
+    const n = policyCounterNames(policy);
+    out.set(n.allowed, { packets: c.allowedPackets, bytes: c.allowedBytes });
+    out.set(n.dropped, { packets: c.droppedPackets, bytes: c.droppedBytes });
+  }
+  return out;
 }
