@@ -62,12 +62,11 @@ export function registerNetworks(r: Router, d: Daemon): void {
     c.send(200, { NetworksDeleted: NetworksDeleted.length ? NetworksDeleted : null });
   });
 
-  r.get('/networks/{id}', (c) => {
+  r.get('/networks/{id}', async (c) => {
     const n = d.networks.get(c.params[0]!);
     const scope = c.query.get('scope');
     if (scope && scope !== 'local') throw new InvalidParameter(`network ${c.params[0]} not found`);
-    void qbool(c.query, 'verbose');
-    c.send(200, d.networks.view(n, true));
+    c.send(200, qbool(c.query, 'verbose') ? await d.networks.verboseView(n) : d.networks.view(n, true));
   });
 
   r.delete('/networks/{id}', async (c) => {

@@ -6,6 +6,8 @@ import { NullDriver } from './drivers/null/null-driver.js';
 import type { LinkOps } from './link-ops.js';
 import { OvnDriver } from './drivers/ovn/ovn-driver.js';
 import { OvnStack, stackOptionsFor } from './drivers/ovn/stack/ovn-stack.js';
+import { WireguardDriver } from './drivers/wireguard/wireguard-driver.js';
+import { createHash } from 'node:crypto';
 
 /** The driver `""` means (docker-compose sends it). */
 export const DEFAULT_DRIVER = 'bridge';
@@ -32,6 +34,17 @@ const BUILTINS: ReadonlyArray<readonly [string, (deps: DriverDeps) => NetworkDri
         linkOps: deps.linkOps,
         linkOpsIn: deps.linkOpsIn,
         stack: new OvnStack(stackOptionsFor(deps.root, deps.execRoot)),
+      }),
+  ],
+  [
+    'wireguard',
+    (deps) =>
+      new WireguardDriver({
+        linkOps: deps.linkOps,
+        linkOpsIn: deps.linkOpsIn,
+        // The daemon's tag (Daemon.tag): machine-global names carry it.
+        tag: createHash('sha256').update(deps.root).digest('hex').slice(0, 6),
+        execRoot: deps.execRoot,
       }),
   ],
 ];

@@ -227,3 +227,12 @@ export interface PolicyEnforcer {
 export function isPolicyEnforcer(d: NetworkDriver): d is NetworkDriver & PolicyEnforcer {
   return typeof (d as Partial<PolicyEnforcer>).applyPolicies === 'function';
 }
+
+/** Live per-endpoint state the driver reports in `docker network inspect -v` (wireguard: peers, handshakes, bytes). */
+export interface EndpointStatusReporter {
+  /** By endpoint id. */
+  endpointStatus(net: DriverNetwork): Promise<Record<string, Record<string, unknown>>>;
+}
+export function isEndpointStatusReporter(d: NetworkDriver): d is NetworkDriver & EndpointStatusReporter {
+  return typeof (d as Partial<EndpointStatusReporter>).endpointStatus === 'function';
+}

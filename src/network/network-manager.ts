@@ -25,6 +25,7 @@ import {
   isReapplier,
   isSupervised,
   isVirtualNames,
+  isEndpointStatusReporter,
 } from './driver.js';
 import type { DriverRegistry } from './driver-registry.js';
 import { DEFAULT_BRIDGE_NAME, OPT_BRIDGE_NAME } from './drivers/bridge/bridge-driver.js';
@@ -612,6 +613,24 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
       }
     }
     return networkView(n, containers);
+  }
+
+  /**
+   * `inspect -v`: the view plus what the driver reports live per endpoint (wireguard: its peers'
+   * handshakes and bytes), as `DriverStatus` in each container's entry.
+   */
+  async verboseView(n: NetworkRecord): Promise<Record<string, unknown>> {
+    const v = this.view(n, true);
+    const d = this.driverOf(n);
+    if (!isEndpointStatusReporter(d)) return v;
+    const status = await d.endpointStatus(this.driverNetwork(n));
+    const containers = v['Containers'] as Record<string, Record<string, unknown>>;
+    for (const ep of this.endpointsOn(n.Id)) {
+      const entry = containers[ep.containerId];
+      const st = status[ep.id];
+      if (entry && st) entry['DriverStatus'] = st;
+    }
+    return v;
   }
 
   async prune(filters: Map<string, string[]>): Promise<{ NetworksDeleted: string[] }> {
