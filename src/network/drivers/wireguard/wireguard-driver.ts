@@ -26,7 +26,7 @@ import { NETNS_DIR } from '../../netns.js';
 import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
 import { uapiGet, uapiSet, UapiError, type WgDeviceStatus, type WgPeerConfig, type WgSetRequest } from './uapi.js';
 import { keyToBase64 } from './wg-keys.js';
-import { HiddenNsCounters, renderHiddenNsRuleset } from './wg-firewall.js';
+import { HiddenNsCounters, hiddenNsPolicies, renderHiddenNsRuleset } from './wg-firewall.js';
 import {
   HIDDEN_INNER_IF,
   HIDDEN_UNDERLAY_IF,
@@ -125,6 +125,11 @@ export class WireguardDriver
   private readonly loaded = new Map<string, string>();
   private readonly counters = new HiddenNsCounters();
   private readonly lock = new KeyedLock();
+  /**
+   * Per network: a device's full configuration is computed from the records and then sent with
+   * replace_peers; a peer announced in between would be wiped, so the two never interleave.
+   */
+  private readonly mesh = new KeyedLock();
   private readonly watcher = new WgWatcher((ifname) => this.onTunnelExit(ifname));
   private inotifyChecked = false;
 
@@ -208,7 +213,7 @@ export class WireguardDriver
   }
 
   async setGateways(_net: DriverNetwork, ep: DriverEndpoint, sb: Sandbox): Promise<void> {
-    await this.deps.linkOpsIn(sb.netnsName).setDefaultRoutes(sb.netnsName, ep.ifname, ep.gateways);
+    await this.deps.linkOps.setDefaultRoutes(sb.netnsName, ep.ifname, ep.gateways);
   }
 
   async reapply(net: DriverNetwork, ep: DriverEndpoint, sb: Sandbox): Promise<void> {
@@ -238,13 +243,12 @@ export class WireguardDriver
       const o = this.opts(net);
       await Promise.all([
         this.configureHidden(net, ep, rec, o),
-        this.deps.linkOpsIn(sb.netnsName).configureInside(sb.netnsName, { ifname: ep.ifname, addresses: ep.addresses, gateways: ep.gateways }),
+        this.deps.linkOps.configureInside(sb.netnsName, { ifname: ep.ifname, addresses: ep.addresses, gateways: ep.gateways }),
         this.hostRoutes(net, rec, 'replace'),
         this.loadRuleset(net, ep.id),
       ]);
-      await this.syncDevice(rec, false);
+      await this.meshSync(rec, false);
       this.watcher.watch(names.wgIf, pid);
-      await this.announce(rec);
     });
   }
 
@@ -279,11 +283,10 @@ export class WireguardDriver
         writeSysctl(null, `/proc/sys/net/ipv6/conf/${names.hostVeth}/disable_ipv6`, '1'),
         this.innerSysctls(hiddenPath),
         this.configureHidden(net, ep, rec, o),
-        this.deps.linkOpsIn(sb.netnsName).configureInside(sb.netnsName, { ifname: ep.ifname, addresses: ep.addresses, gateways: ep.gateways }),
-        this.syncDevice(rec, true),
+        this.deps.linkOps.configureInside(sb.netnsName, { ifname: ep.ifname, addresses: ep.addresses, gateways: ep.gateways }),
+        this.meshSync(rec, true),
         this.hostRoutes(net, rec, 'replace'),
       ]);
-      await this.announce(rec);
     } catch (e) {
       await this.teardown(net.id, ep.id).catch((err: unknown) => log.warn('cleaning up a failed join', { error: errorMessage(err) }));
       throw e;
@@ -299,14 +302,16 @@ export class WireguardDriver
     const rec = this.st().get(endpointId);
     const errors: unknown[] = [];
     if (rec) {
-      await Promise.all(
+      await this.mesh.run(networkId, () => Promise.all(
         this.liveOthers(networkId, endpointId).map((o) =>
           uapiSet(uapiSocketPath(endpointNames(this.deps.tag, o.endpointId).wgIf), {
             peers: [{ publicKey: rec.publicKey, allowedIps: [], remove: true }],
           }).catch((e: unknown) => log.warn('removing a peer failed', { from: o.endpointId.slice(0, 12), error: errorMessage(e) })),
         ),
-      );
+      ));
     }
+    // What it counted since the last read stays in the network's totals.
+    await this.counters.read(`${NETNS_DIR}/${names.netns}`).catch(() => undefined);
     const spec = this.processSpec(endpointId);
     await stopWireguardGo(spec, t?.pid ?? adoptWireguardGo(spec)).catch((e: unknown) => errors.push(e));
     await deleteNetns(names.netns).catch((e: unknown) => errors.push(e));
@@ -411,18 +416,26 @@ export class WireguardDriver
     return { privateKey: rec.privateKey, listenPort: rec.listenPort, replacePeers: true, peers };
   }
 
+  /** The device's configuration, then this endpoint announced to its peers, under the network's mesh lock. */
+  private async meshSync(rec: WgEndpointRecord, fresh: boolean, keepalive?: number): Promise<void> {
+    await this.mesh.run(rec.networkId, async () => {
+      const now = (await this.syncDevice(rec, fresh, keepalive)) ?? rec;
+      await this.announce(now);
+    });
+  }
+
   /**
    * Brings the device to {@link desired}: a fresh one gets it whole; an adopted one only when it
    * differs (a needless replace would drop live sessions). A `set` is not atomic and a taken port
    * leaves the device without a socket, so the result is read back; a port conflict moves the
    * endpoint to the next free port and tells its peers.
    */
-  private async syncDevice(rec: WgEndpointRecord, fresh: boolean, keepalive?: number): Promise<void> {
+  private async syncDevice(rec: WgEndpointRecord, fresh: boolean, keepalive?: number): Promise<WgEndpointRecord> {
     const sock = uapiSocketPath(endpointNames(this.deps.tag, rec.endpointId).wgIf);
     let want = this.desired(rec, keepalive);
     if (!fresh) {
       const have = await uapiGet(sock);
-      if (sameDevice(have, want)) return;
+      if (sameDevice(have, want)) return rec;
     }
     for (let attempt = 0; ; attempt++) {
       try {
@@ -431,12 +444,11 @@ export class WireguardDriver
         if (!(e instanceof UapiError) || e.errno !== 98 || attempt >= 16) throw e;
       }
       const have = await uapiGet(sock);
-      if (have.listenPort === want.listenPort && have.privateKey === rec.privateKey) return;
+      if (have.listenPort === want.listenPort && have.privateKey === rec.privateKey) return rec;
       if (attempt >= 16) throw new Error(`wireguard ${sock}: the device has no UDP socket after ${attempt + 1} attempts`);
       log.warn('wireguard listen port taken; moving the endpoint', { endpoint: rec.endpointId.slice(0, 12), port: want.listenPort });
       rec = this.st().update(rec.endpointId, { listenPort: rec.listenPort + 1 }) ?? rec;
       want = this.desired(rec, keepalive);
-      await this.announce(rec);
     }
   }
 
@@ -470,7 +482,7 @@ export class WireguardDriver
         this.watcher.watch(names.wgIf, pid);
         // The peers still hold sessions with the dead process; a keepalive makes this side
         // handshake at once instead of waiting for the peers' rekey timeout.
-        await this.syncDevice(rec, true, RESTART_KEEPALIVE_S);
+        await this.meshSync(rec, true, RESTART_KEEPALIVE_S);
         await run(['ip', '-n', names.netns, '-batch', '-'], { input: this.wgLinkLines(t.net, names.wgIf, this.opts(t.net)).join('\n') + '\n' });
         log.info('wireguard tunnel re-created', { interface: ifname, pid });
       })
@@ -494,19 +506,7 @@ export class WireguardDriver
   }
 
   async policyCounters(net: DriverNetwork): Promise<Record<string, PolicyCounters>> {
-    const sum: Record<string, PolicyCounters> = {};
-    for (const t of [...this.tunnels.values()].filter((x) => x.net.id === net.id)) {
-      const names = endpointNames(this.deps.tag, t.ep.id);
-      const got = await this.counters.read(`${NETNS_DIR}/${names.netns}`).catch(() => ({}) as Record<string, PolicyCounters>);
-      for (const [k, v] of Object.entries(got)) {
-        const s = (sum[k] ??= { allowedPackets: 0, allowedBytes: 0, droppedPackets: 0, droppedBytes: 0 });
-        s.allowedPackets += v.allowedPackets;
-        s.allowedBytes += v.allowedBytes;
-        s.droppedPackets += v.droppedPackets;
-        s.droppedBytes += v.droppedBytes;
-      }
-    }
-    return sum;
+    return this.counters.totals(this.plans.get(net.id)?.policies ?? []);
   }
 
   /** The hidden namespace's ruleset: protection, plus this endpoint's part of the network's policies. */
@@ -514,7 +514,7 @@ export class WireguardDriver
     const names = endpointNames(this.deps.tag, endpointId);
     const plan = this.plans.get(net.id);
     const mine = plan?.endpoints.filter((e) => e.endpointId === endpointId) ?? [];
-    const script = renderHiddenNsRuleset({
+    const spec = {
       networkId: net.id,
       innerIf: HIDDEN_INNER_IF,
       underlayIf: HIDDEN_UNDERLAY_IF,
@@ -523,9 +523,10 @@ export class WireguardDriver
       listenPort: this.st().get(endpointId)?.listenPort ?? 0,
       gateways: ipv4Only(net.subnets.map((s) => s.gateway)),
       ...(plan && mine.length ? { plan: { ...plan, endpoints: mine } } : {}),
-    });
+    };
+    const script = renderHiddenNsRuleset(spec);
     if (this.loaded.get(names.netns) === script) return;
-    await this.counters.load(`${NETNS_DIR}/${names.netns}`, script);
+    await this.counters.load(`${NETNS_DIR}/${names.netns}`, script, hiddenNsPolicies(spec));
     this.loaded.set(names.netns, script);
   }
 
