@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,8 +45,11 @@ export interface TestDaemon {
   docker(args: string[], opts?: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<DockerResult>;
   /** Runs the docker CLI; throws with the arguments and stderr on a non-zero exit; returns trimmed stdout. */
   dockerOk(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<string>;
-  /** Stops the daemon (default SIGTERM), waits for it to exit, starts it again on the same root and socket. */
-  restart(opts?: { signal?: 'SIGKILL' | 'SIGTERM' }): Promise<void>;
+  /**
+   * Stops the daemon (default SIGTERM), waits for it to exit, runs `whileStopped` (to plant what a
+   * crash would leave), starts it again on the same root and socket.
+   */
+  restart(opts?: { signal?: 'SIGKILL' | 'SIGTERM'; whileStopped?: () => void | Promise<void> }): Promise<void>;
   /** Removes everything this daemon and its containers made. Idempotent, best effort. */
   cleanup(): Promise<void>;
 }
@@ -347,8 +350,9 @@ class Harness implements TestDaemon {
     }
   }
 
-  async restart(opts: { signal?: 'SIGKILL' | 'SIGTERM' } = {}): Promise<void> {
+  async restart(opts: { signal?: 'SIGKILL' | 'SIGTERM'; whileStopped?: () => void | Promise<void> } = {}): Promise<void> {
     await this.stopDaemon(opts.signal ?? 'SIGTERM', 10_000);
+    await opts.whileStopped?.();
     await this.launch();
   }
 
@@ -452,6 +456,20 @@ class Harness implements TestDaemon {
       }
     });
 
+    // The wireguard driver's tunnels outlive the daemon by design (pidfiles under exec-root/wireguard);
+    // a process keeps its namespace alive after `ip netns del`, so they go first.
+    attempt('kill wireguard-go processes', () => {
+      for (const { pid, ifname } of wireguardGoPids(this.execRoot, this.tag)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+        // SIGKILL leaves wireguard-go's UAPI socket behind; the path is global, the name ours.
+        rmSync(`/run/wireguard/${ifname}.sock`, { force: true });
+      }
+    });
+
     // 3. Mounts under root/exec-root (overlay rootfs, volumes, netns bind mounts), deepest first.
     attempt('unmount', () => {
       const prefix = this.dir + '/';
@@ -552,6 +570,58 @@ export function ovnStackPids(dir: string): number[] {
     }
   }
   return out;
+}
+
+/**
+ * wireguard-go processes of a daemon: those its pidfiles under `<execRoot>/wireguard` name, and any
+ * other running in one of its hidden namespaces (`arca-<tag>-w…`), e.g. started before a crash
+ * wrote the pidfile. Each with its interface name (its argument).
+ */
+export function wireguardGoPids(execRoot: string, tag: string): Array<{ pid: number; ifname: string }> {
+  const found = new Map<number, string>();
+  const dir = join(execRoot, 'wireguard');
+  const ifnameOf = (pid: number): string | undefined => {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if ((argv[0] ?? '').split('/').pop() !== 'wireguard-go') return undefined;
+      // A zombie has an empty cmdline and is not counted.
+      return argv.slice(1).find((a) => a && !a.startsWith('-'));
+    } catch {
+      return undefined;
+    }
+  };
+  if (existsSync(dir)) {
+    for (const f of readdirSync(dir)) {
+      if (!f.endsWith('.pid')) continue;
+      const pid = Number(readFileSync(join(dir, f), 'utf8').trim());
+      const ifname = pid > 0 ? ifnameOf(pid) : undefined;
+      if (ifname && ifname === f.slice(0, -4)) found.set(pid, ifname);
+    }
+  }
+  const hidden = new Set<string>();
+  for (const n of netnsNames()) {
+    if (!new RegExp(`^arca-${tag}-w[0-9a-f]{10}$`).test(n)) continue;
+    try {
+      hidden.add(String(statSync(`/run/netns/${n}`).ino));
+    } catch {
+      /* gone */
+    }
+  }
+  if (hidden.size) {
+    for (const ent of readdirSync('/proc')) {
+      if (!/^[0-9]+$/.test(ent) || found.has(Number(ent))) continue;
+      const ifname = ifnameOf(Number(ent));
+      if (!ifname) continue;
+      try {
+        // /proc/<pid>/ns/net reads as "net:[<inode>]": the inode of the namespace's bind mount.
+        const ino = /\[([0-9]+)\]/.exec(readlinkSync(`/proc/${ent}/ns/net`))?.[1];
+        if (ino && hidden.has(ino)) found.set(Number(ent), ifname);
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  return [...found].map(([pid, ifname]) => ({ pid, ifname }));
 }
 
 /** The tag a daemon puts in machine-global names (`arca-<tag>-...` netns): sha256 of its root path. */
