@@ -3,6 +3,29 @@
  * daemon so tunnels outlive a daemon restart and are adopted by the next one (pidfile + cmdline +
  * network namespace). Stopped only by the PID we recorded.
  */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  fstatSync,
+  readSync,
+} from 'node:fs';
+import { connect } from 'node:net';
+import { basename, dirname } from 'node:path';
+import { logger } from '../../../log.js';
+import { which } from '../../../sys/runner.js';
+import { uapiGet } from './uapi.js';
+import { uapiSocketPath } from './wg-names.js';
+
+const log = logger('arca:net:wireguard');
 
 export interface WgProcessSpec {
   /** Interface name (unique machine-wide). */
@@ -13,14 +36,158 @@ export interface WgProcessSpec {
   logFile: string;
 }
 
+const WIREGUARD_GO = 'wireguard-go';
+/** How often a starting process's socket is tried: it answers ~8 ms after the spawn here. */
+const READY_POLL_MS = 2;
+/** After SIGKILL a process is gone in ~1 ms; this only bounds a wait on an unkillable (D-state) one. */
+const KILL_WAIT_MS = 3000;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+let found = false;
+
 /** Why wireguard-go cannot run here (names the Debian package), or undefined when it can. */
 export function wireguardGoMissing(): string | undefined {
-  throw new Error('not implemented');
+  // Once found it stays found; a miss is looked up again, so installing needs no daemon restart.
+  if (found) return undefined;
+  const absent = [WIREGUARD_GO, 'nsenter'].filter((b) => !which(b));
+  if (!absent.length) {
+    found = true;
+    return undefined;
+  }
+  const pkgs = absent.map((b) => (b === 'nsenter' ? 'util-linux' : 'wireguard-go'));
+  return `the wireguard driver needs ${absent.join(' and ')}, which is not installed (there is no kernel WireGuard to fall back on): apt-get install ${pkgs.join(' ')} (or run scripts/setup.sh)`;
 }
+
+let version: string | undefined;
 
 /** `wireguard-go --version` (first line), cached; undefined if missing. */
 export function wireguardGoVersion(): string | undefined {
-  throw new Error('not implemented');
+  if (version !== undefined) return version;
+  const bin = which(WIREGUARD_GO);
+  if (!bin) return undefined;
+  const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 5000 });
+  const first = (r.stdout ?? '').split('\n')[0]?.trim();
+  if (r.status !== 0 || !first) return undefined;
+  version = first;
+  return version;
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc
+
+/** Field 3 (state) and 22 (start time) of /proc/<pid>/stat; undefined when there is no such process. */
+function procStat(pid: number): { state: string; startTime: string } | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name may hold spaces and parentheses: count fields after its last ')'.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: rest[0] ?? '', startTime: rest[19] ?? '' };
+}
+
+/** Alive and not a zombie: a dead child of ours stays a zombie until Node reaps it. */
+function liveStartTime(pid: number): string | undefined {
+  const st = procStat(pid);
+  if (!st || st.state === 'Z' || st.state === 'X' || st.state === 'x') return undefined;
+  return st.startTime;
+}
+
+function cmdline(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/** Whether `pid` is still that wireguard-go (`ifname` in its cmdline; a zombie counts as dead). */
+export function isWireguardGo(pid: number, ifname: string): boolean {
+  if (!Number.isInteger(pid) || pid <= 0 || liveStartTime(pid) === undefined) return false;
+  const argv = cmdline(pid);
+  // argv[0] must be wireguard-go itself: before nsenter's exec, nsenter's own argv names both too.
+  return argv.length > 0 && basename(argv[0]!) === WIREGUARD_GO && argv.slice(1).includes(ifname);
+}
+
+function netnsInode(path: string): number | undefined {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+function readPid(path: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const pid = Number(text.trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function writePid(path: string, pid: number): void {
+  mkdirSync(dirname(path), { recursive: true });
+  // A crash mid-write must not leave a truncated number that names some other process.
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${pid}\n`);
+  renameSync(tmp, path);
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    /* already gone */
+  }
+}
+
+/** The last lines of a log (from its tail: it grows with the process's life), for an error message. */
+function logTail(path: string, lines = 5): string {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return '';
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const len = Math.min(size, 4096);
+    const buf = Buffer.alloc(len);
+    readSync(fd, buf, 0, len, size - len);
+    return buf.toString('utf8').trimEnd().split('\n').slice(-lines).join(' | ');
+  } catch {
+    return '';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Children of this daemon. Their handles are kept so a watcher hears their exit at once (Node reaps
+// them; polling would find them only at the next tick), and so a stop we asked for is not
+// reported as a death the driver should repair.
+
+const children = new Map<number, ChildProcess>();
+const stopping = new Set<number>();
+
+/** Whether a socket path is answered by a live process (a dead one's leftover refuses connections). */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(path);
+    const done = (v: boolean): void => {
+      sock.destroy();
+      resolve(v);
+    };
+    sock.setTimeout(500, () => done(true));
+    sock.on('connect', () => done(true));
+    sock.on('error', () => done(false));
+  });
 }
 
 /**
@@ -29,9 +196,85 @@ export function wireguardGoVersion(): string | undefined {
  * with the log's tail if it exits or does not answer within `timeoutMs`.
  */
 export async function spawnWireguardGo(spec: WgProcessSpec, timeoutMs = 5000): Promise<number> {
-  void spec;
-  void timeoutMs;
-  throw new Error('not implemented');
+  const missing = wireguardGoMissing();
+  if (missing) throw new Error(missing);
+  const sockPath = uapiSocketPath(spec.ifname);
+  // Another live device by that name would answer our readiness poll while ours exits with
+  // "unix socket in use": refuse up front rather than mistake it for ours.
+  if (await socketAnswers(sockPath)) throw new Error(`wireguard-go ${spec.ifname}: ${sockPath} is already served by a running process`);
+
+  mkdirSync(dirname(spec.logFile), { recursive: true });
+  const out = openSync(spec.logFile, 'a');
+  let child: ChildProcess;
+  try {
+    // nsenter execs wireguard-go, so the PID is wireguard-go's; detached, so it outlives us and a
+    // signal to our process group does not reach it.
+    child = spawn(which('nsenter')!, [`--net=${spec.netnsPath}`, '--', which(WIREGUARD_GO)!, spec.ifname], {
+      detached: true,
+      stdio: ['ignore', out, out],
+      env: { ...process.env, WG_PROCESS_FOREGROUND: '1' },
+    });
+  } finally {
+    closeSync(out);
+  }
+  const pid = child.pid;
+  if (pid === undefined) {
+    const err = await new Promise<Error>((r) => child.once('error', r));
+    throw new Error(`wireguard-go ${spec.ifname} did not start: ${err.message}`);
+  }
+  children.set(pid, child);
+  child.once('exit', () => setImmediate(() => children.delete(pid)));
+  child.unref();
+  writePid(spec.pidFile, pid);
+
+  const failed = (why: string): Error => {
+    const tail = logTail(spec.logFile);
+    return new Error(`wireguard-go ${spec.ifname} did not start: ${why}${tail ? `: ${tail}` : ''}`);
+  };
+  try {
+    await waitReady(child, sockPath, timeoutMs, failed);
+  } catch (e) {
+    await killChild(child);
+    if (readPid(spec.pidFile) === pid) removeQuietly(spec.pidFile);
+    throw e;
+  }
+  return pid;
+}
+
+async function waitReady(child: ChildProcess, sockPath: string, timeoutMs: number, failed: (why: string) => Error): Promise<void> {
+  let exited: string | undefined;
+  const onExit = (code: number | null, signal: string | null): void => {
+    exited = signal ? `killed by ${signal}` : `exit status ${code}`;
+  };
+  child.once('exit', onExit);
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (exited) throw failed(exited);
+      try {
+        await uapiGet(sockPath, Math.max(50, deadline - Date.now()));
+        // The answer could only be a stranger's if ours died meanwhile (see the check before spawning).
+        if (exited) throw failed(exited);
+        return;
+      } catch (e) {
+        if (exited) throw failed(exited);
+        const code = (e as NodeJS.ErrnoException).code;
+        // Not there yet (ENOENT), or a dead predecessor's socket not yet replaced (ECONNREFUSED).
+        if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw failed(String((e as Error).message));
+      }
+      if (Date.now() >= deadline) throw failed(`its UAPI socket did not answer within ${timeoutMs} ms`);
+      await sleep(READY_POLL_MS);
+    }
+  } finally {
+    child.off('exit', onExit);
+  }
+}
+
+async function killChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGKILL');
+  await Promise.race([gone, sleep(KILL_WAIT_MS)]);
 }
 
 /**
@@ -39,58 +282,200 @@ export async function spawnWireguardGo(spec: WgProcessSpec, timeoutMs = 5000): P
  * cmdline is wireguard-go `ifname` and whose netns is `spec.netnsPath`'s), else undefined.
  */
 export function adoptWireguardGo(spec: WgProcessSpec): number | undefined {
-  void spec;
-  throw new Error('not implemented');
-}
-
-/** Whether `pid` is still that wireguard-go (`ifname` in its cmdline; a zombie counts as dead). */
-export function isWireguardGo(pid: number, ifname: string): boolean {
-  void pid;
-  void ifname;
-  throw new Error('not implemented');
+  const pid = readPid(spec.pidFile);
+  if (pid === undefined || !isWireguardGo(pid, spec.ifname)) return undefined;
+  // The same name in another namespace would be someone else's device (a test's, another daemon's).
+  const want = netnsInode(spec.netnsPath);
+  const have = netnsInode(`/proc/${pid}/ns/net`);
+  return want !== undefined && want === have ? pid : undefined;
 }
 
 /**
  * Stops it: SIGTERM, then SIGKILL after `graceMs`; resolves once it is gone. Removes the pidfile
- * and a stale UAPI socket. A PID that is no longer that wireguard-go is left alone.
+ * and a stale UAPI socket. A PID that is no longer that wireguard-go is left alone. A watcher
+ * does not report a process stopped here.
  */
 export async function stopWireguardGo(spec: WgProcessSpec, pid: number | undefined, graceMs = 1000): Promise<void> {
-  void spec;
-  void pid;
-  void graceMs;
-  throw new Error('not implemented');
+  if (pid !== undefined && isWireguardGo(pid, spec.ifname)) {
+    const startTime = liveStartTime(pid);
+    const same = (): boolean => startTime !== undefined && liveStartTime(pid) === startTime;
+    stopping.add(pid);
+    try {
+      signal(pid, 'SIGTERM');
+      const soft = Date.now() + graceMs;
+      while (same() && Date.now() < soft) await sleep(5);
+      if (same()) {
+        log.warn(`wireguard-go ${spec.ifname} (pid ${pid}) ignored SIGTERM for ${graceMs} ms: killing it`);
+        signal(pid, 'SIGKILL');
+        const hard = Date.now() + KILL_WAIT_MS;
+        while (same() && Date.now() < hard) await sleep(5);
+      }
+    } finally {
+      // A watcher's poll may run after we return: keep the mark until the process is surely reaped.
+      setTimeout(() => stopping.delete(pid), 5000).unref();
+    }
+  }
+  const recorded = readPid(spec.pidFile);
+  // A pidfile naming a live wireguard-go of that name (a newer start, or one that would not die) stays.
+  if (recorded === undefined || !isWireguardGo(recorded, spec.ifname)) removeQuietly(spec.pidFile);
+  // SIGTERM lets wireguard-go remove its socket; after SIGKILL it stays, and connections to it are
+  // refused. One that answers belongs to a live process (maybe not ours): leave it.
+  const sockPath = uapiSocketPath(spec.ifname);
+  if (exists(sockPath) && !(await socketAnswers(sockPath))) removeQuietly(sockPath);
+}
+
+function exists(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* gone already */
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Watched {
+  pid: number;
+  startTime: string | undefined;
+  child?: ChildProcess;
+  onChildExit?: () => void;
+  timer?: NodeJS.Timeout;
 }
 
 /**
  * Watches processes and calls `onExit(ifname)` once when one dies (children: their exit event;
  * adopted ones: polled every `pollMs`). The driver re-creates the tunnel from its state.
+ * A process stopped with {@link stopWireguardGo} is not reported.
  */
 export class WgWatcher {
+  private readonly watched = new Map<string, Watched>();
+
   constructor(
     private readonly onExit: (ifname: string) => void,
     private readonly pollMs = 250,
   ) {}
-  watch(ifname: string, pid: number): void {
-    void ifname;
-    void pid;
-    void this.onExit;
-    void this.pollMs;
-    throw new Error('not implemented');
+
+  /**
+   * Starts watching `pid` as `ifname` (replacing an earlier watch of that name). `child` is found
+   * by itself for processes {@link spawnWireguardGo} started in this daemon.
+   */
+  watch(ifname: string, pid: number, child: ChildProcess | undefined = children.get(pid)): void {
+    this.unwatch(ifname);
+    const w: Watched = { pid, startTime: liveStartTime(pid) };
+    this.watched.set(ifname, w);
+    if (child && child.pid === pid) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        setImmediate(() => this.died(ifname, w));
+        return;
+      }
+      w.child = child;
+      w.onChildExit = () => this.died(ifname, w);
+      child.once('exit', w.onChildExit);
+    }
+    // Adopted processes have no exit event. Children are polled too: a reused PID or an exec
+    // into something else (cmdline no longer wireguard-go) shows only there.
+    w.timer = setInterval(() => {
+      if (!this.stillThere(ifname, w)) this.died(ifname, w);
+    }, this.pollMs);
+    w.timer.unref();
+    if (!this.stillThere(ifname, w)) setImmediate(() => this.died(ifname, w));
   }
+
   unwatch(ifname: string): void {
-    void ifname;
-    throw new Error('not implemented');
+    const w = this.watched.get(ifname);
+    if (!w) return;
+    this.watched.delete(ifname);
+    this.release(w);
   }
-  close(): void {}
+
+  /** Stops every watch. */
+  close(): void {
+    for (const ifname of [...this.watched.keys()]) this.unwatch(ifname);
+  }
+
+  /** The names watched now. */
+  names(): string[] {
+    return [...this.watched.keys()];
+  }
+
+  private stillThere(ifname: string, w: Watched): boolean {
+    const st = liveStartTime(w.pid);
+    return st !== undefined && st === w.startTime && isWireguardGo(w.pid, ifname);
+  }
+
+  private release(w: Watched): void {
+    if (w.timer) clearInterval(w.timer);
+    if (w.child && w.onChildExit) w.child.off('exit', w.onChildExit);
+  }
+
+  private died(ifname: string, w: Watched): void {
+    // Only the watch that is current for the name may report, and only once.
+    if (this.watched.get(ifname) !== w) return;
+    this.watched.delete(ifname);
+    this.release(w);
+    if (stopping.has(w.pid)) return;
+    try {
+      this.onExit(ifname);
+    } catch (e) {
+      log.error(`wireguard-go ${ifname} exit handler failed: ${(e as Error).message}`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// inotify: each wireguard-go holds one instance (it watches its UAPI socket's folder), and the
+// limit is per uid over the whole machine: with the default 128 the ~125th process fails with
+// "too many open files".
+
+const MAX_INSTANCES = '/proc/sys/fs/inotify/max_user_instances';
+
+function readMax(): number {
+  return Number(readFileSync(MAX_INSTANCES, 'utf8').trim());
 }
 
 /** `fs.inotify.max_user_instances` now, and how many inotify instances this uid holds (each wireguard-go holds one). */
 export function inotifyUsage(): { max: number; used: number } {
-  throw new Error('not implemented');
+  const uid = process.getuid?.() ?? 0;
+  let used = 0;
+  for (const ent of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(ent)) continue;
+    try {
+      if (statSync(`/proc/${ent}`).uid !== uid) continue;
+      for (const fd of readdirSync(`/proc/${ent}/fd`)) {
+        try {
+          if (readlinkSync(`/proc/${ent}/fd/${fd}`) === 'anon_inode:inotify') used++;
+        } catch {
+          /* closed meanwhile */
+        }
+      }
+    } catch {
+      /* exited meanwhile, or not ours to read */
+    }
+  }
+  return { max: readMax(), used };
 }
 
 /** Raises `fs.inotify.max_user_instances` to at least `min` (logging it); returns the value in force. */
 export function ensureInotifyInstances(min: number): number {
-  void min;
-  throw new Error('not implemented');
+  const now = readMax();
+  if (now >= min) return now;
+  try {
+    writeFileSync(MAX_INSTANCES, `${min}\n`);
+  } catch (e) {
+    log.warn(
+      `fs.inotify.max_user_instances is ${now} and could not be raised to ${min} (${(e as Error).message}): each wireguard-go holds one inotify instance, so about that many endpoints fit`,
+    );
+    return now;
+  }
+  log.info(`raised fs.inotify.max_user_instances from ${now} to ${min}: each wireguard-go holds one inotify instance`);
+  return readMax();
 }
