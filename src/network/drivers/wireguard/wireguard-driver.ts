@@ -248,6 +248,7 @@ export class WireguardDriver
         this.loadRuleset(net, ep.id),
       ]);
       await this.meshSync(rec, false);
+      await this.loadRuleset(net, ep.id);
       this.watcher.watch(names.wgIf, pid);
     });
   }
@@ -287,6 +288,8 @@ export class WireguardDriver
         this.meshSync(rec, true),
         this.hostRoutes(net, rec, 'replace'),
       ]);
+      // A listen port moved by a conflict changes the guard's rule (a no-op otherwise).
+      await this.loadRuleset(net, ep.id);
     } catch (e) {
       await this.teardown(net.id, ep.id).catch((err: unknown) => log.warn('cleaning up a failed join', { error: errorMessage(err) }));
       throw e;
