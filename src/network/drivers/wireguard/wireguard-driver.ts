@@ -398,7 +398,10 @@ export class WireguardDriver
   private liveOthers(networkId: string, endpointId: string): WgEndpointRecord[] {
     return this.st()
       .ofNetwork(networkId)
-      .filter((r) => r.endpointId !== endpointId && this.tunnels.get(r.endpointId)?.pid !== undefined);
+      .filter((r) => {
+        const t = this.tunnels.get(r.endpointId);
+        return r.endpointId !== endpointId && t?.pid !== undefined && !t.leaving;
+      });
   }
 
   private peerOf(r: WgEndpointRecord, keepalive?: number): WgPeerConfig {
