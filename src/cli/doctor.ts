@@ -9,6 +9,7 @@ import { loadNative } from '../sys/native.js';
 import { run, which } from '../sys/runner.js';
 import { parseCgroupMounts } from '../containers/stats/cgroup-files.js';
 import { ovnChecks } from './doctor-ovn.js';
+import { wireguardChecks } from './doctor-wireguard.js';
 
 /** `ok` ✓, `fail` ✗ (a required thing is missing), `warn` ! (optional, or degraded). */
 export type CheckStatus = 'ok' | 'fail' | 'warn';
@@ -301,7 +302,7 @@ function tunCheck(): CheckResult {
   };
 }
 
-/** Which daemon's state the checks of running parts (the OVN stack) read. */
+/** Which daemon's state the checks of running parts (the OVN stack, wireguard-go processes) read. */
 export interface DoctorOptions {
   root?: string;
   execRoot?: string;
@@ -328,7 +329,8 @@ export async function runChecks(opts: DoctorOptions = {}): Promise<CheckResult[]
     tunCheck(),
   ];
   const ovn = ovnChecks(opts.root ?? '/var/lib/arca', opts.execRoot ?? '/run/arca');
-  return [...(await Promise.all(pending)), ...(await ovn)];
+  const wireguard = wireguardChecks(opts.execRoot ?? '/run/arca');
+  return [...(await Promise.all(pending)), ...(await ovn), ...(await wireguard)];
 }
 
 export async function runDoctor(opts: DoctorOptions = {}): Promise<number> {

@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { run } from '../../src/sys/runner.js';
 import { UapiError, uapiGet, uapiSet, type WgSetRequest } from '../../src/network/drivers/wireguard/uapi.js';
 import { generateKeyPair, type WgKeyPair } from '../../src/network/drivers/wireguard/wg-keys.js';
@@ -18,6 +19,8 @@ import { uapiSocketPath } from '../../src/network/drivers/wireguard/wg-names.js'
 import * as wgp from '../../src/network/drivers/wireguard/wg-process.js';
 
 type WgProcessModule = typeof wgp;
+
+const MAIN_JS = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), 'src', 'cli', 'main.js');
 
 const skip = process.getuid?.() !== 0 ? 'needs root' : (wgp.wireguardGoMissing() ?? false);
 
@@ -44,7 +47,7 @@ function side(name: 'a' | 'b', n: number): Side {
     veth: `v${name}`,
     underlay: `10.231.0.${n}`,
     overlay: `10.232.0.${n}`,
-    spec: { ifname, netnsPath: `/run/netns/${ns}`, pidFile: join(dir, 'run', `${ifname}.pid`), logFile: join(dir, 'log', `${ifname}.log`) },
+    spec: { ifname, netnsPath: `/run/netns/${ns}`, pidFile: join(dir, 'exec', 'wireguard', `${ifname}.pid`), logFile: join(dir, 'exec', 'wireguard', `${ifname}.log`) },
     keys: generateKeyPair(),
   };
 }
@@ -192,6 +195,11 @@ describe('wireguard-go processes and UAPI', { skip }, () => {
     assert.deepEqual(p.allowedIps, [`${B.overlay}/32`]);
     assert.ok(p.lastHandshakeSec > Date.now() / 1000 - 60, `handshake ${p.lastHandshakeSec}`);
     assert.ok(p.rxBytes > 0 && p.txBytes > 0, `rx ${p.rxBytes} tx ${p.txBytes}`);
+    // `arca doctor` counts them from the pidfiles under the exec-root.
+    const cli = await run([process.execPath, MAIN_JS, 'doctor', '--root', join(dir, 'root'), '--exec-root', join(dir, 'exec')], { allowFailure: true });
+    assert.match(cli.stdout, /^✓ wireguard-go v\S+ \(\/\S+\): WireGuard in userspace \(wireguard-go\); no kernel WireGuard here$/m);
+    assert.match(cli.stdout, /^[✓!] fs\.inotify\.max_user_instances = \d+, \d+ in use by this uid/m);
+    assert.match(cli.stdout, new RegExp(`^✓ wireguard-go of ${join(dir, 'exec')}: 2 running$`, 'm'));
   });
 
   it('times set and get over the socket', async () => {
