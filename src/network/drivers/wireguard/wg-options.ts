@@ -32,13 +32,10 @@ export function parseWgOptions(net: DriverNetwork): WgNetworkOptions {
     }
     if (mtu > MAX_WG_MTU) throw new InvalidParameter(`wireguard driver: MTU ${mtu} is too large (at most ${MAX_WG_MTU}: WireGuard adds ${WG_OVERHEAD} bytes)`);
   }
-  if (net.enableIPv6 || net.subnets.some((s) => s.subnet.includes(':'))) {
-    throw new InvalidParameter('wireguard driver: IPv6 is not supported yet (create the network without --ipv6)');
-  }
-  const pool = parseCidr(UNDERLAY_POOL).range;
+  const pool = parseCidr(UNDERLAY_POOL);
   for (const s of net.subnets) {
-    const r = parseCidr(s.subnet).range;
-    if (r.from <= pool.to && pool.from <= r.to) {
+    const { fam, range: r } = parseCidr(s.subnet);
+    if (fam === pool.fam && r.from <= pool.range.to && pool.range.from <= r.to) {
       throw new InvalidParameter(`wireguard driver: subnet ${s.subnet} overlaps the wireguard underlay ${UNDERLAY_POOL}`);
     }
   }

@@ -88,6 +88,16 @@ function bare(cidr: string): string {
   return cidr.split('/')[0]!;
 }
 
+/** IPv6 on one link of a hidden namespace, without DAD: its link-local address answers at once. */
+async function enableIPv6(nsPath: string, ifname: string): Promise<void> {
+  await writeSysctl(nsPath, `/proc/sys/net/ipv6/conf/${ifname}/accept_dad`, '0');
+  await writeSysctl(nsPath, `/proc/sys/net/ipv6/conf/${ifname}/disable_ipv6`, '0');
+}
+
+function hasIPv6(net: DriverNetwork): boolean {
+  return net.subnets.some((s) => s.subnet.includes(':'));
+}
+
 function ipv4Only(addrs: string[]): string[] {
   return addrs.filter((a) => !a.includes(':'));
 }
@@ -243,7 +253,7 @@ export class WireguardDriver
       const o = this.opts(net);
       await Promise.all([
         this.configureHidden(net, ep, rec, o),
-        this.deps.linkOps.configureInside(sb.netnsName, { ifname: ep.ifname, addresses: ep.addresses, gateways: ep.gateways }),
+        this.configureContainer(net, ep, sb),
         this.hostRoutes(net, rec, 'replace'),
         this.loadRuleset(net, ep.id),
       ]);
@@ -282,9 +292,8 @@ export class WireguardDriver
       this.watcher.watch(names.wgIf, pid);
       await Promise.all([
         writeSysctl(null, `/proc/sys/net/ipv6/conf/${names.hostVeth}/disable_ipv6`, '1'),
-        this.innerSysctls(hiddenPath),
         this.configureHidden(net, ep, rec, o),
-        this.deps.linkOps.configureInside(sb.netnsName, { ifname: ep.ifname, addresses: ep.addresses, gateways: ep.gateways }),
+        this.configureContainer(net, ep, sb),
         this.meshSync(rec, true),
         this.hostRoutes(net, rec, 'replace'),
       ]);
@@ -357,32 +366,48 @@ export class WireguardDriver
     }
   }
 
-  /** c0's routing behaviour: it answers ARP for the peers (proxy, at once) and accepts only its container's source. */
-  private async innerSysctls(hiddenPath: string): Promise<void> {
+  /**
+   * Addresses, links and routes of the hidden namespace, in one `ip -batch` (replace: idempotent).
+   * IPv6 is off in the namespace but for `c0` and the tunnel on networks that have it: the
+   * underlay is IPv4 and stays silent.
+   */
+  private async configureHidden(net: DriverNetwork, ep: DriverEndpoint, rec: WgEndpointRecord, o: WgNetworkOptions): Promise<void> {
+    const names = endpointNames(this.deps.tag, ep.id);
+    const hiddenPath = `${NETNS_DIR}/${names.netns}`;
     await Promise.all([
       writeSysctl(hiddenPath, `/proc/sys/net/ipv4/conf/${HIDDEN_INNER_IF}/rp_filter`, '1'),
       writeSysctl(hiddenPath, `/proc/sys/net/ipv4/conf/${HIDDEN_INNER_IF}/proxy_arp`, '1'),
       writeSysctl(hiddenPath, `/proc/sys/net/ipv4/neigh/${HIDDEN_INNER_IF}/proxy_delay`, '0'),
+      ...(hasIPv6(net) ? [HIDDEN_INNER_IF, names.wgIf].map((i) => enableIPv6(hiddenPath, i)) : []),
     ]);
-  }
-
-  /** Addresses, links and routes of the hidden namespace, in one `ip -batch` (replace: idempotent). */
-  private async configureHidden(net: DriverNetwork, ep: DriverEndpoint, rec: WgEndpointRecord, o: WgNetworkOptions): Promise<void> {
-    const names = endpointNames(this.deps.tag, ep.id);
+    const gateways = net.subnets.map((s) => s.gateway);
     const lines = [
       `link set dev ${HIDDEN_UNDERLAY_IF} mtu ${o.underlayMtu} up`,
       `addr replace ${rec.underlay}/32 dev ${HIDDEN_UNDERLAY_IF}`,
       `route replace default via ${UNDERLAY_HOST_ADDRESS} dev ${HIDDEN_UNDERLAY_IF} onlink`,
       `link set dev ${HIDDEN_INNER_IF} mtu ${o.mtu} up`,
-      ...ipv4Only(net.subnets.map((s) => s.gateway)).map((g) => `addr replace ${g}/32 dev ${HIDDEN_INNER_IF}`),
-      ...ipv4Only(ep.addresses.map(bare)).map((a) => `route replace ${a}/32 dev ${HIDDEN_INNER_IF}`),
+      ...gateways.map((g) => (g.includes(':') ? `addr replace ${g}/128 dev ${HIDDEN_INNER_IF} nodad` : `addr replace ${g}/32 dev ${HIDDEN_INNER_IF}`)),
+      ...ep.addresses.map(bare).map((a) => `route replace ${a}/${a.includes(':') ? 128 : 32} dev ${HIDDEN_INNER_IF}`),
       ...this.wgLinkLines(net, names.wgIf, o),
     ];
     await run(['ip', '-n', names.netns, '-batch', '-'], { input: lines.join('\n') + '\n' });
   }
 
   private wgLinkLines(net: DriverNetwork, wgIf: string, o: WgNetworkOptions): string[] {
-    return [`link set dev ${wgIf} mtu ${o.mtu} up`, ...ipv4Only(net.subnets.map((s) => s.subnet)).map((s) => `route replace ${s} dev ${wgIf}`)];
+    return [`link set dev ${wgIf} mtu ${o.mtu} up`, ...net.subnets.map((s) => `route replace ${s.subnet} dev ${wgIf}`)];
+  }
+
+  /**
+   * The container's side, as on `bridge`; on IPv6 subnets a route through the gateway ahead of
+   * the on-link one, so the container asks neighbour discovery only for the gateway (which `c0`
+   * holds) and not for every peer, which Linux can only proxy address by address.
+   */
+  private async configureContainer(net: DriverNetwork, ep: DriverEndpoint, sb: Sandbox): Promise<void> {
+    await this.deps.linkOps.configureInside(sb.netnsName, { ifname: ep.ifname, addresses: ep.addresses, gateways: ep.gateways });
+    const v6 = net.subnets.filter((s) => s.subnet.includes(':'));
+    if (!v6.length) return;
+    const lines = v6.map((s) => `route replace ${s.subnet} via ${s.gateway} dev ${ep.ifname} metric 1`);
+    await run(['ip', '-n', sb.netnsName, '-batch', '-'], { input: lines.join('\n') + '\n' });
   }
 
   private async hostRoutes(net: DriverNetwork, rec: WgEndpointRecord, op: 'replace' | 'del'): Promise<void> {
@@ -489,6 +514,7 @@ export class WireguardDriver
         // The peers still hold sessions with the dead process; a keepalive makes this side
         // handshake at once instead of waiting for the peers' rekey timeout.
         await this.meshSync(rec, true, RESTART_KEEPALIVE_S);
+        if (hasIPv6(t.net)) await enableIPv6(`${NETNS_DIR}/${names.netns}`, names.wgIf);
         await run(['ip', '-n', names.netns, '-batch', '-'], { input: this.wgLinkLines(t.net, names.wgIf, this.opts(t.net)).join('\n') + '\n' });
         log.info('wireguard tunnel re-created', { interface: ifname, pid });
       })
@@ -661,7 +687,7 @@ async function createNetns(name: string): Promise<void> {
   if (!existsSync(path)) await run(['ip', 'netns', 'add', name]);
   await Promise.all([
     writeSysctl(path, '/proc/sys/net/ipv6/conf/default/disable_ipv6', '1'),
-    writeSysctl(path, '/proc/sys/net/ipv6/conf/all/disable_ipv6', '1'),
+    writeSysctl(path, '/proc/sys/net/ipv6/conf/all/forwarding', '1'),
     writeSysctl(path, '/proc/sys/net/ipv4/ip_forward', '1'),
   ]);
 }
