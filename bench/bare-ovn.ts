@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { run } from '../src/sys/runner.js';
 import { rssKb } from '../test/e2e/harness.js';
+import { firstReply } from './data-path.js';
 import { nsexec } from './net-bench.js';
 
 const NB_SCHEMA = '/usr/share/ovn/ovn-nb.ovsschema';
@@ -395,29 +396,4 @@ function socketAnswers(path: string): Promise<boolean> {
 /** ovn-nbctl commands for a port with its address and port security, as arca's endpoints have. */
 function lsp(name: string, mac: string, ip: string): string[] {
   return ['--', 'lsp-add', 'sw', name, '--', 'lsp-set-addresses', name, `${mac} ${ip}`, '--', 'lsp-set-port-security', name, `${mac} ${ip}`];
-}
-
-/**
- * Pings `ip` from netns `ns` (a name or a path) every 2 ms until the first reply, for at most
- * `deadlineS` seconds; resolves with the `performance.now()` at which the reply was seen, or
- * undefined if none came. busybox's ping stops sending after `-c`, so the first reply is read from
- * its output and the ping is killed then.
- */
-export function firstReply(ns: string, ip: string, deadlineS: number): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    const argv = nsexec(ns, ['/bin/busybox', 'ping', '-i', '0.002', '-w', String(deadlineS), ip]);
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
-    let seen: number | undefined;
-    let buf = '';
-    child.stdout.on('data', (c: Buffer) => {
-      if (seen !== undefined) return;
-      buf += c.toString();
-      if (/bytes from/.test(buf)) {
-        seen = performance.now();
-        child.kill('SIGKILL');
-      }
-    });
-    child.on('error', () => resolve(undefined));
-    child.on('close', () => resolve(seen));
-  });
 }

@@ -12,7 +12,11 @@
  * the CLI tools, on a scratch daemon of its own (bench/ovn-bench.ts, issue 9), with `--scale N`
  * containers on one ovn network (default 200; 0 or 1 skips the scale run); `policy` is network
  * policies (bench/policy-bench.ts, issue 10): applying one that selects `--selected N` containers
- * (default 100) until enforced, 50 policies in force against none, a 1000-endpoint reload.
+ * (default 100) until enforced, 50 policies in force against none, a 1000-endpoint reload;
+ * `wireguard` is the wireguard driver against bare wireguard-go between two netns, on a scratch
+ * daemon of its own (bench/wireguard-bench.ts, issue 11): data path (`--n` ping rounds), joining a
+ * network of 10 peers, wireguard-go's idle RSS per endpoint, and `--scale N` containers on one
+ * wireguard network (default 100 there; 0 or 1 skips the scale run).
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -24,6 +28,7 @@ import { benchBuild } from './build-bench.js';
 import { benchCp } from './cp-bench.js';
 import { benchOvn } from './ovn-bench.js';
 import { benchPolicy } from './policy-bench.js';
+import { benchWireguard } from './wireguard-bench.js';
 import { stats, timed, type Stats } from './sample-stats.js';
 import { runDetached } from './run-detached.js';
 
@@ -50,14 +55,16 @@ async function main(): Promise<number> {
       n: { type: 'string', default: '20' },
       runtime: { type: 'string', default: 'runc' },
       only: { type: 'string', default: 'all' },
-      scale: { type: 'string', default: '200' },
+      scale: { type: 'string' },
       selected: { type: 'string', default: '100' },
     },
     strict: true,
   });
   const N = Number(values.n);
   const only = values.only!;
-  if (!['net', 'containers', 'stats', 'build', 'cp', 'ovn', 'policy', 'all'].includes(only)) throw new Error('--only must be net, containers, stats, build, cp, ovn, policy or all');
+  if (!['net', 'containers', 'stats', 'build', 'cp', 'ovn', 'policy', 'wireguard', 'all'].includes(only)) {
+    throw new Error('--only must be net, containers, stats, build, cp, ovn, policy, wireguard or all');
+  }
   const doContainers = only === 'containers' || only === 'all';
   const doNet = only === 'net' || only === 'all';
   const doStats = only === 'stats' || only === 'all';
@@ -65,8 +72,12 @@ async function main(): Promise<number> {
   const doCp = only === 'cp' || only === 'all';
   const doOvn = only === 'ovn' || only === 'all';
   const doPolicy = only === 'policy' || only === 'all';
-  const scale = Number(values.scale);
-  if (!Number.isInteger(scale) || scale < 0) throw new Error('--scale must be an integer ≥ 0');
+  const doWireguard = only === 'wireguard' || only === 'all';
+  // Each scale run has its own default size; an explicit --scale sets both.
+  const scaleArg = values.scale === undefined ? undefined : Number(values.scale);
+  if (scaleArg !== undefined && (!Number.isInteger(scaleArg) || scaleArg < 0)) throw new Error('--scale must be an integer ≥ 0');
+  const scale = scaleArg ?? 200;
+  const wgScale = scaleArg ?? 100;
   const selected = Number(values.selected);
   if (!Number.isInteger(selected) || selected < 1) throw new Error('--selected must be an integer ≥ 1');
   const minN = doContainers ? RUNNING_FOR_RSS : 1;
@@ -91,8 +102,9 @@ async function main(): Promise<number> {
   let d: TestDaemon | undefined;
   let code = 0;
   try {
-    // The ovn section starts a daemon of its own: its first ovn network must be the daemon's first.
-    if (only !== 'ovn') {
+    // The ovn and wireguard sections start daemons of their own (the first ovn network must be the
+    // daemon's first; wireguard-go's RSS and processes are counted per daemon).
+    if (only !== 'ovn' && only !== 'wireguard') {
       progress('starting a daemon in a throwaway netns and loading the test image');
       d = await startDaemon({ daemonArgs: ['--runtime', values.runtime!] });
       await new Promise((r) => setTimeout(r, 500));
@@ -118,6 +130,12 @@ async function main(): Promise<number> {
       const ovn = await benchOvn(N, scale, progress, ['--runtime', values.runtime!]);
       report.ovn = ovn;
       if (ovn.errors) code = 1;
+    }
+    if (doWireguard) {
+      progress('wireguard: bare wireguard-go between two netns, then the same workload through the wireguard driver');
+      const wireguard = await benchWireguard(N, wgScale, progress, ['--runtime', values.runtime!]);
+      report.wireguard = wireguard;
+      if (wireguard.errors) code = 1;
     }
   } catch (err) {
     code = 1;

@@ -16,16 +16,16 @@
  * scratch daemon by the harness, and then the OVN processes the daemon left running (they outlive
  * it by design) by pid, found by the daemon's folder in their command line or environment.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { run } from '../src/sys/runner.js';
 import { TEST_IMAGE, alive, rssKb, startDaemon, type TestDaemon } from '../test/e2e/harness.js';
-import { BareOvn, firstReply } from './bare-ovn.js';
-import { api, apiOk, combinePings, gbit, iperfClient, nsexec, quietPingRound, ratio, type PingResult } from './net-bench.js';
+import { BareOvn } from './bare-ovn.js';
+import { dataPath, firstReply, type Side } from './data-path.js';
+import { api, apiOk, quietPingRound, ratio, type PingResult } from './net-bench.js';
 import { stats, timed, type Stats } from './sample-stats.js';
 
 /** From issue 9's "Speed"; reported next to the figures, never asserted. */
@@ -57,19 +57,6 @@ const r1 = (x: number): number => Math.round(x * 10) / 10;
 const la = (): number[] => os.loadavg().map((x) => Math.round(x * 100) / 100);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const msg = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-
-/** A network namespace (a name under /run/netns or a path) and its address. */
-interface Endpoint {
-  ns: string;
-  ip: string;
-}
-
-/** One side of the data-path comparison: two endpoints, measured a→b and b→a. */
-interface Side {
-  a: Endpoint;
-  b: Endpoint;
-  pingOut: string;
-}
 
 /** The processes of an OVN stack started for the daemon whose folder is `dir`, found through /proc. */
 export function ovnStackPids(dir: string): Array<{ pid: number; name: string }> {
@@ -159,7 +146,7 @@ export async function benchOvn(n: number, scale: number, progress: (m: string) =
     if (arcaSide) sides.push(['arca', arcaSide]);
     if (sides.length) {
       try {
-        Object.assign(section, await dataPath(sides, servers, progress));
+        Object.assign(section, await dataPath(sides, servers, progress, { ping: PING_ROUNDS, iperf: IPERF_ROUNDS }));
       } catch (e) {
         errors.push(`data path: ${msg(e)}`);
       }
@@ -334,73 +321,6 @@ async function twoContainers(ctx: ArcaContext): Promise<Side> {
   await sleep(500);
   out.stack_rss_two_containers = stackRss(dirname(d.root));
   return side;
-}
-
-/**
- * Ping rounds and iperf3 rounds over every side in turn, each round both ways; each side reports
- * the median of its rounds, and of each direction. Both ways, because on one switch one
- * direction was measured ~0.1 ms slower than the other, on the bare switch and arca's alike, and
- * which one changes with the ports (likely vswitchd's one thread polling its non-PMD ports in a
- * fixed order): one direction alone would compare port numbering, not switches.
- * iperf3 runs the host's binary in both namespaces, so only the network path differs.
- */
-async function dataPath(
-  sides: Array<[string, Side]>,
-  servers: ChildProcess[],
-  progress: (m: string) => void,
-  rounds = { ping: PING_ROUNDS, iperf: IPERF_ROUNDS },
-): Promise<Record<string, unknown>> {
-  const names = sides.map(([k]) => k).join(' and ');
-  const ways = (s: Side): Array<[string, Endpoint, Endpoint]> => [
-    ['a_to_b', s.a, s.b],
-    ['b_to_a', s.b, s.a],
-  ];
-  for (const [, s] of sides) for (const [, from, to] of ways(s)) await run(nsexec(from.ns, ['/bin/busybox', 'ping', '-c', '3', '-i', '0.01', to.ip]), { timeoutMs: 10_000 }); // warm-up (ARP)
-  progress(`ping: ${rounds.ping} round(s) × 200 at 0.01 s each way, ${names} in turn`);
-  const pings = new Map<string, PingResult[]>();
-  const add = <T>(m: Map<string, T[]>, k: string, v: T): void => void (m.get(k) ?? m.set(k, []).get(k)!).push(v);
-  for (let i = 0; i < rounds.ping; i++) {
-    for (const [k, s] of sides) {
-      for (const [way, from, to] of ways(s)) {
-        const r = await quietPingRound(from.ns, to.ip, s.pingOut);
-        add(pings, k, r);
-        add(pings, `${k} ${way}`, r);
-      }
-    }
-  }
-
-  progress(`iperf3: ${rounds.iperf} round(s) × 5 s each way, ${names} in turn`);
-  const bps = new Map<string, number[]>();
-  for (let i = 0; i < rounds.iperf; i++) {
-    for (const [k, s] of sides) {
-      for (const [way, from, to] of ways(s)) {
-        add(bps, k, await iperfRound(from, to, servers));
-        add(bps, `${k} ${way}`, bps.get(k)!.at(-1)!);
-      }
-    }
-  }
-  const out: Record<string, unknown> = {};
-  for (const [k, s] of sides) {
-    out[`${k}_ping`] = { ...combinePings(pings.get(k)!), by_direction: Object.fromEntries(ways(s).map(([w]) => [w, combinePings(pings.get(`${k} ${w}`)!)])) };
-    const gb = (xs: number[]): { median: number; rounds: number[] } => ({ median: gbit(stats(xs).median), rounds: xs.map(gbit) });
-    out[`${k}_iperf_gbit`] = { ...gb(bps.get(k)!), by_direction: Object.fromEntries(ways(s).map(([w]) => [w, gb(bps.get(`${k} ${w}`)!)])) };
-  }
-  return out;
-}
-
-/** One iperf3 TCP run from `from` to a one-off server at `to`: received bits per second. */
-async function iperfRound(from: Endpoint, to: Endpoint, servers: ChildProcess[]): Promise<number> {
-  const argv = nsexec(to.ns, ['iperf3', '-s', '-1', '-B', to.ip]);
-  const server = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
-  const exited = new Promise<void>((r) => server.once('close', () => r()));
-  server.on('error', () => {});
-  servers.push(server);
-  const bps = await iperfClient((extra) => run(nsexec(from.ns, ['iperf3', '-c', to.ip, ...extra]), { allowFailure: true, timeoutMs: 60_000 }));
-  // A one-off server outlives its client by a moment; the next round's would find the port taken.
-  const timer = setTimeout(() => server.kill('SIGKILL'), 5000);
-  await Promise.race([exited, sleep(6000)]);
-  clearTimeout(timer);
-  return bps;
 }
 
 /**
