@@ -295,6 +295,14 @@ describe('wireguard-go processes and UAPI', { skip }, () => {
     adopted.close();
     watcher.close();
 
+    // Watching what is already dead (or never was wireguard-go) reports it at once.
+    const rec3 = recorder();
+    const late = new wgp.WgWatcher(rec3.onExit);
+    waited = exitWithin(rec3, A.spec.ifname, 200);
+    late.watch(A.spec.ifname, A.pid!);
+    await waited;
+    late.close();
+
     // SIGKILL left A's socket behind; a stop of the dead PID clears it and the pidfile.
     assert.ok(existsSync(uapiSocketPath(A.spec.ifname)));
     await wgp.stopWireguardGo(A.spec, A.pid);

@@ -345,10 +345,10 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 
 interface Watched {
   pid: number;
+  /** Tells the process from a later one that reuses its PID. */
   startTime: string | undefined;
   child?: ChildProcess;
   onChildExit?: () => void;
-  timer?: NodeJS.Timeout;
 }
 
 /**
@@ -358,6 +358,8 @@ interface Watched {
  */
 export class WgWatcher {
   private readonly watched = new Map<string, Watched>();
+  /** One poll for all adopted processes (after a daemon restart that is every tunnel). */
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly onExit: (ifname: string) => void,
@@ -372,22 +374,20 @@ export class WgWatcher {
     this.unwatch(ifname);
     const w: Watched = { pid, startTime: liveStartTime(pid) };
     this.watched.set(ifname, w);
+    if (!isWireguardGo(pid, ifname) || (child && (child.exitCode !== null || child.signalCode !== null))) {
+      setImmediate(() => this.died(ifname, w));
+      return;
+    }
+    // A child's PID cannot be reused before Node reaps it, which is when 'exit' fires: no poll needed.
     if (child && child.pid === pid) {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        setImmediate(() => this.died(ifname, w));
-        return;
-      }
       w.child = child;
       w.onChildExit = () => this.died(ifname, w);
       child.once('exit', w.onChildExit);
+      return;
     }
-    // Adopted processes have no exit event. Children are polled too: a reused PID or an exec
-    // into something else (cmdline no longer wireguard-go) shows only there.
-    w.timer = setInterval(() => {
-      if (!this.stillThere(ifname, w)) this.died(ifname, w);
-    }, this.pollMs);
-    w.timer.unref();
-    if (!this.stillThere(ifname, w)) setImmediate(() => this.died(ifname, w));
+    this.timer ??= setInterval(() => this.poll(), this.pollMs);
+    // The daemon's server keeps the process alive; a watcher alone should not.
+    this.timer.unref();
   }
 
   unwatch(ifname: string): void {
@@ -407,14 +407,19 @@ export class WgWatcher {
     return [...this.watched.keys()];
   }
 
-  private stillThere(ifname: string, w: Watched): boolean {
-    const st = liveStartTime(w.pid);
-    return st !== undefined && st === w.startTime && isWireguardGo(w.pid, ifname);
+  private poll(): void {
+    for (const [ifname, w] of [...this.watched]) {
+      // One read of /proc/<pid>/stat (~25 µs): the same start time means the same process.
+      if (!w.child && liveStartTime(w.pid) !== w.startTime) this.died(ifname, w);
+    }
   }
 
   private release(w: Watched): void {
-    if (w.timer) clearInterval(w.timer);
     if (w.child && w.onChildExit) w.child.off('exit', w.onChildExit);
+    if (this.timer && ![...this.watched.values()].some((x) => !x.child)) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
   }
 
   private died(ifname: string, w: Watched): void {
