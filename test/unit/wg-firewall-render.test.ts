@@ -84,7 +84,8 @@ describe('hidden namespace ruleset', () => {
         assert.ok(text.includes(`counter name "${n}" drop`), n);
       }
       assert.match(text, /iifname \{ "c0", "wge0a100000000" \} counter name "guard_input_drop" drop/);
-      assert.match(text, /iifname "c0" ip daddr @underlay4 counter name "guard_underlay_drop" drop/);
+      // New connections only: the host's connections from the underlay get their answers.
+      assert.match(text, /iifname "c0" ip daddr @underlay4 ct state new,invalid,untracked counter name "guard_underlay_drop" drop/);
       assert.match(text, /iifname "u0" udp dport 51820 accept/);
       // Ahead of the policy chains (filter - 1).
       assert.equal((text.match(/priority filter - 2;/g) ?? []).length, 2);
@@ -99,7 +100,8 @@ describe('hidden namespace ruleset', () => {
 
   it('the policy part is the bridge renderer\'s filter part, verbatim, without its bridge table', () => {
     const text = renderHiddenNsRuleset(SPECS.policies!);
-    const pol = renderPolicies([plan], new Map([[NET, { id: NET, tag: 'comment "arca:net:77aa00000000"', gateways: ['10.77.0.1'] }]]), null);
+    const nets = new Map([[NET, { id: NET, tag: 'comment "arca:net:77aa00000000"', gateways: ['10.77.0.1'] }]]);
+    const pol = renderPolicies([plan], nets, null, { exemptClients: ['169.254.192.0/18'] });
     assert.ok(text.includes(pol.filter.join('\n') + '\n}\n'));
     assert.ok(pol.bridge.length > 0);
     assert.ok(!text.includes('pol_own4'));
@@ -108,6 +110,21 @@ describe('hidden namespace ruleset', () => {
     // No DNS exception: the embedded DNS answers inside the container.
     assert.ok(!/th dport \d+ return/.test(text));
     for (const p of ['idle', 'web-in', 'web-out']) assert.ok(text.includes(`counter ${policyCounterNames(p).dropped} {}`), p);
+  });
+
+  it('exempts the underlay as a client (the host) from the policy chains, as a bridge never judges the host', () => {
+    const text = renderHiddenNsRuleset(SPECS.policies!);
+    assert.match(text, /set pol_exempt4 \{ type ipv4_addr; flags interval; elements = \{ 169\.254\.192\.0\/18 \} \}/);
+    const fwd = text.slice(text.indexOf('chain policy_forward {'));
+    assert.ok(fwd.indexOf('ct original ip saddr @pol_exempt4 return') < fwd.indexOf('vmap @pol_in4'));
+    assert.ok(!text.slice(text.indexOf('chain policy_input {')).includes('pol_exempt'));
+    // Without the option the bridge renders as before (its golden files pin that).
+    const nets = new Map([[NET, { id: NET, tag: 'x', gateways: [] }]]);
+    assert.ok(!renderPolicies([plan], nets, null).filter.join('\n').includes('exempt'));
+    assert.throws(() => renderPolicies([plan], nets, null, { exemptClients: ['nope'] }), InvalidParameter);
+    const v6 = renderPolicies([plan], nets, null, { exemptClients: ['fd00::/64', '10.0.0.0/9', '10.128.0.0/9'] }).filter.join('\n');
+    assert.match(v6, /set pol_exempt4 \{ type ipv4_addr; flags interval; elements = \{ 10\.0\.0\.0\/8 \} \}/);
+    assert.match(v6, /ct original ip6 saddr @pol_exempt6 return/);
   });
 
   it('logDrops adds the drop sets and log rules', () => {
@@ -135,7 +152,7 @@ describe('hidden namespace ruleset', () => {
   it('an IPv6 underlay pool gets its own set', () => {
     const text = renderHiddenNsRuleset({ ...base, underlayPool: ['169.254.192.0/18', 'fd00:77::/64'] });
     assert.match(text, /set underlay6 \{ type ipv6_addr; flags interval; elements = \{ fd00:77::\/64 \} \}/);
-    assert.match(text, /iifname "c0" ip6 daddr @underlay6 counter name "guard_underlay_drop" drop/);
+    assert.match(text, /iifname "c0" ip6 daddr @underlay6 ct state new,invalid,untracked counter name "guard_underlay_drop" drop/);
   });
 
   it('names the policies whose counters the table holds', () => {

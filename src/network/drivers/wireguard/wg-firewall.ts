@@ -20,7 +20,11 @@
  * the table, A→B is judged for A's egress in A's namespace and for B's ingress in B's, and a
  * connection needs both, as on a bridge. `policy_input`/`policy_output` judge the container
  * talking to the hidden namespace itself (only ICMP gets past the guard), the way a bridge's
- * egress rules judge the host that holds its gateway.
+ * egress rules judge the host that holds its gateway. One difference from a bridge: the host's
+ * own connections to the container cross `forward` here too, from its underlay address, so the
+ * underlay is exempt as a client (a bridge never judges the host); a host connection from
+ * another of its addresses (a published port dialled on its LAN address) is judged like an
+ * outside client's.
  *
  * Order: the guard chains hook at `filter - 2`, ahead of the policy chains (`filter - 1`), so
  * a probe of the control plane counts as a guard drop, not as a policy's.
@@ -117,7 +121,12 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
     if (!pool[fam].length) continue;
     const name = `underlay${fam}`;
     sets.push(`\tset ${name} { type ${fam === 4 ? 'ipv4_addr' : 'ipv6_addr'}; flags interval; elements = { ${[...pool[fam]].sort().join(', ')} } }`);
-    toUnderlay.push(`iifname ${inner} ${fam === 4 ? 'ip' : 'ip6'} daddr @${name} counter name "${GUARD_COUNTERS.underlay}" drop ${tag}`);
+    // New connections only: the host reaches the container from its underlay address (its own
+    // connections, and published ports dialled on the host, masqueraded to it), and the
+    // container answers.
+    toUnderlay.push(
+      `iifname ${inner} ${fam === 4 ? 'ip' : 'ip6'} daddr @${name} ct state new,invalid,untracked counter name "${GUARD_COUNTERS.underlay}" drop ${tag}`,
+    );
   }
 
   // Nothing of the hidden namespace is served to the container or over the tunnel: a peer only
@@ -152,8 +161,12 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
     }
     if (plan.networkId !== spec.networkId) throw new InvalidParameter(`plan of network ${plan.networkId} for network ${spec.networkId}`);
     const nets = new Map([[spec.networkId, { id: spec.networkId, tag, gateways: spec.gateways }]]);
-    // No DNS port: the embedded DNS answers inside the container's own namespace.
-    policy.push(...renderPolicies([plan], nets, null, { logDrops: spec.logDrops ?? false }).filter);
+    // No DNS port: the embedded DNS answers inside the container's own namespace. The underlay
+    // is exempt as a client: from there only the host opens connections (another endpoint's
+    // underlay address cannot be a source here: its namespace tunnels to containers, and the
+    // container cannot claim it past rp_filter), and on a bridge the host is never judged.
+    const rendered = renderPolicies([plan], nets, null, { logDrops: spec.logDrops ?? false, exemptClients: spec.underlayPool });
+    policy.push(...rendered.filter);
   }
 
   const counters = Object.values(GUARD_COUNTERS).map((n) => `\tcounter ${n} {}`);

@@ -56,6 +56,14 @@ export interface PolicyRenderOptions {
    * read the kernel log.
    */
   logDrops?: boolean;
+  /**
+   * Clients (CIDRs) whose connections no rule judges in `forward`. Empty on a bridge, where the
+   * host's own connections to containers never cross `forward`; a wireguard endpoint's hidden
+   * namespace routes them (the host reaches it from its underlay address, a published port
+   * dialled on the host arrives masqueraded to it), so it names the underlay to keep "the host
+   * may always reach its containers" true there too.
+   */
+  exemptClients?: readonly string[];
 }
 
 export interface PolicyRendering {
@@ -334,6 +342,21 @@ export function renderPolicies(
 
   const maps: string[] = [];
   const fwd: string[] = ['ct state related return ' + POLICY_TAG];
+  const exempt: Record<Family, AddrRange[]> = { 4: [], 6: [] };
+  for (const c of opts.exemptClients ?? []) {
+    let r: ReturnType<typeof parseCidr>;
+    try {
+      r = parseCidr(c);
+    } catch {
+      throw new InvalidParameter(`invalid exempt client "${c}"`);
+    }
+    exempt[r.fam].push(r.range);
+  }
+  for (const fam of [4, 6] as const) {
+    if (!exempt[fam].length) continue;
+    sets.push(setDecl(`pol_exempt${fam}`, fam === 4 ? 'ipv4_addr' : 'ipv6_addr', rangeElements(fam, mergeRanges(exempt[fam])), 'interval'));
+    fwd.push(`ct original ${ipKw(fam)} saddr @pol_exempt${fam} return ${POLICY_TAG}`);
+  }
   const input: string[] = ['ct state related return ' + POLICY_TAG];
   const output: string[] = ['ct state related return ' + POLICY_TAG];
   for (const fam of [4, 6] as const) {
