@@ -48,12 +48,14 @@ const inNs = (ns: string, argv: string[]): string[] => ['nsenter', `--net=${nsPa
 const NET_ID = `77${hex}000000000000000000000000000000000000000000000000000000001`.slice(0, 64);
 const SUBNET = '10.231.0.0/24';
 const GW = '10.231.0.1';
+const SUBNET6 = 'fd00:231::/64';
+const GW6 = 'fd00:231::1';
 const MTU = '1420';
 const HOST_SERVICE = '198.18.0.1';
 /** WireGuard interfaces: their UAPI sockets are global, so their names are unique machine-wide. */
 const EPS = {
-  A: { ctr: NS.ctrA, hid: NS.hidA, addr: '10.231.0.2', under: '169.254.192.10', wg: `wgf${hex}a`, hostVeth: `wuf${hex}a`, id: `a0${hex}00000000000000000000000000000000000000000000000000000001`.slice(0, 64) },
-  B: { ctr: NS.ctrB, hid: NS.hidB, addr: '10.231.0.3', under: '169.254.192.11', wg: `wgf${hex}b`, hostVeth: `wuf${hex}b`, id: `b0${hex}00000000000000000000000000000000000000000000000000000002`.slice(0, 64) },
+  A: { ctr: NS.ctrA, hid: NS.hidA, addr: '10.231.0.2', addr6: 'fd00:231::2', under: '169.254.192.10', wg: `wgf${hex}a`, hostVeth: `wuf${hex}a`, id: `a0${hex}00000000000000000000000000000000000000000000000000000001`.slice(0, 64) },
+  B: { ctr: NS.ctrB, hid: NS.hidB, addr: '10.231.0.3', addr6: 'fd00:231::3', under: '169.254.192.11', wg: `wgf${hex}b`, hostVeth: `wuf${hex}b`, id: `b0${hex}00000000000000000000000000000000000000000000000000000002`.slice(0, 64) },
 };
 type Ep = (typeof EPS)['A'];
 
@@ -151,12 +153,17 @@ async function endpoint(ep: Ep): Promise<void> {
   await ip(ep.ctr, 'addr', 'add', `${ep.addr}/24`, 'dev', 'eth0', 'noprefixroute');
   await ip(ep.ctr, 'route', 'add', SUBNET, 'via', GW, 'dev', 'eth0', 'onlink');
   await ip(ep.ctr, 'route', 'add', 'default', 'via', GW, 'dev', 'eth0', 'onlink');
+  await ip(ep.ctr, 'addr', 'add', `${ep.addr6}/64`, 'dev', 'eth0', 'nodad');
+  await ip(ep.ctr, 'route', 'add', SUBNET6, 'via', GW6, 'dev', 'eth0', 'metric', '1');
 
   await sysctl(ep.hid, 'net.ipv4.ip_forward', '1');
   await ip(ep.hid, 'link', 'set', HIDDEN_INNER_IF, 'mtu', MTU, 'up');
   await sysctl(ep.hid, `net.ipv4.conf.${HIDDEN_INNER_IF}.rp_filter`, '1');
   await ip(ep.hid, 'addr', 'add', `${GW}/32`, 'dev', HIDDEN_INNER_IF);
   await ip(ep.hid, 'route', 'add', `${ep.addr}/32`, 'dev', HIDDEN_INNER_IF);
+  await sysctl(ep.hid, 'net.ipv6.conf.all.forwarding', '1');
+  await ip(ep.hid, 'addr', 'add', `${GW6}/128`, 'dev', HIDDEN_INNER_IF, 'nodad');
+  await ip(ep.hid, 'route', 'add', `${ep.addr6}/128`, 'dev', HIDDEN_INNER_IF);
 
   await ip(NS.host, 'link', 'add', ep.hostVeth, 'type', 'veth', 'peer', 'name', HIDDEN_UNDERLAY_IF, 'netns', ep.hid);
   await ip(NS.host, 'link', 'set', ep.hostVeth, 'master', 'wb', 'up');
@@ -169,6 +176,7 @@ async function endpoint(ep: Ep): Promise<void> {
   await startWireguardGo(ep);
   await ip(ep.hid, 'link', 'set', ep.wg, 'mtu', MTU, 'up');
   await ip(ep.hid, 'route', 'add', SUBNET, 'dev', ep.wg);
+  await ip(ep.hid, 'route', 'add', SUBNET6, 'dev', ep.wg);
 }
 
 async function cleanup(): Promise<void> {
@@ -224,7 +232,7 @@ describe('the hidden namespace ruleset of wireguard endpoints', { skip, concurre
           privateKey: keys[me].privateKey,
           listenPort: LISTEN_PORT,
           replacePeers: true,
-          peers: [{ publicKey: keys[other].publicKey, endpoint: `${EPS[other].under}:${LISTEN_PORT}`, allowedIps: [`${EPS[other].addr}/32`] }],
+          peers: [{ publicKey: keys[other].publicKey, endpoint: `${EPS[other].under}:${LISTEN_PORT}`, allowedIps: [`${EPS[other].addr}/32`, `${EPS[other].addr6}/128`] }],
         });
       }
       await Promise.all([
@@ -310,14 +318,15 @@ describe('the hidden namespace ruleset of wireguard endpoints', { skip, concurre
     assert.ok(underlay >= 3, `underlay drops ${underlay}`);
     assert.equal(await ping(NS.ctrA, EPS.B.under), false);
 
-    const [overlay, back, out, fromHost] = await Promise.all([
+    const [overlay6, overlay, back, out, fromHost] = await Promise.all([
+      probe(NS.ctrA, 'tcp', EPS.B.addr6, 8080),
       probe(NS.ctrA, 'tcp', EPS.B.addr, 8080),
       probe(NS.ctrB, 'tcp', EPS.A.addr, 8081),
       probe(NS.ctrA, 'tcp', HOST_SERVICE, 9000),
       // The host opens a connection to the container from its underlay address; the answers pass.
       probe(NS.host, 'tcp', EPS.A.addr, 8080),
     ]);
-    assert.deepEqual([overlay, back, out, fromHost], [`ctrB ${EPS.A.addr}`, `ctrA ${EPS.B.addr}`, `host ${EPS.A.addr}`, `ctrA ${UNDERLAY_HOST_ADDRESS}`]);
+    assert.deepEqual([overlay6, overlay, back, out, fromHost], [`ctrB ${EPS.A.addr6}`, `ctrB ${EPS.A.addr}`, `ctrA ${EPS.B.addr}`, `host ${EPS.A.addr}`, `ctrA ${UNDERLAY_HOST_ADDRESS}`]);
     assert.equal(await ping(NS.ctrA, GW), true);
     assert.equal(await ping(NS.ctrA, EPS.B.addr), true);
     // Nothing forwarded between underlay and tunnel, and WireGuard's own traffic was never refused.
@@ -338,16 +347,35 @@ describe('the hidden namespace ruleset of wireguard endpoints', { skip, concurre
     }
   });
 
-  it('drops what the container sends from an address not its own (rp_filter on c0)', async () => {
+  it('drops what the container sends from an address not its own, in both families, whatever rp_filter says', async () => {
+    await load(EPS.A);
+    // The nft check alone (IPv6 has no rp_filter anyway).
+    await sysctl(NS.hidA, `net.ipv4.conf.${HIDDEN_INNER_IF}.rp_filter`, '0');
     await ip(NS.ctrA, 'addr', 'add', '10.231.0.9/32', 'dev', 'eth0');
+    await ip(NS.ctrA, 'addr', 'add', 'fd00:231::9/128', 'dev', 'eth0', 'nodad');
     try {
-      const [peer, host] = await Promise.all([
+      const before = await counter(NS.hidA, GUARD_COUNTERS.spoof);
+      const results = await Promise.all([
         probe(NS.ctrA, 'tcp', EPS.B.addr, 8080, '10.231.0.9'),
         probe(NS.ctrA, 'tcp', HOST_SERVICE, 9000, '10.231.0.9'),
+        probe(NS.ctrA, 'tcp', EPS.B.addr6, 8080, 'fd00:231::9'),
       ]);
-      assert.deepEqual([peer, host], ['timeout', 'timeout']);
+      assert.deepEqual(results, ['timeout', 'timeout', 'timeout']);
+      // Claiming the other container's address (an egress-isolated one would escape its rules).
+      await ip(NS.ctrA, 'addr', 'add', `${EPS.B.addr}/32`, 'dev', 'eth0');
+      try {
+        assert.equal(await probe(NS.ctrA, 'tcp', HOST_SERVICE, 9000, EPS.B.addr), 'timeout');
+      } finally {
+        await ip(NS.ctrA, 'addr', 'del', `${EPS.B.addr}/32`, 'dev', 'eth0');
+      }
+      const dropped = (await counter(NS.hidA, GUARD_COUNTERS.spoof)) - before;
+      assert.ok(dropped >= 4, `spoof drops ${dropped}`);
+      // Its own addresses still pass.
+      assert.equal(await probe(NS.ctrA, 'tcp', EPS.B.addr6, 8080, EPS.A.addr6), `ctrB ${EPS.A.addr6}`);
     } finally {
       await ip(NS.ctrA, 'addr', 'del', '10.231.0.9/32', 'dev', 'eth0');
+      await ip(NS.ctrA, 'addr', 'del', 'fd00:231::9/128', 'dev', 'eth0');
+      await sysctl(NS.hidA, `net.ipv4.conf.${HIDDEN_INNER_IF}.rp_filter`, '1');
     }
   });
 

@@ -87,6 +87,8 @@ describe('hidden namespace ruleset', () => {
       // New connections only: the host's connections from the underlay get their answers.
       assert.match(text, /iifname "c0" ip daddr @underlay4 ct state new,invalid,untracked counter name "guard_underlay_drop" drop/);
       assert.match(text, /iifname "u0" udp dport 51820 accept/);
+      // Sources the container may not use, both families, before conntrack sees them.
+      assert.match(text, /hook prerouting priority raw;[^}]*iifname "c0" fib saddr \. iif oif missing counter name "guard_spoof_drop" drop/);
       // Ahead of the policy chains (filter - 1).
       assert.equal((text.match(/priority filter - 2;/g) ?? []).length, 2);
     }

@@ -4,8 +4,9 @@
  *
  * - Control-plane protection (the seed's): the container reaches nothing of the hidden namespace
  *   itself (its wireguard-go UDP port, its underlay address, the gateway's other ports; ICMP to
- *   the gateway stays) and no underlay address of any endpoint; overlay traffic, the way out
- *   (forwarded to the host, whose ruleset masquerades and isolates) and replies pass.
+ *   the gateway stays) and no underlay address of any endpoint, and sends from its own
+ *   addresses only; overlay traffic, the way out (forwarded to the host, whose ruleset
+ *   masquerades and isolates) and replies pass.
  * - Network policies on wireguard networks: traffic between two containers never crosses the
  *   host (it goes container → hidden ns → tunnel → hidden ns → container), so policies are
  *   judged here, each endpoint's own rules in its own namespace (its egress where it is the
@@ -46,9 +47,11 @@ export const HIDDEN_TABLE = 'arca_wg';
  * `input` what the container (or the tunnel) sent to the hidden namespace itself, `underlay`
  * what it sent towards an underlay address, `transit` forwarding that does not involve the
  * container (underlay↔tunnel), `underlayInput` what reached the hidden namespace from the
- * underlay but WireGuard's port.
+ * underlay but WireGuard's port, `spoof` what the container sent from an address not routed to
+ * it.
  */
 export const GUARD_COUNTERS = {
+  spoof: 'guard_spoof_drop',
   input: 'guard_input_drop',
   underlay: 'guard_underlay_drop',
   transit: 'guard_transit_drop',
@@ -150,9 +153,14 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
   ];
 
   // Anti-spoofing needs no bridge table here (renderPolicies' `bridge` part is for bridge ports):
-  // the driver sets rp_filter=1 on the inner interface, so a source other than the container's
-  // own /32 (routed back through c0) is dropped on arrival, and the receiving peer's WireGuard
-  // drops any inner source outside the sender's allowed-ips.
+  // the container is alone behind c0, so a source is its own when the route back to it is c0
+  // (its /32 and /128 routes, link-local for neighbour discovery). The rules here trust source
+  // addresses (A's egress is only in A's table: a packet from A claiming another address would
+  // not be judged), and IPv6 has no rp_filter, hence the fib check ahead of conntrack; the
+  // driver's rp_filter=1 on c0 does the same for IPv4, and the receiving peer's WireGuard drops
+  // any inner source outside the sender's allowed-ips. (DAD probes from `::` are dropped too:
+  // harmless, no one else can hold the container's address behind c0.)
+  const prerouting = [`iifname ${inner} fib saddr . iif oif missing counter name "${GUARD_COUNTERS.spoof}" drop ${tag}`];
   const policy: string[] = [];
   const plan = spec.plan;
   if (plan?.endpoints.length) {
@@ -179,6 +187,7 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
       `table inet ${HIDDEN_TABLE} {`,
       ...counters,
       ...sets,
+      ...chain('guard_prerouting', 'type filter hook prerouting priority raw; policy accept;', prerouting),
       ...chain('guard_input', hook('input'), input),
       ...chain('guard_forward', hook('forward'), forward),
       ...policy,
