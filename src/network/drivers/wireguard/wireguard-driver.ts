@@ -272,8 +272,11 @@ export class WireguardDriver
     this.tunnels.set(ep.id, t);
     this.byIf.set(names.wgIf, ep.id);
     this.checkInotify();
+    const t0 = performance.now();
+    const lap: Record<string, number> = {};
     try {
       await createNetns(names.netns);
+      lap.netns = performance.now() - t0;
       const hiddenPath = `${NETNS_DIR}/${names.netns}`;
       const hidden = this.deps.linkOpsIn(names.netns);
       const [pid] = await Promise.all([
@@ -289,6 +292,7 @@ export class WireguardDriver
         this.loadRuleset(net, ep.id),
       ]);
       t.pid = pid;
+      lap.spawn = performance.now() - t0;
       this.watcher.watch(names.wgIf, pid);
       await Promise.all([
         writeSysctl(null, `/proc/sys/net/ipv6/conf/${names.hostVeth}/disable_ipv6`, '1'),
@@ -297,8 +301,10 @@ export class WireguardDriver
         this.meshSync(rec, true),
         this.hostRoutes(net, rec, 'replace'),
       ]);
+      lap.configured = performance.now() - t0;
       // A listen port moved by a conflict changes the guard's rule (a no-op otherwise).
       await this.loadRuleset(net, ep.id);
+      log.debug('wireguard endpoint joined', { endpoint: ep.id.slice(0, 12), ms: lap });
     } catch (e) {
       await this.teardown(net.id, ep.id).catch((err: unknown) => log.warn('cleaning up a failed join', { error: errorMessage(err) }));
       throw e;
@@ -326,6 +332,12 @@ export class WireguardDriver
     await this.counters.read(`${NETNS_DIR}/${names.netns}`).catch(() => undefined);
     const spec = this.processSpec(endpointId);
     await stopWireguardGo(spec, t?.pid ?? adoptWireguardGo(spec)).catch((e: unknown) => errors.push(e));
+    // The kernel destroys a deleted namespace's links later, in a work queue: the container's
+    // ethN would linger and a quick reconnect of the same name would meet EEXIST. Deleting c0
+    // takes its peer along at once.
+    if (existsSync(`${NETNS_DIR}/${names.netns}`)) {
+      await this.deps.linkOpsIn(names.netns).deleteLink(HIDDEN_INNER_IF).catch((e: unknown) => errors.push(e));
+    }
     await deleteNetns(names.netns).catch((e: unknown) => errors.push(e));
     await this.deps.linkOps.deleteLink(names.hostVeth).catch((e: unknown) => errors.push(e));
     if (rec && t) await this.hostRoutes(t.net, rec, 'del').catch((e: unknown) => errors.push(e));
