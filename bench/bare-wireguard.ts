@@ -5,21 +5,25 @@
  * `<tag>-b` share a veth `v0` (the underlay, UNDERLAY/30); each runs wireguard-go on interface
  * `<tag>a` / `<tag>b` (MTU 1420, the overlay address on it, the other side its one peer).
  *
- * Configured with the plain tools (`wg set`, keys from `wg genkey`), not arca's code, so a fault in
- * the driver's key or UAPI code cannot bend the reference. Interface names carry the random tag:
+ * Keys come from node:crypto and the configuration goes over the UAPI socket from Node (wg-keys.ts,
+ * uapi.ts), as the driver hands them over; neither touches the data path measured. Then `uapiGet`
+ * checks what was set (a `set` is not atomic). Interface names carry the random tag:
  * wireguard-go's UAPI socket path is global, so a name must be unique machine-wide, and the tag
  * never matches the driver's `wg<12 hex>` (its sweep would take it for its own).
  *
  * Both wireguard-go processes are our children, started in the foreground and stopped by pid;
- * keys and logs live in /tmp/<tag>. {@link BareWireguard.destroy} removes it all (also a socket
+ * their logs live in /tmp/<tag>. {@link BareWireguard.destroy} removes it all (also a socket
  * file a killed wireguard-go left), and an exit hook does the same if the process ends first.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { run } from '../src/sys/runner.js';
+import { uapiGet, uapiSet } from '../src/network/drivers/wireguard/uapi.js';
+import { generateKeyPair, type WgKeyPair } from '../src/network/drivers/wireguard/wg-keys.js';
+import { uapiSocketPath } from '../src/network/drivers/wireguard/wg-names.js';
 import { rssKb } from '../test/e2e/harness.js';
 import { firstReply } from './data-path.js';
 import { nsexec } from './net-bench.js';
@@ -43,7 +47,7 @@ export interface BareWgEndpoint {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const r1 = (x: number): number => Math.round(x * 10) / 10;
-const socketPath = (ifname: string): string => `/run/wireguard/${ifname}.sock`;
+const socketPath = uapiSocketPath;
 
 /** Two netns over one veth, wireguard-go in each, peered with each other. */
 export class BareWireguard {
@@ -99,21 +103,26 @@ export class BareWireguard {
     }
     await Promise.all([this.a, this.b].map((ep) => this.waitForSocket(ep)));
 
-    const keys = new Map<BareWgEndpoint, { priv: string; pub: string }>();
-    for (const ep of [this.a, this.b]) {
-      const priv = (await run(['wg', 'genkey'])).stdout.trim();
-      const pub = (await run(['wg', 'pubkey'], { input: priv + '\n' })).stdout.trim();
-      keys.set(ep, { priv, pub });
-    }
+    const keys = new Map<BareWgEndpoint, WgKeyPair>([
+      [this.a, generateKeyPair()],
+      [this.b, generateKeyPair()],
+    ]);
     for (const [ep, peer] of [
       [this.a, this.b],
       [this.b, this.a],
     ] as const) {
-      const keyFile = join(this.dir, `${ep.ifname}.key`);
-      writeFileSync(keyFile, keys.get(ep)!.priv + '\n', { mode: 0o600 });
-      await run(['wg', 'set', ep.ifname, 'listen-port', String(PORT), 'private-key', keyFile,
-        'peer', keys.get(peer)!.pub, 'endpoint', `${peer.underlay}:${PORT}`, 'allowed-ips', `${peer.ip}/32`]);
-      rmSync(keyFile, { force: true });
+      const sock = socketPath(ep.ifname);
+      const peerKey = keys.get(peer)!.publicKey;
+      await uapiSet(sock, {
+        privateKey: keys.get(ep)!.privateKey,
+        listenPort: PORT,
+        replacePeers: true,
+        peers: [{ publicKey: peerKey, endpoint: `${peer.underlay}:${PORT}`, allowedIps: [`${peer.ip}/32`] }],
+      });
+      const got = await uapiGet(sock);
+      if (got.listenPort !== PORT || got.peers.length !== 1 || got.peers[0]!.publicKey !== peerKey) {
+        throw new Error(`bare wireguard: ${ep.ifname} did not take its configuration: ${JSON.stringify({ ...got, privateKey: undefined })}`);
+      }
       await run(['ip', '-n', ep.netns, 'link', 'set', ep.ifname, 'mtu', String(MTU), 'up']);
       await run(['ip', '-n', ep.netns, 'addr', 'add', `${ep.ip}/24`, 'dev', ep.ifname]);
     }

@@ -348,7 +348,9 @@ async function twoContainers(ctx: Ctx, net: string): Promise<Side> {
  * A running container (on the default bridge) connected to a network of {@link JOIN_PEERS}
  * running peers through the API, `n` times after one warm-up: how long the call takes, and how
  * long from its return until the container's first ping to one peer (a different one each time)
- * is answered. Then the peers' idle RSS.
+ * is answered; then it is disconnected (timed). Each join is a container of its own, started
+ * beforehand, so every one is a first join, as `docker network connect` of a new service is
+ * (and a re-join's own quirks stay out of it). Then the peers' idle RSS.
  */
 async function join(ctx: Ctx): Promise<void> {
   const { d, tag, n, progress, out } = ctx;
@@ -358,9 +360,12 @@ async function join(ctx: Ctx): Promise<void> {
   if (refused) throw new Error(`network create: ${refused}`);
   const peers: Ctr[] = [];
   for (let i = 0; i < JOIN_PEERS; i++) peers.push(await inspectCtr(ctx, await startContainer(ctx, `${tag}-p${i}`, net), net));
-  const joinerId = await startContainer(ctx, `${tag}-j`);
-  const joiner = JSON.parse(await apiOk(d, 'GET', `/containers/${joinerId}/json`)) as { NetworkSettings: { SandboxKey: string } };
-  const joinerNs = joiner.NetworkSettings.SandboxKey;
+  const joiners: Array<{ id: string; ns: string }> = [];
+  for (let i = 0; i <= n; i++) {
+    const id = await startContainer(ctx, `${tag}-j${i}`);
+    const j = JSON.parse(await apiOk(d, 'GET', `/containers/${id}/json`)) as { NetworkSettings: { SandboxKey: string } };
+    joiners.push({ id, ns: j.NetworkSettings.SandboxKey });
+  }
 
   // The probe's own cost (nsenter + busybox ping, one RTT) between peers that have a session already.
   await firstReply(peers[0]!.ns, peers[1]!.ip, JOIN_PING_DEADLINE_S);
@@ -372,28 +377,31 @@ async function join(ctx: Ctx): Promise<void> {
   }
 
   progress(`arca: join: network connect through the API until the first ping to a peer × ${n} (after one warm-up)`);
-  const connect = (): Promise<string> => apiOk(d, 'POST', `/networks/${net}/connect`, { Container: joinerId }, API_TIMEOUT_MS);
-  const disconnect = (): Promise<string> => apiOk(d, 'POST', `/networks/${net}/disconnect`, { Container: joinerId }, API_TIMEOUT_MS);
-  await connect();
-  await firstReply(joinerNs, peers[0]!.ip, JOIN_PING_DEADLINE_S);
-  await disconnect();
+  const connect = (id: string): Promise<string> => apiOk(d, 'POST', `/networks/${net}/connect`, { Container: id }, API_TIMEOUT_MS);
+  const disconnect = (id: string): Promise<string> => apiOk(d, 'POST', `/networks/${net}/disconnect`, { Container: id }, API_TIMEOUT_MS);
+  await connect(joiners[0]!.id);
+  await firstReply(joiners[0]!.ns, peers[0]!.ip, JOIN_PING_DEADLINE_S);
+  await disconnect(joiners[0]!.id);
   const connectMs: number[] = [];
   const untilPingMs: number[] = [];
   const totalMs: number[] = [];
   const disconnectMs: number[] = [];
   let unanswered = 0;
   for (let i = 0; i < n; i++) {
+    const joiner = joiners[i + 1]!;
+    // The previous leave's work (process exit, namespace teardown) settles first.
+    await sleep(200);
     const t0 = performance.now();
-    await connect();
+    await connect(joiner.id);
     const t1 = performance.now();
     connectMs.push(t1 - t0);
-    const t = await firstReply(joinerNs, peers[i % JOIN_PEERS]!.ip, JOIN_PING_DEADLINE_S);
+    const t = await firstReply(joiner.ns, peers[i % JOIN_PEERS]!.ip, JOIN_PING_DEADLINE_S);
     if (t === undefined) unanswered++;
     else {
       untilPingMs.push(t - t1);
       totalMs.push(t - t0);
     }
-    disconnectMs.push(await timed(disconnect));
+    disconnectMs.push(await timed(() => disconnect(joiner.id)));
   }
   out.join = {
     peers: JOIN_PEERS,
