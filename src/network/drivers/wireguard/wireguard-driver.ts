@@ -247,6 +247,7 @@ export class WireguardDriver
       this.tunnels.set(ep.id, t);
       this.byIf.set(names.wgIf, ep.id);
       let pid = adoptWireguardGo(spec);
+      const respawned = pid === undefined;
       if (pid === undefined) pid = await spawnWireguardGo(spec);
       else log.info('adopted wireguard-go', { interface: names.wgIf, pid });
       t.pid = pid;
@@ -257,7 +258,8 @@ export class WireguardDriver
         this.hostRoutes(net, rec, 'replace'),
         this.loadRuleset(net, ep.id),
       ]);
-      await this.meshSync(rec, false);
+      // A tunnel re-created while the daemon was down handshakes at once (its peers hold stale sessions).
+      await this.meshSync(rec, respawned, respawned ? RESTART_KEEPALIVE_S : undefined);
       await this.loadRuleset(net, ep.id);
       this.watcher.watch(names.wgIf, pid);
     });
