@@ -61,6 +61,8 @@ const log = logger('arca:net:wireguard');
 const RESTART_KEEPALIVE_S = 25;
 /** Each wireguard-go holds one inotify instance; the default 128 per uid stops at ~125 tunnels. */
 const INOTIFY_INSTANCES = 8192;
+/** Metric of the unreachable routes behind each tunnel route (the tunnel's own have 0 for IPv4, 1024 for IPv6). */
+const LEAK_GUARD_METRIC = 4096;
 /** A tunnel that cannot be re-created is retried this often. */
 const RESTART_RETRY_MS = 1000;
 
@@ -403,6 +405,10 @@ export class WireguardDriver
       ...gateways.map((g) => (g.includes(':') ? `addr replace ${g}/128 dev ${HIDDEN_INNER_IF} nodad` : `addr replace ${g}/32 dev ${HIDDEN_INNER_IF}`)),
       ...ep.addresses.map(bare).map((a) => `route replace ${a}/${a.includes(':') ? 128 : 32} dev ${HIDDEN_INNER_IF}`),
       ...this.wgLinkLines(net, names.wgIf, o),
+      // The kernel drops the tunnel's routes with its interface: while a dead wireguard-go is
+      // re-created, peer traffic would otherwise follow the default route onto the underlay
+      // in plaintext.
+      ...net.subnets.map((s) => `route replace unreachable ${s.subnet} metric ${LEAK_GUARD_METRIC}`),
     ];
     await run(['ip', '-n', names.netns, '-batch', '-'], { input: lines.join('\n') + '\n' });
   }
