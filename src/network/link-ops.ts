@@ -81,4 +81,10 @@ export interface LinkOps {
   setDefaultRoutes(ns: string, ifname: string, gateways: string[]): Promise<void>;
   /** Inside `ns`: names of the links there. */
   linksInside(ns: string): Promise<string[]>;
+  /**
+   * Releases what the instance holds (netlink sockets). An instance acting in another namespace
+   * pins that namespace until closed: a short-lived one must be closed, or the namespace (and
+   * the veth ends inside it) outlives its deletion.
+   */
+  close?(): void;
 }

@@ -232,7 +232,7 @@ export class WireguardDriver
     await this.lock.run(ep.id, async () => {
       const names = endpointNames(this.deps.tag, ep.id);
       const hiddenPath = `${NETNS_DIR}/${names.netns}`;
-      const inside = existsSync(hiddenPath) ? await this.deps.linkOpsIn(names.netns).links().catch(() => []) : [];
+      const inside = existsSync(hiddenPath) ? await this.inHidden(names.netns, (ops) => ops.links()).catch(() => []) : [];
       const whole = inside.some((l) => l.name === HIDDEN_INNER_IF) && inside.some((l) => l.name === HIDDEN_UNDERLAY_IF);
       const spec = this.processSpec(ep.id);
       if (!whole) {
@@ -282,7 +282,6 @@ export class WireguardDriver
       await createNetns(names.netns);
       lap.netns = performance.now() - t0;
       const hiddenPath = `${NETNS_DIR}/${names.netns}`;
-      const hidden = this.deps.linkOpsIn(names.netns);
       const [pid] = await Promise.all([
         spawnWireguardGo(this.processSpec(ep.id)),
         this.deps.linkOps.addVeth({
@@ -292,7 +291,7 @@ export class WireguardDriver
           peerName: HIDDEN_UNDERLAY_IF,
           mtu: o.underlayMtu,
         }),
-        hidden.addVeth({ hostName: HIDDEN_INNER_IF, ns: sb.netnsName, peerName: ep.ifname, mac: ep.mac, mtu: o.mtu }),
+        this.inHidden(names.netns, (ops) => ops.addVeth({ hostName: HIDDEN_INNER_IF, ns: sb.netnsName, peerName: ep.ifname, mac: ep.mac, mtu: o.mtu })),
         this.loadRuleset(net, ep.id),
       ]);
       t.pid = pid;
@@ -340,7 +339,7 @@ export class WireguardDriver
     // ethN would linger and a quick reconnect of the same name would meet EEXIST. Deleting c0
     // takes its peer along at once.
     if (existsSync(`${NETNS_DIR}/${names.netns}`)) {
-      await this.deps.linkOpsIn(names.netns).deleteLink(HIDDEN_INNER_IF).catch((e: unknown) => errors.push(e));
+      await this.inHidden(names.netns, (ops) => ops.deleteLink(HIDDEN_INNER_IF)).catch((e: unknown) => errors.push(e));
     }
     await deleteNetns(names.netns).catch((e: unknown) => errors.push(e));
     await this.deps.linkOps.deleteLink(names.hostVeth).catch((e: unknown) => errors.push(e));
@@ -366,6 +365,16 @@ export class WireguardDriver
   }
 
   // ---- pieces --------------------------------------------------------------------------------------
+
+  /** Kernel operations in a hidden namespace, released after: an open socket would pin the namespace. */
+  private async inHidden<T>(netns: string, fn: (ops: LinkOps) => Promise<T>): Promise<T> {
+    const ops = this.deps.linkOpsIn(netns);
+    try {
+      return await fn(ops);
+    } finally {
+      ops.close?.();
+    }
+  }
 
   private processSpec(endpointId: string): WgProcessSpec {
     const names = endpointNames(this.deps.tag, endpointId);
