@@ -31,6 +31,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { run } from '../src/sys/runner.js';
 import { endpointNames, runtimePaths, uapiSocketPath } from '../src/network/drivers/wireguard/wg-names.js';
+import { inotifyUsage } from '../src/network/drivers/wireguard/wg-process.js';
 import { TEST_IMAGE, alive, daemonTag, rssKb, startDaemon, type TestDaemon } from '../test/e2e/harness.js';
 import { BareWireguard } from './bare-wireguard.js';
 import { dataPath, firstReply, type Side } from './data-path.js';
@@ -458,6 +459,8 @@ async function scaleRun(ctx: Ctx, scale: number): Promise<Record<string, unknown
   out.buckets = buckets;
   out.daemon_rss_mb = mb(rssKb(ctx.d.pid()));
   out.wireguard_processes = wgProcesses(ctx.d.execRoot).length;
+  // Each wireguard-go holds one inotify instance, counted against a machine-wide per-uid limit.
+  out.inotify_instances = inotifyUsage();
   await sleep(1000);
   out.idle_rss = { ...endpointRss(ctx, ctrs.map((c) => c.endpointId)), peers_each: ctrs.length - 1 };
 
