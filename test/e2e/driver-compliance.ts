@@ -34,11 +34,6 @@ export interface ComplianceOptions {
    * cleanup test with the ids of every network the suite made.
    */
   leftoversOf?: (d: TestDaemon, networkIds: string[]) => string[] | Promise<string[]>;
-  /**
-   * Whether the driver takes `--ipv6` networks (default true). A driver that refuses them (with a
-   * 400, as wireguard does for now) runs the static-address test on IPv4 alone.
-   */
-  ipv6?: boolean;
   /** Skip reason, when the driver cannot run on this machine. */
   skip?: string;
 }
@@ -376,28 +371,24 @@ export function runDriverCompliance(driver: string, opts: ComplianceOptions = {}
       assert.match(await defaultRoute('gw-conn'), re(`default via ${gwA} dev eth0`), 'connect --gw-priority -5');
     });
 
-    const v6 = opts.ipv6 ?? true;
-    test(`static --ip${v6 ? ' and --ip6 on a network with --subnet and --ipv6 --subnet' : ' on a network with --subnet'}; --ip at connect; a taken address is refused`, async (s) => {
-      await s.net('cmp-static', ['--subnet', '10.231.8.0/24', ...(v6 ? ['--ipv6', '--subnet', 'fd31:c0de:8::/64'] : [])]);
+    test('static --ip and --ip6 on a network with --subnet and --ipv6 --subnet; --ip at connect; a taken address is refused', async (s) => {
+      await s.net('cmp-static', ['--subnet', '10.231.8.0/24', '--ipv6', '--subnet', 'fd31:c0de:8::/64']);
       await s.net('cmp-static-2', ['--subnet', '10.231.9.0/24']);
-      const host1 = await s.run('st-1', 'cmp-static', ['--ip', '10.231.8.10', ...(v6 ? ['--ip6', 'fd31:c0de:8::10'] : [])]);
+      const host1 = await s.run('st-1', 'cmp-static', ['--ip', '10.231.8.10', '--ip6', 'fd31:c0de:8::10']);
       await s.run('st-2', 'cmp-static');
       const e1 = await endpointOf(d, 'st-1', 'cmp-static');
       assert.equal(e1.IPAddress, '10.231.8.10');
       assert.equal(e1.IPPrefixLen, 24);
-      assert.equal(e1.GlobalIPv6Address, v6 ? 'fd31:c0de:8::10' : '');
-      assert.equal(e1.GlobalIPv6PrefixLen, v6 ? 64 : 0);
-      assert.deepEqual((await interfaces(d, 'st-1'))['eth0']?.sort(), ['10.231.8.10/24', ...(v6 ? ['fd31:c0de:8::10/64'] : [])]);
+      assert.equal(e1.GlobalIPv6Address, 'fd31:c0de:8::10');
+      assert.equal(e1.GlobalIPv6PrefixLen, 64);
+      assert.deepEqual((await interfaces(d, 'st-1'))['eth0']?.sort(), ['10.231.8.10/24', 'fd31:c0de:8::10/64']);
+      const e2 = await endpointOf(d, 'st-2', 'cmp-static');
+      assert.match(e2.GlobalIPv6Address, /^fd31:c0de:8::/);
+      assert.match(await defaultRoute('st-2', true), re(`default via ${e2.IPv6Gateway} dev eth0`));
       await assertReaches('st-2', '10.231.8.10', 'the static IPv4 address');
-      await assertGets('st-2', url('10.231.8.10'), host1, 'TCP to the static address');
-      if (v6) {
-        const e2 = await endpointOf(d, 'st-2', 'cmp-static');
-        assert.match(e2.GlobalIPv6Address, /^fd31:c0de:8::/);
-        assert.match(await defaultRoute('st-2', true), re(`default via ${e2.IPv6Gateway} dev eth0`));
-        await assertReaches('st-2', 'fd31:c0de:8::10', 'the static IPv6 address');
-        await assertGets('st-2', url('fd31:c0de:8::10'), host1, 'TCP over IPv6');
-        await assertResolves('st-2', 'st-1', 'fd31:c0de:8::10', 'AAAA of a peer');
-      }
+      await assertReaches('st-2', 'fd31:c0de:8::10', 'the static IPv6 address');
+      await assertGets('st-2', url('fd31:c0de:8::10'), host1, 'TCP over IPv6');
+      await assertResolves('st-2', 'st-1', 'fd31:c0de:8::10', 'AAAA of a peer');
       const taken = await d.docker(['run', '-d', '--name', 'st-3', '--network', 'cmp-static', '--ip', '10.231.8.10', TEST_IMAGE, ...SERVE]);
       s.containers.push('st-3');
       assert.notEqual(taken.code, 0);

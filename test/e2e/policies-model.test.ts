@@ -3,7 +3,8 @@
  * suite and cyclonus: a random world of containers (labels, names, one or two networks) and random
  * policies, applied through `arca policy apply` and the API; every ordered pair of containers is
  * probed on two TCP ports and one UDP port and the result compared, cell by cell, with what the
- * model (`checkConnection`'s PolicyChecker, the evaluator `arca policy check` uses) says. On `bridge` and `ovn`.
+ * model (`checkConnection`'s PolicyChecker, the evaluator `arca policy check` uses) says. On `bridge`, `ovn`
+ * and `wireguard`.
  *
  * Each seed's world: five containers run first, a sixth is created but started only after the
  * policies are in force (it must be governed from its first packet), and with two networks a
@@ -37,6 +38,7 @@ import {
   waitForServers,
   worldOf,
 } from './policies-support.js';
+import { skipWithoutWireguardGo } from './wireguard-support.js';
 
 const skipWithoutOvn: false | string =
   spawnSync('which', ['ovsdb-server', 'ovn-northd', 'ovn-controller', 'ovs-vswitchd'], { encoding: 'utf8' }).status === 0
@@ -44,12 +46,15 @@ const skipWithoutOvn: false | string =
     : 'OVN is not installed (Debian packages openvswitch-switch, ovn-central, ovn-host; scripts/setup.sh installs them)';
 
 const CONTAINERS = 6;
-const SEEDS_PER_DRIVER = 3;
+/** Random seeds per run; wireguard's endpoints cost a tunnel each, so it runs one. */
+const SEEDS_PER_DRIVER = { bridge: 3, ovn: 3, wireguard: 1 } as const;
+/** The second octet of each driver's subnets (10.<n>.<i>.0/24). */
+const SUBNET_OCTET = { bridge: 91, ovn: 92, wireguard: 93 } as const;
 
-function seeds(): number[] {
+function seeds(count: number): number[] {
   const env = process.env.ARCA_POLICY_SEEDS;
   if (env) return env.split(',').map((s) => Number(s.trim()));
-  return Array.from({ length: SEEDS_PER_DRIVER }, () => Math.floor(Math.random() * 2 ** 31));
+  return Array.from({ length: count }, () => Math.floor(Math.random() * 2 ** 31));
 }
 
 function describeWorld(w: WorldSpec, world: PolicyWorld): string {
@@ -105,8 +110,10 @@ async function runContainer(d: TestDaemon, c: WorldSpec['containers'][number], s
   for (const n of c.networks.slice(1)) await d.dockerOk(['network', 'connect', n, c.name]);
 }
 
-for (const driver of ['bridge', 'ovn'] as const) {
-  describe(`network policies, model-based, on ${driver}`, { skip: driver === 'ovn' ? skipWithoutOvn : false }, () => {
+const skips = { bridge: false, ovn: skipWithoutOvn, wireguard: skipWithoutWireguardGo } as const;
+
+for (const driver of ['bridge', 'ovn', 'wireguard'] as const) {
+  describe(`network policies, model-based, on ${driver}`, { skip: skips[driver] }, () => {
     let d: TestDaemon;
     let dir: string;
 
@@ -120,12 +127,12 @@ for (const driver of ['bridge', 'ovn'] as const) {
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
-    for (const seed of seeds()) {
+    for (const seed of seeds(SEEDS_PER_DRIVER[driver])) {
       it(`seed ${seed}: every probe agrees with the model (replay: ARCA_POLICY_SEEDS=${seed})`, async (t) => {
         t.diagnostic(`${driver} seed ${seed}`);
         const rng = new Rng(seed);
         const netNames = rng.chance(0.5) ? ['pma'] : ['pma', 'pmb'];
-        const subnets = Object.fromEntries(netNames.map((n, i) => [n, `10.${driver === 'bridge' ? 91 : 92}.${i + 1}.0/24`]));
+        const subnets = Object.fromEntries(netNames.map((n, i) => [n, `10.${SUBNET_OCTET[driver]}.${i + 1}.0/24`]));
         const w = randomWorldSpec(rng, { networks: netNames, containers: CONTAINERS, namePrefix: 'pm', secondNetwork: 0.4 });
         const policies: PolicyDoc[] = [];
         try {
