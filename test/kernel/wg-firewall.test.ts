@@ -25,6 +25,7 @@ import {
   GUARD_COUNTERS,
   hiddenNsPolicies,
   HiddenNsCounters,
+  readHiddenNsDrops,
   renderHiddenNsRuleset,
   renderHiddenNsTeardown,
   type HiddenNsFirewallSpec,
@@ -205,8 +206,8 @@ async function cleanup(): Promise<void> {
 
 describe('the hidden namespace ruleset of wireguard endpoints', { skip, concurrency: false }, () => {
   const counters = new HiddenNsCounters();
-  const load = async (ep: Ep, plan?: NetworkPolicyPlan): Promise<void> => {
-    const s = spec(ep, plan);
+  const load = async (ep: Ep, plan?: NetworkPolicyPlan, logDrops = false): Promise<void> => {
+    const s = { ...spec(ep, plan), logDrops };
     await counters.load(nsPath(ep.hid), renderHiddenNsRuleset(s), hiddenNsPolicies(s));
   };
 
@@ -453,6 +454,16 @@ describe('the hidden namespace ruleset of wireguard endpoints', { skip, concurre
       const all = await counters.totals();
       assert.equal(all['b-in']!.droppedPackets, b2['b-in']!.droppedPackets);
       assert.equal(all['a-out']!.allowedPackets, a3['a-out']!.allowedPackets);
+    });
+
+    it('records dropped flows where they were dropped (--log-policy-drops)', async () => {
+      await load(EPS.A, planOf(aPolicy), true);
+      await load(EPS.B, planOf(bPolicy), true);
+      const [p8081, pHost] = await Promise.all([probe(NS.ctrA, 'tcp', EPS.B.addr, 8081), probe(NS.ctrA, 'tcp', HOST_SERVICE, 9000)]);
+      assert.deepEqual([p8081, pHost], ['timeout', 'timeout']);
+      const key = (f: { dir: string; src: string; dst: string; proto: string; port: number }): string => `${f.dir} ${f.src} ${f.dst} ${f.proto} ${f.port}`;
+      assert.deepEqual((await readHiddenNsDrops(nsPath(EPS.B.hid))).map(key), [`ingress ${EPS.A.addr} ${EPS.B.addr} tcp 8081`]);
+      assert.deepEqual((await readHiddenNsDrops(nsPath(EPS.A.hid))).map(key), [`egress ${EPS.A.addr} ${HOST_SERVICE} tcp 9000`]);
     });
 
     it('without the plan again, both are open', async () => {

@@ -27,15 +27,17 @@
  * another of its addresses (a published port dialled on its LAN address) is judged like an
  * outside client's.
  *
- * Order: the guard chains hook at `filter - 2`, ahead of the policy chains (`filter - 1`), so
- * a probe of the control plane counts as a guard drop, not as a policy's.
+ * Order: the source check hooks prerouting at `raw` (before conntrack: a spoofed packet leaves
+ * no connection behind); the other guard chains hook at `filter - 2`, ahead of the policy
+ * chains (`filter - 1`), so a probe of the control plane counts as a guard drop, not as a
+ * policy's.
  */
 import { isIP } from 'node:net';
 import { errorMessage, InvalidParameter, SystemError } from '../../../errors.js';
 import { logger } from '../../../log.js';
 import { NftError, nftLoad, nftOutput } from '../../../sys/nft.js';
-import { parseCounters, PolicyCounterBook, policiesInForce } from '../../firewall/nftables/nft-policy-readback.js';
-import { policyCounterNames, renderPolicies } from '../../firewall/nftables/nft-policy.js';
+import { parseCounters, parseDropSet, PolicyCounterBook, policiesInForce, type DroppedFlow } from '../../firewall/nftables/nft-policy-readback.js';
+import { DROP_SETS, policyCounterNames, renderPolicies } from '../../firewall/nftables/nft-policy.js';
 import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
 
 const log = logger('arca:net:wireguard');
@@ -172,7 +174,7 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
     // No DNS port: the embedded DNS answers inside the container's own namespace. The underlay
     // is exempt as a client: from there only the host opens connections (another endpoint's
     // underlay address cannot be a source here: its namespace tunnels to containers, and the
-    // container cannot claim it past rp_filter), and on a bridge the host is never judged.
+    // container cannot claim it past the fib check), and on a bridge the host is never judged.
     const rendered = renderPolicies([plan], nets, null, { logDrops: spec.logDrops ?? false, exemptClients: spec.underlayPool });
     policy.push(...rendered.filter);
   }
@@ -199,6 +201,21 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
 /** The script that removes the table (idempotent). */
 export function renderHiddenNsTeardown(): string {
   return `table inet ${HIDDEN_TABLE} {}\ndelete table inet ${HIDDEN_TABLE}\n`;
+}
+
+/**
+ * The flows the namespace's policies dropped lately (`--log-policy-drops`: each stays
+ * DROP_SET_TIMEOUT_S in its set), for a PolicyDropReporter. Only for a table rendered with
+ * `logDrops` and a plan: without them the sets do not exist and nft says so.
+ */
+export async function readHiddenNsDrops(nsPath: string): Promise<Array<DroppedFlow & { dir: 'ingress' | 'egress' }>> {
+  const flows: Array<DroppedFlow & { dir: 'ingress' | 'egress' }> = [];
+  for (const dir of ['ingress', 'egress'] as const) {
+    for (const fam of [4, 6] as const) {
+      for (const f of parseDropSet(await nftOutput(`list set inet ${HIDDEN_TABLE} ${DROP_SETS[dir][fam]}`, nsPath))) flows.push({ ...f, dir });
+    }
+  }
+  return flows;
 }
 
 type Counts = Map<string, { packets: number; bytes: number }>;
