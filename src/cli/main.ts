@@ -3,6 +3,7 @@ import { logger, setLogLevel } from '../log.js';
 import { ARCA_VERSION } from '../version.js';
 import { runDoctor } from './doctor.js';
 import { runPolicy } from './policy.js';
+import { runVmNet } from './vm-net.js';
 
 const log = logger('arca:cli');
 
@@ -13,6 +14,7 @@ Commands:
   version   Print arca's version
   doctor    Check this machine for what arca needs, and say how to fix what is missing
   policy    Manage network policies (apply, ls, inspect, rm, check; \`arca policy --help\`)
+  vm-net    A VM's network: \`vm-net cloud-init\` (guest user-data; \`arca vm-net cloud-init --help\`)
 
 daemon options:
   -H, --host unix:///path     API socket (default unix:///var/run/arca.sock)
@@ -101,6 +103,9 @@ async function main(): Promise<void> {
       return;
     case 'daemon':
       return daemon(rest);
+    case 'vm-net':
+      process.exitCode = await runVmNet(rest);
+      return;
     case 'version':
     case '--version':
       process.stdout.write(`arca version ${ARCA_VERSION}\n`);

@@ -1,0 +1,14 @@
+#!/bin/sh
+# udhcpc's hook in the test guest: apply the lease and report it on the console.
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+    echo "ARCA-LEASE ip=$ip mask=$mask router=$router serverid=$serverid lease=$lease dns=$dns"
+    ;;
+  deconfig)
+    ip addr flush dev "$interface"
+    ;;
+esac
+exit 0
