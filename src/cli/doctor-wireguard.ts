@@ -4,7 +4,8 @@
  * many processes of the daemon with this exec-root are running, read from their pidfiles (nothing
  * is started). All optional: without wireguard-go every other driver works.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { readPidFile } from '../sys/proc-files.js';
 import { join } from 'node:path';
 import { inotifyUsage, isWireguardGo, wireguardGoMissing, wireguardGoVersion } from '../network/drivers/wireguard/wg-process.js';
 import { run, which } from '../sys/runner.js';
@@ -67,19 +68,10 @@ export function countProcesses(execRoot: string): { running: number; stale: numb
   }
   let running = 0;
   for (const n of names) {
-    const pid = readPid(join(dir, n));
+    const pid = readPidFile(join(dir, n));
     if (pid !== undefined && isWireguardGo(pid, n.slice(0, -'.pid'.length))) running++;
   }
   return { running, stale: names.length - running };
-}
-
-function readPid(path: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(path, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** A throwaway netns that dies with `unshare` tells whether the kernel makes WireGuard links. */

@@ -4,20 +4,8 @@
  * network namespace). Stopped only by the PID we recorded.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import {
-  closeSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  readlinkSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-  fstatSync,
-  readSync,
-} from 'node:fs';
+import { cmdlineOf, logTail, readPidFile } from '../../../sys/proc-files.js';
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { logger } from '../../../log.js';
@@ -96,18 +84,10 @@ function liveStartTime(pid: number): string | undefined {
   return st.startTime;
 }
 
-function cmdline(pid: number): string[] {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
 /** Whether `pid` is still that wireguard-go (`ifname` in its cmdline; a zombie counts as dead). */
 export function isWireguardGo(pid: number, ifname: string): boolean {
   if (!Number.isInteger(pid) || pid <= 0 || liveStartTime(pid) === undefined) return false;
-  const argv = cmdline(pid);
+  const argv = cmdlineOf(pid);
   // argv[0] must be wireguard-go itself: before nsenter's exec, nsenter's own argv names both too.
   return argv.length > 0 && basename(argv[0]!) === WIREGUARD_GO && argv.slice(1).includes(ifname);
 }
@@ -118,17 +98,6 @@ function netnsInode(path: string): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-function readPid(path: string): number | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const pid = Number(text.trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
 function writePid(path: string, pid: number): void {
@@ -144,27 +113,6 @@ function removeQuietly(path: string): void {
     unlinkSync(path);
   } catch {
     /* already gone */
-  }
-}
-
-/** The last lines of a log (from its tail: it grows with the process's life), for an error message. */
-function logTail(path: string, lines = 5): string {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return '';
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const len = Math.min(size, 4096);
-    const buf = Buffer.alloc(len);
-    readSync(fd, buf, 0, len, size - len);
-    return buf.toString('utf8').trimEnd().split('\n').slice(-lines).join(' | ');
-  } catch {
-    return '';
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -228,14 +176,14 @@ export async function spawnWireguardGo(spec: WgProcessSpec, timeoutMs = 5000): P
   writePid(spec.pidFile, pid);
 
   const failed = (why: string): Error => {
-    const tail = logTail(spec.logFile);
+    const tail = logTail(spec.logFile, 5);
     return new Error(`wireguard-go ${spec.ifname} did not start: ${why}${tail ? `: ${tail}` : ''}`);
   };
   try {
     await waitReady(child, sockPath, timeoutMs, failed);
   } catch (e) {
     await killChild(child);
-    if (readPid(spec.pidFile) === pid) removeQuietly(spec.pidFile);
+    if (readPidFile(spec.pidFile) === pid) removeQuietly(spec.pidFile);
     throw e;
   }
   return pid;
@@ -282,7 +230,7 @@ async function killChild(child: ChildProcess): Promise<void> {
  * cmdline is wireguard-go `ifname` and whose netns is `spec.netnsPath`'s), else undefined.
  */
 export function adoptWireguardGo(spec: WgProcessSpec): number | undefined {
-  const pid = readPid(spec.pidFile);
+  const pid = readPidFile(spec.pidFile);
   if (pid === undefined || !isWireguardGo(pid, spec.ifname)) return undefined;
   // The same name in another namespace would be someone else's device (a test's, another daemon's).
   const want = netnsInode(spec.netnsPath);
@@ -315,7 +263,7 @@ export async function stopWireguardGo(spec: WgProcessSpec, pid: number | undefin
       setTimeout(() => stopping.delete(pid), 5000).unref();
     }
   }
-  const recorded = readPid(spec.pidFile);
+  const recorded = readPidFile(spec.pidFile);
   // A pidfile naming a live wireguard-go of that name (a newer start, or one that would not die) stays.
   if (recorded === undefined || !isWireguardGo(recorded, spec.ifname)) removeQuietly(spec.pidFile);
   // SIGTERM lets wireguard-go remove its socket; after SIGKILL it stays, and connections to it are

@@ -1,10 +1,11 @@
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Unavailable, errorMessage } from '../../../errors.js';
 import { KeyedLock } from '../../../keyed-lock.js';
 import { logger } from '../../../log.js';
 import { native } from '../../../sys/native.js';
 import { run } from '../../../sys/runner.js';
+import { cmdlineOf, readPidFile } from '../../../sys/proc-files.js';
 import type { FirewallNetwork } from '../../firewall/firewall.js';
 import type {
   DriverEndpoint,
@@ -651,7 +652,7 @@ export class WireguardDriver
       if (!m || liveIfs.has(m[1]!)) continue;
       const ifname = m[1]!;
       const spec: WgProcessSpec = { ifname, netnsPath: '', ...runtimePaths(this.deps.execRoot, ifname) };
-      const pid = readPid(spec.pidFile);
+      const pid = readPidFile(spec.pidFile);
       if (pid !== undefined && isWireguardGo(pid, ifname)) log.info('stopping an orphaned wireguard-go', { interface: ifname, pid });
       await stopWireguardGo(spec, pid).catch((e: unknown) => errors.push(e));
     }
@@ -661,7 +662,7 @@ export class WireguardDriver
       if (!re.test(ns) || liveNs.has(ns)) continue;
       log.info('removing an orphaned wireguard namespace', { netns: ns });
       for (const pid of wireguardGoIn(`${NETNS_DIR}/${ns}`)) {
-        const ifname = readCmdline(pid)[1] ?? '';
+        const ifname = cmdlineOf(pid)[1] ?? '';
         if (!WG_IF_RE.test(ifname)) continue;
         await stopWireguardGo({ ifname, netnsPath: `${NETNS_DIR}/${ns}`, ...runtimePaths(this.deps.execRoot, ifname) }, pid).catch((e: unknown) =>
           errors.push(e),
@@ -749,23 +750,6 @@ function safeReaddir(dir: string): string[] {
   }
 }
 
-function readPid(file: string): number | undefined {
-  try {
-    const n = Number(readFileSync(file, 'utf8').trim());
-    return Number.isInteger(n) && n > 0 ? n : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function readCmdline(pid: number): string[] {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
 /** PIDs of wireguard-go processes whose network namespace is the one at `nsPath`. */
 function wireguardGoIn(nsPath: string): number[] {
   let ino: number;
@@ -783,7 +767,7 @@ function wireguardGoIn(nsPath: string): number[] {
     } catch {
       continue;
     }
-    const cmd = readCmdline(pid);
+    const cmd = cmdlineOf(pid);
     if (cmd[0] && /(^|\/)wireguard-go$/.test(cmd[0])) out.push(pid);
   }
   return out;

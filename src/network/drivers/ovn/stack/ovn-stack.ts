@@ -5,7 +5,8 @@ import { logger } from '../../../../log.js';
 import { run, which } from '../../../../sys/runner.js';
 import { SCHEMAS, ensureDbFile, replaceDb, type DbFileState, type DbName } from './db-files.js';
 import { StackLayout, type OvnStackOptions } from './stack-layout.js';
-import { StackProcess, lastLines } from './stack-process.js';
+import { StackProcess } from './stack-process.js';
+import { logTail as lastLines } from '../../../../sys/proc-files.js';
 import { BRIDGE, answers, configureSwitch, countFlows, waitForChassis } from './switch-config.js';
 
 export { stackOptionsFor, type OvnStackOptions } from './stack-layout.js';

@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { logTail as lastLines } from '../../../../sys/proc-files.js';
 import { run } from '../../../../sys/runner.js';
 
 /** How one OVS/OVN daemon of the stack is started and recognised. */
@@ -179,26 +180,6 @@ function ownedBy(pid: number, pidfile: string): boolean {
   }
 }
 
-/** The last few lines of a log file (read from its tail: OVS logs grow), for an error message. */
-export function lastLines(path: string, n = 3): string {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return '';
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const len = Math.min(size, 4096);
-    const buf = Buffer.alloc(len);
-    readSync(fd, buf, 0, len, size - len);
-    return buf.toString('utf8').trimEnd().split('\n').slice(-n).join(' | ');
-  } catch {
-    return '';
-  } finally {
-    closeSync(fd);
-  }
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
