@@ -5,6 +5,7 @@
  * the same machine load.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { run } from '../src/sys/runner.js';
 import { combinePings, gbit, iperfClient, nsexec, quietPingRound, type PingResult } from './net-bench.js';
@@ -22,6 +23,12 @@ export interface Side {
   b: Endpoint;
   /** Scratch file for the quiet ping's per-packet lines. */
   pingOut: string;
+  /**
+   * Processes that carry the path (for WireGuard: the two wireguard-go): their CPU time and
+   * their namespaces' UDP receive-buffer drops are reported per iperf3 round, which is where
+   * a tunnel's throughput goes (CPU-bound, and a receiver's socket overflowing).
+   */
+  carriers?: () => number[];
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -62,11 +69,21 @@ export async function dataPath(
 
   progress(`iperf3: ${rounds.iperf} round(s) × 5 s each way, ${names} in turn`);
   const bps = new Map<string, number[]>();
+  const cpu = new Map<string, number[]>();
+  const drops = new Map<string, number[]>();
   for (let i = 0; i < rounds.iperf; i++) {
     for (const [k, s] of sides) {
       for (const [way, from, to] of ways(s)) {
+        const pids = s.carriers?.() ?? [];
+        const before = pids.map(carrierCounters);
         add(bps, k, await iperfRound(from, to, servers));
         add(bps, `${k} ${way}`, bps.get(k)!.at(-1)!);
+        if (pids.length) {
+          const after = pids.map(carrierCounters);
+          // A carrier gone meanwhile reads as zeros: it adds nothing rather than a negative.
+          add(cpu, k, Math.round(after.reduce((a, c, j) => a + Math.max(0, c.cpuS - before[j]!.cpuS), 0) * 100) / 100);
+          add(drops, k, after.reduce((a, c, j) => a + Math.max(0, c.rcvbufErrors - before[j]!.rcvbufErrors), 0));
+        }
       }
     }
   }
@@ -75,6 +92,9 @@ export async function dataPath(
     if (rounds.ping > 0) out[`${k}_ping`] = { ...combinePings(pings.get(k)!), by_direction: Object.fromEntries(ways(s).map(([w]) => [w, combinePings(pings.get(`${k} ${w}`)!)])) };
     const gb = (xs: number[]): { median: number; rounds: number[] } => ({ median: gbit(stats(xs).median), rounds: xs.map(gbit) });
     if (rounds.iperf > 0) out[`${k}_iperf_gbit`] = { ...gb(bps.get(k)!), by_direction: Object.fromEntries(ways(s).map(([w]) => [w, gb(bps.get(`${k} ${w}`)!)])) };
+    if (cpu.has(k)) {
+      out[`${k}_carriers_per_iperf_round`] = { cpu_s: cpu.get(k), udp_rcvbuf_errors: drops.get(k) };
+    }
   }
   return out;
 }
@@ -118,3 +138,26 @@ export function firstReply(ns: string, ip: string, deadlineS: number): Promise<n
     child.on('close', () => resolve(seen));
   });
 }
+
+/**
+ * A process's CPU seconds (user + system) and the UDP receive-buffer drops of its network
+ * namespace (/proc/<pid>/net/snmp is that namespace's); zeros once it is gone.
+ */
+export function carrierCounters(pid: number): { cpuS: number; rcvbufErrors: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cpuS = (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+    const udp = readFileSync(`/proc/${pid}/net/snmp`, 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+    const names = udp[0]?.split(/\s+/) ?? [];
+    const values = udp[1]?.split(/\s+/) ?? [];
+    const at = names.indexOf('RcvbufErrors');
+    return { cpuS, rcvbufErrors: at > 0 ? Number(values[at]) : 0 };
+  } catch {
+    return { cpuS: 0, rcvbufErrors: 0 };
+  }
+}
+
+/** USER_HZ: /proc/<pid>/stat times are in 1/100 s on x86 and arm (`getconf CLK_TCK`). */
+const CLOCK_TICKS = 100;

@@ -158,7 +158,10 @@ export async function benchWireguard(n: number, scale: number, progress: (m: str
     }
 
     const sides: Array<[string, Side]> = [];
-    if (bare) sides.push(['bare', { a: { ns: bare.a.netns, ip: bare.a.ip }, b: { ns: bare.b.netns, ip: bare.b.ip }, pingOut: `/tmp/${tag}-bare-ping.out` }]);
+    if (bare) {
+      const pair = bare;
+      sides.push(['bare', { a: { ns: pair.a.netns, ip: pair.a.ip }, b: { ns: pair.b.netns, ip: pair.b.ip }, pingOut: `/tmp/${tag}-bare-ping.out`, carriers: () => pair.pids() }]);
+    }
     if (arcaSide) sides.push(['arca', arcaSide]);
     if (sides.length) {
       try {
@@ -342,7 +345,9 @@ async function twoContainers(ctx: Ctx, net: string): Promise<Side> {
   const b = await inspectCtr(ctx, await startContainer(ctx, `${tag}-b`, net), net);
   await sleep(500);
   out.idle_rss_two_endpoints = endpointRss(ctx, [a.endpointId, b.endpointId]);
-  return { a: { ns: a.ns, ip: a.ip }, b: { ns: b.ns, ip: b.ip }, pingOut: `/tmp/${tag}-arca-ping.out` };
+  // Looked up each round: a re-created wireguard-go has a new pid.
+  const carriers = (): number[] => [a, b].flatMap((c) => wgPid(ctx.d.execRoot, endpointNames(ctx.dtag, c.endpointId).wgIf) ?? []);
+  return { a: { ns: a.ns, ip: a.ip }, b: { ns: b.ns, ip: b.ip }, pingOut: `/tmp/${tag}-arca-ping.out`, carriers };
 }
 
 /**
@@ -524,8 +529,10 @@ function summarize(section: Record<string, unknown>, bare: Record<string, unknow
     arca: section.arca_iperf_gbit ?? null,
     ratio: rr(ai, bi),
     target_ratio_min: WG_TARGETS.throughput_ratio_min,
+    // Per round, both wireguard-go together: CPU seconds and their namespaces' UDP receive-buffer drops.
+    wireguard_go_per_round: { bare: section.bare_carriers_per_iperf_round ?? null, arca: section.arca_carriers_per_iperf_round ?? null },
   };
-  for (const k of ['bare_ping', 'arca_ping', 'bare_iperf_gbit', 'arca_iperf_gbit']) delete section[k];
+  for (const k of ['bare_ping', 'arca_ping', 'bare_iperf_gbit', 'arca_iperf_gbit', 'bare_carriers_per_iperf_round', 'arca_carriers_per_iperf_round']) delete section[k];
   type Join = { connect_api_ms: Stats; connect_return_to_first_ping_ms: Stats | null; probe_floor_ms: Stats | null; unanswered?: number };
   const j = arca.join as Join | undefined;
   section.join_first_ping_ms = {

@@ -1,6 +1,7 @@
-/** The pure parts of the bench's wireguard section: the scale run's sample and its reachability probe's output. */
+/** The pure parts of the bench's wireguard section: the scale run's sample, its reachability probe's output, the data path's carrier counters. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { carrierCounters } from '../../bench/data-path.js';
 import { parseReach, sampleIndices } from '../../bench/wireguard-bench.js';
 
 describe('bench wireguard: sampleIndices', () => {
@@ -30,5 +31,16 @@ describe('bench wireguard: parseReach', () => {
     const out = 'ok 198.19.100.2\nretry 198.19.100.3\nfail 198.19.100.4\nnoise\nok 198.19.100.5\n';
     assert.deepEqual(parseReach(out), { ok: ['198.19.100.2', '198.19.100.5'], retried: ['198.19.100.3'], failed: ['198.19.100.4'] });
     assert.deepEqual(parseReach(''), { ok: [], retried: [], failed: [] });
+  });
+});
+
+describe('bench data path: carrierCounters', () => {
+  it('reads a live process and gives zeros for a gone one', () => {
+    const t0 = Date.now();
+    while (Date.now() - t0 < 30) Math.sqrt(t0); // some CPU time of our own
+    const me = carrierCounters(process.pid);
+    assert.ok(me.cpuS > 0, JSON.stringify(me));
+    assert.ok(Number.isInteger(me.rcvbufErrors) && me.rcvbufErrors >= 0);
+    assert.deepEqual(carrierCounters(2 ** 22 + 1), { cpuS: 0, rcvbufErrors: 0 });
   });
 });
