@@ -25,6 +25,7 @@ import {
   bridgeOf,
   describeFrame,
   endpointNames,
+  type Frame,
   endpointObjects,
   hiddenNamespaces,
   inUnderlay,
@@ -69,9 +70,9 @@ describe('wireguard driver', { skip: skipWithoutWireguardGo }, () => {
 
   const pings = async (from: string, to: string, waitS = 1): Promise<boolean> => (await d.docker(['exec', from, 'ping', '-c', '1', '-W', String(waitS), to])).code === 0;
 
-  /** `docker exec FROM ping -i 0.1 -c COUNT TO`: the sequence numbers answered. */
+  /** `docker exec FROM ping -i 0.1 -c COUNT -p 5a TO`: the sequence numbers answered. */
   const pingSeries = async (from: string, to: string, count: number): Promise<number[]> => {
-    const r = await d.docker(['exec', from, 'ping', '-i', '0.1', '-c', String(count), '-W', '1', to], { timeoutMs: count * 100 + 20_000 });
+    const r = await d.docker(['exec', from, 'ping', '-i', '0.1', '-c', String(count), '-W', '1', '-p', PING_PATTERN, to], { timeoutMs: count * 100 + 20_000 });
     return [...r.stdout.matchAll(/seq=([0-9]+)/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
   };
 
@@ -119,6 +120,26 @@ describe('wireguard driver', { skip: skipWithoutWireguardGo }, () => {
     };
   };
 
+  /**
+   * Frames of an underlay capture that are not WireGuard between underlay addresses on its port.
+   * ARP is what a routed /32 underlay needs to reach the next hop; no IPv6 either (the driver turns
+   * it off there). `killed`: while a wireguard-go is dead, its namespace's kernel answers the peer's
+   * datagrams with ICMP port unreachable, quoting them (ciphertext): WireGuard still, nothing else.
+   */
+  const notWireguard = (frames: Frame[], killed = false): Frame[] => {
+    const isWg = (x: { proto: number; src: string; dst: string; sport?: number; dport?: number }): boolean =>
+      x.proto === 17 && inUnderlay(x.src) && inUnderlay(x.dst) && x.sport === LISTEN_PORT && x.dport === LISTEN_PORT;
+    return frames.filter((f) => {
+      if (f.ipv4) {
+        if (isWg(f.ipv4)) return false;
+        const i = f.ipv4.icmp;
+        return !(killed && i?.type === 3 && i.code === 3 && i.quoted && isWg(i.quoted) && inUnderlay(f.ipv4.src) && inUnderlay(f.ipv4.dst));
+      }
+      if (f.arp) return !(inUnderlay(f.arp.sender) && inUnderlay(f.arp.target));
+      return true;
+    });
+  };
+
   /** Traffic with known plaintext from a to b: pings with the pattern, then three marker lines over TCP. */
   const plaintextTraffic = async (from: string, toAddr: string, to: string, marker: string): Promise<void> => {
     const r = await d.docker(['exec', from, 'ping', '-c', '10', '-i', '0.1', '-p', PING_PATTERN, '-W', '2', toAddr]);
@@ -160,13 +181,7 @@ describe('wireguard driver', { skip: skipWithoutWireguardGo }, () => {
     }
     const frames = parsePcap(pcap);
     const udp = frames.filter((f) => f.ipv4?.proto === 17);
-    const wrong = frames.filter((f) => {
-      if (f.ipv4) return !(f.ipv4.proto === 17 && inUnderlay(f.ipv4.src) && inUnderlay(f.ipv4.dst) && f.ipv4.sport === LISTEN_PORT && f.ipv4.dport === LISTEN_PORT);
-      // ARP is what a routed /32 underlay needs to reach the next hop; no IPv6 either (the driver turns it off there).
-      if (f.arp) return !(inUnderlay(f.arp.sender) && inUnderlay(f.arp.target));
-      return true;
-    });
-    assert.deepEqual(wrong.map(describeFrame), [], 'only WireGuard between underlay addresses');
+    assert.deepEqual(notWireguard(frames).map(describeFrame), [], 'only WireGuard between underlay addresses');
     // 10 echo requests and replies, and the TCP connection: all of it must have been captured.
     assert.ok(udp.length >= 24, `${udp.length} WireGuard datagrams captured (of ${frames.length} frames)`);
     assert.equal(occurrences(pcap, marker), 0, 'the TCP marker in the underlay capture');
@@ -249,7 +264,8 @@ describe('wireguard driver', { skip: skipWithoutWireguardGo }, () => {
   /**
    * Kills the wireguard-go of `victim`'s endpoint while `sender` pings `target` every 0.1 s: a new
    * wireguard-go (same keys, port and peers) must be there within 2 s and the pings must resume
-   * within 2 s.
+   * within 2 s; while the tunnel is down, nothing goes onto the underlay in plaintext (the
+   * capture of the network's bridge holds only WireGuard and never the ping payload).
    */
   const killAndWatch = async (victim: string, sender: string, target: string): Promise<{ respawnMs: number; lostMs: number }> => {
     const ep = await endpointObjects(d, victim, NET);
@@ -257,7 +273,11 @@ describe('wireguard driver', { skip: skipWithoutWireguardGo }, () => {
     assert.ok(old, `wireguard-go of ${victim} (${ep.wgIf})`);
     const before = wgDump(ep.wgIf);
     const count = 50;
-    const series = pingSeries(sender, ip[target]!, count);
+    const cap = await capture(bridgeOf(netId));
+    let pcap: Buffer | undefined;
+    const series = pingSeries(sender, ip[target]!, count).finally(async () => {
+      pcap = await cap.stop();
+    });
     await sleep(1200);
     process.kill(old, 'SIGKILL');
     const killedAt = Date.now();
@@ -267,6 +287,9 @@ describe('wireguard driver', { skip: skipWithoutWireguardGo }, () => {
     }, 5000);
     const respawnMs = Date.now() - killedAt;
     const seqs = await series;
+    const frames = parsePcap(pcap!);
+    assert.deepEqual(notWireguard(frames, true).map(describeFrame), [], 'only WireGuard on the underlay across the kill');
+    assert.equal(occurrences(pcap!, PING_RUN), 0, 'the ping payload on the underlay across the kill');
     const lost = longestLoss(seqs, count);
     assert.ok(respawnMs <= 2000, `re-created after ${respawnMs} ms`);
     assert.ok(seqs.length > 0 && lost * 100 <= 2000, `${sender} → ${target} pings resumed after at most 2 s: the longest loss was ${lost} pings (${lost * 100} ms); answered: ${seqs.join(',')}`);

@@ -150,7 +150,15 @@ export interface Frame {
   ethertype: number;
   /** The whole frame. */
   bytes: Buffer;
-  ipv4?: { src: string; dst: string; proto: number; sport?: number; dport?: number };
+  ipv4?: {
+    src: string;
+    dst: string;
+    proto: number;
+    sport?: number;
+    dport?: number;
+    /** ICMP: type, code, and for errors the header of the datagram it quotes. */
+    icmp?: { type: number; code: number; quoted?: { src: string; dst: string; proto: number; sport?: number; dport?: number } };
+  };
   arp?: { sender: string; target: string };
   ipv6?: { src: string; dst: string; next: number };
 }
@@ -197,6 +205,20 @@ export function parsePcap(buf: Buffer): Frame[] {
         f.ipv4.sport = b.readUInt16BE(l3 + ihl);
         f.ipv4.dport = b.readUInt16BE(l3 + ihl + 2);
       }
+      if (proto === 1 && b.length >= l3 + ihl + 8) {
+        const icmp: NonNullable<NonNullable<Frame['ipv4']>['icmp']> = { type: b[l3 + ihl]!, code: b[l3 + ihl + 1]! };
+        const q = l3 + ihl + 8;
+        // Errors (destination unreachable, time exceeded, ...) quote the offending datagram's header.
+        if ([3, 4, 5, 11, 12].includes(icmp.type) && b.length >= q + 20) {
+          const qihl = (b[q]! & 0x0f) * 4;
+          icmp.quoted = { src: ip4(b, q + 12), dst: ip4(b, q + 16), proto: b[q + 9]! };
+          if (b.length >= q + qihl + 4) {
+            icmp.quoted.sport = b.readUInt16BE(q + qihl);
+            icmp.quoted.dport = b.readUInt16BE(q + qihl + 2);
+          }
+        }
+        f.ipv4.icmp = icmp;
+      }
     } else if (ethertype === 0x0806 && b.length >= l3 + 28) {
       f.arp = { sender: ip4(b, l3 + 14), target: ip4(b, l3 + 24) };
     } else if (ethertype === 0x86dd && b.length >= l3 + 40) {
@@ -211,7 +233,10 @@ export function parsePcap(buf: Buffer): Frame[] {
 export function describeFrame(f: Frame): string {
   if (f.ipv4) {
     const ports = f.ipv4.sport !== undefined ? ` ${f.ipv4.sport} > ${f.ipv4.dport}` : '';
-    return `IPv4 proto ${f.ipv4.proto} ${f.ipv4.src} > ${f.ipv4.dst}${ports} (${f.bytes.length} B)`;
+    const i = f.ipv4.icmp;
+    const q = i?.quoted ? `, quoting proto ${i.quoted.proto} ${i.quoted.src}:${i.quoted.sport} > ${i.quoted.dst}:${i.quoted.dport}` : '';
+    const icmp = i ? ` ICMP type ${i.type} code ${i.code}${q}` : '';
+    return `IPv4 proto ${f.ipv4.proto} ${f.ipv4.src} > ${f.ipv4.dst}${ports}${icmp} (${f.bytes.length} B)`;
   }
   if (f.arp) return `ARP ${f.arp.sender} → ${f.arp.target}`;
   if (f.ipv6) return `IPv6 next ${f.ipv6.next} ${f.ipv6.src} > ${f.ipv6.dst}`;
