@@ -17,6 +17,7 @@ import { registerArchive } from './archive.js';
 import { registerBuild } from './build.js';
 import { registerCommit } from './commit.js';
 import { registerPolicies } from './policies.js';
+import { registerEgress } from './egress.js';
 
 const log = logger('arca:api');
 
@@ -89,6 +90,7 @@ export class ApiServer {
     registerEvents(this.router, daemon);
     registerBuild(this.router, daemon);
     registerPolicies(this.router, daemon);
+    registerEgress(this.router, daemon);
   }
 
   async listen(socketPath: string): Promise<void> {

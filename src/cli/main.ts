@@ -4,6 +4,7 @@ import { ARCA_VERSION } from '../version.js';
 import { runDoctor } from './doctor.js';
 import { runPolicy } from './policy.js';
 import { runVmNet } from './vm-net.js';
+import { runNetwork } from './network.js';
 
 const log = logger('arca:cli');
 
@@ -15,6 +16,7 @@ Commands:
   doctor    Check this machine for what arca needs, and say how to fix what is missing
   policy    Manage network policies (apply, ls, inspect, rm, check; \`arca policy --help\`)
   vm-net    A VM's network: \`vm-net cloud-init\` (guest user-data; \`arca vm-net cloud-init --help\`)
+  network   Network extensions: \`arca network egress NAME\` (a deny network's allowlist, learnt addresses, drops)
 
 daemon options:
   -H, --host unix:///path     API socket (default unix:///var/run/arca.sock)
@@ -100,6 +102,9 @@ async function main(): Promise<void> {
   switch (cmd) {
     case 'policy':
       process.exitCode = await runPolicy(rest, host);
+      return;
+    case 'network':
+      process.exitCode = await runNetwork(rest, host);
       return;
     case 'daemon':
       return daemon(rest);

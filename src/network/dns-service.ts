@@ -1,4 +1,5 @@
 import type { DnsSnapshot } from './dns/dns-snapshot.js';
+import type { EgressLearn } from './dns/dns-server.js';
 
 /** Where containers' queries to 127.0.0.11:53 are redirected for one network. */
 export interface DnsListener {
@@ -30,6 +31,8 @@ export interface DnsService {
    * when nothing listens on gateways, so nothing is opened.
    */
   readonly port?: number | null;
+  /** Where upstream answers for deny networks' names are learnt before containers get them. */
+  setEgressLearner?(learn: EgressLearn | undefined): void;
   close?(): Promise<void>;
 }
 

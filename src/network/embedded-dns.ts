@@ -2,7 +2,7 @@ import { createServer, Socket, type Server } from 'node:net';
 import { errorMessage } from '../errors.js';
 import { logger } from '../log.js';
 import { native, type NativeHelpers, type UdpPortHandle } from '../sys/native.js';
-import { DnsServer, type ContainerPorts, type UpstreamDialer } from './dns/dns-server.js';
+import { DnsServer, type ContainerPorts, type EgressLearn, type UpstreamDialer } from './dns/dns-server.js';
 import type { DnsSnapshot } from './dns/dns-snapshot.js';
 import type { DnsListener, DnsService } from './dns-service.js';
 
@@ -32,6 +32,7 @@ export class EmbeddedDns implements DnsService {
   private readonly inside?: DnsServer;
   private readonly served = new Map<string, { netnsPath: string; ports: ContainerPorts }>();
   private gatewayPort: number;
+  private learn?: EgressLearn;
 
   constructor(
     preferredPort: number,
@@ -40,6 +41,13 @@ export class EmbeddedDns implements DnsService {
   ) {
     this.gatewayPort = preferredPort;
     if (helpers) this.inside = DnsServer.unbound();
+  }
+
+  /** Where upstream answers for deny networks' names go before the container gets them. */
+  setEgressLearner(learn: EgressLearn | undefined): void {
+    this.learn = learn;
+    this.inside?.setEgressLearner(learn);
+    for (const s of this.servers.values()) void s.server.then((x) => x.setEgressLearner(learn)).catch(() => {});
   }
 
   /** The gateway listeners' port, or null when the server listens only inside containers. */
@@ -136,7 +144,7 @@ export class EmbeddedDns implements DnsService {
 
   private async bind(gateway: string): Promise<DnsServer> {
     try {
-      const server = await DnsServer.start({ address: gateway, port: this.gatewayPort, snapshot: this.snapshot });
+      const server = await DnsServer.start({ address: gateway, port: this.gatewayPort, snapshot: this.snapshot, learn: this.learn });
       if (this.gatewayPort === 0) {
         this.gatewayPort = server.port;
         this.savePort(server.port);
@@ -145,7 +153,7 @@ export class EmbeddedDns implements DnsService {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || this.gatewayPort === 0) throw e;
       log.warn('DNS port taken on this gateway, using another', { gateway, port: this.gatewayPort });
-      return DnsServer.start({ address: gateway, port: 0, snapshot: this.snapshot });
+      return DnsServer.start({ address: gateway, port: 0, snapshot: this.snapshot, learn: this.learn });
     }
   }
 

@@ -29,7 +29,10 @@ import {
 } from './driver.js';
 import type { DriverRegistry } from './driver-registry.js';
 import { DEFAULT_BRIDGE_NAME, OPT_BRIDGE_NAME } from './drivers/bridge/bridge-driver.js';
-import type { Firewall, FirewallState } from './firewall/firewall.js';
+import { isEgressLearner, type Firewall, type FirewallState } from './firewall/firewall.js';
+import type { EgressLearnt } from './firewall/firewall.js';
+import { parseEgressOptions } from './egress/egress-options.js';
+import { describeEgress, type EgressView } from './egress/egress-status.js';
 import { DEFAULT_BRIDGE_SUBNET } from './ipam/default/default-ipam.js';
 import { Prefix, parseIp } from './ipam/ip-address.js';
 import type { Ipam, IpamConfigEntry, IpamPool } from './ipam/ipam.js';
@@ -140,6 +143,18 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
       const n = JSON.parse(row.doc) as NetworkRecord;
       this.nets.set(n.Id, n);
     }
+    dns.setEgressLearner?.(this.egressLearn);
+  }
+
+  /** DNS answers for deny networks' names go to whichever firewall is in place. */
+  private readonly egressLearn = (items: EgressLearnt[]): Promise<void> =>
+    isEgressLearner(this.firewall) ? this.firewall.learnEgress(items) : Promise.resolve();
+
+  /** `arca network egress NAME`. */
+  async egress(ref: string): Promise<EgressView> {
+    const n = this.find(ref);
+    if (!n) throw new NotFound(`network ${ref} not found`);
+    return describeEgress(n, this.firewall);
   }
 
   /** Where `docker events` learns of network create/destroy/connect/disconnect; the daemon wires its bus. */
@@ -154,6 +169,7 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
   }
   setDns(d: DnsService): void {
     this.dns = d;
+    d.setEgressLearner?.(this.egressLearn);
   }
 
   // ---- start-up -------------------------------------------------------------------------------------
@@ -490,6 +506,8 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
       subnets: [],
       predefined: false,
     };
+    // Generic options (every driver), checked before the driver's own and before anything exists.
+    parseEgressOptions(options);
     driver.validateNetwork(draft);
     const bridgeName = options[OPT_BRIDGE_NAME];
     if (bridgeName && [...this.nets.values()].some((n) => n.Options[OPT_BRIDGE_NAME] === bridgeName)) {
@@ -1270,7 +1288,8 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
       const d = this.driverOf(n);
       if (!isFirewallContributor(d) || n.ConfigOnly) return [];
       const f = d.firewallNetwork(this.driverNetwork(n));
-      return f ? [f] : [];
+      const egress = f && parseEgressOptions(n.Options);
+      return f ? [egress ? { ...f, egress } : f] : [];
     });
     const ports = this.allEndpoints().flatMap((e) =>
       e.published?.length ? firewallPorts(e.published, { endpointId: e.id, networkId: e.networkId, ipv4: e.ipv4 || undefined, ipv6: e.ipv6 || undefined }) : [],
@@ -1323,6 +1342,7 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
         id: n.Id,
         name: n.Name,
         internal: n.Internal,
+        ...egressNames(n),
         // A VIP answers for its name as an endpoint of its own would; the backends no longer do.
         endpoints: [...vips.map((v) => ({ containerId: `vip:${v.name}`, names: [v.name], ipv4: v.ipv4 })), ...this.endpointsOn(n.Id).map((e) => {
           // `--dns` on a user-defined network: the embedded server forwards this container's
@@ -1398,6 +1418,11 @@ function matchLabels(labels: Record<string, string>, wanted: string[] | undefine
     return labels[w.slice(0, i)] === w.slice(i + 1);
   };
   return any ? wanted.some(test) : wanted.every(test);
+}
+
+function egressNames(n: NetworkRecord): { egressNames?: Array<{ name: string; wildcard: boolean }> } {
+  const names = parseEgressOptions(n.Options)?.names ?? [];
+  return names.length ? { egressNames: names.map((r) => ({ name: r.name, wildcard: r.wildcard })) } : {};
 }
 
 function hostUpstreams(): string[] {

@@ -11,6 +11,7 @@
  *   host's), unless every network of the asker is `--internal`:
  *   then moby skips the host's resolvers and, having tried none, answers SERVFAIL.
  */
+import type { EgressDnsView } from '../egress/egress-dns.js';
 import type { DnsSnapshot } from './dns-snapshot.js';
 import {
   CLASSIC_UDP_SIZE,
@@ -57,6 +58,8 @@ export interface DnsAsker {
   upstreams?: readonly string[];
   /** This container's link aliases (its own `--link`s), looked up before the networks' names. */
   links?: ReadonlyMap<string, NameEntry>;
+  /** Its deny networks' name rules: what its upstream answers teach the firewall. */
+  egress?: readonly EgressDnsView[];
 }
 
 /**
@@ -126,6 +129,7 @@ export class DnsIndex {
         }
       }
     }
+    const egressByNetwork = new Map(snapshot.networks.flatMap((n) => (n.egressNames?.length ? [[n.id, n.egressNames] as const] : [])));
     for (const net of snapshot.networks) {
       const view: NetworkView = { id: net.id, name: net.name, internal: net.internal, names: new Map() };
       const seen = new Map<string, Set<string>>();
@@ -176,6 +180,11 @@ export class DnsIndex {
       if (own) asker.upstreams = own;
       const links = linkNames.get(containerId);
       if (links) asker.links = links;
+      const egress = networks.flatMap((n) => {
+        const names = egressByNetwork.get(n.id);
+        return names ? [{ networkId: n.id, names }] : [];
+      });
+      if (egress.length) asker.egress = egress;
       byContainer.set(containerId, asker);
     }
     for (const f of snapshot.forwardOnly ?? []) {

@@ -23,6 +23,15 @@ import type { DnsSnapshot } from './dns-snapshot.js';
 import { DnsFormatError, DnsRcode, HEADER_SIZE, canonicalAddress, parseQuery, type ParsedQuery } from './dns-codec.js';
 import { DnsIndex, answerLocally, buildResponse, truncateResponse, udpLimit, type DnsAsker } from './dns-resolver.js';
 import { MAX_UPSTREAMS, parseUpstream, type Upstream } from './dns-upstreams.js';
+import { learntFromAnswer, type EgressDnsView } from '../egress/egress-dns.js';
+import type { EgressLearnt } from '../firewall/firewall.js';
+
+/**
+ * Puts an answer's addresses into a deny network's allowlist; the answer waits for it, at most
+ * {@link LEARN_WAIT_MS} (then it goes anyway: a slow firewall must not stall every lookup).
+ */
+export type EgressLearn = (items: EgressLearnt[]) => Promise<void>;
+export const LEARN_WAIT_MS = 1000;
 
 const log = logger('arca:net:dns');
 
@@ -33,6 +42,8 @@ export interface DnsServerOptions {
   port: number;
   /** The first snapshot; an empty one if absent. */
   snapshot?: DnsSnapshot;
+  /** See {@link EgressLearn}; also settable later with {@link DnsServer.setEgressLearner}. */
+  learn?: EgressLearn;
   /**
    * Maps a query's source address (and port) to the container asking, by id. Default: the
    * container whose endpoint in the current snapshot has that address. Unknown clients are
@@ -64,6 +75,8 @@ interface Forward {
   tcp: boolean;
   /** Set when the upstreams are reached from the asking container's namespace. */
   via?: UpstreamDialer;
+  /** The asker's deny networks' name rules (answers are learnt before they are passed on). */
+  egress?: readonly EgressDnsView[];
   reply: (msg: Buffer) => void;
   /** The id the current UDP attempt carries upstream (remapped so forwards never mix). */
   wireId: number;
@@ -161,6 +174,7 @@ export class DnsServer {
   private readonly ids = new IdSource();
   private boundPort = 0;
   private closed = false;
+  private learn?: EgressLearn;
 
   private readonly upstreamTimeoutMs: number;
   private readonly maxForwardsPerClient: number;
@@ -177,6 +191,7 @@ export class DnsServer {
     this.maxTcpConnectionsPerClient = options.maxTcpConnectionsPerClient ?? 32;
     this.maxTcpQueriesPerConnection = options.maxTcpQueriesPerConnection ?? 32;
     this.index = DnsIndex.empty;
+    this.learn = options.learn;
     if (options.snapshot) this.update(options.snapshot);
   }
 
@@ -200,6 +215,10 @@ export class DnsServer {
   /** The bound port (UDP and TCP). */
   get port(): number {
     return this.boundPort;
+  }
+
+  setEgressLearner(learn: EgressLearn | undefined): void {
+    this.learn = learn;
   }
 
   /** Swaps in a new snapshot: every query after this call sees it, none sees a mix. */
@@ -401,7 +420,7 @@ export class DnsServer {
     }
     // A container's own `--dns` servers are asked from its namespace when it is served in there.
     const via = asker.upstreams ? this.dialers.get(asker.containerId) : undefined;
-    this.forward(msg, parsed, asker.containerId, this.upstreamsFor(asker), maxSize, tcp, reply, via);
+    this.forward(msg, parsed, asker.containerId, this.upstreamsFor(asker), maxSize, tcp, reply, via, asker.egress);
     return true;
   }
 
@@ -491,6 +510,7 @@ export class DnsServer {
     tcp: boolean,
     reply: (out: Buffer) => void,
     via?: UpstreamDialer,
+    egress?: readonly EgressDnsView[],
   ): void {
     if (upstreams.length === 0) {
       reply(buildResponse(msg, parsed, DnsRcode.SERVFAIL, [], maxSize));
@@ -512,6 +532,7 @@ export class DnsServer {
       maxSize,
       tcp,
       via,
+      egress,
       reply,
       wireId: -1,
       done: false,
@@ -565,7 +586,29 @@ export class DnsServer {
     }
     this.finish(f);
     answer.writeUInt16BE(f.parsed.id, 0);
-    f.reply(truncateResponse(answer, f.parsed.questionEnd, f.maxSize));
+    const out = truncateResponse(answer, f.parsed.questionEnd, f.maxSize);
+    const learn = this.learn;
+    const items = f.egress && learn ? learntFromAnswer(f.egress, f.parsed.name, answer) : [];
+    if (!items.length || !learn) {
+      f.reply(out);
+      return;
+    }
+    // The answer waits until the firewall has its addresses: no race with the first packet.
+    let sent = false;
+    const send = (): void => {
+      if (sent) return;
+      sent = true;
+      clearTimeout(timer);
+      f.reply(out);
+    };
+    const timer = setTimeout(() => {
+      log.warn('egress learning is slow; answering anyway', { name: f.parsed.name });
+      send();
+    }, LEARN_WAIT_MS);
+    learn(items).then(send, (err: unknown) => {
+      log.warn('egress learning failed', { name: f.parsed.name, error: (err as Error).message });
+      send();
+    });
   }
 
   private upstreamSocket(family: 4 | 6): UdpSocket {

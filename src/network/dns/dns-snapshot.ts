@@ -36,6 +36,11 @@ export interface DnsNetwork {
   /** `--internal`: names only, never forward. */
   internal: boolean;
   endpoints: DnsEndpoint[];
+  /**
+   * `-o arca.egress=deny`: the allowlist's name rules (index = rule index); upstream answers for
+   * names they match are learnt by the firewall before the container gets them.
+   */
+  egressNames?: Array<{ name: string; wildcard: boolean }>;
 }
 
 export interface DnsSnapshot {

@@ -5,6 +5,7 @@
  */
 import type { NetworkPolicyPlan, PolicyCounters } from '../policies/policy-types.js';
 import type { PolicyEnforcer } from '../driver.js';
+import type { EgressPolicy } from '../egress/egress-options.js';
 
 /** One network's part in the ruleset. */
 export interface FirewallNetwork {
@@ -31,6 +32,11 @@ export interface FirewallNetwork {
    * Default false: Docker lets containers reach the host's services.
    */
   protectHost?: boolean;
+  /**
+   * `-o arca.egress=deny`: what the network's containers may reach outside the network (added by
+   * the NetworkManager for every driver from the network's options; see nft-egress.ts).
+   */
+  egress?: EgressPolicy;
 }
 
 /** One published port (`-p [hostIp:]hostPort:containerPort[/proto]`), already allocated. */
@@ -60,6 +66,34 @@ export interface FirewallState {
    * the server listens only inside containers (at 127.0.0.11), so no gateway port is opened.
    */
   dnsPort?: number | null;
+}
+
+/** A DNS answer's addresses for one name rule of a deny network (see {@link EgressLearner}). */
+export interface EgressLearnt {
+  networkId: string;
+  /** Index of the name rule in the network's {@link EgressPolicy.names}. */
+  rule: number;
+  addresses: Array<{ addr: string; fam: 4 | 6; ttl: number }>;
+}
+
+/** What the network's deny list stands for right now (`arca network egress`). */
+export interface EgressStatus {
+  /** Per name rule index: the learnt addresses and their remaining seconds. */
+  learnt: Record<number, Array<{ addr: string; expiresInS: number }>>;
+  /** Packets and bytes dropped: other destinations, DNS/DoT to other servers. */
+  dropped: { packets: number; bytes: number };
+  droppedDns: { packets: number; bytes: number };
+}
+
+/** Optional capability of a firewall: DNS-learnt egress addresses. */
+export interface EgressLearner {
+  /** Allows the addresses in the kernel before it resolves (the DNS answer waits for it). */
+  learnEgress(items: EgressLearnt[]): Promise<void>;
+  egressStatus(networkId: string): Promise<EgressStatus | undefined>;
+}
+
+export function isEgressLearner(f: unknown): f is EgressLearner {
+  return typeof (f as Partial<EgressLearner>).learnEgress === 'function';
 }
 
 export interface Firewall {

@@ -1,11 +1,13 @@
 import { InvalidParameter } from '../../../errors.js';
+import { GENERIC_NETWORK_OPTION_KEYS } from '../../egress/egress-options.js';
 import type { DriverNetwork } from '../../driver.js';
 
 export const OPT_MTU = 'com.docker.network.driver.mtu';
 /** `vip`: each alias gets one virtual IP load-balanced by OVN; `dnsrr` (default): DNS round-robin as Docker. */
 export const OPT_ENDPOINT_MODE = 'arca.endpoint_mode';
 
-const KNOWN = new Set([OPT_MTU, OPT_ENDPOINT_MODE]);
+// The generic keys (egress) are the NetworkManager's, checked there for every driver.
+const KNOWN = new Set([OPT_MTU, OPT_ENDPOINT_MODE, ...GENERIC_NETWORK_OPTION_KEYS]);
 
 export interface OvnNetworkOptions {
   mtu: number;

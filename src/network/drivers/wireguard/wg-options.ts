@@ -1,4 +1,5 @@
 import { InvalidParameter } from '../../../errors.js';
+import { GENERIC_NETWORK_OPTION_KEYS } from '../../egress/egress-options.js';
 import { parseCidr } from '../../firewall/nftables/address-ranges.js';
 import type { DriverNetwork } from '../../driver.js';
 import { DEFAULT_WG_MTU, MIN_WG_MTU, UNDERLAY_POOL, WG_OVERHEAD } from './wg-names.js';
@@ -8,7 +9,8 @@ export const OPT_MTU = 'com.docker.network.driver.mtu';
 /** The largest inner MTU: a veth underlay goes up to 65535. */
 export const MAX_WG_MTU = 65535 - WG_OVERHEAD;
 
-const KNOWN = new Set([OPT_MTU]);
+// The generic keys (egress) are the NetworkManager's, checked there for every driver.
+const KNOWN = new Set([OPT_MTU, ...GENERIC_NETWORK_OPTION_KEYS]);
 
 export interface WgNetworkOptions {
   /** MTU of ethN, c0 and the WireGuard interface (equal across the network: ICMP from a remote hop never arrives). */

@@ -2,7 +2,10 @@ import { errorMessage, SystemError } from '../../../errors.js';
 import { logger } from '../../../log.js';
 import { NftError, nftLoad, nftOutput } from '../../../sys/nft.js';
 import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
-import type { Firewall, FirewallState } from '../firewall.js';
+import type { EgressLearner, EgressLearnt, EgressStatus, Firewall, FirewallState } from '../firewall.js';
+import type { EgressPolicy } from '../../egress/egress-options.js';
+import { EgressBook } from '../../egress/egress-book.js';
+import { egressCounterNames, egressNameSet, type LearntElement } from './nft-egress.js';
 import { requiredSysctls, writeSysctls } from './host-sysctls.js';
 import { DROP_SETS } from './nft-policy.js';
 import {
@@ -46,7 +49,7 @@ export interface NftFirewallOptions {
  * transaction (in-process through libnftables, or `nft -f -`), which replaces the daemon's tables in one kernel transaction (all or nothing).
  * It never reads the ruleset back: the daemon's state is the truth.
  */
-export class NftFirewall implements Firewall {
+export class NftFirewall implements Firewall, EgressLearner {
   readonly name = 'nftables';
   readonly tables: { filter: string; nat: string; bridge: string };
   /** Plans of the ruleset in the kernel (the last successful apply). */
@@ -55,6 +58,11 @@ export class NftFirewall implements Firewall {
   private readonly drops: PolicyDropReporter;
   private dropTimer?: NodeJS.Timeout;
   private namer?: AddressNamer;
+  /** Deny networks of the ruleset in the kernel, by id. */
+  private egressNets = new Map<string, EgressPolicy>();
+  private readonly learnt = new EgressBook();
+  /** Loads one at a time: a learnt element must not be lost to a reload rendered before it. */
+  private loading: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: NftFirewallOptions) {
     this.tables = tableNames(opts.tablePrefix);
@@ -69,16 +77,21 @@ export class NftFirewall implements Firewall {
 
   /** The nft script {@link apply} would load for `state`. Pure; throws InvalidParameter on bad state. */
   render(state: FirewallState): string {
-    return renderRuleset(state, this.opts.tablePrefix, { logDrops: this.opts.logPolicyDrops ?? false });
+    return renderRuleset(state, this.opts.tablePrefix, { logDrops: this.opts.logPolicyDrops ?? false, egressLearnt: this.learnt.elements(Date.now()) });
   }
 
   async apply(state: FirewallState): Promise<void> {
-    // The reload re-creates the policy counters at zero: collect what they counted so far (on
-    // libnftables' thread while this one renders). collectCounters never rejects.
-    const collecting = this.plans.length ? this.collectCounters() : Promise.resolve();
-    const script = this.render(state);
-    await collecting;
-    await this.load(script, 'apply');
+    await this.serialised(async () => {
+      // The reload re-creates the named counters at zero: collect what they counted so far (on
+      // libnftables' thread while this one renders). collectCounters never rejects.
+      const collecting = this.plans.length || this.egressNets.size ? this.collectCounters() : Promise.resolve();
+      const egressNets = new Map(state.networks.flatMap((n) => (n.egress ? [[n.id, n.egress] as const] : [])));
+      this.learnt.retain(egressNets);
+      const script = this.render(state);
+      await collecting;
+      await this.load(script, 'apply');
+      this.egressNets = egressNets;
+    });
     this.plans = state.policies ?? [];
     this.scheduleDropPolls();
     if (this.opts.sysctls ?? true) await writeSysctls(requiredSysctls(state), this.opts.netns);
@@ -87,14 +100,59 @@ export class NftFirewall implements Firewall {
   async teardown(): Promise<void> {
     this.plans = [];
     this.scheduleDropPolls();
-    await this.load(renderTeardown(this.opts.tablePrefix), 'teardown');
+    await this.serialised(async () => {
+      this.egressNets = new Map();
+      await this.load(renderTeardown(this.opts.tablePrefix), 'teardown');
+    });
+  }
+
+  /**
+   * Adds DNS-learnt addresses to the deny networks' sets, incrementally (`add element`, one
+   * transaction), never by a reload. Items of networks or rules the kernel's ruleset does not
+   * have are left out. Resolves once the kernel has them.
+   */
+  async learnEgress(items: EgressLearnt[]): Promise<void> {
+    await this.serialised(async () => {
+      const now = Date.now();
+      const lines: string[] = [];
+      const accepted: Array<{ it: EgressLearnt; timed: LearntElement[] }> = [];
+      for (const it of items) {
+        const pol = this.egressNets.get(it.networkId);
+        if (!pol || !pol.names[it.rule]) continue;
+        const timed = this.learnt.timeouts(it, now);
+        for (const fam of [4, 6] as const) {
+          const els = timed.filter((x) => x.fam === fam);
+          if (!els.length) continue;
+          const set = egressNameSet(it.networkId, it.rule, fam);
+          lines.push(`add element inet ${this.tables.filter} ${set} { ${els.map((x) => `${x.addr} timeout ${x.timeoutS}s`).join(', ')} }`);
+        }
+        accepted.push({ it, timed });
+      }
+      if (!lines.length) return;
+      await this.load(lines.join('\n') + '\n', 'learn');
+      for (const a of accepted) this.learnt.record(a.it.networkId, a.it.rule, a.timed, now);
+    });
+  }
+
+  /** The learnt addresses of a deny network and its drop counters; undefined if it is not one. */
+  async egressStatus(networkId: string): Promise<EgressStatus | undefined> {
+    if (!this.egressNets.has(networkId)) return undefined;
+    await this.serialised(() => this.collectCounters());
+    const c = egressCounterNames(networkId);
+    return { learnt: this.learnt.status(networkId, Date.now()), dropped: this.counters.get(c.drop), droppedDns: this.counters.get(c.dns) };
+  }
+
+  private serialised<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.loading.then(fn, fn);
+    this.loading = run.catch(() => {});
+    return run;
   }
 
   /** Packets and bytes each policy in force allowed and dropped, since the firewall started. */
   async policyCounters(): Promise<Record<string, PolicyCounters>> {
     const names = policiesInForce(this.plans);
     if (!names.length) return {};
-    await this.collectCounters();
+    await this.serialised(() => this.collectCounters());
     return this.counters.totals(names, new Map());
   }
 

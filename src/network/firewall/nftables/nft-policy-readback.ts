@@ -54,6 +54,11 @@ export class PolicyCounterBook {
     }
   }
 
+  /** What one counter absorbed so far. */
+  get(name: string): { packets: number; bytes: number } {
+    return { ...(this.base.get(name) ?? { packets: 0, bytes: 0 }) };
+  }
+
   /** Totals for `policies` (the ones in force), from the live counters plus what was absorbed. */
   totals(policies: Iterable<string>, live: Map<string, { packets: number; bytes: number }>): Record<string, PolicyCounters> {
     const out: Record<string, PolicyCounters> = {};

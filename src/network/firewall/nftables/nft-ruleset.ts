@@ -35,7 +35,13 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { InvalidParameter } from '../../../errors.js';
 import type { FirewallNetwork, FirewallPort, FirewallState } from '../firewall.js';
+import { renderEgress, type LearntElements } from './nft-egress.js';
 import { renderPolicies, type PolicyRenderOptions } from './nft-policy.js';
+
+export interface RulesetOptions extends PolicyRenderOptions {
+  /** DNS-learnt egress elements to re-create (with their remaining timeouts). */
+  egressLearnt?: LearntElements;
+}
 
 /** The DNS port on the gateway when the state does not give one. */
 export const DEFAULT_DNS_PORT = 53;
@@ -183,7 +189,7 @@ function chain(name: string, lines: string[], hook?: string): string[] {
 }
 
 /** Renders the complete script for `state` (tables `prefix`, `prefix_nat` and `prefix_br`). */
-export function renderRuleset(state: FirewallState, prefix: string, opts: PolicyRenderOptions = {}): string {
+export function renderRuleset(state: FirewallState, prefix: string, opts: RulesetOptions = {}): string {
   const t = tableNames(prefix);
   const nets = describeNetworks(state);
   const byId = new Map(nets.map((n) => [n.net.id, n]));
@@ -192,11 +198,16 @@ export function renderRuleset(state: FirewallState, prefix: string, opts: Policy
   if (dnsPort !== null && (!Number.isInteger(dnsPort) || dnsPort < 1 || dnsPort > 65535)) throw new InvalidParameter(`invalid DNS port ${dnsPort}`);
 
   // ---- filter table
-  const forward: string[] = [];
+  const egress = renderEgress(
+    nets.flatMap((n) => (n.net.egress ? [{ id: n.net.id, tag: n.tag, ifname: n.ifname, gateways: n.net.gateways, egress: n.net.egress }] : [])),
+    dnsPort,
+    opts.egressLearnt,
+  );
+  const forward: string[] = [...egress.forward];
   for (const n of nets) forward.push(`oifname ${n.ifname} jump ${n.chain}_in ${n.tag}`);
   for (const n of nets) forward.push(`iifname ${n.ifname} jump ${n.chain}_out ${n.tag}`);
 
-  const filterChains: string[] = [];
+  const filterChains: string[] = [...egress.decls];
   filterChains.push(...chain('forward', forward, 'type filter hook forward priority filter; policy accept;'));
   for (const n of nets) {
     const into: string[] = [`ct state established,related accept ${n.tag}`];
@@ -217,25 +228,26 @@ export function renderRuleset(state: FirewallState, prefix: string, opts: Policy
     filterChains.push(...chain('prerouting', loopGuard, 'type filter hook prerouting priority raw; policy accept;'));
   }
 
+  filterChains.push(...egress.chains);
   const protectedNets = nets.filter((n) => n.net.protectHost);
-  if (protectedNets.length) {
+  if (protectedNets.length || egress.input.length) {
     filterChains.push(
       ...chain(
         'input',
-        protectedNets.map((n) => `iifname ${n.ifname} jump ${n.chain}_host ${n.tag}`),
+        [...egress.input, ...protectedNets.map((n) => `iifname ${n.ifname} jump ${n.chain}_host ${n.tag}`)],
         'type filter hook input priority filter; policy accept;',
       ),
     );
-    for (const n of protectedNets) {
-      const lines = [`ct state established,related accept ${n.tag}`, `meta l4proto { icmp, ipv6-icmp } accept ${n.tag}`];
-      for (const gw of dnsPort === null ? [] : [...n.net.gateways].sort()) {
-        const fam = familyOfAddress(gw);
-        if (!fam) throw new InvalidParameter(`invalid gateway "${gw}" for network ${n.net.id}`);
-        lines.push(`${ipKw(fam)} daddr ${gw} meta l4proto { tcp, udp } th dport ${dnsPort} accept ${n.tag}`);
-      }
-      lines.push(`drop ${n.tag}`);
-      filterChains.push(...chain(`${n.chain}_host`, lines));
+  }
+  for (const n of protectedNets) {
+    const lines = [`ct state established,related accept ${n.tag}`, `meta l4proto { icmp, ipv6-icmp } accept ${n.tag}`];
+    for (const gw of dnsPort === null ? [] : [...n.net.gateways].sort()) {
+      const fam = familyOfAddress(gw);
+      if (!fam) throw new InvalidParameter(`invalid gateway "${gw}" for network ${n.net.id}`);
+      lines.push(`${ipKw(fam)} daddr ${gw} meta l4proto { tcp, udp } th dport ${dnsPort} accept ${n.tag}`);
     }
+    lines.push(`drop ${n.tag}`);
+    filterChains.push(...chain(`${n.chain}_host`, lines));
   }
 
   // ---- policies (filter table and bridge table)
