@@ -16,11 +16,12 @@
  * file a killed wireguard-go left), and an exit hook does the same if the process ends first.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { run } from '../src/sys/runner.js';
+import { logTail } from '../src/sys/proc-files.js';
 import { uapiGet, uapiSet } from '../src/network/drivers/wireguard/uapi.js';
 import { generateKeyPair, type WgKeyPair } from '../src/network/drivers/wireguard/wg-keys.js';
 import { uapiSocketPath } from '../src/network/drivers/wireguard/wg-names.js';
@@ -208,12 +209,8 @@ export class BareWireguard {
   private logTail(): string {
     const parts: string[] = [];
     for (const name of this.procs.keys()) {
-      try {
-        const lines = readFileSync(join(this.dir, `${name}.log`), 'utf8').trim().split('\n').filter(Boolean).slice(-3);
-        if (lines.length) parts.push(`${name}: ${lines.join(' | ')}`);
-      } catch {
-        /* no log */
-      }
+      const tail = logTail(join(this.dir, `${name}.log`));
+      if (tail) parts.push(`${name}: ${tail}`);
     }
     return parts.length ? `Logs: ${parts.join('; ')}` : '';
   }

@@ -26,12 +26,13 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { run } from '../src/sys/runner.js';
 import { endpointNames, runtimePaths, uapiSocketPath } from '../src/network/drivers/wireguard/wg-names.js';
-import { inotifyUsage } from '../src/network/drivers/wireguard/wg-process.js';
+import { inotifyUsage, isWireguardGo } from '../src/network/drivers/wireguard/wg-process.js';
+import { readPidFile } from '../src/sys/proc-files.js';
 import { TEST_IMAGE, alive, daemonTag, rssKb, startDaemon, type TestDaemon } from '../test/e2e/harness.js';
 import { BareWireguard } from './bare-wireguard.js';
 import { dataPath, firstReply, type Side } from './data-path.js';
@@ -280,14 +281,8 @@ async function removeAll(ctx: Ctx): Promise<{ rm_ms?: Stats }> {
 
 /** The pid in an endpoint's pidfile if that process is still its wireguard-go. */
 function wgPid(execRoot: string, ifname: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(runtimePaths(execRoot, ifname).pidFile, 'utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return argv.some((a) => a.endsWith('wireguard-go')) && argv.includes(ifname) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  const pid = readPidFile(runtimePaths(execRoot, ifname).pidFile);
+  return pid !== undefined && isWireguardGo(pid, ifname) ? pid : undefined;
 }
 
 /** Every live wireguard-go the daemon's pidfiles name. */
@@ -307,13 +302,7 @@ function wgProcesses(execRoot: string): Array<{ ifname: string; pid: number }> {
 
 /** Kills (by pid) what is still that wireguard-go after the daemon's cleanup and removes its socket; returns how many. */
 async function killLeftovers(procs: Array<{ ifname: string; pid: number }>): Promise<number> {
-  const still = procs.filter(({ pid, ifname }) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(ifname);
-    } catch {
-      return false;
-    }
-  });
+  const still = procs.filter(({ pid, ifname }) => isWireguardGo(pid, ifname));
   for (const { pid } of still) {
     try {
       process.kill(pid, 'SIGKILL');
