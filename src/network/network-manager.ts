@@ -503,7 +503,8 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
       internal: req.Internal ?? false,
       enableIPv4,
       enableIPv6,
-      subnets: [],
+      // The subnets asked for (IPAM chooses the rest later): a driver may refuse some before anything exists.
+      subnets: config.flatMap((c) => (c.Subnet ? [{ subnet: c.Subnet, gateway: c.Gateway ?? '' }] : [])),
       predefined: false,
     };
     // Generic options (every driver), checked before the driver's own and before anything exists.
