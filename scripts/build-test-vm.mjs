@@ -8,6 +8,7 @@
 //   .cache/vm/guest.json       what was built (kernel release, paths), read by the tests
 //   .cache/vm/cloud-init/      cloud-init and its Python dependencies, extracted (dpkg-deb -x), never
 //                              installed: its services must not run on this machine
+//   .cache/vm/debs/            the downloaded packages (kept: a rebuild of the guest alone needs no download)
 // Idempotent: a stamp of the inputs (kernel package, busybox, this script, scripts/test-vm/*) skips
 // a rebuild when nothing changed.
 //
@@ -21,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const GUEST_SRC = join(REPO_ROOT, 'scripts', 'test-vm');
 const OUT = join(REPO_ROOT, '.cache', 'vm');
+const DEB_CACHE = join(OUT, 'debs');
 const BUSYBOX = '/bin/busybox';
 const KERNEL_META = 'linux-image-cloud-amd64';
 /** virtio_net and what it needs on -M microvm, dependencies first (checked against modules.dep below). */
@@ -59,21 +61,46 @@ function kernelPackage() {
   return m[1];
 }
 
-function packageVersion(pkg) {
-  const out = run('apt-cache', ['policy', pkg]);
-  const m = /Candidate:\s+(\S+)/.exec(out);
-  if (!m || m[1] === '(none)') fail(`no candidate for ${pkg} (apt-get update?)`);
-  return m[1];
+/** Candidate versions of pkgs (one apt-cache call: each costs about a second); undefined if none. */
+function candidates(pkgs) {
+  const out = run('apt-cache', ['policy', ...pkgs]);
+  const found = new Map();
+  for (const block of out.split(/^(?=\S)/m)) {
+    const name = /^(\S+):/.exec(block)?.[1];
+    const cand = /Candidate:\s+(\S+)/.exec(block)?.[1];
+    if (name && cand && cand !== '(none)') found.set(name, cand);
+  }
+  return found;
 }
 
-/** apt-get download into dir; returns the .deb paths. */
-function download(pkgs, dir) {
-  mkdirSync(dir, { recursive: true });
-  // As root, apt warns that _apt cannot write to dir and downloads unsandboxed: harmless here.
-  run('apt-get', ['download', '-q', ...pkgs], { cwd: dir });
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.deb'))
-    .map((f) => join(dir, f));
+function packageVersion(pkg) {
+  const v = candidates([pkg]).get(pkg);
+  if (!v) fail(`no candidate for ${pkg} (apt-get update?)`);
+  return v;
+}
+
+/**
+ * The .debs of pkgs at their candidate versions, from DEB_CACHE, downloaded (apt-get download) only
+ * when missing: a change to the guest's scripts then rebuilds without the registry.
+ */
+function debs(pkgs) {
+  mkdirSync(DEB_CACHE, { recursive: true });
+  // apt names files PKG_VERSION_ARCH.deb with the epoch's colon as %3a.
+  const versions = candidates(pkgs);
+  for (const p of pkgs) if (!versions.has(p)) fail(`no candidate for ${p} (apt-get update?)`);
+  const want = new Map(pkgs.map((p) => [p, `${p}_${versions.get(p).replace(/:/g, '%3a')}_`]));
+  const have = () => readdirSync(DEB_CACHE).filter((f) => f.endsWith('.deb'));
+  const missing = pkgs.filter((p) => !have().some((f) => f.startsWith(want.get(p))));
+  if (missing.length) {
+    log(`downloading ${missing.join(' ')}`);
+    // As root, apt warns that _apt cannot write here and downloads unsandboxed: harmless.
+    run('apt-get', ['download', '-q', ...missing], { cwd: DEB_CACHE });
+  }
+  return pkgs.map((p) => {
+    const f = have().find((x) => x.startsWith(want.get(p)));
+    if (!f) fail(`apt-get download ${p} left no ${want.get(p)}*.deb in ${DEB_CACHE}`);
+    return join(DEB_CACHE, f);
+  });
 }
 
 /**
@@ -87,12 +114,8 @@ function cloudInitDeps() {
   ]);
   const names = new Set();
   for (const line of out.split('\n')) if (/^python3-[a-z0-9.+-]+$/.test(line.trim())) names.add(line.trim());
-  const real = [];
-  for (const n of [...names].sort()) {
-    const policy = run('apt-cache', ['policy', n]);
-    if (/Candidate:\s+(?!\(none\))\S+/.test(policy)) real.push(n);
-  }
-  return real;
+  const versions = candidates([...names]);
+  return [...names].sort().filter((n) => versions.has(n));
 }
 
 /** The ELF vmlinux inside a bzImage: the setup header says where the compressed payload is. */
@@ -177,8 +200,7 @@ mkdirSync(OUT, { recursive: true });
 const tmp = mkdtempSync(join(OUT, 'tmp-'));
 try {
   const t0 = Date.now();
-  log(`downloading ${kpkg} ${kversion}`);
-  const [kdeb] = download([kpkg], join(tmp, 'kdeb'));
+  const [kdeb] = debs([kpkg]);
   const kroot = join(tmp, 'kroot');
   run('dpkg-deb', ['-x', kdeb, kroot]);
   const kver = readdirSync(join(kroot, 'lib', 'modules'))[0];
@@ -218,9 +240,8 @@ try {
 
   // cloud-init, offline, for `cloud-init schema`
   const ciPkgs = [CLOUD_INIT, ...cloudInitDeps()];
-  log(`downloading ${ciPkgs.length} packages for the offline cloud-init`);
   const ciRoot = join(tmp, 'cloud-init');
-  for (const deb of download(ciPkgs, join(tmp, 'cidebs'))) run('dpkg-deb', ['-x', deb, ciRoot]);
+  for (const deb of debs(ciPkgs)) run('dpkg-deb', ['-x', deb, ciRoot]);
   if (!existsSync(join(ciRoot, 'usr', 'bin', 'cloud-init'))) fail('the cloud-init package has no usr/bin/cloud-init');
 
   // Move the results in place, then write guest.json and the stamp last (a crash leaves no stamp).

@@ -5,7 +5,8 @@ case "$1" in
     ip addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" dev "$interface"
     for r in $router; do ip route add default via "$r" dev "$interface"; break; done
-    echo "ARCA-LEASE ip=$ip mask=$mask router=$router serverid=$serverid lease=$lease dns=$dns"
+    # udhcpc's own output is discarded by /init: the console is where the test reads.
+    echo "ARCA-LEASE ip=$ip mask=$mask router=$router serverid=$serverid lease=$lease dns=$dns" >/dev/console
     ;;
   deconfig)
     ip addr flush dev "$interface"
