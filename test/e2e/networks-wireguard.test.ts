@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { eventually, rawRequest, sleep } from './containers-support.js';
 import { COMPOSE, exec, skipWithoutCompose } from './docker-clients.js';
 import { alive, daemonTag, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
-import { hostLinkNames, inHost, inspectNet, ipOf } from './networks-support.js';
+import { endpointOf, hostLinkNames, inHost, inspectNet, ipOf } from './networks-support.js';
 import { apiJson } from './policies-support.js';
 import {
   bridgeOf,
@@ -39,6 +39,7 @@ import {
   wgPid,
   wireguardGoIf,
 } from './wireguard-support.js';
+import { DEFAULT_WG_MTU, HIDDEN_INNER_IF } from '../../src/network/drivers/wireguard/wg-names.js';
 
 const NET = 'wge2e';
 const SUBNET = '10.203.0.0/24';
@@ -142,7 +143,7 @@ describe('wireguard driver', { skip: skipWithoutWireguardGo }, () => {
 
   /** Traffic with known plaintext from a to b: pings with the pattern, then three marker lines over TCP. */
   const plaintextTraffic = async (from: string, toAddr: string, to: string, marker: string): Promise<void> => {
-    const r = await d.docker(['exec', from, 'ping', '-c', '10', '-i', '0.1', '-p', PING_PATTERN, '-W', '2', toAddr]);
+    const r = await d.docker(['exec', from, 'ping', ...(toAddr.includes(':') ? ['-6'] : []), '-c', '10', '-i', '0.1', '-p', PING_PATTERN, '-W', '2', toAddr]);
     assert.equal(r.code, 0, `${from} pings ${toAddr} with a payload pattern: ${r.stdout}${r.stderr}`);
     assert.match(r.stdout, /10 packets received/, r.stdout);
     const lines = [1, 2, 3].map((i) => `${marker} line ${i}`).join('\n') + '\n';
@@ -168,6 +169,12 @@ describe('wireguard driver', { skip: skipWithoutWireguardGo }, () => {
     assert.ok(hostLinkNames(d).includes(ep.hostVeth), `host veth ${ep.hostVeth}`);
     assert.ok(hostLinkNames(d).includes(bridgeOf(netId)), `bridge ${bridgeOf(netId)}`);
     assert.ok(wgPid(d, ep.wgIf), `wireguard-go for ${ep.wgIf} with its pidfile ${ep.pidFile}`);
+    // One MTU along the way (ICMP from a remote hop never arrives, so PMTU discovery cannot fix a mismatch).
+    assert.equal(await d.dockerOk(['exec', 'wa', 'cat', '/sys/class/net/eth0/mtu']), String(DEFAULT_WG_MTU));
+    for (const l of [ep.wgIf, HIDDEN_INNER_IF]) {
+      const mtu = /\bmtu ([0-9]+)/.exec(spawnSync('ip', ['-n', ep.netns, 'link', 'show', l], { encoding: 'utf8' }).stdout)?.[1];
+      assert.equal(mtu, String(DEFAULT_WG_MTU), `${l} in the hidden namespace`);
+    }
   });
 
   it('the underlay carries only UDP between underlay addresses on 51820, never the marker or the ping payload; a bridge network shows both', async (t) => {
@@ -208,6 +215,82 @@ describe('wireguard driver', { skip: skipWithoutWireguardGo }, () => {
       await d.docker(['network', 'disconnect', '-f', 'wgctl', 'wa']);
       await d.docker(['network', 'disconnect', '-f', 'wgctl', 'wb']);
       await d.docker(['network', 'rm', 'wgctl']);
+    }
+  });
+
+  it('IPv6 inside a wireguard network is tunnelled too: the underlay shows only WireGuard over IPv4, no plaintext', async (t) => {
+    const net = 'wge2e6';
+    const id = await d.dockerOk(['network', 'create', '-d', 'wireguard', '--subnet', '10.203.70.0/24', '--ipv6', '--subnet', 'fd31:c0de:70::/64', net]);
+    try {
+      for (const c of ['w6a', 'w6b']) await d.dockerOk(['run', '-d', '--name', c, '--network', net, TEST_IMAGE, ...SINK]);
+      const b6 = (await endpointOf(d, 'w6b', net)).GlobalIPv6Address;
+      assert.match(b6, /^fd31:c0de:70::/);
+      const marker = `WGE2E-V6-MARKER-${randomBytes(6).toString('hex')}-jumps-over`;
+      const cap = await capture(bridgeOf(id));
+      let pcap: Buffer;
+      try {
+        await plaintextTraffic('w6a', b6, 'w6b', marker);
+      } finally {
+        pcap = await cap.stop();
+      }
+      const frames = parsePcap(pcap);
+      assert.deepEqual(notWireguard(frames).map(describeFrame), [], 'only WireGuard between underlay addresses');
+      assert.ok(frames.filter((f) => f.ipv4?.proto === 17).length >= 24, `${frames.length} frames`);
+      assert.equal(occurrences(pcap, marker), 0, 'the TCP marker (over IPv6) in the underlay capture');
+      assert.equal(occurrences(pcap, PING_RUN), 0, 'the ping6 payload in the underlay capture');
+      t.diagnostic(`IPv6 overlay: ${frames.length} underlay frames, marker 0, payload 0`);
+    } finally {
+      await d.docker(['rm', '-f', 'w6a', 'w6b']);
+      await d.docker(['network', 'rm', net]);
+    }
+  });
+
+  it('the control plane is out of the container\'s reach: the host\'s own addresses, underlay addresses, its hidden namespace', async () => {
+    const PORT = 18999;
+    // A service of the host's, on every address of the daemon's namespace.
+    const srv = spawn('nsenter', [`--net=/run/netns/${d.hostNs}`, '--', 'busybox', 'nc', '-ll', '-p', String(PORT), '-e', 'echo', 'ok'], { stdio: 'ignore' });
+    try {
+      await eventually('the host service', () => (inHost(d, ['busybox', 'nc', '127.0.0.1', String(PORT)]).stdout.includes('ok') ? true : undefined), 5000);
+      const hostGw = await d.dockerOk(['network', 'inspect', '-f', '{{(index .IPAM.Config 0).Gateway}}', 'bridge']);
+      const probe = async (c: string, addr: string, port: number): Promise<string> => {
+        const r = await d.docker(['exec', c, 'sh', '-c', `timeout 2 nc ${addr} ${port} </dev/null 2>&1; true`]);
+        return r.stdout;
+      };
+      // Controls from the default bridge (no protection there): the service answers, a closed port refuses.
+      await d.dockerOk(['run', '-d', '--name', 'wctl', '--network', 'bridge', TEST_IMAGE, 'sleep', '600']);
+      try {
+        assert.match(await probe('wctl', hostGw, PORT), /ok/, 'control: a bridge container reaches the host service');
+        assert.match(await probe('wctl', hostGw, 9), /refused/, 'control: a closed port answers "refused"');
+      } finally {
+        await d.docker(['rm', '-f', 'wctl']);
+      }
+      const underlayOf = async (c: string): Promise<string> => {
+        const view = (await apiJson(d, 'GET', `/networks/${netId}?verbose=true`)).body;
+        const id = await d.dockerOk(['inspect', '-f', '{{.Id}}', c]);
+        return String(view.Containers[id].DriverStatus.Endpoint).split(':')[0]!;
+      };
+      const gw = (await endpointOf(d, 'wa', NET)).Gateway;
+      for (const [addr, what] of [
+        [hostGw, 'the host\'s address on the default bridge'],
+        ['169.254.192.1', 'the host\'s underlay address'],
+      ] as const) {
+        const out = await probe('wa', addr, PORT);
+        assert.doesNotMatch(out, /ok|refused/, `${what} (${addr}:${PORT}) must be out of reach: ${out}`);
+      }
+      // Dropped, not refused: nothing in the hidden namespaces answers a container's TCP.
+      for (const [addr, what] of [
+        [gw, 'the gateway (its hidden namespace)'],
+        [await underlayOf('wa'), 'its own underlay address'],
+        [await underlayOf('wb'), 'a peer\'s underlay address'],
+      ] as const) {
+        const out = await probe('wa', addr, 9);
+        assert.doesNotMatch(out, /refused/, `${what} (${addr}:9) must not answer: ${out}`);
+      }
+      assert.ok(!(await pings('wa', await underlayOf('wb'))), 'no ping to a peer\'s underlay address');
+      assert.ok(await pings('wa', gw), 'ICMP to the gateway stays');
+      assert.ok(await pings('wa', ip.wb!), 'the peer itself, over the tunnel');
+    } finally {
+      srv.kill('SIGKILL');
     }
   });
 
