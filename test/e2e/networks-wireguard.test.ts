@@ -418,7 +418,7 @@ describe('wireguard driver', { skip: skipWithoutWireguardGo }, () => {
     }
   });
 
-  it('bad input: unknown option, MTU out of range, an overlapping subnet: refused (400, 403 for the overlap as dockerd), nothing created', async () => {
+  it('bad input: unknown option, MTU out of range, a subnet in the underlay, an overlapping subnet: refused (400, 403 for the overlap as dockerd), nothing created', async () => {
     const snapshot = async (): Promise<{ nets: string; links: string[]; hidden: string[] }> => ({
       nets: await d.dockerOk(['network', 'ls', '--format', '{{.Name}}']),
       links: hostLinkNames(d).sort(),
@@ -430,6 +430,7 @@ describe('wireguard driver', { skip: skipWithoutWireguardGo }, () => {
       { args: ['-o', 'com.docker.network.driver.mtu=1279'], body: { Options: { 'com.docker.network.driver.mtu': '1279' } }, status: 400, text: /mtu|MTU/ },
       { args: ['-o', 'com.docker.network.driver.mtu=65456'], body: { Options: { 'com.docker.network.driver.mtu': '65456' } }, status: 400, text: /mtu|MTU/ },
       { args: ['-o', 'com.docker.network.driver.mtu=big'], body: { Options: { 'com.docker.network.driver.mtu': 'big' } }, status: 400, text: /mtu|MTU/ },
+      { args: ['--subnet', '169.254.200.0/24'], body: { IPAM: { Config: [{ Subnet: '169.254.200.0/24' }] } }, status: 400, text: /169\.254\.200\.0\/24/ },
       { args: ['--subnet', '10.203.0.128/25'], body: { IPAM: { Config: [{ Subnet: '10.203.0.128/25' }] } }, status: 403, text: /Pool overlaps with other one on this address space/ },
     ];
     for (const c of cases) {
