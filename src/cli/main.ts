@@ -15,7 +15,7 @@ Commands:
   version   Print arca's version
   doctor    Check this machine for what arca needs, and say how to fix what is missing
   policy    Manage network policies (apply, ls, inspect, rm, check; \`arca policy --help\`)
-  vm-net    A VM's network: \`vm-net cloud-init\` (guest user-data; \`arca vm-net cloud-init --help\`)
+  vm-net    A VM's network: \`vm-net serve\` (FilteredNAT for its NIC), \`vm-net cloud-init\` (guest user-data; \`arca vm-net --help\`)
   network   Network extensions: \`arca network egress NAME\` (a deny network's allowlist, learnt addresses, drops)
 
 daemon options:

@@ -1,0 +1,167 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FrameStreamDecoder } from '../../src/filterednat/frame-stream-decoder.js';
+import { GW, arpRequest, framed, guestUdp, udhcpcDiscover, udhcpcRequest } from './filterednat-fixtures.js';
+
+/** `arca vm-net serve` as its own process, against a Node unix server standing in for QEMU's `server=on`. */
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+function run(args: string[]): { child: ChildProcess; stderr: () => string; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, [MAIN, 'vm-net', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout!.resume();
+  const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, stderr: () => err, exit };
+}
+
+/** One QEMU-side connection: frames it receives, cut by the same framing. */
+class FakeQemu {
+  readonly frames: Buffer[] = [];
+  private readonly server: net.Server;
+  conn: net.Socket | undefined;
+  constructor(readonly path: string) {
+    const decoder = new FrameStreamDecoder({ frame: (b, o, l) => this.frames.push(Buffer.from(b.subarray(o, o + l))), oversize: () => {} });
+    this.server = net.createServer((c) => {
+      this.conn = c;
+      c.on('data', (d) => decoder.push(d));
+      c.on('error', () => {});
+    });
+  }
+  async listen(): Promise<void> {
+    this.server.listen(this.path);
+    await once(this.server, 'listening');
+  }
+  async connected(): Promise<net.Socket> {
+    if (!this.conn) await once(this.server, 'connection');
+    return this.conn!;
+  }
+  async waitFrames(n: number): Promise<void> {
+    for (let i = 0; i < 500 && this.frames.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(this.frames.length >= n, `${this.frames.length} of ${n} frames`);
+  }
+  /** As QEMU goes away: the connection and the listener close, the path is removed. */
+  async close(): Promise<void> {
+    this.conn?.destroy();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+async function poll<T>(what: string, f: () => T | undefined, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    let v: T | undefined;
+    try {
+      v = f();
+    } catch {
+      v = undefined;
+    }
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('arca vm-net serve', () => {
+  let dir: string;
+  let echo: dgram.Socket;
+  let echoPort: number;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fnat-cli-'));
+    echo = dgram.createSocket('udp4');
+    echo.on('message', (m, r) => echo.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address));
+    echo.bind(0, '127.0.0.1');
+    await once(echo, 'listening');
+    echoPort = echo.address().port;
+  });
+  after(() => {
+    echo.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('waits for the socket, serves ARP, DHCP and the allowlisted UDP, reconnects when QEMU listens again, keeps the stats file', async () => {
+    const sock = join(dir, 'vm0.sock');
+    const statsPath = join(dir, 'vm0.json');
+    const p = run(['serve', '--socket', sock, '--allow', `127.0.0.1:${echoPort}/udp`, '--stats-file', statsPath]);
+    try {
+      const stats = (): Record<string, any> => JSON.parse(readFileSync(statsPath, 'utf8'));
+      await poll('the first stats file', () => (existsSync(statsPath) ? true : undefined));
+      assert.equal(stats().connected, false);
+      // QEMU starts listening only now: the CLI must have been retrying.
+      await new Promise((r) => setTimeout(r, 300));
+      const q1 = new FakeQemu(sock);
+      await q1.listen();
+      const c1 = await q1.connected();
+      c1.write(Buffer.concat([framed(arpRequest(GW)), framed(udhcpcDiscover(1)), framed(udhcpcRequest(1))]));
+      c1.write(framed(guestUdp(GW, echoPort, Buffer.from('first'))));
+      await q1.waitFrames(4);
+      assert.equal(q1.frames[0]!.readUInt16BE(12), 0x0806);
+      assert.equal(q1.frames[0]!.length, 42);
+      const byPort = (f: Buffer): number => f.readUInt16BE(34);
+      assert.deepEqual(q1.frames.slice(1).map(byPort).sort(), [67, 67, echoPort].sort());
+      const reply = q1.frames.find((f) => byPort(f) === echoPort)!;
+      assert.equal(reply.subarray(42).toString(), 'echo:first');
+      // Noise that is dropped and counted.
+      c1.write(framed(guestUdp(GW, echoPort === 65535 ? 1 : echoPort + 1, Buffer.from('nope'))));
+      await poll('the drop in the stats file', () => (stats().dropped.udp_not_allowed === 1 ? true : undefined));
+      await q1.close();
+      await poll('the CLI to see QEMU go', () => (stats().connected === false ? true : undefined));
+
+      const q2 = new FakeQemu(sock);
+      await q2.listen();
+      const c2 = await q2.connected();
+      c2.write(framed(guestUdp(GW, echoPort, Buffer.from('second'))));
+      await q2.waitFrames(1);
+      assert.equal(q2.frames[0]!.subarray(42).toString(), 'echo:second');
+      const s = await poll('the final counters', () => {
+        const v = stats();
+        return v.repliesIn === 2 && v.connected ? v : undefined;
+      });
+      assert.equal(s.framesIn, 6);
+      assert.equal(s.framesOut, 5);
+      assert.equal(s.forwarded, 2);
+      assert.equal(s.arpReplies, 1);
+      assert.equal(s.connections, 2);
+      assert.deepEqual([s.dhcp.discover, s.dhcp.offer, s.dhcp.request, s.dhcp.ack], [1, 1, 1, 1]);
+      assert.equal(s.dropped.udp_not_allowed, 1);
+      for (const r of ['ipv6', 'tcp', 'icmp', 'udp_not_allowed', 'bad_frame', 'fragment', 'ip_options', 'bad_checksum', 'vlan', 'oversize', 'truncated']) {
+        assert.equal(typeof s.dropped[r], 'number', r);
+      }
+      // Updated at least once a second even when nothing happens.
+      const t0 = s.updatedAt;
+      await poll('a fresh write', () => (stats().updatedAt !== t0 ? true : undefined), 1500);
+      p.child.kill('SIGTERM');
+      assert.equal(await p.exit, 0);
+      await q2.close();
+    } finally {
+      p.child.kill('SIGKILL');
+    }
+  });
+
+  const bad: Array<[string, string[], RegExp]> = [
+    ['no --allow', ['--socket', 'S'], /no --allow entries/],
+    ['an entry without /udp', ['--socket', 'S', '--allow', '127.0.0.1:9'], /IP:PORT\/udp/],
+    ['a port out of range', ['--socket', 'S', '--allow', '127.0.0.1:70000/udp'], /not 1 to 65535/],
+    ['a /31', ['--socket', 'S', '--allow', '127.0.0.1:9/udp', '--subnet', '10.77.0.0/31'], /invalid subnet/],
+    ['an IPv6 subnet', ['--socket', 'S', '--allow', '127.0.0.1:9/udp', '--subnet', 'fd00::/64'], /invalid subnet/],
+    ['a regular file as socket', ['--socket', 'FILE', '--allow', '127.0.0.1:9/udp'], /is not a socket/],
+    ['no --socket', ['--allow', '127.0.0.1:9/udp'], /--socket PATH is required/],
+  ];
+  for (const [what, args, msg] of bad) {
+    it(`exits 2 with a clear error for ${what}`, async () => {
+      const file = join(dir, 'plain-file');
+      writeFileSync(file, 'x');
+      const p = run(['serve', ...args.map((a) => (a === 'S' ? join(dir, 'none.sock') : a === 'FILE' ? file : a))]);
+      assert.equal(await p.exit, 2);
+      assert.match(p.stderr(), msg);
+    });
+  }
+});
