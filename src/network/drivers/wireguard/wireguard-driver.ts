@@ -64,6 +64,10 @@ const RESTART_KEEPALIVE_S = 25;
 const INOTIFY_INSTANCES = 8192;
 /** Metric of the unreachable routes behind each tunnel route (the tunnel's own have 0 for IPv4, 1024 for IPv6). */
 const LEAK_GUARD_METRIC = 4096;
+/** How often every tunnel is compared with its peers (a `get` each, about 0.5 ms). */
+const AUDIT_MS = 5000;
+/** Tries of one peer update before leaving it to the audit. */
+const ANNOUNCE_ATTEMPTS = 3;
 /** A tunnel that cannot be re-created is retried this often. */
 const RESTART_RETRY_MS = 1000;
 
@@ -145,6 +149,8 @@ export class WireguardDriver
   private readonly mesh = new KeyedLock();
   private readonly watcher = new WgWatcher((ifname) => this.onTunnelExit(ifname));
   private inotifyChecked = false;
+  private auditTimer?: NodeJS.Timeout;
+  private auditing?: Promise<void>;
 
   constructor(private readonly deps: WireguardDriverDeps) {}
 
@@ -153,10 +159,17 @@ export class WireguardDriver
   async start(ctx: SupervisorContext): Promise<void> {
     this.ctx = ctx;
     this.state = new WgState(join(ctx.stateDir, STATE_FILE));
+    this.auditTimer = setInterval(() => {
+      if (this.auditing) return;
+      this.auditing = this.audit().finally(() => (this.auditing = undefined));
+    }, AUDIT_MS);
+    this.auditTimer.unref();
   }
 
   /** Tunnels outlive the daemon (the next one adopts them): only the watching stops. */
   async stop(): Promise<void> {
+    clearInterval(this.auditTimer);
+    await this.auditing;
     this.watcher.close();
   }
 
@@ -516,12 +529,43 @@ export class WireguardDriver
   /** Adds (or updates) this endpoint as a peer on every other live tunnel of its network. */
   private async announce(rec: WgEndpointRecord): Promise<void> {
     await Promise.all(
-      this.liveOthers(rec.networkId, rec.endpointId).map((o) =>
-        uapiSet(uapiSocketPath(endpointNames(this.deps.tag, o.endpointId).wgIf), { peers: [{ ...this.peerOf(rec), replaceAllowedIps: true }] }).catch(
-          (e: unknown) => log.warn('adding a peer failed', { to: o.endpointId.slice(0, 12), error: errorMessage(e) }),
-        ),
-      ),
+      this.liveOthers(rec.networkId, rec.endpointId).map(async (o) => {
+        const sock = uapiSocketPath(endpointNames(this.deps.tag, o.endpointId).wgIf);
+        const req: WgSetRequest = { peers: [{ ...this.peerOf(rec), replaceAllowedIps: true }] };
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await uapiSet(sock, req);
+          } catch (e) {
+            // A peer that missed it would never reach the new endpoint; the audit catches what
+            // the retries do not.
+            if (attempt >= ANNOUNCE_ATTEMPTS) return log.warn('adding a peer failed', { to: o.endpointId.slice(0, 12), error: errorMessage(e) });
+            await new Promise((r) => setTimeout(r, 50 * attempt));
+          }
+        }
+      }),
     );
+  }
+
+  /**
+   * Every tunnel is compared with what it should be ({@link desired}) now and then, and mended
+   * when it drifted: a peer update lost under load, a device someone changed by hand.
+   */
+  private async audit(): Promise<void> {
+    for (const [id, t] of [...this.tunnels]) {
+      if (t.leaving || t.pid === undefined) continue;
+      await this.lock
+        .run(id, async () => {
+          const rec = this.st().get(id);
+          if (!rec || this.tunnels.get(id) !== t || t.leaving || t.pid === undefined) return;
+          await this.mesh.run(rec.networkId, async () => {
+            const have = await uapiGet(uapiSocketPath(endpointNames(this.deps.tag, id).wgIf));
+            if (sameDevice(have, this.desired(rec))) return;
+            log.warn('wireguard tunnel drifted from its peers; mending it', { endpoint: id.slice(0, 12) });
+            await this.syncDevice(rec, true);
+          });
+        })
+        .catch((e: unknown) => log.debug('wireguard audit', { endpoint: id.slice(0, 12), error: errorMessage(e) }));
+    }
   }
 
   /** A tunnel's wireguard-go died: re-create it with the same keys, port and peers. */
