@@ -25,8 +25,11 @@ const OUT = join(REPO_ROOT, '.cache', 'vm');
 const DEB_CACHE = join(OUT, 'debs');
 const BUSYBOX = '/bin/busybox';
 const KERNEL_META = 'linux-image-cloud-amd64';
-/** virtio_net and what it needs on -M microvm, dependencies first (checked against modules.dep below). */
-const MODULES = ['virtio_ring', 'virtio', 'virtio_mmio', 'failover', 'net_failover', 'virtio_net'];
+/**
+ * virtio_net and what it needs on -M microvm, dependencies first (checked against modules.dep
+ * below); virtio_blk for the optional Debian guest's root disk (ext4 is built in).
+ */
+const MODULES = ['virtio_ring', 'virtio', 'virtio_mmio', 'failover', 'net_failover', 'virtio_net', 'virtio_blk'];
 /** cloud-init's own package; its Python dependencies are resolved from apt's metadata. */
 const CLOUD_INIT = 'cloud-init';
 

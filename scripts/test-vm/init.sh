@@ -4,6 +4,8 @@
 # powers off. Every result is one "ARCA-..." line on the serial console, which is what the test reads:
 #   arca.probe=udp:IP:PORT:MESSAGE  arca.probe=tcp:IP:PORT  arca.probe=ping:IP  (in the given order)
 #   arca.timeout_ms=N  how long each probe waits (default 1500)
+# With arca.root=DEV it only loads the modules, mounts DEV and hands over to its /sbin/init (the
+# optional Debian guest, scripts/build-test-vm-debian.mjs).
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -14,6 +16,19 @@ echo "ARCA-INIT uptime=$(cut -d' ' -f1 /proc/uptime)"
 for m in $(cat /modules/order); do
   insmod "/modules/$m.ko" || echo "ARCA-ERROR insmod $m"
 done
+
+for w in $(cat /proc/cmdline); do
+  case "$w" in arca.root=*) root=${w#arca.root=} ;; esac
+done
+if [ -n "$root" ]; then
+  mkdir -p /newroot
+  i=0
+  while [ ! -e "$root" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  mount -t ext4 -o rw "$root" /newroot || { echo "ARCA-ERROR cannot mount $root"; poweroff -f; }
+  umount /proc /sys
+  mount --move /dev /newroot/dev
+  exec switch_root /newroot /sbin/init
+fi
 
 i=0
 while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
