@@ -135,9 +135,9 @@ describe('arca vm-net serve', () => {
       for (const r of ['ipv6', 'tcp', 'icmp', 'udp_not_allowed', 'bad_frame', 'fragment', 'ip_options', 'bad_checksum', 'vlan', 'oversize', 'truncated']) {
         assert.equal(typeof s.dropped[r], 'number', r);
       }
-      // Updated at least once a second even when nothing happens.
+      // Rewritten (every 500 ms) even when nothing happens; the window allows for a loaded machine.
       const t0 = s.updatedAt;
-      await poll('a fresh write', () => (stats().updatedAt !== t0 ? true : undefined), 1500);
+      await poll('a fresh write', () => (stats().updatedAt !== t0 ? true : undefined), 2500);
       p.child.kill('SIGTERM');
       assert.equal(await p.exit, 0);
       await q2.close();
