@@ -210,6 +210,14 @@ describe('egress allowlists in namespaces', { skip, concurrency: false }, () => 
     await fw.apply(state({ 'arca.egress.allow': ALLOW }));
   });
 
+  it('a restarted daemon (a new firewall object) keeps the learnt addresses', async () => {
+    const again = new NftFirewall({ tablePrefix: 'arcae', netns: nsPath(NS.h) });
+    await again.apply(state({ 'arca.egress.allow': ALLOW }));
+    assert.equal(await probe(NS.c1, 'tcp', OUTSIDE2, 82), `o ${HOST_OUT}`);
+    const st = (await again.egressStatus(net({}).id))!;
+    assert.ok(st.learnt[0]!.some((e) => e.addr === OUTSIDE2 && e.expiresInS >= 10), JSON.stringify(st.learnt));
+  });
+
   it('conntrack: a removed entry leaves a live flow alone; full: cuts it at once', async () => {
     const s = await session(NS.c1, OUTSIDE, 7000);
     assert.equal(await s.say('one'), 'one');

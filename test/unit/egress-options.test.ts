@@ -225,3 +225,22 @@ describe('egress ruleset', () => {
     assert.match(t, /set e_eeee00000000_n1_4 \{ type ipv4_addr; flags timeout; elements = \{ 192\.0\.2\.77 timeout 42s \}/);
   });
 });
+
+describe('learnt set read-back', () => {
+  it("parses nft's list set output with its expiry times", async () => {
+    const { parseLearntSet } = await import('../../src/network/firewall/nftables/nft-egress.js');
+    const text = `table inet arca {
+	set e_x_n0_4 {
+		type ipv4_addr
+		flags timeout
+		elements = { 1.2.3.4 timeout 30s expires 29s928ms,
+			     5.6.7.8 timeout 1h expires 59m58s10ms, 9.9.9.9 timeout 30s expires 500ms }
+	}
+}`;
+    assert.deepEqual(parseLearntSet(text, 4), [
+      { addr: '1.2.3.4', fam: 4, timeoutS: 29 },
+      { addr: '5.6.7.8', fam: 4, timeoutS: 3598 },
+    ]);
+    assert.deepEqual(parseLearntSet('set x { type ipv4_addr; }', 4), []);
+  });
+});

@@ -92,6 +92,30 @@ export function egressCounterNames(networkId: string): { drop: string; dns: stri
   return { drop: `${p}_drop`, dns: `${p}_dns` };
 }
 
+/** nft's `expires 1h2m3s456ms` as seconds (rounded down). */
+function nftDurationS(text: string): number {
+  let ms = 0;
+  for (const m of text.matchAll(/(\d+)(ms|d|h|m|s)/g)) {
+    const n = Number(m[1]);
+    ms += m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : m[2] === 'h' ? n * 3_600_000 : n * 86_400_000;
+  }
+  return Math.floor(ms / 1000);
+}
+
+/** Elements of a learnt set's `list set` text, with the seconds they have left. */
+export function parseLearntSet(text: string, fam: Family): LearntElement[] {
+  const body = /elements = \{([^}]*)\}/.exec(text)?.[1];
+  if (!body) return [];
+  const out: LearntElement[] = [];
+  for (const raw of body.split(',')) {
+    const m = /^\s*(\S+)(?:\s+timeout\s+\S+)?\s+expires\s+(\S+)/.exec(raw);
+    if (!m) continue;
+    const left = nftDurationS(m[2]!);
+    if (left >= 1) out.push({ addr: m[1]!, fam, timeoutS: left });
+  }
+  return out;
+}
+
 function portMatch(p: EgressPorts): string {
   const range = p.from === p.to ? `${p.from}` : `${p.from}-${p.to}`;
   return `meta l4proto ${p.proto ?? '{ tcp, udp }'} th dport ${range}`;

@@ -5,7 +5,7 @@ import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-ty
 import type { EgressLearner, EgressLearnt, EgressStatus, Firewall, FirewallState } from '../firewall.js';
 import type { EgressPolicy } from '../../egress/egress-options.js';
 import { EgressBook } from '../../egress/egress-book.js';
-import { egressCounterNames, egressNameSet, type LearntElement } from './nft-egress.js';
+import { egressCounterNames, egressNameSet, parseLearntSet, type LearntElement } from './nft-egress.js';
 import { requiredSysctls, writeSysctls } from './host-sysctls.js';
 import { DROP_SETS } from './nft-policy.js';
 import {
@@ -63,6 +63,8 @@ export class NftFirewall implements Firewall, EgressLearner {
   private readonly learnt = new EgressBook();
   /** Loads one at a time: a learnt element must not be lost to a reload rendered before it. */
   private loading: Promise<unknown> = Promise.resolve();
+  /** Whether the learnt sets a previous daemon left in the kernel were read back (once, at the first apply). */
+  private adopted = false;
 
   constructor(private readonly opts: NftFirewallOptions) {
     this.tables = tableNames(opts.tablePrefix);
@@ -86,6 +88,10 @@ export class NftFirewall implements Firewall, EgressLearner {
       // libnftables' thread while this one renders). collectCounters never rejects.
       const collecting = this.plans.length || this.egressNets.size ? this.collectCounters() : Promise.resolve();
       const egressNets = new Map(state.networks.flatMap((n) => (n.egress ? [[n.id, n.egress] as const] : [])));
+      if (!this.adopted) {
+        this.adopted = true;
+        await this.adoptLearnt(egressNets);
+      }
       this.learnt.retain(egressNets);
       const script = this.render(state);
       await collecting;
@@ -140,6 +146,27 @@ export class NftFirewall implements Firewall, EgressLearner {
     await this.serialised(() => this.collectCounters());
     const c = egressCounterNames(networkId);
     return { learnt: this.learnt.status(networkId, Date.now()), dropped: this.counters.get(c.drop), droppedDns: this.counters.get(c.dns) };
+  }
+
+  /**
+   * A restarted daemon keeps what its containers learnt: the first apply reads the learnt sets
+   * the kernel still has (start-up only, never on a hot path), so the reload re-creates them.
+   */
+  private async adoptLearnt(nets: ReadonlyMap<string, EgressPolicy>): Promise<void> {
+    const now = Date.now();
+    for (const [id, pol] of nets) {
+      for (let k = 0; k < pol.names.length; k++) {
+        for (const fam of [4, 6] as const) {
+          try {
+            const text = await nftOutput(`list set inet ${this.tables.filter} ${egressNameSet(id, k, fam)}`, this.opts.netns);
+            const els = parseLearntSet(text, fam);
+            if (els.length) this.learnt.record(id, k, els, now);
+          } catch {
+            // No such set (a new network, or a kernel without our tables): nothing to keep.
+          }
+        }
+      }
+    }
   }
 
   private serialised<T>(fn: () => Promise<T>): Promise<T> {
