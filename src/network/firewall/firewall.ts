@@ -33,6 +33,12 @@ export interface FirewallNetwork {
    */
   protectHost?: boolean;
   /**
+   * IPv4 UDP leaving the host by this network's interface gets checksum 0 ("none"): a switch
+   * behind it (OVS's userspace datapath) forwards partial checksums uncompleted (see the ovn
+   * driver's udp-checksum.ts).
+   */
+  zeroUdpChecksums?: boolean;
+  /**
    * `-o arca.egress=deny`: what the network's containers may reach outside the network (added by
    * the NetworkManager for every driver from the network's options; see nft-egress.ts).
    */

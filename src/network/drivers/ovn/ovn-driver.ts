@@ -39,6 +39,7 @@ import { ENDPOINT_VETH, EXT_ENDPOINT, EXT_NETWORK, TRANSIT_HOST_VETH, TRANSIT_SW
 import { parseOvnOptions } from './ovn-options.js';
 import { OvsPorts } from './ovs-ports.js';
 import { ensureTransit } from './host-transit.js';
+import { keepUdpChecksumsFrom, zeroUdpChecksumsFrom } from './udp-checksum.js';
 import { fromMap, fromUuid, type OvsdbOp, type OvsdbRow } from '../../../ovsdb/ovsdb-values.js';
 
 const log = logger('arca:net:ovn');
@@ -233,6 +234,7 @@ export class OvnDriver
     await Promise.all([
       this.deps.linkOps.configureInside(sb.netnsName, { ifname: ep.ifname, addresses: ep.addresses, gateways: ep.gateways }),
       live.ports.add(ovnNames.endpointVeth(ep.id), ovnNames.endpointPort(ep.id)),
+      zeroUdpChecksumsFrom(sb.netnsPath, ep.ifname),
     ]);
     await this.waitUp(live, ep);
   }
@@ -250,7 +252,10 @@ export class OvnDriver
     const live = await this.ready();
     await live.ports.remove(ovnNames.endpointVeth(ep.id));
     // A closing namespace takes the pair with it.
-    if (!sb.closing) await live.switchOps.deleteLink(ovnNames.endpointVeth(ep.id));
+    if (!sb.closing) {
+      await live.switchOps.deleteLink(ovnNames.endpointVeth(ep.id));
+      await keepUdpChecksumsFrom(sb.netnsPath, ep.ifname).catch(() => undefined);
+    }
   }
 
   async reapply(net: DriverNetwork, ep: DriverEndpoint, sb: Sandbox): Promise<void> {
@@ -420,6 +425,7 @@ export class OvnDriver
       // Traffic between a network's endpoints never reaches the host: OVN switches it.
       icc: true,
       masquerade: true,
+      zeroUdpChecksums: true,
     };
   }
 }

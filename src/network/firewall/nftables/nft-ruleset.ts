@@ -250,6 +250,18 @@ export function renderRuleset(state: FirewallState, prefix: string, opts: Rulese
     filterChains.push(...chain(`${n.chain}_host`, lines));
   }
 
+  const zeroed = nets.filter((n) => n.net.zeroUdpChecksums);
+  if (zeroed.length) {
+    filterChains.push(
+      ...chain(
+        'postrouting',
+        zeroed.map((n) => `oifname ${n.ifname} meta nfproto ipv4 udp checksum set 0 ${n.tag}`),
+        // After NAT (srcnat is 100), which would turn a checksum of 0 into garbage.
+        'type filter hook postrouting priority 200; policy accept;',
+      ),
+    );
+  }
+
   // ---- policies (filter table and bridge table)
   const pol = renderPolicies(
     state.policies ?? [],
