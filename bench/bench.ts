@@ -16,7 +16,12 @@
  * `wireguard` is the wireguard driver against bare wireguard-go between two netns, on a scratch
  * daemon of its own (bench/wireguard-bench.ts, issue 11): data path (`--n` ping rounds), joining a
  * network of 10 peers, wireguard-go's idle RSS per endpoint, and `--scale N` containers on one
- * wireguard network (default 100 there; 0 or 1 skips the scale run).
+ * wireguard network (default 100 there; 0 or 1 skips the scale run); `egress` is egress allowlists
+ * (bench/egress-bench.ts, issue 12): iperf3 to an outside server unfiltered against conntrack,
+ * sampled and full in interleaved rounds (`--n` rounds of `--seconds` s), and the time a DNS answer
+ * waits for its addresses to be in the kernel set, on a scratch daemon with an outside netns;
+ * `filterednat` is `arca vm-net serve` on one core against a synthetic QEMU (bench/vm-net-bench.ts,
+ * issue 12), `--seconds` per phase.
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -29,6 +34,8 @@ import { benchCp } from './cp-bench.js';
 import { benchOvn } from './ovn-bench.js';
 import { benchPolicy } from './policy-bench.js';
 import { benchWireguard } from './wireguard-bench.js';
+import { benchFilteredNat } from './vm-net-bench.js';
+import { benchEgress } from './egress-bench.js';
 import { stats, timed, type Stats } from './sample-stats.js';
 import { runDetached } from './run-detached.js';
 
@@ -57,13 +64,14 @@ async function main(): Promise<number> {
       only: { type: 'string', default: 'all' },
       scale: { type: 'string' },
       selected: { type: 'string', default: '100' },
+      seconds: { type: 'string', default: '5' },
     },
     strict: true,
   });
   const N = Number(values.n);
   const only = values.only!;
-  if (!['net', 'containers', 'stats', 'build', 'cp', 'ovn', 'policy', 'wireguard', 'all'].includes(only)) {
-    throw new Error('--only must be net, containers, stats, build, cp, ovn, policy, wireguard or all');
+  if (!['net', 'containers', 'stats', 'build', 'cp', 'ovn', 'policy', 'wireguard', 'egress', 'filterednat', 'all'].includes(only)) {
+    throw new Error('--only must be net, containers, stats, build, cp, ovn, policy, wireguard, egress, filterednat or all');
   }
   const doContainers = only === 'containers' || only === 'all';
   const doNet = only === 'net' || only === 'all';
@@ -73,6 +81,10 @@ async function main(): Promise<number> {
   const doOvn = only === 'ovn' || only === 'all';
   const doPolicy = only === 'policy' || only === 'all';
   const doWireguard = only === 'wireguard' || only === 'all';
+  const doEgress = only === 'egress' || only === 'all';
+  const doFilteredNat = only === 'filterednat' || only === 'all';
+  const seconds = Number(values.seconds);
+  if (!(seconds > 0)) throw new Error('--seconds must be a number above 0');
   // Each scale run has its own default size; an explicit --scale sets both.
   const scaleArg = values.scale === undefined ? undefined : Number(values.scale);
   if (scaleArg !== undefined && (!Number.isInteger(scaleArg) || scaleArg < 0)) throw new Error('--scale must be an integer ≥ 0');
@@ -104,7 +116,7 @@ async function main(): Promise<number> {
   try {
     // The ovn and wireguard sections start daemons of their own (the first ovn network must be the
     // daemon's first; wireguard-go's RSS and processes are counted per daemon).
-    if (only !== 'ovn' && only !== 'wireguard') {
+    if (!['ovn', 'wireguard', 'egress', 'filterednat'].includes(only)) {
       progress('starting a daemon in a throwaway netns and loading the test image');
       d = await startDaemon({ daemonArgs: ['--runtime', values.runtime!] });
       await new Promise((r) => setTimeout(r, 500));
@@ -136,6 +148,16 @@ async function main(): Promise<number> {
       const wireguard = await benchWireguard(N, wgScale, progress, ['--runtime', values.runtime!]);
       report.wireguard = wireguard;
       if (wireguard.errors) code = 1;
+    }
+    if (doEgress) {
+      progress('egress: iperf3 to an outside server, unfiltered vs conntrack, sampled, full; DNS learning time');
+      const egress = await benchEgress(N, seconds, progress, ['--runtime', values.runtime!]);
+      report.egress = egress;
+      if (egress.errors) code = 1;
+    }
+    if (doFilteredNat) {
+      progress('filterednat: arca vm-net serve on one core against a synthetic QEMU');
+      report.filterednat = await benchFilteredNat(seconds, progress);
     }
   } catch (err) {
     code = 1;

@@ -1,0 +1,258 @@
+/**
+ * `--only filterednat`: `arca vm-net serve` as it runs for a VM, in a process of its own pinned to
+ * one core (taskset, when there are two or more), fed by this process playing QEMU: a unix socket
+ * it listens on (`server=on`), frames in QEMU's stream framing (4-byte big-endian length, then the
+ * frame). Allowlisted UDP goes to a sink on 127.0.0.1 in this process, so the latency of a frame is
+ * one clock (hrtime stamped into the payload when written → read at the sink). Three phases:
+ * forward path flat out (frames/s the sink received and the engine counted), forward path paced
+ * (per-frame latency, no queue building up), drop path flat out (TCP frames: parse, classify,
+ * count; the rate from the engine's own stats file). The engine's RSS is a whole Node process;
+ * a bare idle Node is measured beside it so what the engine adds shows.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { rssKb } from '../test/e2e/harness.js';
+import { writeIpv4Header, PROTO_TCP, PROTO_UDP } from '../src/filterednat/ipv4.js';
+import { writeUdpHeader } from '../src/filterednat/udp.js';
+
+const MAIN_JS = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+/** Omerta's targets (issue 12). */
+export const FILTEREDNAT_TARGETS = { forwarded_frames_per_s: 100_000, latency_p99_us: 500, rss_mb_per_vm: 10 };
+
+const GUEST_MAC = Buffer.from('525400123456', 'hex');
+const GW_MAC = Buffer.from('02000a4d0001', 'hex');
+const GUEST_IP = 0x0a4d0002; // 10.77.0.2 with the default subnet
+const GW_IP = 0x0a4d0001; // where the guest reaches an allowlisted 127.0.0.1 destination
+const PAYLOAD = 64;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A framed guest→gateway UDP frame for `dstPort`. Its payload starts with a stamp (8 bytes) and
+ * the stamp's complement (8 bytes): each 16-bit word and its complement sum to 0xffff whatever
+ * the stamp, so the checksum computed once with a zero stamp stays right, and stamping a frame is
+ * two writes, not a checksum (the generator must not be slower than the engine it feeds).
+ */
+function udpTemplate(dstPort: number): Buffer {
+  const f = Buffer.alloc(4 + 14 + 20 + 8 + PAYLOAD);
+  f.writeUInt32BE(f.length - 4, 0);
+  GW_MAC.copy(f, 4);
+  GUEST_MAC.copy(f, 10);
+  f.writeUInt16BE(0x0800, 16);
+  writeIpv4Header(f, 18, 20 + 8 + PAYLOAD, 0, PROTO_UDP, GUEST_IP, GW_IP);
+  f.writeBigUInt64BE(0n, STAMP_AT);
+  f.writeBigUInt64BE(0xffffffffffffffffn, STAMP_AT + 8);
+  writeUdpHeader(f, 38, GUEST_IP, 40000, GW_IP, dstPort, PAYLOAD);
+  return f;
+}
+const STAMP_AT = 46;
+const ALL_ONES = 0xffffffffffffffffn;
+
+/** `count` back-to-back copies of `template`, each stamped with the hrtime at that moment. */
+function stampedBatch(template: Buffer, count: number): Buffer {
+  const b = Buffer.allocUnsafe(template.length * count);
+  for (let i = 0; i < count; i++) {
+    const off = i * template.length;
+    template.copy(b, off);
+    const t = process.hrtime.bigint();
+    b.writeBigUInt64BE(t, off + STAMP_AT);
+    b.writeBigUInt64BE(ALL_ONES ^ t, off + STAMP_AT + 8);
+  }
+  return b;
+}
+
+function tcpFrame(): Buffer {
+  const f = Buffer.alloc(4 + 14 + 20 + 20);
+  f.writeUInt32BE(f.length - 4, 0);
+  GW_MAC.copy(f, 4);
+  GUEST_MAC.copy(f, 10);
+  f.writeUInt16BE(0x0800, 16);
+  writeIpv4Header(f, 18, 40, 0, PROTO_TCP, GUEST_IP, GW_IP);
+  f.writeUInt16BE(40000, 38);
+  f.writeUInt16BE(80, 40);
+  f[50] = 0x50;
+  return f;
+}
+
+interface EngineStats {
+  forwarded: number;
+  dropped: Record<string, number>;
+  updatedAt: string;
+  connected?: boolean;
+}
+
+function readStats(file: string): EngineStats | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as EngineStats;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The next stats snapshot newer than `after` (the file is replaced every 500 ms). */
+async function nextStats(file: string, after?: string): Promise<EngineStats> {
+  for (let i = 0; i < 100; i++) {
+    const s = readStats(file);
+    if (s && s.updatedAt !== after) return s;
+    await sleep(20);
+  }
+  throw new Error('the engine\'s stats file stopped changing');
+}
+
+async function write(sock: Socket, b: Buffer): Promise<void> {
+  if (!sock.write(b)) await once(sock, 'drain');
+}
+
+const q = (xs: number[], p: number): number => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
+const r1 = (x: number): number => Math.round(x * 10) / 10;
+
+export async function benchFilteredNat(seconds: number, progress: (m: string) => void): Promise<Record<string, unknown>> {
+  const dir = mkdtempSync(join(os.tmpdir(), 'arca-xbench-fnat-'));
+  const socketPath = join(dir, 'qemu.sock');
+  const statsFile = join(dir, 'stats.json');
+  const children: ChildProcess[] = [];
+  const sink = createSocket('udp4');
+  let restoreMask: string | undefined;
+  const out: Record<string, unknown> = { seconds_per_phase: seconds, loadavg_start: os.loadavg().map(r1) };
+  try {
+    // The sink: counts and, while `latencies` is set, records stamp → arrival.
+    let received = 0;
+    let latencies: number[] | undefined;
+    sink.on('message', (m) => {
+      received++;
+      if (latencies && m.length >= 8) latencies.push(Number(process.hrtime.bigint() - m.readBigUInt64BE(0)) / 1000);
+    });
+    sink.bind(0, '127.0.0.1');
+    await once(sink, 'listening');
+    sink.setRecvBufferSize(8 << 20);
+    const port = sink.address().port;
+
+    const server = createServer();
+    const conn = new Promise<Socket>((res) => server.once('connection', res));
+    server.listen(socketPath);
+    await once(server, 'listening');
+
+    const pin = os.cpus().length >= 2 && spawnSync('taskset', ['--version']).status === 0;
+    const argv = [...(pin ? ['taskset', '-c', String(os.cpus().length - 1)] : []), process.execPath, MAIN_JS, 'vm-net', 'serve', '--socket', socketPath, '--allow', `127.0.0.1:${port}/udp`, '--stats-file', statsFile, '--log-level', 'warn'];
+    progress(`filterednat: ${pin ? `engine pinned to cpu ${os.cpus().length - 1}` : 'engine not pinned'}; ${seconds} s per phase`);
+    const engine = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
+    if (pin) {
+      // This process (generator and sink) keeps off the engine's core for the section.
+      restoreMask = /affinity mask:\s*([0-9a-f]+)/.exec(spawnSync('taskset', ['-p', String(process.pid)]).stdout.toString())?.[1];
+      spawnSync('taskset', ['-a', '-p', '-c', `0-${os.cpus().length - 2}`, String(process.pid)], { stdio: 'ignore' });
+    }
+    children.push(engine);
+    out.engine_pinned_to_one_core = pin;
+    const sock = await Promise.race([conn, sleep(10_000).then(() => Promise.reject(new Error('vm-net serve never connected')))]);
+    sock.setNoDelay(true);
+
+    // Opens the flow (its host socket) before anything is timed.
+    const template = udpTemplate(port);
+    await write(sock, stampedBatch(template, 1));
+    for (let i = 0; i < 100 && received === 0; i++) await sleep(20);
+    if (received === 0) throw new Error('the first allowlisted frame never reached the sink');
+
+    // Forward path flat out: 256 frames a write, as fast as the socket takes them.
+    progress('filterednat: forward path flat out');
+    {
+      const s0 = await nextStats(statsFile);
+      const r0 = received;
+      const t0 = performance.now();
+      let sent = 0;
+      // One batch written over and over: the stamps are not read in this phase.
+      const batch = stampedBatch(template, 512);
+      while (performance.now() - t0 < seconds * 1000) {
+        await write(sock, batch);
+        sent += 512;
+      }
+      const secs = (performance.now() - t0) / 1000;
+      await sleep(300);
+      const s1 = await nextStats(statsFile, s0.updatedAt);
+      const engineSecs = (Date.parse(s1.updatedAt) - Date.parse(s0.updatedAt)) / 1000;
+      out.forward_flat_out = {
+        frames_sent: sent,
+        sent_per_s: Math.round(sent / secs),
+        forwarded_per_s_at_sink: Math.round((received - r0) / secs),
+        forwarded_by_engine: s1.forwarded - s0.forwarded,
+        forwarded_per_s_by_engine: Math.round((s1.forwarded - s0.forwarded) / engineSecs),
+        not_at_sink: sent - (received - r0),
+      };
+    }
+
+    // Forward path paced: batches every millisecond, each stamped as it is written.
+    const rate = 10_000;
+    progress(`filterednat: forward path paced at ${rate} frames/s (latency)`);
+    {
+      latencies = [];
+      const per = rate / 1000;
+      const t0 = performance.now();
+      let tick = 0;
+      while (performance.now() - t0 < seconds * 1000) {
+        await write(sock, stampedBatch(template, per));
+        tick++;
+        const due = t0 + tick;
+        const wait = due - performance.now();
+        if (wait > 0.5) await sleep(Math.floor(wait));
+        else await new Promise((r) => setImmediate(r));
+      }
+      await sleep(300);
+      const xs = latencies.sort((a, b) => a - b);
+      latencies = undefined;
+      out.forward_paced = {
+        offered_per_s: rate,
+        frames: xs.length,
+        latency_us: xs.length ? { p50: r1(q(xs, 0.5)), p99: r1(q(xs, 0.99)), max: r1(xs.at(-1)!) } : null,
+      };
+    }
+
+    progress('filterednat: drop path flat out (TCP)');
+    {
+      const tcp = tcpFrame();
+      const batch = Buffer.concat(Array.from({ length: 512 }, () => tcp));
+      const s0 = await nextStats(statsFile);
+      const t0 = performance.now();
+      let sent = 0;
+      while (performance.now() - t0 < seconds * 1000) {
+        await write(sock, batch);
+        sent += 512;
+      }
+      await sleep(300);
+      const s1 = await nextStats(statsFile, s0.updatedAt);
+      const secs = (Date.parse(s1.updatedAt) - Date.parse(s0.updatedAt)) / 1000;
+      out.drop_path_tcp = { frames_sent: sent, dropped: (s1.dropped.tcp ?? 0) - (s0.dropped.tcp ?? 0), dropped_per_s: Math.round(((s1.dropped.tcp ?? 0) - (s0.dropped.tcp ?? 0)) / secs) };
+    }
+
+    const status = readFileSync(`/proc/${engine.pid}/status`, 'utf8');
+    const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    const bare = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    children.push(bare);
+    await sleep(500);
+    out.rss_mb = { engine_process: r1(rssKb(engine.pid!) / 1024), engine_process_peak: r1(hwm / 1024), bare_idle_node: r1(rssKb(bare.pid!) / 1024) };
+    sock.destroy();
+    server.close();
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    await sleep(200);
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    sink.close();
+    if (restoreMask) spawnSync('taskset', ['-a', '-p', restoreMask, String(process.pid)], { stdio: 'ignore' });
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const fwd = out.forward_flat_out as { forwarded_per_s_at_sink: number } | undefined;
+  const paced = out.forward_paced as { latency_us: { p99: number } | null } | undefined;
+  const rss = out.rss_mb as { engine_process: number; bare_idle_node: number } | undefined;
+  out.targets = FILTEREDNAT_TARGETS;
+  out.within_targets = {
+    forwarded_frames_per_s: fwd ? fwd.forwarded_per_s_at_sink >= FILTEREDNAT_TARGETS.forwarded_frames_per_s : false,
+    latency_p99_us: paced?.latency_us ? paced.latency_us.p99 <= FILTEREDNAT_TARGETS.latency_p99_us : false,
+    // A VM in the daemon costs what the engine adds to a Node process, not a Node of its own.
+    rss_mb_per_vm_over_bare_node: rss ? rss.engine_process - rss.bare_idle_node <= FILTEREDNAT_TARGETS.rss_mb_per_vm : false,
+  };
+  out.loadavg_end = os.loadavg().map(r1);
+  return out;
+}
