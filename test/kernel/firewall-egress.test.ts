@@ -18,6 +18,7 @@ import { parseEgressOptions } from '../../src/network/egress/egress-options.js';
 import type { FirewallNetwork, FirewallState } from '../../src/network/firewall/firewall.js';
 import { NftFirewall } from '../../src/network/firewall/nftables/nft-firewall.js';
 import { run, which } from '../../src/sys/runner.js';
+import { openSession, type ProbeSession } from './probe-session.js';
 
 const PROBE = join(dirname(fileURLToPath(import.meta.url)), 'net-probe.js');
 const tag = `aeg${randomBytes(3).toString('hex')}`;
@@ -74,42 +75,8 @@ function start(argv: string[]): Promise<void> {
 }
 
 /** A held-open TCP connection to an echo server: `say` resolves with the echo or 'timeout'. */
-async function session(ns: string, host: string, port: number): Promise<{ say(line: string): Promise<string>; close(): void }> {
-  const full = inNs(ns, [process.execPath, PROBE, 'chat', host, String(port)]);
-  const child = spawn(full[0]!, full.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
-  children.push(child);
-  let waiting: ((l: string) => void) | undefined;
-  let buf = '';
-  child.stdout!.on('data', (b: Buffer) => {
-    buf += b.toString();
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      const w = waiting;
-      waiting = undefined;
-      w?.(line);
-    }
-  });
-  const next = (timeoutMs: number): Promise<string> =>
-    new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        waiting = undefined;
-        resolve('timeout');
-      }, timeoutMs);
-      waiting = (l) => {
-        clearTimeout(timer);
-        resolve(l);
-      };
-    });
-  assert.equal(await next(3000), 'connected');
-  return {
-    say: (line) => {
-      const answer = next(1500);
-      child.stdin!.write(line + '\n');
-      return answer;
-    },
-    close: () => child.kill('SIGKILL'),
-  };
+function session(ns: string, host: string, port: number): Promise<ProbeSession> {
+  return openSession(nsPath(ns), host, port, children);
 }
 
 async function cleanup(): Promise<void> {

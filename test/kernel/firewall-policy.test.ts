@@ -20,6 +20,7 @@ import type { FirewallNetwork, FirewallState } from '../../src/network/firewall/
 import type { CompiledPeers, CompiledRule, EndpointPolicy, NetworkPolicyPlan, PolicyDoc, PolicyWorld, PortRange } from '../../src/network/policies/policy-types.js';
 import { compilePlans } from '../../src/network/policies/policy-compile.js';
 import { run, which } from '../../src/sys/runner.js';
+import { openSession, type ProbeSession } from './probe-session.js';
 
 const PROBE = join(dirname(fileURLToPath(import.meta.url)), 'net-probe.js');
 const tag = `afp${randomBytes(3).toString('hex')}`;
@@ -128,42 +129,8 @@ function startServer(ns: string, argv: string[]): Promise<void> {
  * A held-open TCP connection (net-probe `chat` to an `echo` server): `say(line)` resolves with
  * the line echoed back, or 'timeout' after 1.5 s.
  */
-async function session(ns: string, host: string, port: number): Promise<{ say(line: string): Promise<string>; close(): void }> {
-  const full = inNs(ns, [process.execPath, PROBE, 'chat', host, String(port)]);
-  const child = spawn(full[0]!, full.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
-  children.push(child);
-  let waiting: ((l: string) => void) | undefined;
-  let buf = '';
-  child.stdout!.on('data', (b: Buffer) => {
-    buf += b.toString();
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      const w = waiting;
-      waiting = undefined;
-      w?.(line);
-    }
-  });
-  const next = (timeoutMs: number): Promise<string> =>
-    new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        waiting = undefined;
-        resolve('timeout');
-      }, timeoutMs);
-      waiting = (l) => {
-        clearTimeout(timer);
-        resolve(l);
-      };
-    });
-  assert.equal(await next(3000), 'connected');
-  return {
-    say: (line) => {
-      const answer = next(1500);
-      child.stdin!.write(line + '\n');
-      return answer;
-    },
-    close: () => child.kill('SIGKILL'),
-  };
+function session(ns: string, host: string, port: number): Promise<ProbeSession> {
+  return openSession(nsPath(ns), host, port, children);
 }
 
 async function cleanup(): Promise<void> {
