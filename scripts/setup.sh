@@ -17,7 +17,7 @@ DEBIAN_PACKAGES=(
   make g++ python3
   openvswitch-switch ovn-central ovn-host
   wireguard-go wireguard-tools tcpdump
-  qemu-system-x86 libc6-dev lz4 cpio kmod
+  qemu-system-x86 libc6-dev lz4 cpio kmod debootstrap genisoimage
 )
 
 # Node's headers ship with Node itself here; without nodedir, node-gyp tries to download them.

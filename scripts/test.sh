@@ -12,4 +12,6 @@ bash scripts/setup.sh
 node scripts/build-test-image.mjs
 # The VM tests skip (saying why) without their guest, so a registry hiccup here does not stop the rest.
 node scripts/build-test-vm.mjs || echo "test: the test VM guest could not be built; the VM tests will skip" >&2
+# The full Debian guest (debootstrap from the mirror, ~3 min) only for its opt-in test.
+if [ "${ARCA_TEST_VM_DEBIAN:-}" = 1 ]; then node scripts/build-test-vm-debian.mjs; fi
 exec npm test --silent -- "$@"
