@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { run } from '../src/sys/runner.js';
-import { combinePings, gbit, iperfClient, nsexec, quietPingRound, type PingResult } from './net-bench.js';
+import { combinePings, gbit, iperfClient, nsexec, quietPingRound, ratio, type PingResult } from './net-bench.js';
 import { stats } from './sample-stats.js';
 
 /** A network namespace (a name under /run/netns or a path) and its address. */
@@ -161,3 +161,35 @@ export function carrierCounters(pid: number): { cpuS: number; rcvbufErrors: numb
 
 /** USER_HZ: /proc/<pid>/stat times are in 1/100 s on x86 and arm (`getconf CLK_TCK`). */
 const CLOCK_TICKS = 100;
+
+/**
+ * Moves the raw data-path figures of a section (`bare_ping`, `arca_ping`, `bare_iperf_gbit`,
+ * `arca_iperf_gbit`) into the side-by-side shape every bench section reports, with ratios against
+ * `targets`; returns the two ratios for the section's `within_targets`.
+ */
+export function summarizeDataPath(
+  section: Record<string, unknown>,
+  targets: { rtt_ratio_max: number; throughput_ratio_min: number },
+): { rtt: number | null; throughput: number | null } {
+  const bp = section.bare_ping as PingResult | undefined;
+  const ap = section.arca_ping as PingResult | undefined;
+  const bi = (section.bare_iperf_gbit as { median: number } | undefined)?.median;
+  const ai = (section.arca_iperf_gbit as { median: number } | undefined)?.median;
+  const rr = (x: number | undefined, y: number | undefined): number | null => (x === undefined || y === undefined ? null : ratio(x, y));
+  section.ping_rtt_ms = {
+    bare: bp ?? null,
+    arca: ap ?? null,
+    ratio_median: rr(ap?.median_ms, bp?.median_ms),
+    ratio_p95: rr(ap?.p95_ms, bp?.p95_ms),
+    ratio_avg: rr(ap?.avg_ms, bp?.avg_ms),
+    target_ratio_max: targets.rtt_ratio_max,
+  };
+  section.iperf3_container_to_container_gbit = {
+    bare: section.bare_iperf_gbit ?? null,
+    arca: section.arca_iperf_gbit ?? null,
+    ratio: rr(ai, bi),
+    target_ratio_min: targets.throughput_ratio_min,
+  };
+  for (const k of ['bare_ping', 'arca_ping', 'bare_iperf_gbit', 'arca_iperf_gbit']) delete section[k];
+  return { rtt: rr(ap?.median_ms, bp?.median_ms), throughput: rr(ai, bi) };
+}

@@ -24,8 +24,8 @@ import { basename, dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { TEST_IMAGE, alive, rssKb, startDaemon, type TestDaemon } from '../test/e2e/harness.js';
 import { BareOvn } from './bare-ovn.js';
-import { dataPath, firstReply, type Side } from './data-path.js';
-import { api, apiOk, quietPingRound, ratio, type PingResult } from './net-bench.js';
+import { dataPath, firstReply, summarizeDataPath, type Side } from './data-path.js';
+import { api, apiOk, quietPingRound, type PingResult } from './net-bench.js';
 import { stats, timed, type Stats } from './sample-stats.js';
 
 /** From issue 9's "Speed"; reported next to the figures, never asserted. */
@@ -496,25 +496,7 @@ async function scaleRun(ctx: ArcaContext, scale: number, servers: ChildProcess[]
 
 /** The side-by-side figures and their targets, from what was measured. */
 function summarize(section: Record<string, unknown>, bare: Record<string, unknown>, arca: Record<string, unknown>): void {
-  const bp = section.bare_ping as PingResult | undefined;
-  const ap = section.arca_ping as PingResult | undefined;
-  const bi = (section.bare_iperf_gbit as { median: number } | undefined)?.median;
-  const ai = (section.arca_iperf_gbit as { median: number } | undefined)?.median;
-  const rr = (x: number | undefined, y: number | undefined): number | null => (x === undefined || y === undefined ? null : ratio(x, y));
-  section.ping_rtt_ms = {
-    bare: bp ?? null,
-    arca: ap ?? null,
-    ratio_median: rr(ap?.median_ms, bp?.median_ms),
-    ratio_avg: rr(ap?.avg_ms, bp?.avg_ms),
-    target_ratio_max: OVN_TARGETS.rtt_ratio_max,
-  };
-  section.iperf3_container_to_container_gbit = {
-    bare: section.bare_iperf_gbit ?? null,
-    arca: section.arca_iperf_gbit ?? null,
-    ratio: rr(ai, bi),
-    target_ratio_min: OVN_TARGETS.throughput_ratio_min,
-  };
-  for (const k of ['bare_ping', 'arca_ping', 'bare_iperf_gbit', 'arca_iperf_gbit']) delete section[k];
+  const dp = summarizeDataPath(section, OVN_TARGETS);
   const st = (k: string): Stats | undefined => (arca[k] ?? undefined) as Stats | undefined;
   const num = (x: unknown): number | undefined => (typeof x === 'number' ? x : undefined);
   const idle = arca.stack_idle_rss as { total_mb: number } | undefined;
@@ -548,8 +530,8 @@ function summarize(section: Record<string, unknown>, bare: Record<string, unknow
   }
   const within = <T>(v: T | undefined | null, ok: (v: T) => boolean): boolean | null => (v === undefined || v === null ? null : ok(v));
   section.within_targets = {
-    ping_rtt: within(rr(ap?.median_ms, bp?.median_ms), (x) => x <= OVN_TARGETS.rtt_ratio_max),
-    iperf3_container_to_container: within(rr(ai, bi), (x) => x >= OVN_TARGETS.throughput_ratio_min),
+    ping_rtt: within(dp.rtt, (x) => x <= OVN_TARGETS.rtt_ratio_max),
+    iperf3_container_to_container: within(dp.throughput, (x) => x >= OVN_TARGETS.throughput_ratio_min),
     network_create: within(st('network_create_ms'), (s) => s.median <= OVN_TARGETS.network_create_ms),
     connect_until_ping: within(st('connect_until_ping_ms'), (s) => s.median <= OVN_TARGETS.connect_until_ping_ms),
     stack_cold_start: within(num(arca.stack_cold_start_ms), (x) => x <= OVN_TARGETS.stack_cold_start_ms),

@@ -35,8 +35,8 @@ import { inotifyUsage, isWireguardGo } from '../src/network/drivers/wireguard/wg
 import { readPidFile } from '../src/sys/proc-files.js';
 import { TEST_IMAGE, alive, daemonTag, rssKb, startDaemon, type TestDaemon } from '../test/e2e/harness.js';
 import { BareWireguard } from './bare-wireguard.js';
-import { dataPath, firstReply, type Side } from './data-path.js';
-import { api, apiOk, nsexec, ratio, type PingResult } from './net-bench.js';
+import { dataPath, firstReply, summarizeDataPath, type Side } from './data-path.js';
+import { api, apiOk, nsexec } from './net-bench.js';
 import { stats, timed, type Stats } from './sample-stats.js';
 
 /** From issue 11's "Speed"; reported next to the figures, never asserted. */
@@ -501,27 +501,13 @@ async function scaleRun(ctx: Ctx, scale: number): Promise<Record<string, unknown
 
 /** The side-by-side figures and their targets, from what was measured. */
 function summarize(section: Record<string, unknown>, bare: Record<string, unknown>, arca: Record<string, unknown>): void {
-  const bp = section.bare_ping as PingResult | undefined;
-  const ap = section.arca_ping as PingResult | undefined;
-  const bi = (section.bare_iperf_gbit as { median: number } | undefined)?.median;
-  const ai = (section.arca_iperf_gbit as { median: number } | undefined)?.median;
-  const rr = (x: number | undefined, y: number | undefined): number | null => (x === undefined || y === undefined ? null : ratio(x, y));
-  section.ping_rtt_ms = {
-    bare: bp ?? null,
-    arca: ap ?? null,
-    ratio_median: rr(ap?.median_ms, bp?.median_ms),
-    ratio_p95: rr(ap?.p95_ms, bp?.p95_ms),
-    target_ratio_max: WG_TARGETS.rtt_ratio_max,
+  const dp = summarizeDataPath(section, WG_TARGETS);
+  // Per round, both wireguard-go together: CPU seconds and their namespaces' UDP receive-buffer drops.
+  (section.iperf3_container_to_container_gbit as Record<string, unknown>).wireguard_go_per_round = {
+    bare: section.bare_carriers_per_iperf_round ?? null,
+    arca: section.arca_carriers_per_iperf_round ?? null,
   };
-  section.iperf3_container_to_container_gbit = {
-    bare: section.bare_iperf_gbit ?? null,
-    arca: section.arca_iperf_gbit ?? null,
-    ratio: rr(ai, bi),
-    target_ratio_min: WG_TARGETS.throughput_ratio_min,
-    // Per round, both wireguard-go together: CPU seconds and their namespaces' UDP receive-buffer drops.
-    wireguard_go_per_round: { bare: section.bare_carriers_per_iperf_round ?? null, arca: section.arca_carriers_per_iperf_round ?? null },
-  };
-  for (const k of ['bare_ping', 'arca_ping', 'bare_iperf_gbit', 'arca_iperf_gbit', 'bare_carriers_per_iperf_round', 'arca_carriers_per_iperf_round']) delete section[k];
+  for (const k of ['bare_carriers_per_iperf_round', 'arca_carriers_per_iperf_round']) delete section[k];
   type Join = { connect_api_ms: Stats; connect_return_to_first_ping_ms: Stats | null; probe_floor_ms: Stats | null; unanswered?: number };
   const j = arca.join as Join | undefined;
   section.join_first_ping_ms = {
@@ -547,8 +533,8 @@ function summarize(section: Record<string, unknown>, bare: Record<string, unknow
     : null;
   const within = <T>(v: T | undefined | null, ok: (v: T) => boolean): boolean | null => (v === undefined || v === null ? null : ok(v));
   section.within_targets = {
-    ping_rtt: within(rr(ap?.median_ms, bp?.median_ms), (x) => x <= WG_TARGETS.rtt_ratio_max),
-    iperf3_container_to_container: within(rr(ai, bi), (x) => x >= WG_TARGETS.throughput_ratio_min),
+    ping_rtt: within(dp.rtt, (x) => x <= WG_TARGETS.rtt_ratio_max),
+    iperf3_container_to_container: within(dp.throughput, (x) => x >= WG_TARGETS.throughput_ratio_min),
     join_first_ping: within(j?.connect_return_to_first_ping_ms, (s) => s.median <= WG_TARGETS.join_first_ping_ms && !j?.unanswered),
     endpoint_idle_rss: within(idle?.median_mb, (x) => x <= WG_TARGETS.endpoint_idle_rss_mb),
     // A quick run with a smaller --scale says nothing about the target's size.
