@@ -7,7 +7,9 @@
  * forward path flat out (frames/s the sink received and the engine counted), forward path paced
  * (per-frame latency, no queue building up), drop path flat out (TCP frames: parse, classify,
  * count; the rate from the engine's own stats file). The engine's RSS is a whole Node process;
- * a bare idle Node is measured beside it so what the engine adds shows.
+ * a bare idle Node is measured beside it so what the engine adds shows. Then fnat's in-process
+ * benchmark (bench/filterednat-bench.ts: the engine with no socket, its heap per engine) runs as a
+ * child on the same core, its JSON under `in_process`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -22,6 +24,7 @@ import { writeIpv4Header, PROTO_TCP, PROTO_UDP } from '../src/filterednat/ipv4.j
 import { writeUdpHeader } from '../src/filterednat/udp.js';
 
 const MAIN_JS = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const IN_PROCESS_JS = fileURLToPath(new URL('./filterednat-bench.js', import.meta.url));
 /** Omerta's targets (issue 12). */
 export const FILTEREDNAT_TARGETS = { forwarded_frames_per_s: 100_000, latency_p99_us: 500, rss_mb_per_vm: 10 };
 
@@ -150,6 +153,9 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
     out.engine_pinned_to_one_core = pin;
     const sock = await Promise.race([conn, sleep(10_000).then(() => Promise.reject(new Error('vm-net serve never connected')))]);
     sock.setNoDelay(true);
+    // Before any frame: what the CLI process costs loaded (Node plus the modules main.js imports).
+    await sleep(300);
+    const idleKb = rssKb(engine.pid!);
 
     // Opens the flow (its host socket) before anything is timed.
     const template = udpTemplate(port);
@@ -232,9 +238,19 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
     const bare = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
     children.push(bare);
     await sleep(500);
-    out.rss_mb = { engine_process: r1(rssKb(engine.pid!) / 1024), engine_process_peak: r1(hwm / 1024), bare_idle_node: r1(rssKb(bare.pid!) / 1024) };
+    out.rss_mb = { engine_process_connected_idle: r1(idleKb / 1024), engine_process: r1(rssKb(engine.pid!) / 1024), engine_process_peak: r1(hwm / 1024), bare_idle_node: r1(rssKb(bare.pid!) / 1024) };
     sock.destroy();
     server.close();
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+
+    progress('filterednat: the in-process benchmark (bench/filterednat-bench.ts)');
+    const ip = [...(pin ? ['taskset', '-c', String(os.cpus().length - 1)] : []), process.execPath, IN_PROCESS_JS, '--seconds', String(seconds)];
+    const r = spawnSync(ip[0]!, ip.slice(1), { encoding: 'utf8', timeout: (seconds * 4 + 30) * 1000 });
+    try {
+      out.in_process = JSON.parse(r.stdout) as unknown;
+    } catch {
+      out.in_process = { error: `exit ${r.status}: ${(r.stderr || r.stdout).slice(-300)}` };
+    }
   } finally {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
     await sleep(200);
