@@ -39,6 +39,12 @@ export interface FirewallNetwork {
    */
   zeroUdpChecksums?: boolean;
   /**
+   * UDP the host only forwards between addresses of `cidrs` on this network's interface, to and
+   * from `port` (wireguard's underlay: already encrypted, judged by nothing here): left out of
+   * connection tracking, which would otherwise cost a lookup per tunnel packet.
+   */
+  untrackedUdp?: { cidrs: string[]; port: number };
+  /**
    * `-o arca.egress=deny`: what the network's containers may reach outside the network (added by
    * the NetworkManager for every driver from the network's options; see nft-egress.ts).
    */

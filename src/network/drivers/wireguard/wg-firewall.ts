@@ -162,7 +162,13 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
   // driver's rp_filter=1 on c0 does the same for IPv4, and the receiving peer's WireGuard drops
   // any inner source outside the sender's allowed-ips. (DAD probes from `::` are dropped too:
   // harmless, no one else can hold the container's address behind c0.)
-  const prerouting = [`iifname ${inner} fib saddr . iif oif missing counter name "${GUARD_COUNTERS.spoof}" drop ${tag}`];
+  const prerouting = [
+    `iifname ${inner} fib saddr . iif oif missing counter name "${GUARD_COUNTERS.spoof}" drop ${tag}`,
+    // The tunnel's own datagrams need no connection tracking (the guard passes them by port):
+    // tracking each one costs a hash lookup per packet on the tunnel's CPU-bound path.
+    `iifname ${under} udp dport ${spec.listenPort} notrack ${tag}`,
+  ];
+  const rawOutput = [`oifname ${under} udp sport ${spec.listenPort} notrack ${tag}`];
   const policy: string[] = [];
   const plan = spec.plan;
   if (plan?.endpoints.length) {
@@ -190,6 +196,7 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
       ...counters,
       ...sets,
       ...chain('guard_prerouting', 'type filter hook prerouting priority raw; policy accept;', prerouting),
+      ...chain('guard_raw_output', 'type filter hook output priority raw; policy accept;', rawOutput),
       ...chain('guard_input', hook('input'), input),
       ...chain('guard_forward', hook('forward'), forward),
       ...policy,

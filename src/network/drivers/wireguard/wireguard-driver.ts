@@ -33,6 +33,7 @@ import {
   HIDDEN_UNDERLAY_IF,
   HOST_BRIDGE_RE,
   HOST_VETH_RE,
+  LISTEN_PORT,
   STATE_FILE,
   UNDERLAY_HOST_ADDRESS,
   UNDERLAY_POOL,
@@ -214,6 +215,7 @@ export class WireguardDriver
       masquerade: true,
       // The seed's control-plane security: the host's own services are off limits.
       protectHost: true,
+      untrackedUdp: { cidrs: [UNDERLAY_POOL], port: LISTEN_PORT },
     };
   }
 

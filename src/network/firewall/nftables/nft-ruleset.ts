@@ -224,6 +224,14 @@ export function renderRuleset(state: FirewallState, prefix: string, opts: Rulese
   }
 
   const loopGuard = nets.map((n) => `iifname ${n.ifname} ip daddr 127.0.0.0/8 drop ${n.tag}`);
+  for (const n of nets) {
+    const u = n.net.untrackedUdp;
+    if (!u?.cidrs.length) continue;
+    if (!Number.isInteger(u.port) || u.port < 1 || u.port > 65535) throw new InvalidParameter(`invalid untracked UDP port ${u.port} for network ${n.net.id}`);
+    for (const c of u.cidrs) familyOfCidr(c, `network ${n.net.id}`);
+    const set = `{ ${[...u.cidrs].sort().join(', ')} }`;
+    loopGuard.push(`iifname ${n.ifname} ip saddr ${set} ip daddr ${set} udp dport ${u.port} notrack ${n.tag}`);
+  }
   if (loopGuard.length) {
     filterChains.push(...chain('prerouting', loopGuard, 'type filter hook prerouting priority raw; policy accept;'));
   }
