@@ -193,7 +193,9 @@ export class WireguardDriver
 
   async createNetwork(net: DriverNetwork): Promise<void> {
     const { bridge } = networkNames(net.id);
-    await this.deps.linkOps.ensureBridge({ name: bridge, addresses: [`${UNDERLAY_HOST_ADDRESS}/32`] });
+    // The underlay is routed through the host, never bridged port to port: br_netfilter's hooks
+    // would only run the host's rules a second time on every tunnel packet.
+    await this.deps.linkOps.ensureBridge({ name: bridge, addresses: [`${UNDERLAY_HOST_ADDRESS}/32`], nfCallIptables: false });
     // The bridge only carries the routed underlay: no IPv6 link-local chatter on it.
     await writeSysctl(null, `/proc/sys/net/ipv6/conf/${bridge}/disable_ipv6`, '1');
   }
