@@ -150,6 +150,16 @@ describe('nft ruleset properties', () => {
     );
   });
 
+  it('leaves a network\'s tunnel datagrams out of conntrack, and zeroes IPv4 UDP checksums into a switch that asks for it', () => {
+    const base = STATES['default-bridge']!;
+    const net = { ...base.networks[0]!, untrackedUdp: { cidrs: ['169.254.192.0/18'], port: 51820 }, zeroUdpChecksums: true };
+    const out = new NftFirewall({ tablePrefix: 'arca' }).render({ ...base, networks: [net] });
+    assert.match(out, new RegExp(`iifname "${net.bridge}" ip saddr \\{ 169\\.254\\.192\\.0/18 \\} ip daddr \\{ 169\\.254\\.192\\.0/18 \\} udp dport 51820 notrack`));
+    assert.match(out, new RegExp(`oifname "${net.bridge}" meta nfproto ipv4 udp checksum set 0`));
+    assert.match(out, /type filter hook postrouting priority 200;/);
+    assert.throws(() => new NftFirewall({ tablePrefix: 'arca' }).render({ ...base, networks: [{ ...net, untrackedUdp: { cidrs: ['x'], port: 51820 } }] }));
+  });
+
   it('refuses bad state before anything is loaded', () => {
     const fw = new NftFirewall({ tablePrefix: 'arca' });
     const base = STATES['default-bridge']!;
