@@ -44,7 +44,8 @@ export class IpLinkOps implements LinkOps {
     // One exec: `-force` carries on past "File exists" when the bridge (or an address) is already
     // there, which is what makes this idempotent; any other complaint is a real failure.
     const mtu = spec.mtu ? ` mtu ${spec.mtu}` : '';
-    const lines = [`link add name ${spec.name}${mtu} type bridge`];
+    const snoop = spec.multicastSnooping === undefined ? '' : ` mcast_snooping ${spec.multicastSnooping ? 1 : 0}`;
+    const lines = [`link add name ${spec.name}${mtu} type bridge${snoop}`];
     if (spec.mtu) lines.push(`link set dev ${spec.name} mtu ${spec.mtu}`);
     if (spec.nfCallIptables !== undefined) {
       const v = spec.nfCallIptables ? 1 : 0;

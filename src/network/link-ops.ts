@@ -24,6 +24,11 @@ export interface BridgeSpec {
    * nf_call_iptables/ip6tables). Left as is when undefined.
    */
   nfCallIptables?: boolean;
+  /**
+   * IGMP/MLD snooping; when on, the bridge also joins the multicast router discovery groups and
+   * announces them. Left as is when undefined.
+   */
+  multicastSnooping?: boolean;
 }
 
 export interface VethSpec {

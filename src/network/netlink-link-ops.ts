@@ -13,6 +13,7 @@ import {
   IFF_UP,
   IFLA_ADDRESS,
   IFLA_BR_NF_CALL_IP6TABLES,
+  IFLA_BR_MCAST_SNOOPING,
   IFLA_BR_NF_CALL_IPTABLES,
   IFLA_IFNAME,
   IFLA_INFO_DATA,
@@ -181,10 +182,13 @@ export class NetlinkLinkOps implements LinkOps {
 
   async ensureBridge(spec: BridgeSpec): Promise<void> {
     const info: Attr[] = [attr.str(IFLA_INFO_KIND, 'bridge')];
+    const data: Attr[] = [];
     if (spec.nfCallIptables !== undefined) {
       const v = spec.nfCallIptables ? 1 : 0;
-      info.push(attr.nested(IFLA_INFO_DATA, [attr.u8(IFLA_BR_NF_CALL_IPTABLES, v), attr.u8(IFLA_BR_NF_CALL_IP6TABLES, v)]));
+      data.push(attr.u8(IFLA_BR_NF_CALL_IPTABLES, v), attr.u8(IFLA_BR_NF_CALL_IP6TABLES, v));
     }
+    if (spec.multicastSnooping !== undefined) data.push(attr.u8(IFLA_BR_MCAST_SNOOPING, spec.multicastSnooping ? 1 : 0));
+    if (data.length) info.push(attr.nested(IFLA_INFO_DATA, data));
     const settings: Attr[] = [attr.str(IFLA_IFNAME, spec.name)];
     if (spec.mtu) settings.push(attr.u32(IFLA_MTU, spec.mtu));
     const [, , got] = await this.host.request([

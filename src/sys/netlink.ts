@@ -40,6 +40,7 @@ export const IFLA_NET_NS_FD = 28;
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
 export const VETH_INFO_PEER = 1;
+export const IFLA_BR_MCAST_SNOOPING = 23;
 export const IFLA_BR_NF_CALL_IPTABLES = 36;
 export const IFLA_BR_NF_CALL_IP6TABLES = 37;
 

@@ -195,8 +195,10 @@ export class WireguardDriver
     const { bridge } = networkNames(net.id);
     // The underlay is routed through the host, never bridged port to port: br_netfilter's hooks
     // would only run the host's rules a second time on every tunnel packet.
-    await this.deps.linkOps.ensureBridge({ name: bridge, addresses: [`${UNDERLAY_HOST_ADDRESS}/32`], nfCallIptables: false });
-    // The bridge only carries the routed underlay: no IPv6 link-local chatter on it.
+    // Nor does it need snooping, which would join the multicast router groups and announce them
+    // (IGMP) on the underlay.
+    await this.deps.linkOps.ensureBridge({ name: bridge, addresses: [`${UNDERLAY_HOST_ADDRESS}/32`], nfCallIptables: false, multicastSnooping: false });
+    // The bridge only carries the routed underlay, unicast WireGuard: no IPv6 link-local chatter either.
     await writeSysctl(null, `/proc/sys/net/ipv6/conf/${bridge}/disable_ipv6`, '1');
   }
 
@@ -425,7 +427,7 @@ export class WireguardDriver
     ]);
     const gateways = net.subnets.map((s) => s.gateway);
     const lines = [
-      `link set dev ${HIDDEN_UNDERLAY_IF} mtu ${o.underlayMtu} up`,
+      `link set dev ${HIDDEN_UNDERLAY_IF} mtu ${o.underlayMtu} multicast off up`,
       `addr replace ${rec.underlay}/32 dev ${HIDDEN_UNDERLAY_IF}`,
       `route replace default via ${UNDERLAY_HOST_ADDRESS} dev ${HIDDEN_UNDERLAY_IF} onlink`,
       `link set dev ${HIDDEN_INNER_IF} mtu ${o.mtu} up`,
