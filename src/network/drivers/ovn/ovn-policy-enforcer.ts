@@ -98,6 +98,13 @@ export class OvnPolicyEnforcer {
         log.warn('policy change written but not reported installed in time', { network: netId.slice(0, 12), error: errorMessage(e) });
         return;
       }
+      // Installed in OpenFlow is not yet enforced: the datapath's cached flows keep carrying a
+      // live connection until a revalidator round has been through them (under load, well after
+      // the report). Waiting for one makes "applied" mean the next packet meets the new rules.
+      const layout = new StackLayout(this.stack.opts);
+      await run(['ovs-appctl', '-t', layout.run('ovs-vswitchd.ctl'), 'revalidator/wait'], { env: layout.env(), timeoutMs: 5000 }).catch((e: unknown) =>
+        log.warn('datapath revalidation not awaited', { network: netId.slice(0, 12), error: errorMessage(e) }),
+      );
       const ms = (a: number, b: number): number => Math.round((b - a) * 10) / 10;
       const tEnd = performance.now();
       log.debug('policies enforced', { network: netId.slice(0, 12), operations: ops.length - 2, readMs: ms(t0, tRead), writeMs: ms(tRead, tWrite), installMs: ms(tWrite, tEnd) });
