@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { eventually } from './containers-support.js';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 
@@ -73,6 +74,13 @@ describe('ovn driver: VIP load balancing', { skip: skipWithoutOvn }, () => {
     // httpd is not the container's first process: killing it leaves the container running.
     await d.dockerOk(['exec', 'api2', 'killall', 'httpd']);
     assert.equal(await d.dockerOk(['inspect', '-f', '{{.State.Running}}', 'api2']), 'true');
+    // OVN's own verdict first: a lucky round of connections (or an httpd still dying) proves nothing.
+    const ip = await d.dockerOk(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'api2']);
+    await eventually('OVN to mark api2 offline', async () => {
+      const r = spawnSync('ovn-sbctl', [`--db=unix:${join(d.execRoot, 'ovn', 'ovnsb_db.sock')}`, '--bare', '--columns=status', 'find', 'Service_Monitor', `ip=${ip}`], { encoding: 'utf8' });
+      const status = r.stdout.split('\n').filter(Boolean);
+      return status.length > 0 && status.every((x) => x === 'offline') ? true : undefined;
+    }, 30_000);
     await eventually('api2 to be marked offline', async () => {
       const got = await answers('client', 12);
       return got.every((h) => h === 'api1' || h === 'api4') ? true : undefined;
