@@ -1,6 +1,5 @@
-import { native } from '../sys/native.js';
 import { nftLoad } from '../sys/nft.js';
-import { run } from '../sys/runner.js';
+import { writeSysctl } from '../sys/sysctl.js';
 
 /** Where a container's 127.0.0.11:53 goes. */
 export interface DnsRedirectTarget {
@@ -41,11 +40,8 @@ export async function applyDnsRedirect(netnsPath: string, target: DnsRedirectTar
     '  }',
     '}',
   ].join('\n');
-  const n = native();
   await Promise.all([
-    n
-      ? n.writeFileIn(netnsPath, '/proc/sys/net/ipv4/conf/all/route_localnet', '1')
-      : run(['nsenter', `--net=${netnsPath}`, '--', 'sysctl', '-qw', 'net.ipv4.conf.all.route_localnet=1']),
+    writeSysctl(netnsPath, '/proc/sys/net/ipv4/conf/all/route_localnet', '1'),
     nftLoad(script + '\n', netnsPath),
   ]);
 }

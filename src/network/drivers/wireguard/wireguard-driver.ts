@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Unavailable, errorMessage } from '../../../errors.js';
 import { KeyedLock } from '../../../keyed-lock.js';
 import { logger } from '../../../log.js';
-import { native } from '../../../sys/native.js';
+import { writeSysctl } from '../../../sys/sysctl.js';
 import { run } from '../../../sys/runner.js';
 import { cmdlineOf, readPidFile } from '../../../sys/proc-files.js';
 import type { FirewallNetwork } from '../../firewall/firewall.js';
@@ -751,12 +751,6 @@ function sameDevice(have: WgDeviceStatus, want: WgSetRequest): boolean {
   });
 }
 
-async function writeSysctl(nsPath: string | null, path: string, value: string): Promise<void> {
-  const n = native();
-  if (n) return n.writeFileIn(nsPath, path, value);
-  const key = path.replace('/proc/sys/', '').replace(/\//g, '.');
-  await run(nsPath ? ['nsenter', `--net=${nsPath}`, '--', 'sysctl', '-qw', `${key}=${value}`] : ['sysctl', '-qw', `${key}=${value}`]);
-}
 
 /**
  * A hidden namespace, made with IPv6 off (its links carry only the IPv4 underlay and overlay: no
