@@ -16,7 +16,7 @@
  *   {@link NetworkDriver.validateNetwork} before anything exists.
  * - egress-allowlist networks (issue 12): the same policy model's `dns` peers and CIDR rules.
  */
-import type { FirewallNetwork } from './firewall/firewall.js';
+import type { EgressLearnt, FirewallNetwork } from './firewall/firewall.js';
 import type { NetworkPolicyPlan, PolicyCounters } from './policies/policy-types.js';
 
 /** One subnet of a network with its gateway. */
@@ -224,6 +224,17 @@ export interface PolicyEnforcer {
   /** Counters per policy name on this network. */
   policyCounters?(net: DriverNetwork): Promise<Record<string, PolicyCounters>>;
 }
+/**
+ * Optional capability of a {@link PolicyEnforcer}: DNS-learnt addresses of policies' `dns` peers
+ * (items with `dns` set), in force before it resolves: the container's answer waits for it.
+ */
+export interface PolicyDnsLearner {
+  learnPolicyDns(net: DriverNetwork, items: EgressLearnt[]): Promise<void>;
+}
+export function isPolicyDnsLearner(d: NetworkDriver): d is NetworkDriver & PolicyDnsLearner {
+  return typeof (d as Partial<PolicyDnsLearner>).learnPolicyDns === 'function';
+}
+
 export function isPolicyEnforcer(d: NetworkDriver): d is NetworkDriver & PolicyEnforcer {
   return typeof (d as Partial<PolicyEnforcer>).applyPolicies === 'function';
 }

@@ -146,9 +146,13 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
     dns.setEgressLearner?.(this.egressLearn);
   }
 
-  /** DNS answers for deny networks' names go to whichever firewall is in place. */
-  private readonly egressLearn = (items: EgressLearnt[]): Promise<void> =>
-    isEgressLearner(this.firewall) ? this.firewall.learnEgress(items) : Promise.resolve();
+  /**
+   * DNS answers for deny networks' names and policies' `dns` peers go to whichever firewall is in
+   * place, and to the drivers enforcing policies themselves.
+   */
+  private readonly egressLearn = async (items: EgressLearnt[]): Promise<void> => {
+    await Promise.all([isEgressLearner(this.firewall) ? this.firewall.learnEgress(items) : undefined, this.policies?.learnDns(items)]);
+  };
 
   /** `arca network egress NAME`. */
   async egress(ref: string): Promise<EgressView> {
@@ -1336,6 +1340,7 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
   }
 
   dnsSnapshot(): DnsSnapshot {
+    const policyDns = this.policies?.dnsPeersByNetwork();
     const networks = [...this.nets.values()]
       .filter((n) => !n.predefined && this.driverOf(n).usesIpam)
       .map((n) => ({ n, vips: this.virtualNames(n) }))
@@ -1344,6 +1349,7 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
         name: n.Name,
         internal: n.Internal,
         ...egressNames(n),
+        ...(policyDns?.get(n.Name)?.length ? { policyDns: policyDns.get(n.Name) } : {}),
         // A VIP answers for its name as an endpoint of its own would; the backends no longer do.
         endpoints: [...vips.map((v) => ({ containerId: `vip:${v.name}`, names: [v.name], ipv4: v.ipv4 })), ...this.endpointsOn(n.Id).map((e) => {
           // `--dns` on a user-defined network: the embedded server forwards this container's

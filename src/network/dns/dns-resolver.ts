@@ -129,7 +129,13 @@ export class DnsIndex {
         }
       }
     }
-    const egressByNetwork = new Map(snapshot.networks.flatMap((n) => (n.egressNames?.length ? [[n.id, n.egressNames] as const] : [])));
+    const egressByNetwork = new Map(
+      snapshot.networks.flatMap((n) =>
+        n.egressNames?.length || n.policyDns?.length
+          ? [[n.id, { names: n.egressNames ?? [], ...(n.policyDns?.length ? { peers: n.policyDns } : {}) }] as const]
+          : [],
+      ),
+    );
     for (const net of snapshot.networks) {
       const view: NetworkView = { id: net.id, name: net.name, internal: net.internal, names: new Map() };
       const seen = new Map<string, Set<string>>();
@@ -181,8 +187,8 @@ export class DnsIndex {
       const links = linkNames.get(containerId);
       if (links) asker.links = links;
       const egress = networks.flatMap((n) => {
-        const names = egressByNetwork.get(n.id);
-        return names ? [{ networkId: n.id, names }] : [];
+        const view = egressByNetwork.get(n.id);
+        return view ? [{ networkId: n.id, ...view }] : [];
       });
       if (egress.length) asker.egress = egress;
       byContainer.set(containerId, asker);

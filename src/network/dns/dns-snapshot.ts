@@ -41,6 +41,8 @@ export interface DnsNetwork {
    * names they match are learnt by the firewall before the container gets them.
    */
   egressNames?: Array<{ name: string; wildcard: boolean }>;
+  /** The `dns` peers of the policies on the network (normalised patterns), learnt the same way. */
+  policyDns?: string[];
 }
 
 export interface DnsSnapshot {

@@ -10,17 +10,26 @@
 import { decodeMessage, DnsType, DnsFormatError } from '../dns/dns-codec.js';
 import type { EgressLearnt } from '../firewall/firewall.js';
 import { nameMatches, type EgressNameRule } from './egress-options.js';
+import { dnsRule } from '../policies/policy-dns.js';
 
-/** A deny network's name rules, as the DNS snapshot carries them (index = rule index). */
+/**
+ * A network's names to learn, as the DNS snapshot carries them: a deny network's name rules
+ * (index = rule index) and the `dns` peers of the policies on it (policy-dns.ts).
+ */
 export interface EgressDnsView {
   networkId: string;
   names: ReadonlyArray<Pick<EgressNameRule, 'name' | 'wildcard'>>;
+  /** Normalised `dns` peer patterns (`api.example.com`, `*.example.com`). */
+  peers?: readonly string[];
 }
 
-/** The rules of `views` that `qname` matches, as (network, rule index) pairs. */
-export function matchingRules(views: readonly EgressDnsView[], qname: string): Array<{ networkId: string; rule: number }> {
-  const out: Array<{ networkId: string; rule: number }> = [];
-  for (const v of views) v.names.forEach((r, rule) => nameMatches(r, qname) && out.push({ networkId: v.networkId, rule }));
+/** What `qname` matches in `views`: (network, rule index) pairs, and (network, pattern) ones with rule -1. */
+export function matchingRules(views: readonly EgressDnsView[], qname: string): Array<{ networkId: string; rule: number; dns?: string }> {
+  const out: Array<{ networkId: string; rule: number; dns?: string }> = [];
+  for (const v of views) {
+    v.names.forEach((r, rule) => nameMatches(r, qname) && out.push({ networkId: v.networkId, rule }));
+    for (const dns of v.peers ?? []) if (nameMatches(dnsRule(dns), qname)) out.push({ networkId: v.networkId, rule: -1, dns });
+  }
   return out;
 }
 

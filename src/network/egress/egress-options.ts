@@ -88,6 +88,16 @@ function parsePorts(text: string, entry: string): EgressPorts {
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
 function parseName(text: string, entry: string): { name: string; wildcard: boolean } {
+  return parseNamePattern(text, (why) => {
+    throw bad(entry, why);
+  });
+}
+
+/**
+ * A DNS name or `*.suffix` wildcard, as allowlist entries and policies' `dns` peers write it:
+ * lower-cased, without a trailing dot, the wildcard's suffix in `name`. `fail` gets the reason.
+ */
+export function parseNamePattern(text: string, fail: (why: string) => never): { name: string; wildcard: boolean } {
   let name = text.toLowerCase();
   if (name.endsWith('.')) name = name.slice(0, -1);
   let wildcard = false;
@@ -95,15 +105,15 @@ function parseName(text: string, entry: string): { name: string; wildcard: boole
     wildcard = true;
     name = name.slice(2);
   }
-  if (name.includes('*')) throw bad(entry, 'a wildcard is allowed only as the whole first label ("*.example.com")');
-  if (!name || name.length > 253) throw bad(entry, 'not a DNS name');
+  if (name.includes('*')) fail('a wildcard is allowed only as the whole first label ("*.example.com")');
+  if (!name || name.length > 253) fail('not a DNS name');
   const labels = name.split('.');
   for (const l of labels) {
-    if (!LABEL.test(l)) throw bad(entry, `"${l}" is not a valid DNS label`);
+    if (!LABEL.test(l)) fail(`"${l}" is not a valid DNS label`);
   }
   // `*.com` would open a whole top-level domain: almost surely a mistake.
-  if (wildcard && labels.length < 2) throw bad(entry, 'a wildcard needs at least two labels after "*." (e.g. "*.example.com")');
-  if (/^[0-9.]+$/.test(name)) throw bad(entry, 'not an address nor a DNS name');
+  if (wildcard && labels.length < 2) fail('a wildcard needs at least two labels after "*." (e.g. "*.example.com")');
+  if (/^[0-9.]+$/.test(name)) fail('not an address nor a DNS name');
   return { name, wildcard };
 }
 

@@ -83,8 +83,10 @@ export interface FirewallState {
 /** A DNS answer's addresses for one name rule of a deny network (see {@link EgressLearner}). */
 export interface EgressLearnt {
   networkId: string;
-  /** Index of the name rule in the network's {@link EgressPolicy.names}. */
+  /** Index of the name rule in the network's {@link EgressPolicy.names}; -1 for a policy's `dns` peer. */
   rule: number;
+  /** The policy `dns` peer pattern (normalised) the answer is for, instead of a name rule. */
+  dns?: string;
   addresses: Array<{ addr: string; fam: 4 | 6; ttl: number }>;
 }
 

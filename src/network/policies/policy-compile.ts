@@ -40,6 +40,7 @@ interface ContainerView {
  *   rules are the union of those policies' rules, `isolatedBy` names those policies.
  * - Selector and `network` peers are containers, by every address of theirs on any network; a
  *   peer with both kinds of key needs both to hold. Omitted `from`/`to` or `ports` is `'any'`.
+ * - `dns` peers stay patterns (`peers.dns`): their addresses are learnt by the enforcers.
  */
 export function compilePlans(policies: PolicyDoc[], world: PolicyWorld): NetworkPolicyPlan[] {
   const pc = new PeerCompiler(containerViews(world));
@@ -134,7 +135,12 @@ class PeerCompiler {
     const members = new Uint8Array(this.containers.length);
     // Keyed by cidr and holes: the same cidr with other holes is another peer (either may allow).
     const cidrs = new Map<string, { cidr: string; except: string[] }>();
+    const dns = new Set<string>();
     for (const p of peers) {
+      if (p.dns !== undefined) {
+        dns.add(p.dns);
+        continue;
+      }
       if (p.cidr !== undefined) {
         const except = [...new Set(p.except ?? [])].sort(comparePrefixes);
         cidrs.set(`${p.cidr} ${except.join(' ')}`, { cidr: p.cidr, except });
@@ -156,6 +162,7 @@ class PeerCompiler {
       addrs4,
       addrs6,
       cidrs: [...cidrs.values()].sort((a, b) => comparePrefixes(a.cidr, b.cidr) || cmp(a.except.join(' '), b.except.join(' '))),
+      ...(dns.size ? { dns: [...dns].sort(cmp) } : {}),
     };
   }
 }

@@ -1,11 +1,12 @@
 import { InvalidParameter, errorMessage } from '../../errors.js';
 import { logger } from '../../log.js';
-import { isFirewallContributor, isPolicyEnforcer, type DriverNetwork, type NetworkDriver } from '../driver.js';
+import { isFirewallContributor, isPolicyDnsLearner, isPolicyEnforcer, type DriverNetwork, type NetworkDriver } from '../driver.js';
 import type { DriverRegistry } from '../driver-registry.js';
-import type { Firewall } from '../firewall/firewall.js';
+import type { EgressLearnt, Firewall } from '../firewall/firewall.js';
 import type { NetworkRecord } from '../network-record.js';
 import { checkConnection, type CheckQuery, type CheckResult } from './policy-check.js';
 import { compilePlans } from './policy-compile.js';
+import { policyDnsPatterns } from './policy-dns.js';
 import type { PolicyManager } from './policy-manager.js';
 import type { NetworkPolicyPlan, PolicyCounters, PolicyDoc, PolicyWorld, StoredPolicy } from './policy-types.js';
 
@@ -125,6 +126,35 @@ export class PolicyEnforcement {
         if (errors.length) throw new AggregateError(errors, `network policies not applied on ${errors.length} network(s)`);
       },
     };
+  }
+
+  /** The `dns` peer patterns of the stored policies, by network name (for the DNS snapshot). */
+  dnsPeersByNetwork(): Map<string, string[]> {
+    const docs = this.store.docs();
+    const out = new Map<string, string[]>();
+    for (const name of new Set(docs.map((d) => d.network))) {
+      const peers = policyDnsPatterns(docs, name);
+      if (peers.length) out.set(name, peers);
+    }
+    return out;
+  }
+
+  /**
+   * Hands DNS-learnt addresses of `dns` peers to the drivers enforcing policies themselves (the
+   * nftables firewall takes its own through the egress learner); resolves once they have them.
+   */
+  async learnDns(items: EgressLearnt[]): Promise<void> {
+    const byNet = new Map<string, EgressLearnt[]>();
+    for (const it of items) if (it.dns !== undefined) byNet.set(it.networkId, [...(byNet.get(it.networkId) ?? []), it]);
+    await Promise.all(
+      [...byNet].map(async ([id, list]) => {
+        const t = this.target(id);
+        if (!t || !isPolicyDnsLearner(t.driver)) return;
+        await t.driver.learnPolicyDns(t.net, list).catch((e: unknown) => {
+          log.warn('learning dns peer addresses failed', { network: t.net.name, driver: t.driver.name, error: errorMessage(e) });
+        });
+      }),
+    );
   }
 
   /** Refuses documents whose network exists on a driver that enforces policies in no way. */

@@ -1,6 +1,8 @@
 import { parseAllDocuments } from 'yaml';
 import { InvalidParameter } from '../../errors.js';
 import { formatIp, parseIp, Prefix } from '../ipam/ip-address.js';
+import { parseNamePattern } from '../egress/egress-options.js';
+import { dnsPattern } from './policy-dns.js';
 import type { PolicyDoc, PolicyPeer, PolicyPortSpec, PolicyProto, PolicyRule, PolicySelector } from './policy-types.js';
 
 /** Policy names: the same characters as Docker's object names. */
@@ -229,7 +231,7 @@ function rule(v: unknown, dir: 'ingress' | 'egress', field: string, fail: Fail):
     if (!Array.isArray(peers)) fail(f, `must be a list of peers, not ${describe(peers)}`);
     // Kubernetes reads an empty list as "any": too easy to write by mistake for an allow-list.
     if ((peers as unknown[]).length === 0) fail(f, `an empty list; omit "${peersKey}" to allow any ${dir === 'ingress' ? 'source' : 'destination'}`);
-    out[peersKey] = (peers as unknown[]).map((p, i) => peer(p, `${f}[${i}]`, fail));
+    out[peersKey] = (peers as unknown[]).map((p, i) => peer(p, `${f}[${i}]`, fail, dir));
   }
   if (v.ports !== undefined) {
     const f = `${field}.ports`;
@@ -270,12 +272,18 @@ function selector(v: Record<string, unknown>, field: string, fail: Fail): Policy
   return out;
 }
 
-function peer(v: unknown, field: string, fail: Fail): PolicyPeer {
+function peer(v: unknown, field: string, fail: Fail, dir: 'ingress' | 'egress'): PolicyPeer {
   if (!isObject(v)) return fail(field, `a peer must be a mapping, not ${describe(v)}`);
   unknownKeys(v, PEER_KEYS, field, fail);
   const keys = Object.keys(v).filter((k) => v[k] !== undefined);
-  if (keys.length === 0) fail(field, 'an empty peer: give labels, names, service, network or cidr');
-  if (v.dns !== undefined) fail(`${field}.dns`, 'dns peers need the egress allowlist support of issue 12');
+  if (keys.length === 0) fail(field, 'an empty peer: give labels, names, service, network, cidr or dns');
+  if (v.dns !== undefined) {
+    // Names are learnt from the answers the network's containers get: only destinations have them.
+    if (dir !== 'egress') fail(`${field}.dns`, 'a dns peer is a destination: only in an egress rule\'s "to"');
+    const other = keys.filter((k) => k !== 'dns');
+    if (other.length > 0) fail(field, `dns cannot be combined with ${other.join(', ')} in one peer (make them two peers)`);
+    return { dns: dnsPeer(v.dns, `${field}.dns`, fail) };
+  }
   if (v.except !== undefined && v.cidr === undefined) fail(`${field}.except`, 'only with cidr');
   if (v.cidr !== undefined) {
     const other = keys.filter((k) => k !== 'cidr' && k !== 'except');
@@ -299,6 +307,14 @@ function peer(v: unknown, field: string, fail: Fail): PolicyPeer {
     out.network = v.network as string;
   }
   return out;
+}
+
+/** `api.example.com` or `*.example.com`, as the egress allowlist reads names; ports go in the rule's `ports`. */
+function dnsPeer(v: unknown, field: string, fail: Fail): string {
+  if (typeof v !== 'string') return fail(field, `must be a DNS name like api.example.com or *.example.com, not ${describe(v)}`);
+  if (v.includes(':') || v.includes('/')) fail(field, `${JSON.stringify(v)}: a dns peer is a name only; give ports in the rule's "ports"`);
+  const p = parseNamePattern(v.trim(), (why) => fail(field, `${JSON.stringify(v)}: ${why}`));
+  return dnsPattern(p);
 }
 
 function parseCidr(v: unknown, field: string, fail: Fail): Prefix {

@@ -29,7 +29,11 @@ export interface PolicyPeer extends PolicySelector {
   /** Addresses; `except` carves holes. Only with `cidr`. */
   cidr?: string;
   except?: string[];
-  /** DNS name or `*.example.com` (issue 12, egress only); refused until an enforcer supports it. */
+  /**
+   * A DNS name or `*.example.com` (egress `to` only, alone in its peer): the addresses the
+   * embedded DNS answered for matching names to containers of the policy's network, learnt
+   * before the answer reaches them (see policy-dns.ts). Normalised: lower case, no trailing dot.
+   */
   dns?: string;
 }
 
@@ -105,6 +109,8 @@ export type CompiledPeers =
       addrs6: string[];
       /** `cidr` peers, masked, with their holes. */
       cidrs: Array<{ cidr: string; except: string[] }>;
+      /** `dns` peers (normalised patterns, sorted); absent when there are none. */
+      dns?: string[];
     };
 
 /** One rule of one policy, compiled against the current world. */

@@ -7,7 +7,8 @@ import type { EgressPolicy } from '../../egress/egress-options.js';
 import { EgressBook } from '../../egress/egress-book.js';
 import { egressCounterNames, egressNameSet, parseLearntSet, type LearntElement } from './nft-egress.js';
 import { requiredSysctls, writeSysctls } from './host-sysctls.js';
-import { DROP_SETS } from './nft-policy.js';
+import { DROP_SETS, policyDnsSet } from './nft-policy.js';
+import { planDnsSets } from '../../policies/policy-dns.js';
 import {
   parseCounters,
   parseDropSet,
@@ -61,6 +62,9 @@ export class NftFirewall implements Firewall, EgressLearner {
   /** Deny networks of the ruleset in the kernel, by id. */
   private egressNets = new Map<string, EgressPolicy>();
   private readonly learnt = new EgressBook();
+  /** Policies' `dns` peers: the learnt sets of the ruleset in the kernel (`<network id> <pattern>`), and their elements. */
+  private dnsSets = new Set<string>();
+  private readonly dnsLearnt = new EgressBook<string>();
   /** Loads one at a time: a learnt element must not be lost to a reload rendered before it. */
   private loading: Promise<unknown> = Promise.resolve();
   /** Whether the learnt sets a previous daemon left in the kernel were read back (once, at the first apply). */
@@ -79,7 +83,12 @@ export class NftFirewall implements Firewall, EgressLearner {
 
   /** The nft script {@link apply} would load for `state`. Pure; throws InvalidParameter on bad state. */
   render(state: FirewallState): string {
-    return renderRuleset(state, this.opts.tablePrefix, { logDrops: this.opts.logPolicyDrops ?? false, egressLearnt: this.learnt.elements(Date.now()) });
+    const now = Date.now();
+    return renderRuleset(state, this.opts.tablePrefix, {
+      logDrops: this.opts.logPolicyDrops ?? false,
+      egressLearnt: this.learnt.elements(now),
+      dnsLearnt: this.dnsLearnt.elements(now),
+    });
   }
 
   async apply(state: FirewallState): Promise<void> {
@@ -88,15 +97,20 @@ export class NftFirewall implements Firewall, EgressLearner {
       // libnftables' thread while this one renders). collectCounters never rejects.
       const collecting = this.plans.length || this.egressNets.size ? this.collectCounters() : Promise.resolve();
       const egressNets = new Map(state.networks.flatMap((n) => (n.egress ? [[n.id, n.egress] as const] : [])));
+      const dnsSets = planDnsSets(state.policies ?? []);
       if (!this.adopted) {
         this.adopted = true;
         await this.adoptLearnt(egressNets);
+        await this.adoptDnsLearnt(dnsSets);
       }
       this.learnt.retain(egressNets);
+      const dnsKeys = new Set(dnsSets.map((d) => `${d.networkId} ${d.dns}`));
+      this.dnsLearnt.retainKeys((id, dns) => dnsKeys.has(`${id} ${dns}`));
       const script = this.render(state);
       await collecting;
       await this.load(script, 'apply');
       this.egressNets = egressNets;
+      this.dnsSets = dnsKeys;
     });
     this.plans = state.policies ?? [];
     this.scheduleDropPolls();
@@ -108,6 +122,7 @@ export class NftFirewall implements Firewall, EgressLearner {
     this.scheduleDropPolls();
     await this.serialised(async () => {
       this.egressNets = new Map();
+      this.dnsSets = new Set();
       await this.load(renderTeardown(this.opts.tablePrefix), 'teardown');
     });
   }
@@ -123,6 +138,17 @@ export class NftFirewall implements Firewall, EgressLearner {
       const lines: string[] = [];
       const accepted: Array<{ it: EgressLearnt; timed: LearntElement[] }> = [];
       for (const it of items) {
+        if (it.dns !== undefined) {
+          // A policy's dns peer: its set exists while a governed endpoint's rule names it.
+          if (!this.dnsSets.has(`${it.networkId} ${it.dns}`)) continue;
+          const timed = this.dnsLearnt.timeouts(it, now);
+          for (const fam of [4, 6] as const) {
+            const els = timed.filter((x) => x.fam === fam);
+            if (els.length) lines.push(`add element inet ${this.tables.filter} ${policyDnsSet(it.networkId, it.dns, fam)} { ${els.map((x) => `${x.addr} timeout ${x.timeoutS}s`).join(', ')} }`);
+          }
+          accepted.push({ it, timed });
+          continue;
+        }
         const pol = this.egressNets.get(it.networkId);
         if (!pol || !pol.names[it.rule]) continue;
         const timed = this.learnt.timeouts(it, now);
@@ -136,7 +162,10 @@ export class NftFirewall implements Firewall, EgressLearner {
       }
       if (!lines.length) return;
       await this.load(lines.join('\n') + '\n', 'learn');
-      for (const a of accepted) this.learnt.record(a.it.networkId, a.it.rule, a.timed, now);
+      for (const a of accepted) {
+        if (a.it.dns !== undefined) this.dnsLearnt.record(a.it.networkId, a.it.dns, a.timed, now);
+        else this.learnt.record(a.it.networkId, a.it.rule, a.timed, now);
+      }
     });
   }
 
@@ -164,6 +193,21 @@ export class NftFirewall implements Firewall, EgressLearner {
           } catch {
             // No such set (a new network, or a kernel without our tables): nothing to keep.
           }
+        }
+      }
+    }
+  }
+
+  /** The same for policies' `dns` peer sets. */
+  private async adoptDnsLearnt(sets: ReadonlyArray<{ networkId: string; dns: string }>): Promise<void> {
+    const now = Date.now();
+    for (const { networkId, dns } of sets) {
+      for (const fam of [4, 6] as const) {
+        try {
+          const els = parseLearntSet(await nftOutput(`list set inet ${this.tables.filter} ${policyDnsSet(networkId, dns, fam)}`, this.opts.netns), fam);
+          if (els.length) this.dnsLearnt.record(networkId, dns, els, now);
+        } catch {
+          // Not in the kernel (a new policy, or no tables of ours): nothing to keep.
         }
       }
     }

@@ -38,6 +38,7 @@
 import { createHash } from 'node:crypto';
 import { InvalidParameter } from '../../../errors.js';
 import type { CompiledPeers, CompiledRule, EndpointPolicy, NetworkPolicyPlan, PortRange } from '../../policies/policy-types.js';
+import type { LearntElement } from './nft-egress.js';
 import { familyOf, mergeRanges, parseAddress, parseCidr, rangeElements, subtractRanges, type AddrRange, type Family } from './address-ranges.js';
 
 /** What the policy renderer needs to know about a network of the ruleset. */
@@ -64,6 +65,29 @@ export interface PolicyRenderOptions {
    * may always reach its containers" true there too.
    */
   exemptClients?: readonly string[];
+  /**
+   * The elements `dns` peers' learnt sets hold now (network id → pattern → elements, with the
+   * seconds they have left), re-created by a reload; see {@link policyDnsSet}.
+   */
+  dnsLearnt?: PolicyDnsLearnt;
+}
+
+/** Learnt elements of `dns` peers: network id → normalised pattern → elements. */
+export type PolicyDnsLearnt = ReadonlyMap<string, ReadonlyMap<string, readonly LearntElement[]>>;
+
+/**
+ * The learnt set of a `dns` peer on a network, per family (`flags timeout`): every rule naming the
+ * pattern on that network refers to it, and the DNS learner adds to it with `add element`.
+ */
+export function policyDnsSet(networkId: string, pattern: string, fam: Family): string {
+  const h = createHash('sha256').update(pattern).digest('hex').slice(0, 10);
+  return `pol_d_${networkId.slice(0, 12).replace(/[^A-Za-z0-9]/g, '_')}_${h}_${fam}`;
+}
+
+/** `elements = { a timeout 30s, ... }` text of learnt elements of one family ('' when none). */
+export function learntElementsText(els: readonly LearntElement[] | undefined, fam: Family): string {
+  const mine = (els ?? []).filter((x) => x.fam === fam);
+  return mine.length ? `elements = { ${mine.map((x) => `${x.addr} timeout ${Math.max(1, Math.ceil(x.timeoutS))}s`).join(', ')} }` : '';
 }
 
 export interface PolicyRendering {
@@ -166,8 +190,8 @@ function portElements(ports: 'any' | PortRange[], where: string): string[] | und
 
 /** One rule's data, as named sets shared by every chain that uses the same rule. */
 interface RuleData {
-  /** Address sets per family (absent family: the rule allows no peer of it); undefined: any peer. */
-  addrs?: Partial<Record<Family, string>>;
+  /** Address sets per family, static then learnt (absent family: no peer of it); undefined: any peer. */
+  addrs?: Partial<Record<Family, string[]>>;
   /** Port set; undefined: every port and protocol. */
   ports?: string;
 }
@@ -216,8 +240,11 @@ export function renderPolicies(
     return k;
   };
 
-  const dataFor = (rule: CompiledRule, where: string): RuleData => {
-    const key = keyOf(rule).data;
+  const dnsSets = new Set<string>();
+  const dataFor = (rule: CompiledRule, where: string, networkId: string): RuleData => {
+    const dns = rule.peers === 'any' ? [] : rule.peers.dns ?? [];
+    // Learnt sets are the network's: a rule naming a pattern is not the same data on another one.
+    const key = dns.length ? `${networkId} ${keyOf(rule).data}` : keyOf(rule).data;
     const known = ruleData.get(key);
     if (known) return known;
     const k = ruleData.size + 1;
@@ -226,10 +253,23 @@ export function renderPolicies(
     if (ranges) {
       data.addrs = {};
       for (const fam of [4, 6] as const) {
-        if (!ranges[fam].length) continue;
-        const name = `pol_r${k}_a${fam}`;
-        sets.push(setDecl(name, fam === 4 ? 'ipv4_addr' : 'ipv6_addr', rangeElements(fam, ranges[fam]), 'interval'));
-        data.addrs[fam] = name;
+        const list: string[] = [];
+        if (ranges[fam].length) {
+          const name = `pol_r${k}_a${fam}`;
+          sets.push(setDecl(name, fam === 4 ? 'ipv4_addr' : 'ipv6_addr', rangeElements(fam, ranges[fam]), 'interval'));
+          list.push(name);
+        }
+        for (const pattern of dns) {
+          const name = policyDnsSet(networkId, pattern, fam);
+          if (!dnsSets.has(name)) {
+            dnsSets.add(name);
+            const els = learntElementsText(opts.dnsLearnt?.get(networkId)?.get(pattern), fam);
+            const comment = pattern.replace(/[^\x21-\x7e]|["\\]/g, '').slice(0, 100);
+            sets.push(`\tset ${name} { type ${fam === 4 ? 'ipv4_addr' : 'ipv6_addr'}; flags timeout;${els ? ` ${els};` : ''} comment "${comment}"; }`);
+          }
+          list.push(name);
+        }
+        if (list.length) data.addrs[fam] = list;
       }
     }
     const pe = portElements(rule.ports, where);
@@ -256,17 +296,19 @@ export function renderPolicies(
     const lines: string[] = [];
     for (const rule of rules) {
       const where = `policy "${rule.policy}" ${dir}[${rule.index}]`;
-      const data = dataFor(rule, where);
+      const data = dataFor(rule, where, net.id);
       const count = `counter name "${policyCounterNames(rule.policy).allowed}" return ${net.tag}`;
-      const fams: Array<Family | undefined> = data.addrs ? ([4, 6] as const).filter((f) => data.addrs![f]) : [undefined];
+      const targets: Array<{ fam: Family; set: string } | undefined> = data.addrs
+        ? ([4, 6] as const).flatMap((fam) => (data.addrs![fam] ?? []).map((set) => ({ fam, set })))
+        : [undefined];
       if (!data.addrs && !data.ports) {
         lines.push(count);
         continue;
       }
-      for (const fam of fams) {
+      for (const t of targets) {
         for (const d of ['original', 'reply'] as const) {
           const m = [`ct direction ${d}`];
-          if (fam) m.push(`${ipKw(fam)} ${peerField[d]} @${data.addrs![fam]}`);
+          if (t) m.push(`${ipKw(t.fam)} ${peerField[d]} @${t.set}`);
           if (data.ports) m.push(`meta l4proto . th ${d === 'original' ? 'dport' : 'sport'} @${data.ports}`);
           lines.push(`${m.join(' ')} ${count}`);
         }

@@ -1,0 +1,129 @@
+/**
+ * Policies' `dns` peers: parsing (names and wildcards as the egress allowlist reads them, egress
+ * `to` only), compilation (patterns kept per rule), rendering (one learnt set per network and
+ * pattern, referenced by the rule, elements re-created on reload) and learning (the DNS views
+ * carry the patterns; the firewall adds elements only to sets its ruleset has).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { InvalidParameter } from '../../src/errors.js';
+import { encodeMessage, DnsType } from '../../src/network/dns/dns-codec.js';
+import { learntFromAnswer } from '../../src/network/egress/egress-dns.js';
+import { EgressBook } from '../../src/network/egress/egress-book.js';
+import type { FirewallNetwork } from '../../src/network/firewall/firewall.js';
+import { NftFirewall } from '../../src/network/firewall/nftables/nft-firewall.js';
+import { policyDnsSet } from '../../src/network/firewall/nftables/nft-policy.js';
+import { compilePlans } from '../../src/network/policies/policy-compile.js';
+import { planDnsSets, policyDnsPatterns } from '../../src/network/policies/policy-dns.js';
+import { validatePolicy } from '../../src/network/policies/policy-parse.js';
+import { fixtureWorld } from './policies-fixtures.js';
+
+const base = { name: 'p', network: 'back' };
+
+function refused(doc: unknown, msg: string): void {
+  assert.throws(
+    () => validatePolicy(doc),
+    (e: unknown) => e instanceof InvalidParameter && e.message === msg,
+  );
+}
+
+describe('dns peers: parsing', () => {
+  it('normalises names and wildcards', () => {
+    const d = validatePolicy({ ...base, egress: [{ to: [{ dns: 'API.Example.com.' }, { dns: '*.cdn.example.net' }], ports: [{ port: 443 }] }] });
+    assert.deepEqual(d.egress![0]!.to, [{ dns: 'api.example.com' }, { dns: '*.cdn.example.net' }]);
+    assert.deepEqual(d.egress![0]!.ports, [{ proto: 'tcp', port: 443 }]);
+  });
+
+  it('refuses bad names, wildcards, ports in the name, other keys and ingress use, naming the field', () => {
+    refused({ ...base, ingress: [{ from: [{ dns: 'a.example.com' }] }] }, 'policy "p": ingress[0].from[0].dns: a dns peer is a destination: only in an egress rule\'s "to"');
+    refused({ ...base, egress: [{ to: [{ dns: 'a.*.example.com' }] }] }, 'policy "p": egress[0].to[0].dns: "a.*.example.com": a wildcard is allowed only as the whole first label ("*.example.com")');
+    refused({ ...base, egress: [{ to: [{ dns: '*.com' }] }] }, 'policy "p": egress[0].to[0].dns: "*.com": a wildcard needs at least two labels after "*." (e.g. "*.example.com")');
+    refused({ ...base, egress: [{ to: [{ dns: 'bad!.example.com' }] }] }, 'policy "p": egress[0].to[0].dns: "bad!.example.com": "bad!" is not a valid DNS label');
+    refused({ ...base, egress: [{ to: [{ dns: '10.0.0.1' }] }] }, 'policy "p": egress[0].to[0].dns: "10.0.0.1": not an address nor a DNS name');
+    refused({ ...base, egress: [{ to: [{ dns: 'api.example.com:443' }] }] }, 'policy "p": egress[0].to[0].dns: "api.example.com:443": a dns peer is a name only; give ports in the rule\'s "ports"');
+    refused({ ...base, egress: [{ to: [{ dns: 7 }] }] }, 'policy "p": egress[0].to[0].dns: must be a DNS name like api.example.com or *.example.com, not number 7');
+    refused({ ...base, egress: [{ to: [{ dns: 'a.example.com', cidr: '10.0.0.0/8' }] }] }, 'policy "p": egress[0].to[0]: dns cannot be combined with cidr in one peer (make them two peers)');
+  });
+});
+
+const world = fixtureWorld(
+  [
+    { name: 'app', labels: { app: 'x' }, on: { back: '10.2.0.2' } },
+    { name: 'other', labels: {}, on: { back: '10.2.0.3' } },
+  ],
+  ['back', 'front'],
+);
+const docs = [
+  validatePolicy({
+    name: 'api-out',
+    network: 'back',
+    select: { labels: { app: 'x' } },
+    egress: [{ to: [{ dns: 'api.example.com' }, { dns: '*.example.org' }, { cidr: '192.0.2.0/24' }], ports: [{ port: 443 }] }],
+  }),
+];
+
+describe('dns peers: compilation', () => {
+  it('keeps the patterns, sorted, beside the other peers', () => {
+    const plans = compilePlans(docs, world);
+    const ep = plans[0]!.endpoints;
+    assert.equal(ep.length, 1);
+    assert.deepEqual(ep[0]!.egress![0]!.peers, { addrs4: [], addrs6: [], cidrs: [{ cidr: '192.0.2.0/24', except: [] }], dns: ['*.example.org', 'api.example.com'] });
+    assert.deepEqual(planDnsSets(plans), [
+      { networkId: plans[0]!.networkId, dns: '*.example.org' },
+      { networkId: plans[0]!.networkId, dns: 'api.example.com' },
+    ]);
+    assert.deepEqual(policyDnsPatterns(docs, 'back'), ['*.example.org', 'api.example.com']);
+    assert.deepEqual(policyDnsPatterns(docs, 'front'), []);
+  });
+});
+
+describe('dns peers: rendering and learning', () => {
+  // Endpoint ids as the daemon makes them (the renderer names host veths after them).
+  const plans = compilePlans(docs, world).map((p) => ({ ...p, endpoints: p.endpoints.map((e) => ({ ...e, endpointId: 'a1'.repeat(32) })) }));
+  const netId = plans[0]!.networkId;
+  const net: FirewallNetwork = {
+    id: netId,
+    bridge: 'br-back',
+    subnets4: ['10.2.0.0/24'],
+    subnets6: [],
+    gateways: ['10.2.0.1'],
+    internal: false,
+    icc: true,
+    masquerade: true,
+  };
+  const state = { networks: [net], ports: [], policies: plans };
+
+  it('declares one timeout set per pattern and family, and the rule refers to it both ways', () => {
+    const text = new NftFirewall({ tablePrefix: 'arca' }).render(state);
+    const s4 = policyDnsSet(netId, 'api.example.com', 4);
+    assert.match(text, new RegExp(`set ${s4} \\{ type ipv4_addr; flags timeout; comment "api.example.com"; \\}`));
+    assert.match(text, new RegExp(`ct direction original ip daddr @${s4} meta l4proto \\. th dport @pol_r\\d+_p counter`));
+    assert.match(text, new RegExp(`ct direction reply ip saddr @${s4} meta l4proto \\. th sport @pol_r\\d+_p counter`));
+    assert.match(text, new RegExp(`set ${policyDnsSet(netId, '*.example.org', 6)} \\{ type ipv6_addr; flags timeout;`));
+    assert.notEqual(policyDnsSet(netId, 'a.example.com', 4), policyDnsSet('f'.repeat(64), 'a.example.com', 4));
+  });
+
+  it('the embedded DNS view of a network matches its patterns (wildcards: one or more labels, not the apex)', () => {
+    const answer = encodeMessage({
+      header: { id: 1, qr: true, opcode: 0, aa: false, tc: false, rd: true, ra: true, ad: false, cd: false, rcode: 0 },
+      questions: [{ name: 'a.b.example.org', type: DnsType.A, class: 1 }],
+      answers: [{ name: 'a.b.example.org', type: DnsType.A, class: 1, ttl: 5, data: '198.51.100.7' }],
+      authorities: [],
+      additionals: [],
+    });
+    const views = [{ networkId: netId, names: [], peers: ['*.example.org', 'api.example.com'] }];
+    assert.deepEqual(learntFromAnswer(views, 'a.b.example.org', answer), [{ networkId: netId, rule: -1, dns: '*.example.org', addresses: [{ addr: '198.51.100.7', fam: 4, ttl: 5 }] }]);
+    assert.deepEqual(learntFromAnswer(views, 'example.org', answer), []);
+  });
+
+  it('a reload re-creates learnt elements with what they have left; ttls are clamped as for allowlists', () => {
+    const book = new EgressBook<string>();
+    const timed = book.timeouts({ networkId: netId, rule: -1, dns: 'api.example.com', addresses: [{ addr: '203.0.113.5', fam: 4, ttl: 1 }] }, 0);
+    assert.deepEqual(timed, [{ addr: '203.0.113.5', fam: 4, timeoutS: 30 }]);
+    book.record(netId, 'api.example.com', timed, 0);
+    book.retainKeys((_id, k) => k === 'api.example.com');
+    assert.equal(book.elements(10_000).get(netId)?.get('api.example.com')?.[0]?.timeoutS, 20);
+    book.retainKeys(() => false);
+    assert.equal(book.elements(10_000).size, 0);
+  });
+});
