@@ -1,5 +1,6 @@
 import { parseIp, Prefix } from '../ipam/ip-address.js';
 import { portRange, COMPOSE_SERVICE_LABEL } from './policy-parse.js';
+import { policyDnsPatterns } from './policy-dns.js';
 import type {
   CompiledPeers,
   CompiledRule,
@@ -73,7 +74,8 @@ export function compilePlans(policies: PolicyDoc[], world: PolicyWorld): Network
       }
       endpoints.push(entry);
     }
-    plans.push({ networkId: net.id, policies: inForce.map((p) => p.name), endpoints });
+    const dns = policyDnsPatterns(inForce, net.name);
+    plans.push({ networkId: net.id, policies: inForce.map((p) => p.name), ...(dns.length ? { dns } : {}), endpoints });
   }
   return plans;
 }

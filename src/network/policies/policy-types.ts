@@ -146,6 +146,11 @@ export interface NetworkPolicyPlan {
   networkId: string;
   /** Names of the policies in force on the network. */
   policies: string[];
+  /**
+   * The `dns` peer patterns of those policies' egress rules, sorted, whether or not an endpoint
+   * is selected yet (a restarted daemon keeps their learnt sets); absent when there are none.
+   */
+  dns?: string[];
   endpoints: EndpointPolicy[];
 }
 

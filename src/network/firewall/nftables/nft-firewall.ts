@@ -7,7 +7,7 @@ import type { EgressPolicy } from '../../egress/egress-options.js';
 import { EgressBook } from '../../egress/egress-book.js';
 import { egressCounterNames, egressNameSet, parseLearntSet, type LearntElement } from './nft-egress.js';
 import { requiredSysctls, writeSysctls } from './host-sysctls.js';
-import { DROP_SETS, parsePolicyDnsSets, policyDnsSet } from './nft-policy.js';
+import { DROP_SETS, policyDnsSet } from './nft-policy.js';
 import { planDnsSets } from '../../policies/policy-dns.js';
 import {
   parseCounters,
@@ -101,13 +101,13 @@ export class NftFirewall implements Firewall, EgressLearner {
       if (!this.adopted) {
         this.adopted = true;
         await this.adoptLearnt(egressNets);
-        await this.adoptDnsLearnt(state.networks.map((n) => n.id));
+        await this.adoptDnsLearnt(state.policies ?? []);
       }
       this.learnt.retain(egressNets);
-      // Kept while the network exists, even when no governed endpoint uses the set right now (at
-      // start-up containers come back after the first apply): elements expire on their own.
-      const live = new Set(state.networks.map((n) => n.id));
-      this.dnsLearnt.retainKeys((id) => live.has(id));
+      // Kept while a policy in force names the pattern, even when no governed endpoint uses the
+      // set right now (at start-up containers come back after the first apply).
+      const inForce = new Set((state.policies ?? []).flatMap((p) => (p.dns ?? []).map((dns) => `${p.networkId} ${dns}`)));
+      this.dnsLearnt.retainKeys((id, dns) => inForce.has(`${id} ${dns}`));
       const dnsKeys = new Set(dnsSets.map((d) => `${d.networkId} ${d.dns}`));
       const script = this.render(state);
       await collecting;
@@ -201,20 +201,21 @@ export class NftFirewall implements Firewall, EgressLearner {
     }
   }
 
-  /**
-   * The same for policies' `dns` peer sets. Which ones exist is not known yet (the first apply
-   * comes before the containers whose rules use them are back), so the whole table is read once
-   * and every `dns` set of a network still there is taken, its pattern from the set's comment.
-   */
-  private async adoptDnsLearnt(networkIds: readonly string[]): Promise<void> {
-    let text: string;
-    try {
-      text = await nftOutput(`list table inet ${this.tables.filter}`, this.opts.netns);
-    } catch {
-      return; // No table of ours: nothing to keep.
-    }
+  /** The same for the `dns` peer sets of the policies in force (a governed endpoint or not). */
+  private async adoptDnsLearnt(plans: readonly NetworkPolicyPlan[]): Promise<void> {
     const now = Date.now();
-    for (const s of parsePolicyDnsSets(text, networkIds)) this.dnsLearnt.record(s.networkId, s.dns, s.elements, now);
+    for (const plan of plans) {
+      for (const dns of plan.dns ?? []) {
+        for (const fam of [4, 6] as const) {
+          try {
+            const els = parseLearntSet(await nftOutput(`list set inet ${this.tables.filter} ${policyDnsSet(plan.networkId, dns, fam)}`, this.opts.netns), fam);
+            if (els.length) this.dnsLearnt.record(plan.networkId, dns, els, now);
+          } catch {
+            // Not in the kernel (a new policy, or no tables of ours): nothing to keep.
+          }
+        }
+      }
+    }
   }
 
   private serialised<T>(fn: () => Promise<T>): Promise<T> {
