@@ -10,10 +10,18 @@
  *   writeFileIn(nsPath, path, data)      writes a (/proc/sys) file as seen from a namespace
  *   mount(src, target, fstype, flags, data) / umount(target, flags)
  *   socketIn(nsPath, kind, address, port) made in a namespace -> fd: 'udp' bound there, 'tcp' bound
- *                                        and listening, 'tcp-connect' connecting (non-blocking)
- *   udpWatch(fd, onMessage)              delivers datagrams to onMessage(msg, address, port) from
- *                                        the main loop -> a port handle
+ *                                        and listening, 'tcp-connect' connecting (non-blocking),
+ *                                        'udp-connect' connected to address:port (one peer only)
+ *   udpWatch(fd, onMessage, options?)    delivers datagrams to onMessage(msg, address, port, rxTime)
+ *                                        from the main loop -> a port handle; options.onError(code)
+ *                                        hears a connected socket's ICMP errors, options.timestamps
+ *                                        adds the kernel's receive time (CLOCK_MONOTONIC ns, bigint)
  *   udpSend(port, msg, address, port) / udpClose(port)
+ *   udpSendMany(port, buf, spans, count, status?) sends count datagrams, buf[spans[2i], +spans[2i+1]),
+ *                                        on a connected socket with sendmmsg -> how many went
+ *   udpLocalPort(port)                   the port the socket is bound to
+ *   schedSlice(us)                       asks the scheduler for a short time slice for the calling
+ *                                        thread (EEVDF, Linux >= 6.12; no privilege) -> 0 or -errno
  *
  * Everything that may block (netlink requests, nft, mounts) runs on libuv's thread pool and
  * returns a promise. Entering a network namespace is per thread (setns(CLONE_NEWNET) is allowed in
@@ -43,6 +51,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -77,6 +87,12 @@ static const char *errno_code(int e) {
     case EAFNOSUPPORT: return "EAFNOSUPPORT";
     case ENETUNREACH: return "ENETUNREACH";
     case ECONNREFUSED: return "ECONNREFUSED";
+    case EIO: return "EIO";
+    case EMSGSIZE: return "EMSGSIZE";
+    case EHOSTUNREACH: return "EHOSTUNREACH";
+    case ENETDOWN: return "ENETDOWN";
+    case ENOTCONN: return "ENOTCONN";
+    case EDESTADDRREQ: return "EDESTADDRREQ";
     default: return "EUNKNOWN";
   }
 }
@@ -589,15 +605,15 @@ static napi_value socket_in(napi_env env, napi_callback_info info) {
   int32_t port = -1;
   if (argc < 4 || get_string(env, argv[0], &ns) || get_string(env, argv[1], &kind) || get_string(env, argv[2], &address) || !kind ||
       !address || napi_get_value_int32(env, argv[3], &port) != napi_ok || port < 0 || port > 65535 ||
-      (strcmp(kind, "udp") != 0 && strcmp(kind, "tcp") != 0 && strcmp(kind, "tcp-connect") != 0)) {
+      (strcmp(kind, "udp") != 0 && strcmp(kind, "tcp") != 0 && strcmp(kind, "tcp-connect") != 0 && strcmp(kind, "udp-connect") != 0)) {
     free(ns), free(kind), free(address);
-    napi_throw_type_error(env, NULL, "socketIn(nsPath: string | null, kind: 'udp' | 'tcp' | 'tcp-connect', address: string, port: number)");
+    napi_throw_type_error(env, NULL, "socketIn(nsPath: string | null, kind: 'udp' | 'tcp' | 'tcp-connect' | 'udp-connect', address: string, port: number)");
     return NULL;
   }
   struct sockaddr_storage ss;
   socklen_t sl = make_sockaddr(address, port, &ss);
-  int connecting = strcmp(kind, "tcp-connect") == 0;
-  int tcp = connecting || strcmp(kind, "tcp") == 0;
+  int connecting = strcmp(kind, "tcp-connect") == 0 || strcmp(kind, "udp-connect") == 0;
+  int tcp = strcmp(kind, "tcp-connect") == 0 || strcmp(kind, "tcp") == 0;
   free(kind), free(address);
   if (sl == 0) {
     free(ns);
@@ -638,14 +654,16 @@ static napi_value socket_in(napi_env env, napi_callback_info info) {
 
 #define UDP_BATCH 32
 #define UDP_MAX_DATAGRAM 4096
+#define UDP_SEND_BATCH 64
 
 typedef struct {
   uv_poll_t poll;
   napi_env env;
-  napi_ref callback, resource;
+  napi_ref callback, resource, on_error;
   napi_async_context context;
   int fd;
   int closed;
+  int timestamps;
   int refs; /* one for the uv handle until its close callback, one for the JS external */
 } udp_port;
 
@@ -653,8 +671,17 @@ static void udp_release(udp_port *p) {
   if (--p->refs == 0) free(p);
 }
 
+/* Calls fn(args) under the open callback scope; an exception it throws is Node's uncaught one. */
+static void udp_call(napi_env env, napi_value resource, napi_value fn, size_t argc, napi_value *args) {
+  if (napi_call_function(env, resource, fn, argc, args, NULL) == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+}
+
 static void udp_deliver(napi_env env, napi_value resource, napi_value callback, const uint8_t *data, size_t len,
-                        const struct sockaddr_storage *from) {
+                        const struct sockaddr_storage *from, int64_t rx_mono_ns) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   char text[INET6_ADDRSTRLEN] = "";
@@ -668,28 +695,66 @@ static void udp_deliver(napi_env env, napi_value resource, napi_value callback, 
     inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
     port = ntohs(a->sin6_port);
   }
-  napi_value args[3];
+  napi_value args[4];
   void *copy;
+  size_t argc = 3;
   napi_create_buffer_copy(env, len, data, &copy, &args[0]);
   napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &args[1]);
   napi_create_int32(env, port, &args[2]);
-  if (napi_call_function(env, resource, callback, 3, args, NULL) == napi_pending_exception) {
-    napi_value err;
-    napi_get_and_clear_last_exception(env, &err);
-    napi_fatal_exception(env, err);
+  if (rx_mono_ns >= 0) {
+    napi_create_bigint_int64(env, rx_mono_ns, &args[3]);
+    argc = 4;
   }
+  udp_call(env, resource, callback, argc, args);
   napi_close_handle_scope(env, scope);
+}
+
+/* The kernel's receive time (SO_TIMESTAMPNS, CLOCK_REALTIME) on the monotonic clock process.hrtime
+ * reads, or -1: the two clocks are read back to back here, so the offset errs by well under 1 µs. */
+static int64_t rx_time(struct msghdr *h) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+    struct timespec rx, real, mono;
+    memcpy(&rx, CMSG_DATA(c), sizeof rx);
+    clock_gettime(CLOCK_REALTIME, &real);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    int64_t offset = ((int64_t)real.tv_sec - mono.tv_sec) * 1000000000LL + (real.tv_nsec - mono.tv_nsec);
+    return (int64_t)rx.tv_sec * 1000000000LL + rx.tv_nsec - offset;
+  }
+  return -1;
+}
+
+static void udp_on_readable(uv_poll_t *handle, int status, int events);
+
+/* A connected socket's pending error (an ICMP unreachable for an earlier datagram) makes epoll
+ * report EPOLLERR, on which libuv stops the poll: read the error (which clears it), tell
+ * onError, and poll again, or the socket would never be read after one refused datagram. */
+static void udp_on_error(udp_port *p, napi_value resource) {
+  int err = 0;
+  socklen_t el = sizeof err;
+  getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+  int e = uv_poll_start(&p->poll, UV_READABLE, udp_on_readable);
+  napi_env env = p->env;
+  if (p->on_error == NULL) return;
+  napi_value fn, code;
+  if (napi_get_reference_value(env, p->on_error, &fn) != napi_ok || fn == NULL) return;
+  napi_create_string_utf8(env, errno_code(e < 0 ? -e : err ? err : EIO), NAPI_AUTO_LENGTH, &code);
+  udp_call(env, resource, fn, 1, &code);
 }
 
 static void udp_on_readable(uv_poll_t *handle, int status, int events) {
   (void)events;
   udp_port *p = handle->data;
-  if (p->closed || status < 0) return;
+  if (p->closed) return;
   /* Main thread only, so one set of buffers serves every port. */
   static uint8_t bufs[UDP_BATCH][UDP_MAX_DATAGRAM];
   static struct sockaddr_storage from[UDP_BATCH];
   static struct iovec iov[UDP_BATCH];
   static struct mmsghdr msgs[UDP_BATCH];
+  static union {
+    char buf[CMSG_SPACE(sizeof(struct timespec))];
+    struct cmsghdr align;
+  } control[UDP_BATCH];
   napi_env env = p->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -701,6 +766,7 @@ static void udp_on_readable(uv_poll_t *handle, int status, int events) {
     napi_close_handle_scope(env, scope);
     return;
   }
+  if (status < 0) udp_on_error(p, resource);
   /* A bounded number of rounds per wake-up, so one busy port cannot starve the loop. */
   for (int round = 0; round < 8 && !p->closed; round++) {
     for (int i = 0; i < UDP_BATCH; i++) {
@@ -711,12 +777,16 @@ static void udp_on_readable(uv_poll_t *handle, int status, int events) {
       msgs[i].msg_hdr.msg_iovlen = 1;
       msgs[i].msg_hdr.msg_name = &from[i];
       msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+      if (p->timestamps) {
+        msgs[i].msg_hdr.msg_control = control[i].buf;
+        msgs[i].msg_hdr.msg_controllen = sizeof control[i].buf;
+      }
     }
     int n = recvmmsg(p->fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
     if (n <= 0) break;
     for (int i = 0; i < n && !p->closed; i++) {
       if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue; /* larger than any query we answer */
-      udp_deliver(env, resource, callback, bufs[i], msgs[i].msg_len, &from[i]);
+      udp_deliver(env, resource, callback, bufs[i], msgs[i].msg_len, &from[i], p->timestamps ? rx_time(&msgs[i].msg_hdr) : -1);
     }
     if (n < UDP_BATCH) break;
   }
@@ -742,14 +812,33 @@ static udp_port *get_port(napi_env env, napi_value v) {
 }
 
 static napi_value udp_watch(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  napi_valuetype t = napi_undefined;
-  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) {
-    napi_throw_type_error(env, NULL, "udpWatch(fd: number, onMessage: (msg, address, port) => void)");
+  napi_valuetype t = napi_undefined, ot = napi_undefined, et = napi_undefined;
+  napi_value on_error = NULL;
+  bool timestamps = false;
+  int bad = argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function;
+  if (!bad && argc >= 3 && napi_typeof(env, argv[2], &ot) == napi_ok && ot == napi_object) {
+    napi_value ts;
+    bad = napi_get_named_property(env, argv[2], "onError", &on_error) != napi_ok || napi_typeof(env, on_error, &et) != napi_ok ||
+          (et != napi_function && et != napi_undefined) || napi_get_named_property(env, argv[2], "timestamps", &ts) != napi_ok;
+    if (!bad) napi_get_value_bool(env, ts, &timestamps); /* not a boolean: false */
+    if (et != napi_function) on_error = NULL;
+  } else if (!bad && argc >= 3) {
+    bad = ot != napi_undefined;
+  }
+  if (bad) {
+    napi_throw_type_error(env, NULL, "udpWatch(fd: number, onMessage: (msg, address, port, rxTime?) => void, options?: { onError?, timestamps? })");
     return NULL;
+  }
+  if (timestamps) {
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) < 0) {
+      napi_throw(env, make_error(env, errno, "udpWatch: SO_TIMESTAMPNS"));
+      return NULL;
+    }
   }
   uv_loop_t *loop;
   CHECK(env, napi_get_uv_event_loop(env, &loop));
@@ -760,6 +849,7 @@ static napi_value udp_watch(napi_env env, napi_callback_info info) {
   }
   p->env = env;
   p->fd = fd;
+  p->timestamps = timestamps;
   int e = uv_poll_init(loop, &p->poll, fd);
   if (e < 0) {
     free(p);
@@ -774,6 +864,7 @@ static napi_value udp_watch(napi_env env, napi_callback_info info) {
   CHECK(env, napi_async_init(env, resource, name, &p->context));
   CHECK(env, napi_create_reference(env, resource, 1, &p->resource));
   CHECK(env, napi_create_reference(env, argv[1], 1, &p->callback));
+  if (on_error != NULL) CHECK(env, napi_create_reference(env, on_error, 1, &p->on_error));
   uv_poll_start(&p->poll, UV_READABLE, udp_on_readable);
   CHECK(env, napi_create_external(env, p, udp_finalize, NULL, &external));
   return external;
@@ -806,6 +897,102 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* An Int32Array argument's elements, or NULL. */
+static int32_t *get_int32s(napi_env env, napi_value v, size_t *length) {
+  bool is;
+  napi_typedarray_type type;
+  void *data;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return NULL;
+  if (napi_get_typedarray_info(env, v, &type, length, &data, NULL, NULL) != napi_ok || type != napi_int32_array) return NULL;
+  return data;
+}
+
+/*
+ * Sends `count` datagrams, buf[spans[2i], spans[2i] + spans[2i+1]), on a connected socket: one
+ * sendmmsg per 64, no copy in JS, nothing kept after the call (the caller may reuse buf at once).
+ * Returns how many went. A full send buffer drops the rest (as UDP may); a hard error (a pending
+ * ECONNREFUSED from an earlier datagram's ICMP) loses the datagram it came back on, the rest are
+ * still tried. status[0], if given, gets the first such errno (0 if none) and status[1] the
+ * datagrams lost.
+ */
+static napi_value udp_send_many(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  udp_port *p = argc >= 4 ? get_port(env, argv[0]) : NULL;
+  uint8_t *data = NULL;
+  size_t len = 0, nspans = 0, nstatus = 0;
+  int32_t count = -1;
+  int32_t *spans = p ? get_int32s(env, argv[2], &nspans) : NULL;
+  int32_t *status = argc >= 5 ? get_int32s(env, argv[4], &nstatus) : NULL;
+  int bad = p == NULL || napi_get_buffer_info(env, argv[1], (void **)&data, &len) != napi_ok || spans == NULL ||
+            napi_get_value_int32(env, argv[3], &count) != napi_ok || count < 0 || (size_t)count * 2 > nspans || (argc >= 5 && (status == NULL || nstatus < 2));
+  for (int32_t i = 0; !bad && i < count; i++) {
+    int64_t off = spans[2 * i], n = spans[2 * i + 1];
+    bad = off < 0 || n < 0 || off + n > (int64_t)len;
+  }
+  if (bad) {
+    napi_throw_type_error(env, NULL, "udpSendMany(port, buf: Buffer, spans: Int32Array (offset, length pairs within buf), count: number, status?: Int32Array(2))");
+    return NULL;
+  }
+  struct iovec iov[UDP_SEND_BATCH];
+  struct mmsghdr msgs[UDP_SEND_BATCH];
+  int32_t sent = 0, lost = 0, first_error = 0;
+  int32_t i = 0;
+  if (p->closed) first_error = EBADF, lost = count, i = count;
+  while (i < count) {
+    int k = count - i < UDP_SEND_BATCH ? count - i : UDP_SEND_BATCH;
+    for (int j = 0; j < k; j++) {
+      iov[j].iov_base = data + spans[2 * (i + j)];
+      iov[j].iov_len = (size_t)spans[2 * (i + j) + 1];
+      memset(&msgs[j], 0, sizeof msgs[j]);
+      msgs[j].msg_hdr.msg_iov = &iov[j];
+      msgs[j].msg_hdr.msg_iovlen = 1;
+    }
+    int r = sendmmsg(p->fd, msgs, (unsigned)k, MSG_DONTWAIT);
+    if (r > 0) {
+      sent += r;
+      i += r;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    int e = r < 0 ? errno : EIO;
+    if (e == EAGAIN || e == ENOBUFS) {
+      lost += count - i;
+      if (first_error == 0) first_error = e;
+      break;
+    }
+    if (first_error == 0) first_error = e;
+    lost++;
+    i++;
+  }
+  if (status) status[0] = first_error, status[1] = lost;
+  napi_value rv;
+  CHECK(env, napi_create_int32(env, sent, &rv));
+  return rv;
+}
+
+static napi_value udp_local_port(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  udp_port *p = argc >= 1 ? get_port(env, argv[0]) : NULL;
+  if (p == NULL) {
+    napi_throw_type_error(env, NULL, "udpLocalPort(port)");
+    return NULL;
+  }
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  int port = 0;
+  if (!p->closed && getsockname(p->fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET) port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    else if (ss.ss_family == AF_INET6) port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  }
+  napi_value r;
+  CHECK(env, napi_create_int32(env, port, &r));
+  return r;
+}
+
 static napi_value udp_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -820,9 +1007,54 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
   uv_poll_stop(&p->poll);
   napi_delete_reference(env, p->callback);
   napi_delete_reference(env, p->resource);
+  if (p->on_error) napi_delete_reference(env, p->on_error);
+  p->on_error = NULL;
   napi_async_destroy(env, p->context);
   uv_close((uv_handle_t *)&p->poll, udp_handle_closed);
   return NULL;
+}
+
+/* ---- scheduling --------------------------------------------------------------------------- */
+
+/*
+ * Sets the calling thread's EEVDF slice (sched_attr.sched_runtime for SCHED_OTHER, Linux 6.12 and
+ * later; older kernels ignore it): a thread that runs in short bursts and asks for a short slice
+ * gets an earlier virtual deadline, so on wake-up it preempts what holds the core instead of
+ * waiting for that task's slice to end. Keeps the policy and nice value; a real-time thread is
+ * left alone.
+ */
+struct arca_sched_attr { /* <linux/sched/types.h>'s, which clashes with glibc's <sched.h> */
+  uint32_t size, sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime, sched_deadline, sched_period;
+  uint32_t sched_util_min, sched_util_max;
+};
+
+static napi_value sched_slice(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t us = 0;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &us) != napi_ok || us < 100 || us > 100000) {
+    napi_throw_type_error(env, NULL, "schedSlice(us: 100 to 100000)");
+    return NULL;
+  }
+  struct arca_sched_attr a;
+  memset(&a, 0, sizeof a);
+  int rc = 0;
+  if (syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) < 0) rc = -errno;
+  else if (a.sched_policy != SCHED_OTHER && a.sched_policy != SCHED_BATCH) rc = -EPERM;
+  else {
+    a.size = sizeof a;
+    a.sched_flags = 0;
+    a.sched_runtime = (uint64_t)us * 1000;
+    if (syscall(SYS_sched_setattr, 0, &a, 0) < 0) rc = -errno;
+  }
+  napi_value r;
+  CHECK(env, napi_create_int32(env, rc, &r));
+  return r;
 }
 
 /* ---- module ------------------------------------------------------------------------------- */
@@ -841,6 +1073,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpWatch", NULL, udp_watch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpClose", NULL, udp_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpSendMany", NULL, udp_send_many, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpLocalPort", NULL, udp_local_port, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"schedSlice", NULL, sched_slice, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

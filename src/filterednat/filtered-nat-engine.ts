@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { logger, type Logger } from '../log.js';
+import { loadNative, type NativeHelpers } from '../sys/native.js';
 import { Allowlist } from './allowlist.js';
 import { ARP_FRAME, ARP_REQUEST, ARP_SENDER_MAC, arpOperation, arpSenderIp, arpTargetIp, writeArpReply } from './arp.js';
 import {
@@ -26,7 +27,7 @@ import { FrameStreamDecoder, LENGTH_PREFIX, type FrameHandler } from './frame-st
 import { FrameView, parseFrame } from './frame-parser.js';
 import { IPV4_HEADER, PROTO_UDP, writeIpv4Header } from './ipv4.js';
 import { UDP_HEADER, writeUdpHeader } from './udp.js';
-import { UdpFlow } from './udp-flow.js';
+import { UdpFlow, type FlowErrorHandler } from './udp-flow.js';
 import { DEFAULT_VM_SUBNET, parseVmSubnet, type VmSubnet } from './vm-subnet.js';
 
 const BROADCAST_IP = 0xffffffff;
@@ -45,6 +46,11 @@ export interface FilteredNatOptions {
   leaseSeconds?: number;
   /** Replies are dropped while this much is already queued towards a VM that does not read (default 1 MiB). */
   maxQueuedBytes?: number;
+  /**
+   * The host sockets: 'native' the addon's (batched sendmmsg, nothing allocated per datagram),
+   * 'dgram' Node's; 'auto' (the default) the addon's when it is built, else Node's.
+   */
+  hostSockets?: 'auto' | 'native' | 'dgram';
   /** Called for each datagram forwarded, with the frame it came in (diagnostics and tests). */
   onForward?: (frame: Buffer, off: number, len: number, entryIndex: number) => void;
   log?: Logger;
@@ -69,6 +75,8 @@ export class FilteredNatEngine implements FrameHandler {
   /** 02:00 and the gateway's IPv4 address: locally administered, and telling in a capture. */
   readonly gatewayMac: Buffer;
   readonly stats: EngineStats = newEngineStats();
+  /** Which host sockets the flows use (see FilteredNatOptions.hostSockets). */
+  readonly hostSockets: 'native' | 'dgram';
 
   private readonly view = new FrameView();
   private readonly dhcpView = new DhcpView();
@@ -85,8 +93,13 @@ export class FilteredNatEngine implements FrameHandler {
   private sink: FrameSink | undefined;
   private ipId = 0;
   private sweeper: NodeJS.Timeout | undefined;
-  /** Set while the frame being handled lives in a buffer that will be reused (the decoder's). */
+  /** Set while the frame being handled lives in a buffer that will be reused (the decoder's, or a reused read buffer). */
   private scratch = false;
+  /** Set while the chunk being decoded is a read buffer its owner reuses once `receive` returns. */
+  private reusedChunk = false;
+  private readonly nat: NativeHelpers | null;
+  /** Flows holding datagrams for one sendmmsg: sent before the buffer they point into changes. */
+  private readonly unsent: UdpFlow[] = [];
 
   constructor(opts: FilteredNatOptions) {
     this.subnet = parseVmSubnet(opts.subnet ?? DEFAULT_VM_SUBNET);
@@ -105,6 +118,8 @@ export class FilteredNatEngine implements FrameHandler {
     this.maxFlows = opts.maxFlows ?? 256;
     this.maxQueuedBytes = opts.maxQueuedBytes ?? 1 << 20;
     this.onForward = opts.onForward;
+    this.nat = hostSocketHelpers(opts.hostSockets ?? 'auto');
+    this.hostSockets = this.nat ? 'native' : 'dgram';
     this.log = opts.log ?? logger('arca:vmnet');
     this.sweeper = setInterval(() => this.expireIdleFlows(), Math.max(50, Math.min(this.flowIdleMs / 2, 5000)));
     this.sweeper.unref();
@@ -123,12 +138,14 @@ export class FilteredNatEngine implements FrameHandler {
 
   /**
    * Wires the engine to a stream in QEMU's framing (a unix socket, a socketpair): bytes in, frames
-   * out. The returned function undoes it; the stream closing does too.
+   * out. The returned function undoes it; the stream closing does too. With `reads` 'external' the
+   * caller feeds `receive` itself (a socket made with `onread`, reading into one reused buffer)
+   * and the stream only takes the frames out.
    */
-  attachStream(stream: Duplex): () => void {
+  attachStream(stream: Duplex, reads: 'data' | 'external' = 'data'): () => void {
     const onData = (chunk: Buffer): void => this.receive(chunk);
     const done = (): void => {
-      stream.off('data', onData);
+      if (reads === 'data') stream.off('data', onData);
       stream.off('close', done);
       if (this.sink === sink) this.detach();
     };
@@ -139,26 +156,47 @@ export class FilteredNatEngine implements FrameHandler {
       },
     };
     this.attach(sink);
-    stream.on('data', onData);
+    if (reads === 'data') stream.on('data', onData);
     stream.on('close', done);
     return done;
   }
 
-  /** Bytes of the stream, in any chunking. */
-  receive(chunk: Buffer): void {
-    this.decoder.push(chunk);
+  /**
+   * Bytes of the stream, in any chunking: the first `len` bytes of `chunk`. `reused` says the
+   * caller overwrites `chunk` once this returns (a socket's read buffer): nothing keeps a view of
+   * it past the call.
+   */
+  receive(chunk: Buffer, len = chunk.length, reused = false): void {
+    this.reusedChunk = reused;
+    try {
+      this.decoder.push(chunk, len);
+    } finally {
+      this.reusedChunk = false;
+      this.flushSends();
+    }
   }
 
   /** One Ethernet frame from the guest; the buffer may be reused once this returns. */
   handleFrame(buf: Buffer, off = 0, len = buf.length - off): void {
     this.scratch = true;
     this.count(buf, off, len);
+    this.flushSends();
   }
 
   /** @internal The decoder's callback. */
   frame(buf: Buffer, off: number, len: number): void {
-    this.scratch = this.decoder.isScratch(buf);
+    const split = this.decoder.isScratch(buf);
+    this.scratch = split || this.reusedChunk;
     this.count(buf, off, len);
+    // The next split frame is reassembled over this one, maybe within the same chunk.
+    if (split) this.flushSends();
+  }
+
+  /** Sends the datagrams the flows gathered (native host sockets); called at the end of each input. */
+  private flushSends(): void {
+    const u = this.unsent;
+    for (let i = 0; i < u.length; i++) u[i]!.flush();
+    u.length = 0;
   }
 
   /** @internal The decoder's callback for a length prefix beyond MAX_FRAME. */
@@ -183,6 +221,7 @@ export class FilteredNatEngine implements FrameHandler {
 
   /** Closes every host socket and stops the timer; the engine takes no frames after this. */
   close(): void {
+    this.unsent.length = 0;
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
     for (const flow of this.flows.values()) flow.close();
@@ -194,15 +233,7 @@ export class FilteredNatEngine implements FrameHandler {
   /** The host ports the open flows use, by guest port: what a peer sees. */
   flowPorts(): Array<{ guestPort: number; allow: string; hostPort: number }> {
     const out: Array<{ guestPort: number; allow: string; hostPort: number }> = [];
-    for (const f of this.flows.values()) {
-      let hostPort = 0;
-      try {
-        hostPort = f.socket.address().port;
-      } catch {
-        // Not bound yet.
-      }
-      out.push({ guestPort: f.guestPort, allow: f.entry.text, hostPort });
-    }
+    for (const f of this.flows.values()) out.push({ guestPort: f.guestPort, allow: f.entry.text, hostPort: f.hostPort() });
     return out;
   }
 
@@ -241,7 +272,7 @@ export class FilteredNatEngine implements FrameHandler {
     if (!flow) {
       if (this.flows.size >= this.maxFlows) return 'flow_limit';
       try {
-        flow = new UdpFlow(this.allowlist.entries[idx]!, idx, v.srcPort, now, this.onReply, this.onFlowError);
+        flow = new UdpFlow(this.allowlist.entries[idx]!, idx, v.srcPort, now, this.onReply, this.onFlowError, this.nat);
       } catch (err) {
         this.log.warn(`cannot open a host socket for ${this.allowlist.entries[idx]!.text}: ${err instanceof Error ? err.message : String(err)}`);
         return 'send_error';
@@ -252,7 +283,7 @@ export class FilteredNatEngine implements FrameHandler {
     }
     flow.lastUsed = now;
     this.learnGuestMac(buf, off + 6);
-    flow.send(buf, v.payload, v.payloadLength, !this.scratch);
+    if (flow.send(buf, v.payload, v.payloadLength, !this.scratch)) this.unsent.push(flow);
     if (this.onForward) this.onForward(buf, off, len, idx);
     return 'forwarded';
   }
@@ -371,9 +402,9 @@ export class FilteredNatEngine implements FrameHandler {
     this.emit(out);
   };
 
-  private readonly onFlowError = (flow: UdpFlow, err: Error): void => {
-    this.stats.sendErrors++;
-    if (this.stats.sendErrors <= 10) this.log.debug(`flow ${flow.guestPort} → ${flow.entry.text}: ${err.message}`);
+  private readonly onFlowError: FlowErrorHandler = (flow, what, lost) => {
+    this.stats.sendErrors += Math.max(1, lost);
+    if (this.stats.sendErrors <= 10) this.log.debug(`flow ${flow.guestPort} → ${flow.entry.text}: ${what}${lost > 1 ? ` (${lost} datagrams)` : ''}`);
   };
 
   private emit(framed: Buffer): void {
@@ -384,4 +415,20 @@ export class FilteredNatEngine implements FrameHandler {
     this.sink.write(framed);
     this.stats.framesOut++;
   }
+}
+
+/** The addon's helpers for the host sockets, or null for Node's dgram. */
+function hostSocketHelpers(want: 'auto' | 'native' | 'dgram'): NativeHelpers | null {
+  if (want === 'dgram') return null;
+  const { helpers, reason } = loadNativeForFlows();
+  if (!helpers && want === 'native') throw new Error(`hostSockets 'native': the native addon is not available (${reason})`);
+  return helpers;
+}
+
+function loadNativeForFlows(): { helpers: NativeHelpers | null; reason?: string } {
+  const { helpers: n, reason } = loadNative();
+  if (!n) return { helpers: null, reason };
+  // An addon built before the batched send existed: Node's sockets still work.
+  if (typeof n.udpSendMany !== 'function' || typeof n.udpLocalPort !== 'function') return { helpers: null, reason: 'built without udpSendMany (run scripts/build-native.sh)' };
+  return { helpers: n };
 }

@@ -24,9 +24,10 @@ export class FrameStreamDecoder {
 
   constructor(private readonly handler: FrameHandler) {}
 
-  push(chunk: Buffer): void {
+  /** Takes the first `end` bytes of `chunk` (all of it by default). */
+  push(chunk: Buffer, end = chunk.length): void {
     let i = 0;
-    const n = chunk.length;
+    const n = Math.min(end, chunk.length);
     while (i < n) {
       if (this.skip > 0) {
         const k = Math.min(this.skip, n - i);

@@ -32,6 +32,7 @@ export class QemuStreamClient {
   private retry: NodeJS.Timeout | undefined;
   private stopped = false;
   private waitingLogged = false;
+  private readonly readBuffer = Buffer.allocUnsafe(64 * 1024);
 
   constructor(
     private readonly path: string,
@@ -61,16 +62,27 @@ export class QemuStreamClient {
       this.onFatal(err as Error);
       return;
     }
-    const sock = net.connect({ path: this.path });
-    this.socket = sock;
     let attached = false;
+    // Reads land in one buffer, reused: no allocation per read on the hot path (the engine keeps
+    // no view of it past `receive`).
+    const sock = net.connect({
+      path: this.path,
+      onread: {
+        buffer: this.readBuffer,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          if (attached && this.socket === sock) this.engine.receive(buf as Buffer, n, true);
+          return true; // false would pause the socket
+        },
+      },
+    });
+    this.socket = sock;
     sock.setNoDelay?.(true);
     sock.on('connect', () => {
       this.connected = true;
       this.connections++;
       this.waitingLogged = false;
       attached = true;
-      this.engine.attachStream(sock);
+      this.engine.attachStream(sock, 'external');
       this.log.info(`connected to ${this.path}`);
     });
     sock.on('error', (err: NodeJS.ErrnoException) => {

@@ -21,13 +21,31 @@ export interface NativeHelpers {
   /**
    * A non-blocking socket created in the namespace at `nsPath`: it stays in that namespace
    * whatever thread uses it. 'udp' is bound to address:port, 'tcp' bound and listening,
-   * 'tcp-connect' connecting to address:port. Throws with an errno `code`.
+   * 'tcp-connect' connecting to address:port, 'udp-connect' connected to address:port (an
+   * ephemeral local port; only that peer's datagrams come in). Throws with an errno `code`.
    */
-  socketIn(nsPath: string | null, kind: 'udp' | 'tcp' | 'tcp-connect', address: string, port: number): number;
-  /** Reads the UDP socket `fd` from Node's loop, calling `onMessage` per datagram; owns `fd` from now on. */
-  udpWatch(fd: number, onMessage: (msg: Buffer, address: string, port: number) => void): UdpPortHandle;
+  socketIn(nsPath: string | null, kind: 'udp' | 'tcp' | 'tcp-connect' | 'udp-connect', address: string, port: number): number;
+  /**
+   * Reads the UDP socket `fd` from Node's loop, calling `onMessage` per datagram; owns `fd` from
+   * now on. `onError` hears a connected socket's errors (an ICMP unreachable: the socket keeps
+   * being read); with `timestamps`, `rxTime` is when the kernel received the datagram, on
+   * process.hrtime's clock.
+   */
+  udpWatch(
+    fd: number,
+    onMessage: (msg: Buffer, address: string, port: number, rxTime?: bigint) => void,
+    options?: { onError?: (code: string) => void; timestamps?: boolean },
+  ): UdpPortHandle;
   /** Sends without blocking: 0, or -errno (a full send buffer drops the datagram, as UDP may). */
   udpSend(port: UdpPortHandle, msg: Buffer, address: string, portNumber: number): number;
+  /**
+   * Sends `count` datagrams `buf[spans[2i], spans[2i] + spans[2i+1])` on a connected socket
+   * (sendmmsg, nothing kept: `buf` may be reused at once); returns how many went. `status`, if
+   * given, gets the first errno of a datagram lost (0 if none) and how many were lost.
+   */
+  udpSendMany(port: UdpPortHandle, buf: Buffer, spans: Int32Array, count: number, status?: Int32Array): number;
+  /** The local port the socket is bound to (0 once closed). */
+  udpLocalPort(port: UdpPortHandle): number;
   /** Stops reading and closes the socket; closing twice is harmless. */
   udpClose(port: UdpPortHandle): void;
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { FilteredNatEngine } from '../../src/filterednat/filtered-nat-engine.js';
+import { native } from '../../src/sys/native.js';
 import { dhcpIn, droppedTotal, type EngineStats } from '../../src/filterednat/engine-stats.js';
 import {
   BCAST_MAC,
@@ -26,12 +27,15 @@ import {
   unframe,
 } from './filterednat-fixtures.js';
 
-function engineWithOutput(allow = ['127.0.0.1:9/udp'], opts: { flowIdleMs?: number; maxFlows?: number } = {}): { e: FilteredNatEngine; out: Buffer[] } {
+function engineWithOutput(allow = ['127.0.0.1:9/udp'], opts: { flowIdleMs?: number; maxFlows?: number; hostSockets?: 'native' | 'dgram' } = {}): { e: FilteredNatEngine; out: Buffer[] } {
   const e = new FilteredNatEngine({ allow, ...opts });
   const out: Buffer[] = [];
   e.attach({ write: (b) => out.push(Buffer.from(b)) });
   return { e, out };
 }
+
+/** The addon is built with the batched send the native host sockets use. */
+const nativeFlows = (): boolean => typeof native()?.udpSendMany === 'function';
 
 export function assertAddsUp(s: EngineStats): void {
   assert.equal(s.forwarded + s.arpReplies + dhcpIn(s.dhcp) + droppedTotal(s), s.framesIn, JSON.stringify(s));
@@ -184,7 +188,7 @@ describe('FilteredNAT engine: DHCP', () => {
   });
 });
 
-describe('FilteredNAT engine: UDP forwarding', () => {
+for (const hostSockets of ['native', 'dgram'] as const) describe(`FilteredNAT engine: UDP forwarding (${hostSockets} host sockets)`, { skip: hostSockets === 'native' && !nativeFlows() ? 'the native addon is not built' : false }, () => {
   let echo: dgram.Socket;
   let port: number;
   const seen: Array<{ data: string; address: string; port: number }> = [];
@@ -207,7 +211,7 @@ describe('FilteredNAT engine: UDP forwarding', () => {
 
   it('forwards to an allowlisted loopback service offered at the gateway, and frames the reply', async () => {
     seen.length = 0;
-    const { e, out } = engineWithOutput([`127.0.0.1:${port}/udp`]);
+    const { e, out } = engineWithOutput([`127.0.0.1:${port}/udp`], { hostSockets });
     e.receive(framed(guestUdp(GW, port, Buffer.from('ping-1'), 40000)));
     await nextOutput(out, 1);
     assert.equal(seen[0]!.data, 'ping-1');
@@ -229,7 +233,7 @@ describe('FilteredNAT engine: UDP forwarding', () => {
 
   it('forwards frames reassembled from split reads (copied, not a view of the reused buffer)', async () => {
     seen.length = 0;
-    const { e, out } = engineWithOutput([`127.0.0.1:${port}/udp`]);
+    const { e, out } = engineWithOutput([`127.0.0.1:${port}/udp`], { hostSockets });
     const s = Buffer.concat([framed(guestUdp(GW, port, Buffer.from('split-A'), 40002)), framed(guestUdp(GW, port, Buffer.from('split-B'), 40002))]);
     for (let i = 0; i < s.length; i += 10) e.receive(s.subarray(i, i + 10));
     await nextOutput(out, 2);
@@ -238,7 +242,7 @@ describe('FilteredNAT engine: UDP forwarding', () => {
   });
 
   it('drops what is not allowlisted, from the wrong source, or not to the gateway\'s MAC', () => {
-    const { e } = engineWithOutput([`127.0.0.1:${port}/udp`]);
+    const { e } = engineWithOutput([`127.0.0.1:${port}/udp`], { hostSockets });
     e.handleFrame(guestUdp(GW, port + 1 === 65536 ? 1 : port + 1, Buffer.from('x')));
     e.handleFrame(guestUdp('192.0.2.1', port, Buffer.from('x')));
     e.handleFrame(guestUdp(GW, port, Buffer.from('x'), 40000, '10.77.0.3'));
@@ -256,7 +260,7 @@ describe('FilteredNAT engine: UDP forwarding', () => {
 
   it('expires idle flows and opens a fresh socket afterwards', async () => {
     seen.length = 0;
-    const { e, out } = engineWithOutput([`127.0.0.1:${port}/udp`], { flowIdleMs: 60_000 });
+    const { e, out } = engineWithOutput([`127.0.0.1:${port}/udp`], { flowIdleMs: 60_000, hostSockets });
     e.receive(framed(guestUdp(GW, port, Buffer.from('a'), 41000)));
     await nextOutput(out, 1);
     assert.equal(e.expireIdleFlows(Date.now() + 30_000), 0);
@@ -269,17 +273,76 @@ describe('FilteredNAT engine: UDP forwarding', () => {
   });
 
   it('caps the flows per VM', () => {
-    const { e } = engineWithOutput([`127.0.0.1:${port}/udp`], { maxFlows: 2 });
+    const { e } = engineWithOutput([`127.0.0.1:${port}/udp`], { maxFlows: 2, hostSockets });
     for (let p = 1000; p < 1005; p++) e.handleFrame(guestUdp(GW, port, Buffer.from('x'), p));
     assert.deepEqual([e.stats.forwarded, e.stats.dropped.flow_limit], [2, 3]);
     e.close();
   });
 
   it('counts a reply it cannot deliver while no guest is attached', async () => {
-    const e = new FilteredNatEngine({ allow: [`127.0.0.1:${port}/udp`] });
+    const e = new FilteredNatEngine({ allow: [`127.0.0.1:${port}/udp`], hostSockets });
     e.handleFrame(guestUdp(GW, port, Buffer.from('no-sink'), 42000));
     for (let i = 0; i < 200 && e.stats.repliesIn === 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual([e.stats.repliesIn, e.stats.repliesDropped.no_guest], [1, 1]);
     e.close();
+  });
+  it('forwards out of a read buffer reused once receive returns, and nothing past the length given', async () => {
+    seen.length = 0;
+    const { e, out } = engineWithOutput([`127.0.0.1:${port}/udp`], { hostSockets });
+    assert.equal(e.hostSockets, hostSockets);
+    const buf = Buffer.alloc(4096, 0x55);
+    const a = framed(guestUdp(GW, port, Buffer.from('reused-A'), 40020));
+    const b = framed(guestUdp(GW, port, Buffer.from('reused-B'), 40020));
+    a.copy(buf, 0);
+    b.copy(buf, a.length);
+    // A third frame lies past the length: bytes the socket did not deliver this time.
+    framed(guestUdp(GW, port, Buffer.from('not-read'), 40020)).copy(buf, a.length + b.length);
+    e.receive(buf, a.length + b.length, true);
+    buf.fill(0);
+    await nextOutput(out, 2);
+    assert.deepEqual(seen.map((x) => x.data), ['reused-A', 'reused-B']);
+    assert.equal(e.stats.framesIn, 2);
+    e.close();
+  });
+
+  it('sends a chunk of frames to two flows interleaved, each in order', async () => {
+    seen.length = 0;
+    const { e, out } = engineWithOutput([`127.0.0.1:${port}/udp`], { hostSockets });
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 100; i++) frames.push(framed(guestUdp(GW, port, Buffer.from(`m${i}`), 40030 + (i % 2))));
+    e.receive(Buffer.concat(frames));
+    await nextOutput(out, 100);
+    const byFlow = new Map<number, string[]>();
+    for (const x of seen) byFlow.set(x.port, [...(byFlow.get(x.port) ?? []), x.data]);
+    assert.equal(byFlow.size, 2);
+    const want = (k: number): string[] => Array.from({ length: 50 }, (_, i) => `m${2 * i + k}`);
+    assert.deepEqual([...byFlow.values()].sort((x, y) => x[0]!.localeCompare(y[0]!)), [want(0), want(1)]);
+    assert.deepEqual([e.stats.forwarded, e.stats.repliesIn, e.stats.sendErrors], [100, 100, 0]);
+    e.close();
+  });
+
+  it('keeps hearing a peer after its port refused a datagram (ICMP unreachable on the connected socket)', async () => {
+    const probe = dgram.createSocket('udp4');
+    probe.bind(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const closedPort = probe.address().port;
+    probe.close();
+    const { e, out } = engineWithOutput([`127.0.0.1:${closedPort}/udp`], { hostSockets });
+    e.receive(framed(guestUdp(GW, closedPort, Buffer.from('nobody'), 40040)));
+    for (let i = 0; i < 200 && e.stats.sendErrors === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(e.stats.sendErrors >= 1, 'the refusal is counted');
+    const late = dgram.createSocket('udp4');
+    late.on('message', (m, r) => late.send(Buffer.concat([Buffer.from('late:'), m]), r.port, r.address));
+    late.bind(closedPort, '127.0.0.1');
+    await once(late, 'listening');
+    try {
+      e.receive(framed(guestUdp(GW, closedPort, Buffer.from('again'), 40040)));
+      await nextOutput(out, 1);
+      assert.equal(checkUdpToGuest(unframe(out[0]!), { dstMac: GUEST_MAC, src: GW, dst: GUEST, srcPort: closedPort, dstPort: 40040 }).toString(), 'late:again');
+      assert.equal(e.stats.flowsOpened, 1, 'the same flow, its socket still read');
+    } finally {
+      late.close();
+      e.close();
+    }
   });
 });
