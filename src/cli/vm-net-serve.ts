@@ -105,6 +105,7 @@ function snapshot(s: Setup): unknown {
   const e = s.engine;
   return {
     ...e.stats,
+    hostSockets: e.hostSockets,
     connected: s.client?.connected ?? false,
     connections: s.client?.connections ?? 0,
     socket: s.socket,
@@ -126,8 +127,8 @@ function serve(s: Setup): Promise<number> {
       done = true;
       s.client?.stop();
       e.close();
-      s.stats?.stop();
-      resolve(code);
+      // The last snapshot lands before the exit status is given.
+      void (s.stats ? s.stats.stop() : Promise.resolve()).then(() => resolve(code));
       // Everything is closed; should a handle still hold the loop, do not hang a supervisor's stop.
       setTimeout(() => process.exit(code), 1000).unref();
     };
