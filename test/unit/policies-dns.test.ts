@@ -12,7 +12,7 @@ import { learntFromAnswer } from '../../src/network/egress/egress-dns.js';
 import { EgressBook } from '../../src/network/egress/egress-book.js';
 import type { FirewallNetwork } from '../../src/network/firewall/firewall.js';
 import { NftFirewall } from '../../src/network/firewall/nftables/nft-firewall.js';
-import { policyDnsSet } from '../../src/network/firewall/nftables/nft-policy.js';
+import { parsePolicyDnsSets, policyDnsSet } from '../../src/network/firewall/nftables/nft-policy.js';
 import { compilePlans } from '../../src/network/policies/policy-compile.js';
 import { planDnsSets, policyDnsPatterns } from '../../src/network/policies/policy-dns.js';
 import { validatePolicy } from '../../src/network/policies/policy-parse.js';
@@ -127,5 +127,34 @@ describe('dns peers: rendering and learning', () => {
     assert.equal(book.elements(10_000).get(netId)?.get('api.example.com')?.[0]?.timeoutS, 20);
     book.retainKeys(() => false);
     assert.equal(book.elements(10_000).size, 0);
+  });
+  it('a restarted daemon reads the learnt sets of a hidden namespace back from its table listing, by network and comment', () => {
+    const s4 = policyDnsSet(netId, '*.example.com', 4);
+    const listing = [
+      'table inet arca {',
+      `\tset ${s4} {`,
+      '\t\ttype ipv4_addr',
+      '\t\tflags timeout',
+      '\t\tcomment "*.example.com"',
+      '\t\telements = { 198.18.50.2 timeout 40s expires 39s992ms, 198.18.50.3 timeout 1m40s expires 1m39s992ms }',
+      '\t}',
+      '',
+      `\tset ${policyDnsSet('f'.repeat(64), '*.example.com', 6)} {`,
+      '\t\ttype ipv6_addr',
+      '\t\tflags timeout',
+      '\t\tcomment "*.example.com"',
+      '\t}',
+      '}',
+    ].join('\n');
+    assert.deepEqual(parsePolicyDnsSets(listing, [netId]), [
+      {
+        networkId: netId,
+        dns: '*.example.com',
+        elements: [
+          { addr: '198.18.50.2', fam: 4, timeoutS: 39 },
+          { addr: '198.18.50.3', fam: 4, timeoutS: 99 },
+        ],
+      },
+    ]);
   });
 });

@@ -37,7 +37,7 @@ import { errorMessage, InvalidParameter, SystemError } from '../../../errors.js'
 import { logger } from '../../../log.js';
 import { NftError, nftLoad, nftOutput } from '../../../sys/nft.js';
 import { parseCounters, parseDropSet, PolicyCounterBook, policiesInForce, type DroppedFlow } from '../../firewall/nftables/nft-policy-readback.js';
-import { DROP_SETS, policyCounterNames, renderPolicies } from '../../firewall/nftables/nft-policy.js';
+import { DROP_SETS, policyCounterNames, renderPolicies, type PolicyDnsLearnt } from '../../firewall/nftables/nft-policy.js';
 import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
 
 const log = logger('arca:net:wireguard');
@@ -80,6 +80,8 @@ export interface HiddenNsFirewallSpec {
   plan?: NetworkPolicyPlan;
   /** `--log-policy-drops`. */
   logDrops?: boolean;
+  /** Elements of the plan's `dns` peer sets to re-create (wg-policy-dns.ts). */
+  dnsLearnt?: PolicyDnsLearnt;
 }
 
 function quoteIfname(name: string, what: string): string {
@@ -181,7 +183,11 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
     // is exempt as a client: from there only the host opens connections (another endpoint's
     // underlay address cannot be a source here: its namespace tunnels to containers, and the
     // container cannot claim it past the fib check), and on a bridge the host is never judged.
-    const rendered = renderPolicies([plan], nets, null, { logDrops: spec.logDrops ?? false, exemptClients: spec.underlayPool });
+    const rendered = renderPolicies([plan], nets, null, {
+      logDrops: spec.logDrops ?? false,
+      exemptClients: spec.underlayPool,
+      ...(spec.dnsLearnt ? { dnsLearnt: spec.dnsLearnt } : {}),
+    });
     policy.push(...rendered.filter);
   }
 

@@ -6,7 +6,7 @@ import { logger } from '../../../log.js';
 import { writeSysctl } from '../../../sys/sysctl.js';
 import { run } from '../../../sys/runner.js';
 import { cmdlineOf, readPidFile } from '../../../sys/proc-files.js';
-import type { FirewallNetwork } from '../../firewall/firewall.js';
+import type { EgressLearnt, FirewallNetwork } from '../../firewall/firewall.js';
 import type {
   DriverEndpoint,
   DriverNetwork,
@@ -16,6 +16,7 @@ import type {
   KernelSweeper,
   LiveAttach,
   NetworkDriver,
+  PolicyDnsLearner,
   PolicyEnforcer,
   Reapplier,
   Sandbox,
@@ -27,7 +28,8 @@ import { NETNS_DIR } from '../../netns.js';
 import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
 import { uapiGet, uapiSet, UapiError, type WgDeviceStatus, type WgPeerConfig, type WgSetRequest } from './uapi.js';
 import { keyToBase64 } from './wg-keys.js';
-import { HiddenNsCounters, hiddenNsPolicies, renderHiddenNsRuleset } from './wg-firewall.js';
+import { HIDDEN_TABLE, HiddenNsCounters, hiddenNsPolicies, renderHiddenNsRuleset } from './wg-firewall.js';
+import { HiddenNsDnsSets } from './wg-policy-dns.js';
 import {
   HIDDEN_INNER_IF,
   HIDDEN_UNDERLAY_IF,
@@ -128,6 +130,7 @@ export class WireguardDriver
     FirewallContributor,
     Supervised,
     PolicyEnforcer,
+    PolicyDnsLearner,
     EndpointStatusReporter
 {
   readonly name = 'wireguard';
@@ -142,6 +145,7 @@ export class WireguardDriver
   /** The ruleset text last loaded per hidden namespace (a policy change reloads only what differs). */
   private readonly loaded = new Map<string, string>();
   private readonly counters = new HiddenNsCounters();
+  private readonly dnsSets = new HiddenNsDnsSets(HIDDEN_TABLE);
   private readonly lock = new KeyedLock();
   /**
    * Per network: a device's full configuration is computed from the records and then sent with
@@ -365,6 +369,7 @@ export class WireguardDriver
     await this.deps.linkOps.deleteLink(names.hostVeth).catch((e: unknown) => errors.push(e));
     if (rec && t) await this.hostRoutes(t.net, rec, 'del').catch((e: unknown) => errors.push(e));
     this.counters.forget(`${NETNS_DIR}/${names.netns}`);
+    this.dnsSets.forget(`${NETNS_DIR}/${names.netns}`);
     this.loaded.delete(names.netns);
     this.tunnels.delete(endpointId);
     this.byIf.delete(names.wgIf);
@@ -610,6 +615,7 @@ export class WireguardDriver
 
   async applyPolicies(net: DriverNetwork, plan: NetworkPolicyPlan): Promise<void> {
     this.plans.set(net.id, plan);
+    this.dnsSets.retain(plan);
     const errors: unknown[] = [];
     for (const t of [...this.tunnels.values()].filter((x) => x.net.id === net.id)) {
       await this.lock.run(t.ep.id, () => (this.tunnels.get(t.ep.id) === t ? this.loadRuleset(net, t.ep.id) : Promise.resolve())).catch((e: unknown) => errors.push(e));
@@ -619,6 +625,18 @@ export class WireguardDriver
 
   async policyCounters(net: DriverNetwork): Promise<Record<string, PolicyCounters>> {
     return this.counters.totals(this.plans.get(net.id)?.policies ?? []);
+  }
+
+  /** DNS-learnt addresses of `dns` peers, into every hidden namespace of the network whose rules use them. */
+  async learnPolicyDns(net: DriverNetwork, items: EgressLearnt[]): Promise<void> {
+    const plan = this.plans.get(net.id);
+    if (!plan) return;
+    const targets = [...this.tunnels.values()].flatMap((t) => {
+      if (t.net.id !== net.id) return [];
+      const mine = plan.endpoints.filter((e) => e.endpointId === t.ep.id);
+      return mine.length ? [{ id: t.ep.id, nsPath: `${NETNS_DIR}/${endpointNames(this.deps.tag, t.ep.id).netns}`, plan: { ...plan, endpoints: mine } }] : [];
+    });
+    await this.dnsSets.learn(net.id, items, targets, (t, fn) => this.lock.run(t.id, fn));
   }
 
   /** The hidden namespace's ruleset: protection, plus this endpoint's part of the network's policies. */
@@ -636,9 +654,12 @@ export class WireguardDriver
       gateways: ipv4Only(net.subnets.map((s) => s.gateway)),
       ...(plan && mine.length ? { plan: { ...plan, endpoints: mine } } : {}),
     };
+    // Compared without the learnt elements (their timeouts change every second); loaded with them.
     const script = renderHiddenNsRuleset(spec);
     if (this.loaded.get(names.netns) === script) return;
-    await this.counters.load(`${NETNS_DIR}/${names.netns}`, script, hiddenNsPolicies(spec));
+    const nsPath = `${NETNS_DIR}/${names.netns}`;
+    await this.dnsSets.adopt(nsPath, net.id);
+    await this.counters.load(nsPath, renderHiddenNsRuleset({ ...spec, dnsLearnt: this.dnsSets.elements(net.id) }), hiddenNsPolicies(spec));
     this.loaded.set(names.netns, script);
   }
 

@@ -38,7 +38,7 @@
 import { createHash } from 'node:crypto';
 import { InvalidParameter } from '../../../errors.js';
 import type { CompiledPeers, CompiledRule, EndpointPolicy, NetworkPolicyPlan, PortRange } from '../../policies/policy-types.js';
-import type { LearntElement } from './nft-egress.js';
+import { parseLearntSet, type LearntElement } from './nft-egress.js';
 import { familyOf, mergeRanges, parseAddress, parseCidr, rangeElements, subtractRanges, type AddrRange, type Family } from './address-ranges.js';
 
 /** What the policy renderer needs to know about a network of the ruleset. */
@@ -82,6 +82,26 @@ export type PolicyDnsLearnt = ReadonlyMap<string, ReadonlyMap<string, readonly L
 export function policyDnsSet(networkId: string, pattern: string, fam: Family): string {
   const h = createHash('sha256').update(pattern).digest('hex').slice(0, 10);
   return `pol_d_${networkId.slice(0, 12).replace(/[^A-Za-z0-9]/g, '_')}_${h}_${fam}`;
+}
+
+/**
+ * The `dns` peer sets in a listing of a table (`nft list table`), with their live elements: the
+ * network among `networkIds` and the pattern (the set's comment) that name the set. Sets of
+ * other networks, or whose name does not match, are left out.
+ */
+export function parsePolicyDnsSets(text: string, networkIds: readonly string[]): Array<{ networkId: string; dns: string; elements: LearntElement[] }> {
+  const out: Array<{ networkId: string; dns: string; elements: LearntElement[] }> = [];
+  for (const m of text.matchAll(/set (pol_d_[A-Za-z0-9_]+_([46])) \{([^{}]*(?:\{[^{}]*\}[^{}]*)?)\}/g)) {
+    const [, name, famText, body] = m as unknown as [string, string, string, string];
+    const dns = /comment "([^"]*)"/.exec(body)?.[1];
+    if (dns === undefined) continue;
+    const fam: Family = famText === '4' ? 4 : 6;
+    const networkId = networkIds.find((id) => policyDnsSet(id, dns, fam) === name);
+    if (!networkId) continue;
+    const elements = parseLearntSet(body, fam);
+    if (elements.length) out.push({ networkId, dns, elements });
+  }
+  return out;
 }
 
 /** `elements = { a timeout 30s, ... }` text of learnt elements of one family ('' when none). */

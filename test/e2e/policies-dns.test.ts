@@ -1,9 +1,10 @@
 /**
- * Policies' `dns` peers end to end on `bridge`, with the real docker CLI and a daemon in a
- * throwaway host namespace whose default route leads to an "outside" namespace the test owns:
+ * Policies' `dns` peers end to end on `bridge` and `wireguard` (and `ovn` when installed), with
+ * the real docker CLI and a daemon in a throwaway host namespace whose default route leads to an
+ * "outside" namespace the test owns:
  *
- *   outside: 198.18.0.2 (fake upstream DNS on :53, answering every A question with 198.18.50.2)
- *            198.18.50.1, 198.18.50.2 on lo (probe servers on TCP 8080 and 8081)
+ *   outside: 198.18.50.1, 198.18.50.2 on lo (probe servers on TCP 8080 and 8081; a fake upstream
+ *            DNS on 198.18.50.1:53 answering every A question with 198.18.50.2)
  *
  * The policy selects `sel` (label app=sel) and allows it api.allowed.test on tcp/8081 and its
  * --dns server on udp/53 (the embedded DNS forwards a container's --dns queries from the
@@ -14,17 +15,26 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OUTSIDE_ADDR, startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 import { apiJson } from './policies-support.js';
+import { hiddenNamespaces, skipWithoutWireguardGo } from './wireguard-support.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PROBE = join(HERE, '..', 'kernel', 'net-probe.js');
 const FAKE_DNS = join(HERE, 'fake-dns-upstream.js');
 const IMG = TEST_IMAGE;
-const skip = process.getuid?.() !== 0 ? 'needs root' : false;
 const P = '/arca/v1/policies';
+/** On the outside's loopback (a container on ovn cannot reach its link address with UDP; see egress-drivers). */
+const DNS_ADDR = '198.18.50.1';
+const root = process.getuid?.() === 0;
+const ovnInstalled = spawnSync('which', ['ovsdb-server', 'ovn-northd', 'ovn-controller', 'ovs-vswitchd']).status === 0;
+const DRIVERS: Array<{ driver: string; skip: string | false }> = [
+  { driver: 'bridge', skip: root ? false : 'needs root' },
+  { driver: 'wireguard', skip: !root ? 'needs root' : skipWithoutWireguardGo },
+  { driver: 'ovn', skip: !root ? 'needs root' : ovnInstalled ? false : 'OVN is not installed' },
+];
 
-describe('policy dns peers on bridge', { skip, concurrency: false }, () => {
+for (const { driver, skip } of DRIVERS) describe(`policy dns peers on ${driver}`, { skip, concurrency: false }, () => {
   let d: TestDaemon;
   const children: ChildProcess[] = [];
 
@@ -47,12 +57,20 @@ describe('policy dns peers on bridge', { skip, concurrency: false }, () => {
     return r.stdout.trim();
   }
 
-  /** The elements of the `dns` peer sets in the host ruleset. */
+  /** The `dns` peer sets where the driver enforces policies: the host ruleset, the hidden namespaces, OVN's address sets. */
   function learntInKernel(): string {
-    const r = spawnSync('ip', ['netns', 'exec', d.hostNs, 'nft', 'list', 'ruleset'], { encoding: 'utf8' });
-    const sets = r.stdout.split(/\n(?=\tset )/).filter((s) => /\tset pol_d_/.test(s));
-    return sets.join('\n');
+    if (driver === 'ovn') {
+      const r = spawnSync('ovn-nbctl', [`--db=unix:${join(d.execRoot, 'ovn', 'ovnnb_db.sock')}`, 'list', 'Address_Set'], { encoding: 'utf8' });
+      return r.stdout;
+    }
+    const where = driver === 'wireguard' ? hiddenNamespaces(d) : [d.hostNs];
+    return where
+      .map((ns) => spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { encoding: 'utf8' }).stdout)
+      .flatMap((text) => text.split(/\n(?=\tset )/).filter((s) => /\tset pol_d_/.test(s)))
+      .join('\n');
   }
+
+  const LEARNT = driver === 'ovn' ? /"198\.18\.50\.2"/ : /198\.18\.50\.2 timeout/;
 
   const policy = {
     name: 'api-out',
@@ -60,7 +78,7 @@ describe('policy dns peers on bridge', { skip, concurrency: false }, () => {
     select: { labels: { app: 'sel' } },
     egress: [
       { to: [{ dns: 'api.allowed.test' }], ports: [{ port: 8081 }] },
-      { to: [{ cidr: `${OUTSIDE_ADDR}/32` }], ports: [{ proto: 'udp', port: 53 }] },
+      { to: [{ cidr: `${DNS_ADDR}/32` }], ports: [{ proto: 'udp', port: 53 }] },
     ],
   };
 
@@ -70,11 +88,12 @@ describe('policy dns peers on bridge', { skip, concurrency: false }, () => {
     for (const a of ['198.18.50.1/32', '198.18.50.2/32']) spawnSync('ip', ['-n', o, 'addr', 'add', a, 'dev', 'lo']);
     await Promise.all([
       startIn(o, [process.execPath, PROBE, 'serve', 'o', '8080,8081', '-']),
-      startIn(o, [process.execPath, FAKE_DNS, OUTSIDE_ADDR, '53', '198.18.50.2']),
+      startIn(o, [process.execPath, FAKE_DNS, DNS_ADDR, '53', '198.18.50.2']),
     ]);
-    await d.dockerOk(['network', 'create', 'pd']);
-    await d.dockerOk(['run', '-d', '--name', 'sel', '--label', 'app=sel', '--network', 'pd', '--dns', OUTSIDE_ADDR, IMG, 'sleep', '600']);
-    await d.dockerOk(['run', '-d', '--name', 'free', '--network', 'pd', '--dns', OUTSIDE_ADDR, IMG, 'sleep', '600']);
+    await d.dockerOk(['network', 'create', '-d', driver, 'pd']);
+    await d.dockerOk(['run', '-d', '--name', 'sel', '--label', 'app=sel', '--network', 'pd', '--dns', DNS_ADDR, IMG, 'sleep', '600']);
+    await d.dockerOk(['run', '-d', '--name', 'sel2', '--label', 'app=sel', '--network', 'pd', '--dns', DNS_ADDR, IMG, 'sleep', '600']);
+    await d.dockerOk(['run', '-d', '--name', 'free', '--network', 'pd', '--dns', DNS_ADDR, IMG, 'sleep', '600']);
   });
 
   after(async () => {
@@ -102,7 +121,11 @@ describe('policy dns peers on bridge', { skip, concurrency: false }, () => {
     // Not another port of it, not another address.
     assert.equal(await tcp('sel', '198.18.50.2', 8080), '');
     assert.equal(await tcp('sel', '198.18.50.1', 8081), '');
-    assert.match(learntInKernel(), /198\.18\.50\.2 timeout/);
+    assert.match(learntInKernel(), LEARNT);
+    // The addresses are the network's: another selected container (its own hidden namespace on
+    // wireguard) reaches them without a lookup of its own.
+    assert.match(await tcp('sel2', '198.18.50.2', 8081), /^o /);
+    assert.equal(await tcp('sel2', '198.18.50.2', 8080), '');
   });
 
   it('a container the policy does not select is governed as before', async () => {
@@ -119,7 +142,7 @@ describe('policy dns peers on bridge', { skip, concurrency: false }, () => {
       if (!out) await new Promise((res) => setTimeout(res, 250));
     }
     assert.match(out, /^o /);
-    assert.match(learntInKernel(), /198\.18\.50\.2 timeout/);
+    assert.match(learntInKernel(), LEARNT);
     assert.equal(await tcp('sel', '198.18.50.1', 8081), '');
   });
 });
