@@ -17,6 +17,8 @@ import { compilePlans } from '../../src/network/policies/policy-compile.js';
 import { planDnsSets, policyDnsPatterns } from '../../src/network/policies/policy-dns.js';
 import { validatePolicy } from '../../src/network/policies/policy-parse.js';
 import { fixtureWorld } from './policies-fixtures.js';
+import { EXT_DNS, EXT_EXPIRES, parseExpires, policyRows } from '../../src/network/drivers/ovn/ovn-policies.js';
+import type { NetworkPolicyPlan } from '../../src/network/policies/policy-types.js';
 
 const base = { name: 'p', network: 'back' };
 
@@ -156,5 +158,45 @@ describe('dns peers: rendering and learning', () => {
         ],
       },
     ]);
+  });
+});
+
+describe('dns peers on ovn', () => {
+  const NET = 'a1b2c3d4e5f6'.padEnd(64, '0');
+  const EP = '1'.repeat(64);
+  const plan: NetworkPolicyPlan = {
+    networkId: NET,
+    policies: ['api-out'],
+    dns: ['api.example.com'],
+    endpoints: [
+      {
+        endpointId: EP,
+        containerId: 'c1',
+        addresses: ['10.0.0.2'],
+        policies: ['api-out'],
+        isolatedBy: { egress: ['api-out'] },
+        egress: [{ policy: 'api-out', index: 0, peers: { addrs4: [], addrs6: [], cidrs: [], dns: ['api.example.com'] }, ports: [{ proto: 'tcp', from: 443, to: 443 }] }],
+      },
+    ],
+  };
+
+  it('refers to one address set per family holding the learnt addresses, their expiry in external_ids', () => {
+    const now = 1_800_000_000_000;
+    const rows = policyRows(NET, plan, new Map([[EP, 'u-1']]), {
+      now,
+      dnsLearnt: new Map([['api.example.com', [{ addr: '203.0.113.5', fam: 4 as const, timeoutS: 95 }]]]),
+    });
+    const sets = rows.addressSets.filter((s) => s.ext[EXT_DNS] === 'api.example.com');
+    assert.equal(sets.length, 2);
+    const v4 = sets.find((s) => s.name.endsWith('_4'))!;
+    const v6 = sets.find((s) => s.name.endsWith('_6'))!;
+    assert.deepEqual(v4.addresses, ['203.0.113.5']);
+    assert.deepEqual(v6.addresses, []);
+    // Rounded down to 10 s: a restart never gives an address more time than it had.
+    assert.equal(v4.ext[EXT_EXPIRES], '203.0.113.5=1800000090');
+    const acl = rows.portGroups.flatMap((p) => p.acls).find((a) => a.name === 'arca:api-out:eg:0')!;
+    assert.match(acl.match, new RegExp(`\\(ip4\\.dst == \\$${v4.name} \\|\\| ip6\\.dst == \\$${v6.name}\\) && tcp\\.dst == 443`));
+    assert.deepEqual(parseExpires(v4.ext[EXT_EXPIRES], 4, now + 10_000), [{ addr: '203.0.113.5', fam: 4, timeoutS: 80 }]);
+    assert.deepEqual(parseExpires(v4.ext[EXT_EXPIRES], 4, now + 90_000), []);
   });
 });

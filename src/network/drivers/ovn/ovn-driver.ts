@@ -3,7 +3,7 @@ import { Unavailable, errorMessage } from '../../../errors.js';
 import { KeyedLock } from '../../../keyed-lock.js';
 import { logger } from '../../../log.js';
 import { OvsdbSession } from '../../../ovsdb/ovsdb-session.js';
-import type { FirewallNetwork } from '../../firewall/firewall.js';
+import type { EgressLearnt, FirewallNetwork } from '../../firewall/firewall.js';
 import type {
   DriverAddresses,
   DriverEndpoint,
@@ -13,6 +13,7 @@ import type {
   KernelSweeper,
   LiveAttach,
   NetworkDriver,
+  PolicyDnsLearner,
   PolicyEnforcer,
   Reapplier,
   Sandbox,
@@ -76,7 +77,7 @@ function rowsOf(r: { rows?: OvsdbRow[] } | undefined): OvsdbRow[] {
  * and published ports would then need OVN load balancers on the host side too.
  */
 export class OvnDriver
-  implements NetworkDriver, LiveAttach, Reapplier, KernelSweeper, GatewaySwitcher, FirewallContributor, Supervised, VirtualNames, PolicyEnforcer
+  implements NetworkDriver, LiveAttach, Reapplier, KernelSweeper, GatewaySwitcher, FirewallContributor, Supervised, VirtualNames, PolicyEnforcer, PolicyDnsLearner
 {
   readonly name = 'ovn';
   readonly usesIpam = true;
@@ -407,6 +408,11 @@ export class OvnDriver
   async policyCounters(net: DriverNetwork): Promise<Record<string, PolicyCounters>> {
     await this.ready();
     return this.policies.counters(net.id);
+  }
+
+  async learnPolicyDns(net: DriverNetwork, items: EgressLearnt[]): Promise<void> {
+    await this.ready();
+    await this.policies.learnDns(net.id, items);
   }
 
   // ---- firewall -------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@
  *   ARP/ND (and, outwards, DHCP) allows that keep the endpoint on the network. Isolated endpoints
  *   are grouped by the policies a drop is blamed on, so each drop ACL counts for known policies;
  * - the peers of a rule as address sets (`$name` in the match), CIDR peers and their `except`
- *   holes inline.
+ *   holes inline; a `dns` peer as the network's address sets of that pattern (one per family),
+ *   holding the addresses the embedded DNS learnt for it, their expiry times in `external_ids`
+ *   (OVN's sets have no timeouts: the enforcer rewrites them as elements expire).
  * Allowed = some policy's allow matched (union); a connection needs the source's egress (judged at
  * its inport) and the destination's ingress (at the outport): both ends. Replies of allowed
  * connections pass (allow-related). OVN re-judges each request-direction packet of an established
@@ -38,6 +40,7 @@ import {
   type OvsdbRow,
   type OvsdbValue,
 } from '../../../ovsdb/ovsdb-values.js';
+import type { LearntElement } from '../../firewall/nftables/nft-egress.js';
 import { EXT_ENDPOINT, EXT_NETWORK } from './ovn-names.js';
 
 /** Default drop of an isolated direction. */
@@ -128,7 +131,14 @@ export function portsMatch(ports: 'any' | PortRange[]): string {
  * `''` for any peer, or undefined when the rule names no address at all (it matches nothing).
  * Address sets it needs are pushed to `sets`.
  */
-export function peersMatch(peers: CompiledPeers, d: Direction, asBase: string, ext: Record<string, string>, sets: AddressSetSpec[]): string | undefined {
+export function peersMatch(
+  peers: CompiledPeers,
+  d: Direction,
+  asBase: string,
+  ext: Record<string, string>,
+  sets: AddressSetSpec[],
+  dnsSet?: (pattern: string, fam: '4' | '6') => string,
+): string | undefined {
   if (peers === 'any') return '';
   const f = d === 'ingress' ? 'src' : 'dst';
   const terms: string[] = [];
@@ -147,6 +157,7 @@ export function peersMatch(peers: CompiledPeers, d: Direction, asBase: string, e
     // `!=` against a set is "equal to none of them".
     terms.push(holes.length ? `(ip${fam}.${f} == ${c.cidr} && ip${fam}.${f} != {${holes.join(', ')}})` : `ip${fam}.${f} == ${c.cidr}`);
   }
+  if (dnsSet) for (const dns of peers.dns ?? []) for (const fam of ['4', '6'] as const) terms.push(`ip${fam}.${f} == $${dnsSet(dns, fam)}`);
   if (!terms.length) return undefined;
   return terms.length === 1 ? terms[0]! : `(${terms.join(' || ')})`;
 }
@@ -165,7 +176,38 @@ function blamed(ep: EndpointPolicy, d: Direction): string[] {
   return (out.length ? out : [...ep.policies]).sort();
 }
 
+/** external_ids of a `dns` peer's address set: its pattern, and when each address expires. */
+export const EXT_DNS = 'arca-dns';
+export const EXT_EXPIRES = 'arca-expires';
+
+/** Expiry times are kept to this granularity (seconds, rounded down): fewer rewrites of a set whose name is looked up often. */
+const EXPIRY_STEP_S = 10;
+
+/** `addr=epoch seconds,...` of a `dns` set's external_ids. */
+export function expiresText(els: readonly LearntElement[], now: number): string {
+  return els
+    .map((e) => `${e.addr}=${Math.floor((now / 1000 + e.timeoutS) / EXPIRY_STEP_S) * EXPIRY_STEP_S}`)
+    .sort()
+    .join(',');
+}
+
+/** The elements a `dns` set's external_ids still gives time to (for a restarted daemon). */
+export function parseExpires(text: string | undefined, fam: 4 | 6, now: number): LearntElement[] {
+  const out: LearntElement[] = [];
+  for (const part of (text ?? '').split(',')) {
+    const m = /^([0-9a-fA-F.:]+)=([0-9]+)$/.exec(part);
+    if (!m) continue;
+    const left = Number(m[2]) - Math.floor(now / 1000);
+    if (left >= 1) out.push({ addr: m[1]!, fam, timeoutS: left });
+  }
+  return out;
+}
+
 export interface PolicyRowOptions {
+  /** Learnt addresses of the network's `dns` peers, by pattern, with the seconds they have left. */
+  dnsLearnt?: ReadonlyMap<string, readonly LearntElement[]>;
+  /** Now (ms since the epoch), for the expiry times of `dns` sets. */
+  now?: number;
   /**
    * The network's load-balancer VIPs. A backend that reaches itself through a VIP gets the packet
    * back with the VIP as source (OVN's hairpin SNAT): that source is the endpoint itself, which
@@ -185,6 +227,18 @@ export function policyRows(netId: string, plan: NetworkPolicyPlan, lsps: Readonl
   const eps = plan.endpoints.filter((e) => lsps.has(e.endpointId));
   const base = { [EXT_NETWORK]: netId };
 
+  // `dns` peers' sets are the network's, shared by every rule naming the pattern.
+  const dnsSets = new Map<string, AddressSetSpec>();
+  const now = opts.now ?? Date.now();
+  const dnsSet = (pattern: string, fam: '4' | '6'): string => {
+    const name = `${rowName(netId, `dns:${pattern}`)}_${fam}`;
+    if (!dnsSets.has(name)) {
+      const els = (opts.dnsLearnt?.get(pattern) ?? []).filter((e) => String(e.fam) === fam);
+      dnsSets.set(name, { name, addresses: [...new Set(els.map((e) => e.addr))].sort(), ext: { ...base, [EXT_POLICY]: `dns:${pattern}`, [EXT_DNS]: pattern, [EXT_EXPIRES]: expiresText(els, now) } });
+    }
+    return name;
+  };
+
   const policies = [...new Set([...plan.policies, ...eps.flatMap((e) => e.policies)])].sort();
   for (const policy of policies) {
     const members = eps.filter((e) => e.policies.includes(policy));
@@ -200,7 +254,7 @@ export function policyRows(netId: string, plan: NetworkPolicyPlan, lsps: Readonl
     }
     const acls: AclSpec[] = [];
     for (const [key, { d, rule }] of [...rules].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))) {
-      const peers = peersMatch(rule.peers, d, rowName(netId, `peers:${policy}:${key}`), ext, addressSets);
+      const peers = peersMatch(rule.peers, d, rowName(netId, `peers:${policy}:${key}`), ext, addressSets, d === 'egress' ? dnsSet : undefined);
       if (peers === undefined) continue;
       const s = side(d, pg);
       acls.push({
@@ -255,7 +309,7 @@ export function policyRows(netId: string, plan: NetworkPolicyPlan, lsps: Readonl
       portGroups.push({ name: pg, ports: members.map((e) => lsps.get(e.endpointId)!).sort(), acls, ext });
     }
   }
-  return { portGroups, addressSets };
+  return { portGroups, addressSets: [...addressSets, ...[...dnsSets.values()].sort((a, b) => a.name.localeCompare(b.name))] };
 }
 
 const ownedBy = (netId: string): Condition[] => [['external_ids', 'includes', map({ [EXT_NETWORK]: netId })]];
@@ -336,7 +390,9 @@ export function policyDiffOps(have: PolicyReadResult, want: PolicyRows): OvsdbOp
   for (const [name, s] of wantSets) {
     const r = haveSets.get(name);
     if (!r) ops.push({ op: 'insert', table: 'Address_Set', row: { name, addresses: set(s.addresses), external_ids: map(s.ext) } });
-    else if (!sameList(textSet(r['addresses']), [...s.addresses].sort())) ops.push({ op: 'update', table: 'Address_Set', where: [['_uuid', '==', uuid(uuidOf(r))]], row: { addresses: set(s.addresses) } });
+    else if (!sameList(textSet(r['addresses']), [...s.addresses].sort()) || !sameMap(fromMap(r['external_ids']), s.ext)) {
+      ops.push({ op: 'update', table: 'Address_Set', where: [['_uuid', '==', uuid(uuidOf(r))]], row: { addresses: set(s.addresses), external_ids: map(s.ext) } });
+    }
   }
 
   const wantPgs = new Map(want.portGroups.map((p) => [p.name, p]));

@@ -7,7 +7,9 @@ import { fromMap, fromSet, atomText, map, type Condition, type OvsdbOp, type Ovs
 import { run } from '../../../sys/runner.js';
 import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
 import { EXT_NETWORK } from './ovn-names.js';
-import { EXT_POLICY, EXT_VERDICT, parsePolicyRead, type PolicyRowOptions, policyDiffOps, policyReadOps, policyRows } from './ovn-policies.js';
+import { EgressBook } from '../../egress/egress-book.js';
+import type { EgressLearnt } from '../../firewall/firewall.js';
+import { EXT_DNS, EXT_EXPIRES, EXT_POLICY, EXT_VERDICT, parseExpires, parsePolicyRead, type PolicyRowOptions, policyDiffOps, policyReadOps, policyRows } from './ovn-policies.js';
 import type { OvnStack } from './stack/ovn-stack.js';
 import { StackLayout } from './stack/stack-layout.js';
 
@@ -32,6 +34,12 @@ export class OvnPolicyEnforcer {
   private readonly plans = new Map<string, NetworkPolicyPlan>();
   private readonly lock = new KeyedLock();
   private sb?: OvsdbSession;
+  /** `dns` peers' learnt addresses per network and pattern: what their address sets hold. */
+  private readonly dns = new EgressBook<string>();
+  /** Networks whose `dns` sets were read back from NB in this process (a restarted daemon keeps them). */
+  private readonly dnsAdopted = new Set<string>();
+  /** Rewrites the `dns` sets when their next address expires (OVN's sets have no timeouts). */
+  private expiryTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly nb: () => Promise<OvsdbSession>,
@@ -44,7 +52,27 @@ export class OvnPolicyEnforcer {
   async apply(netId: string, plan: NetworkPolicyPlan): Promise<void> {
     if (plan.endpoints.length || plan.policies.length) this.plans.set(netId, plan);
     else this.plans.delete(netId);
+    const keep = new Set(plan.dns ?? []);
+    this.dns.retainKeys((id, dns) => id !== netId || keep.has(dns));
     await this.write(netId, plan);
+  }
+
+  /**
+   * DNS-learnt addresses of the network's `dns` peers: into their address sets, resolving once
+   * they are enforced (the container's answer waits for it).
+   */
+  async learnDns(netId: string, items: readonly EgressLearnt[]): Promise<void> {
+    const plan = this.plans.get(netId);
+    if (!plan?.dns?.length) return;
+    const now = Date.now();
+    let changed = false;
+    for (const it of items) {
+      if (it.dns === undefined || it.networkId !== netId || !plan.dns.includes(it.dns)) continue;
+      const before = JSON.stringify(this.dns.elements(now).get(netId)?.get(it.dns) ?? []);
+      this.dns.record(netId, it.dns, this.dns.timeouts(it, now), now);
+      changed ||= before !== JSON.stringify(this.dns.elements(now).get(netId)?.get(it.dns) ?? []);
+    }
+    if (changed) await this.write(netId, plan);
   }
 
   /** Writes the last plan of the network again (after its rows or ports were re-created). */
@@ -70,6 +98,25 @@ export class OvnPolicyEnforcer {
   close(): void {
     this.sb?.close();
     this.sb = undefined;
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+  }
+
+  /** Arms the timer for the earliest expiry among the `dns` sets' addresses. */
+  private scheduleExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    let soonest = Infinity;
+    for (const byPattern of this.dns.elements(Date.now()).values()) for (const els of byPattern.values()) for (const e of els) soonest = Math.min(soonest, e.timeoutS);
+    if (soonest === Infinity) return;
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = undefined;
+      for (const [netId, plan] of this.plans) {
+        if (!plan.dns?.length) continue;
+        this.write(netId, plan).catch((e: unknown) => log.warn('expiring dns peer addresses failed', { network: netId.slice(0, 12), error: errorMessage(e) }));
+      }
+    }, (soonest + 1) * 1000);
+    this.expiryTimer.unref();
   }
 
   private write(netId: string, plan: NetworkPolicyPlan): Promise<void> {
@@ -77,7 +124,20 @@ export class OvnPolicyEnforcer {
       const t0 = performance.now();
       const nb = await this.nb();
       const have = parsePolicyRead(await nb.transact(policyReadOps(netId)));
-      const ops: OvsdbOp[] = policyDiffOps(have, policyRows(netId, plan, have.lsps, { hairpinSources: this.vipsOf(netId) }));
+      const now = Date.now();
+      if (!this.dnsAdopted.has(netId)) {
+        this.dnsAdopted.add(netId);
+        for (const r of have.addressSets) {
+          const ext = fromMap(r['external_ids']);
+          const dns = ext[EXT_DNS];
+          if (dns === undefined || !(plan.dns ?? []).includes(dns)) continue;
+          const els = parseExpires(ext[EXT_EXPIRES], String(r['name']).endsWith('_6') ? 6 : 4, now);
+          if (els.length) this.dns.record(netId, dns, els, now);
+        }
+      }
+      const dnsLearnt = this.dns.elements(now).get(netId);
+      const ops: OvsdbOp[] = policyDiffOps(have, policyRows(netId, plan, have.lsps, { hairpinSources: this.vipsOf(netId), now, ...(dnsLearnt ? { dnsLearnt } : {}) }));
+      this.scheduleExpiry();
       if (!ops.length) return;
       const tRead = performance.now();
       ops.push(
