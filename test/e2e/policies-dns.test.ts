@@ -70,6 +70,7 @@ for (const { driver, skip } of DRIVERS) describe(`policy dns peers on ${driver}`
       .join('\n');
   }
 
+  let lastLookup = 0;
   const LEARNT = driver === 'ovn' ? /"198\.18\.50\.2"/ : /198\.18\.50\.2 timeout/;
 
   const policy = {
@@ -134,6 +135,9 @@ for (const { driver, skip } of DRIVERS) describe(`policy dns peers on ${driver}`
   });
 
   it('a restarted daemon keeps what was learnt', async () => {
+    // A fresh lookup first (the fake upstream's TTL is 30 s): the restart must not outlast it.
+    assert.equal((await d.docker(['exec', 'sel', 'nslookup', 'api.allowed.test'])).code, 0);
+    lastLookup = Date.now();
     await d.restart();
     // Without resolving again.
     let out = '';
@@ -144,5 +148,18 @@ for (const { driver, skip } of DRIVERS) describe(`policy dns peers on ${driver}`
     assert.match(out, /^o /);
     assert.match(learntInKernel(), LEARNT);
     assert.equal(await tcp('sel', '198.18.50.1', 8081), '');
+  });
+
+  it('an address nobody looks up again closes once its time is up', async () => {
+    // 30 s (the TTL, also the floor) after the last lookup; OVN's sets are emptied by the daemon.
+    const deadline = lastLookup + 60_000;
+    let out = 'o';
+    while (out && Date.now() < deadline) {
+      out = await tcp('sel', '198.18.50.2', 8081);
+      if (out) await new Promise((res) => setTimeout(res, 2000));
+    }
+    assert.equal(out, '', 'still reachable a minute after the last lookup');
+    assert.ok(Date.now() - lastLookup >= 19_000, `closed ${Date.now() - lastLookup} ms after the lookup`);
+    assert.doesNotMatch(learntInKernel(), LEARNT);
   });
 });
