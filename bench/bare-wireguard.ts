@@ -25,6 +25,7 @@ import { logTail } from '../src/sys/proc-files.js';
 import { uapiGet, uapiSet } from '../src/network/drivers/wireguard/uapi.js';
 import { generateKeyPair, type WgKeyPair } from '../src/network/drivers/wireguard/wg-keys.js';
 import { uapiSocketPath } from '../src/network/drivers/wireguard/wg-names.js';
+import { raiseSocketBuffers } from '../src/network/drivers/wireguard/wg-process.js';
 import { rssKb } from '../test/e2e/harness.js';
 import { firstReply } from './data-path.js';
 import { nsexec } from './net-bench.js';
@@ -69,12 +70,19 @@ export class BareWireguard {
   }
 
   /** Builds the pair and waits until a pings b through the tunnel. On failure everything made so far is removed first. */
-  static async build(tag: string, progress: (m: string) => void): Promise<BareWireguard> {
+  static async build(tag: string, progress: (m: string) => void, opts: { socketBuffers?: boolean } = {}): Promise<BareWireguard> {
     if (tag.length + 1 > 15) throw new Error(`bare wireguard: tag ${tag} makes interface names longer than 15 characters`);
     const bare = new BareWireguard(tag);
     process.on('exit', bare.exitHook);
     try {
       await bare.setUp(progress);
+      // The driver's one tuning of wireguard-go, applied to a bare pair too, so the report can
+      // tell what the tuning buys from what the driver's layout costs.
+      if (opts.socketBuffers) {
+        for (const [name, p] of bare.procs) {
+          if (p.pid && raiseSocketBuffers(p.pid, name) === 0) throw new Error(`bare wireguard: ${name}'s UDP buffers could not be raised`);
+        }
+      }
       return bare;
     } catch (err) {
       await bare.destroy();

@@ -22,6 +22,8 @@
  *   udpLocalPort(port)                   the port the socket is bound to
  *   schedSlice(us)                       asks the scheduler for a short time slice for the calling
  *                                        thread (EEVDF, Linux >= 6.12; no privilege) -> 0 or -errno
+ *   raiseUdpBuffers(pid, bytes)          another process's UDP sockets get buffers of at least
+ *                                        bytes -> [udp sockets, raised]
  *
  * Everything that may block (netlink requests, nft, mounts) runs on libuv's thread pool and
  * returns a promise. Entering a network namespace is per thread (setns(CLONE_NEWNET) is allowed in
@@ -37,6 +39,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1055,6 +1058,82 @@ static napi_value sched_slice(napi_env env, napi_callback_info info) {
   napi_value r;
   CHECK(env, napi_create_int32(env, rc, &r));
   return r;
+/* ---- another process's UDP buffers -------------------------------------------------------- */
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+/*
+ * wireguard-go (Debian's 0.0.20220316) never sizes its UDP sockets, so they get net.core.rmem_default
+ * (208 KiB), and a network namespace can neither raise that nor rmem_max for itself: under a TCP
+ * stream tens of thousands of datagrams a second die in its receive queue. The sockets are the
+ * process's own; pidfd_getfd gives us a duplicate of each (same socket), on which the FORCE options
+ * (CAP_NET_ADMIN) pass the namespace's limits. Quick and synchronous: a readdir and a few syscalls.
+ */
+static napi_value raise_udp_buffers(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t pid, bytes;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &pid) != napi_ok || napi_get_value_int32(env, argv[1], &bytes) != napi_ok || pid <= 0 || bytes <= 0) {
+    napi_throw_type_error(env, NULL, "raiseUdpBuffers(pid: number, bytes: number)");
+    return NULL;
+  }
+  int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pfd < 0) {
+    napi_throw(env, make_error(env, errno, "pidfd_open"));
+    return NULL;
+  }
+  char dir[64];
+  snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
+  DIR *d = opendir(dir);
+  if (!d) {
+    int e = errno;
+    close(pfd);
+    napi_throw(env, make_error(env, e, "opendir /proc/PID/fd"));
+    return NULL;
+  }
+  int udp = 0, raised = 0;
+  struct dirent *ent;
+  while ((ent = readdir(d)) != NULL) {
+    if (ent->d_name[0] < '0' || ent->d_name[0] > '9') continue;
+    char link[64];
+    ssize_t n = readlinkat(dirfd(d), ent->d_name, link, sizeof link - 1);
+    if (n <= 0) continue;
+    link[n] = 0;
+    if (strncmp(link, "socket:", 7) != 0) continue;
+    int fd = (int)syscall(SYS_pidfd_getfd, pfd, atoi(ent->d_name), 0);
+    if (fd < 0) continue;
+    int type = 0, domain = 0, have = 0;
+    socklen_t l = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 && type == SOCK_DGRAM) {
+      l = sizeof domain;
+      if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) == 0 && (domain == AF_INET || domain == AF_INET6)) {
+        udp++;
+        l = sizeof have;
+        /* The kernel reports twice what was set (its bookkeeping overhead): a raised socket reads >= bytes. */
+        if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &have, &l) == 0 && have < bytes) {
+          if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) == 0 &&
+              setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes) == 0)
+            raised++;
+        }
+      }
+    }
+    close(fd);
+  }
+  closedir(d);
+  close(pfd);
+  napi_value out, a, b;
+  CHECK(env, napi_create_array_with_length(env, 2, &out));
+  CHECK(env, napi_create_int32(env, udp, &a));
+  CHECK(env, napi_create_int32(env, raised, &b));
+  CHECK(env, napi_set_element(env, out, 0, a));
+  CHECK(env, napi_set_element(env, out, 1, b));
+  return out;
 }
 
 /* ---- module ------------------------------------------------------------------------------- */
@@ -1076,6 +1155,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpSendMany", NULL, udp_send_many, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpLocalPort", NULL, udp_local_port, NULL, NULL, NULL, napi_enumerable, NULL},
       {"schedSlice", NULL, sched_slice, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"raiseUdpBuffers", NULL, raise_udp_buffers, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -48,6 +48,11 @@ export interface NativeHelpers {
   udpLocalPort(port: UdpPortHandle): number;
   /** Stops reading and closes the socket; closing twice is harmless. */
   udpClose(port: UdpPortHandle): void;
+  /**
+   * Process `pid`'s IPv4/IPv6 UDP sockets get receive and send buffers of at least `bytes`
+   * (SO_RCVBUFFORCE/SO_SNDBUFFORCE on duplicates from pidfd_getfd): [UDP sockets found, raised].
+   */
+  raiseUdpBuffers(pid: number, bytes: number): [number, number];
 }
 
 /** An opaque handle from {@link NativeHelpers.udpWatch}. */

@@ -17,6 +17,7 @@ import { UapiError, uapiGet, uapiSet, type WgSetRequest } from '../../src/networ
 import { generateKeyPair, type WgKeyPair } from '../../src/network/drivers/wireguard/wg-keys.js';
 import { uapiSocketPath } from '../../src/network/drivers/wireguard/wg-names.js';
 import * as wgp from '../../src/network/drivers/wireguard/wg-process.js';
+import { native } from '../../src/sys/native.js';
 
 type WgProcessModule = typeof wgp;
 
@@ -200,6 +201,33 @@ describe('wireguard-go processes and UAPI', { skip }, () => {
     assert.match(cli.stdout, /^✓ wireguard-go v\S+ \(\/\S+\): WireGuard in userspace \(wireguard-go\); no kernel WireGuard here$/m);
     assert.match(cli.stdout, /^[✓!] fs\.inotify\.max_user_instances = \d+, \d+ in use by this uid/m);
     assert.match(cli.stdout, new RegExp(`^✓ wireguard-go of ${join(dir, 'exec')}: 2 running$`, 'm'));
+  });
+
+  it('raises both UDP sockets of a running wireguard-go past the namespace\'s rmem_max, once; the tunnel still carries pings', { skip: native() ? false : 'the native addon is not built' }, async () => {
+    /** `ss -uamn` in the namespace: the receive and send buffer (rb, tb) of each socket on PORT. */
+    const buffers = async (s: Side): Promise<Array<{ rb: number; tb: number }>> => {
+      const out = (await run(['nsenter', `--net=/run/netns/${s.ns}`, '--', 'ss', '-uamn'])).stdout;
+      const rows: Array<{ rb: number; tb: number }> = [];
+      const lines = out.split('\n');
+      lines.forEach((l, i) => {
+        if (!new RegExp(`:${PORT}\\s`).test(l)) return;
+        const m = /rb(\d+),t(\d+),tb(\d+)/.exec(lines[i + 1] ?? '');
+        if (m) rows.push({ rb: Number(m[1]), tb: Number(m[3]) });
+      });
+      return rows;
+    };
+    const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+    const before = await buffers(A);
+    assert.equal(before.length, 2, `wireguard-go's IPv4 and IPv6 sockets: ${JSON.stringify(before)}`);
+    assert.ok(before.every((b) => b.rb < wgp.WG_SOCKET_BUFFER_BYTES), JSON.stringify(before));
+    assert.equal(wgp.raiseSocketBuffers(A.pid!, A.spec.ifname), 2);
+    const after = await buffers(A);
+    // The kernel books twice what was asked (its overhead), and FORCE passes rmem_max.
+    assert.ok(after.length === 2 && after.every((b) => b.rb === 2 * wgp.WG_SOCKET_BUFFER_BYTES && b.tb === 2 * wgp.WG_SOCKET_BUFFER_BYTES), JSON.stringify(after));
+    assert.ok(after[0]!.rb > rmemMax, `${after[0]!.rb} > rmem_max ${rmemMax}`);
+    assert.equal(wgp.raiseSocketBuffers(A.pid!, A.spec.ifname), 0, 'a second call finds them raised');
+    assert.equal(wgp.raiseSocketBuffers(2 ** 22 + 12345, 'nope'), 0, 'a process that does not exist: nothing, no throw');
+    await pings(A, B);
   });
 
   it('times set and get over the socket', async () => {

@@ -10,6 +10,7 @@ import { connect } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { logger } from '../../../log.js';
 import { which } from '../../../sys/runner.js';
+import { loadNative, native } from '../../../sys/native.js';
 import { uapiGet } from './uapi.js';
 import { uapiSocketPath } from './wg-names.js';
 
@@ -431,4 +432,34 @@ export function ensureInotifyInstances(min: number): number {
   }
   log.info(`raised fs.inotify.max_user_instances from ${now} to ${min}: each wireguard-go holds one inotify instance`);
   return readMax();
+}
+
+/**
+ * What each of wireguard-go's UDP sockets should hold: the size later wireguard-go releases ask
+ * for themselves (7 MiB there; 4 MiB here was enough to see no receive-queue drops at all).
+ */
+export const WG_SOCKET_BUFFER_BYTES = 4 << 20;
+
+let buffersUnavailable = false;
+
+/**
+ * Gives a wireguard-go's UDP sockets {@link WG_SOCKET_BUFFER_BYTES} (the native addon's
+ * raiseUdpBuffers; see there why it has to be done from outside). Idempotent and cheap, so it is
+ * called after every configuration and by the audit: wireguard-go re-creates its sockets when its
+ * port changes or its link goes down and up. Returns the sockets raised; never throws (a tunnel
+ * with small buffers is slower, not broken).
+ */
+export function raiseSocketBuffers(pid: number, ifname: string): number {
+  const n = native();
+  if (!n) {
+    if (!buffersUnavailable) log.info('wireguard-go keeps its default UDP buffers: the native addon is missing', { reason: loadNative().reason });
+    buffersUnavailable = true;
+    return 0;
+  }
+  try {
+    return n.raiseUdpBuffers(pid, WG_SOCKET_BUFFER_BYTES)[1];
+  } catch (e) {
+    log.debug('raising wireguard-go UDP buffers failed', { interface: ifname, pid, error: (e as Error).message });
+    return 0;
+  }
 }

@@ -52,6 +52,7 @@ import {
   adoptWireguardGo,
   ensureInotifyInstances,
   isWireguardGo,
+  raiseSocketBuffers,
   spawnWireguardGo,
   stopWireguardGo,
   wireguardGoMissing,
@@ -286,6 +287,7 @@ export class WireguardDriver
       ]);
       // A tunnel re-created while the daemon was down handshakes at once (its peers hold stale sessions).
       await this.meshSync(rec, respawned, respawned ? RESTART_KEEPALIVE_S : undefined);
+      raiseSocketBuffers(pid, names.wgIf);
       await this.loadRuleset(net, ep.id);
       this.watcher.watch(names.wgIf, pid);
     });
@@ -329,6 +331,8 @@ export class WireguardDriver
         this.hostRoutes(net, rec, 'replace'),
       ]);
       lap.configured = performance.now() - t0;
+      // The device is up with its port: its UDP sockets exist now.
+      raiseSocketBuffers(pid, names.wgIf);
       // A listen port moved by a conflict changes the guard's rule (a no-op otherwise).
       await this.loadRuleset(net, ep.id);
       log.debug('wireguard endpoint joined', { endpoint: ep.id.slice(0, 12), ms: lap });
@@ -494,9 +498,11 @@ export class WireguardDriver
 
   /** The device's whole configuration: its key, port, and every other recorded endpoint of its network. */
   private desired(rec: WgEndpointRecord, keepalive?: number): WgSetRequest {
+    // An endpoint being torn down keeps its record until its objects are gone; its peers have
+    // already dropped it, and an audit in between must not put it back.
     const peers = this.st()
       .ofNetwork(rec.networkId)
-      .filter((r) => r.endpointId !== rec.endpointId)
+      .filter((r) => r.endpointId !== rec.endpointId && !this.tunnels.get(r.endpointId)?.leaving)
       .map((r) => this.peerOf(r, keepalive));
     return { privateKey: rec.privateKey, listenPort: rec.listenPort, replacePeers: true, peers };
   }
@@ -569,7 +575,10 @@ export class WireguardDriver
           const rec = this.st().get(id);
           if (!rec || this.tunnels.get(id) !== t || t.leaving || t.pid === undefined) return;
           await this.mesh.run(rec.networkId, async () => {
-            const have = await uapiGet(uapiSocketPath(endpointNames(this.deps.tag, id).wgIf));
+            const wgIf = endpointNames(this.deps.tag, id).wgIf;
+            // wireguard-go makes new sockets (with default buffers) when its link bounces.
+            if (t.pid !== undefined) raiseSocketBuffers(t.pid, wgIf);
+            const have = await uapiGet(uapiSocketPath(wgIf));
             if (sameDevice(have, this.desired(rec))) return;
             log.warn('wireguard tunnel drifted from its peers; mending it', { endpoint: id.slice(0, 12) });
             await this.syncDevice(rec, true);
@@ -601,6 +610,7 @@ export class WireguardDriver
         await this.meshSync(rec, true, RESTART_KEEPALIVE_S);
         if (hasIPv6(t.net)) await enableIPv6(`${NETNS_DIR}/${names.netns}`, names.wgIf);
         await run(['ip', '-n', names.netns, '-batch', '-'], { input: this.wgLinkLines(t.net, names.wgIf, this.opts(t.net)).join('\n') + '\n' });
+        raiseSocketBuffers(pid, names.wgIf);
         log.info('wireguard tunnel re-created', { interface: ifname, pid });
       })
       .catch((e: unknown) => {
