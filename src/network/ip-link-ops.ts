@@ -1,5 +1,5 @@
 import { run } from '../sys/runner.js';
-import type { BridgeSpec, InterfaceConfig, LinkInfo, LinkOps, OnlinkRoute, VethSpec } from './link-ops.js';
+import { bridgeMac, type BridgeSpec, type InterfaceConfig, type LinkInfo, type LinkOps, type OnlinkRoute, type VethSpec } from './link-ops.js';
 
 interface IpLinkJson {
   ifname: string;
@@ -45,7 +45,8 @@ export class IpLinkOps implements LinkOps {
     // there, which is what makes this idempotent; any other complaint is a real failure.
     const mtu = spec.mtu ? ` mtu ${spec.mtu}` : '';
     const snoop = spec.multicastSnooping === undefined ? '' : ` mcast_snooping ${spec.multicastSnooping ? 1 : 0}`;
-    const lines = [`link add name ${spec.name}${mtu} type bridge${snoop}`];
+    const mac = bridgeMac(spec.name);
+    const lines = [`link add name ${spec.name}${mtu} address ${mac} type bridge${snoop}`, `link set dev ${spec.name} address ${mac}`];
     if (spec.mtu) lines.push(`link set dev ${spec.name} mtu ${spec.mtu}`);
     if (spec.nfCallIptables !== undefined) {
       const v = spec.nfCallIptables ? 1 : 0;

@@ -5,6 +5,8 @@
  * Host-side calls act in the daemon's own network namespace; `ns` arguments name a namespace
  * under /run/netns.
  */
+import { createHash } from 'node:crypto';
+
 export interface LinkInfo {
   name: string;
   /** `bridge`, `veth`, … (undefined for plain devices). */
@@ -29,6 +31,19 @@ export interface BridgeSpec {
    * announces them. Left as is when undefined.
    */
   multicastSnooping?: boolean;
+}
+
+/**
+ * The MAC a bridge is given when made: fixed, from its name (locally administered, unicast). A
+ * bridge left to itself takes the lowest MAC of its ports, so a port joining or leaving changes
+ * the gateway's MAC under every neighbour; the gratuitous ARP that follows is ignored by those
+ * that updated the entry under a second before (neighbour locktime), and they keep sending to a
+ * MAC nobody has until the entry goes stale (seconds). With its own MAC the bridge never changes.
+ */
+export function bridgeMac(name: string): string {
+  const h = createHash('sha256').update(`arca-bridge:${name}`).digest();
+  h[0] = (h[0]! & 0xfc) | 0x02;
+  return [...h.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
 export interface VethSpec {

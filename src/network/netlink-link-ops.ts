@@ -46,7 +46,7 @@ import {
   type Attr,
 } from '../sys/netlink.js';
 import { RtnlSocket, type NlOp } from '../sys/rtnl-socket.js';
-import type { BridgeSpec, InterfaceConfig, LinkInfo, LinkOps, OnlinkRoute, VethSpec } from './link-ops.js';
+import { bridgeMac, type BridgeSpec, type InterfaceConfig, type LinkInfo, type LinkOps, type OnlinkRoute, type VethSpec } from './link-ops.js';
 
 const NETNS_DIR = '/run/netns';
 
@@ -189,7 +189,7 @@ export class NetlinkLinkOps implements LinkOps {
     }
     if (spec.multicastSnooping !== undefined) data.push(attr.u8(IFLA_BR_MCAST_SNOOPING, spec.multicastSnooping ? 1 : 0));
     if (data.length) info.push(attr.nested(IFLA_INFO_DATA, data));
-    const settings: Attr[] = [attr.str(IFLA_IFNAME, spec.name)];
+    const settings: Attr[] = [attr.str(IFLA_IFNAME, spec.name), attr.bytes(IFLA_ADDRESS, macBytes(bridgeMac(spec.name)))];
     if (spec.mtu) settings.push(attr.u32(IFLA_MTU, spec.mtu));
     const [, , got] = await this.host.request([
       {

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { IpLinkOps } from '../../src/network/ip-link-ops.js';
-import type { LinkOps } from '../../src/network/link-ops.js';
+import { bridgeMac, type LinkOps } from '../../src/network/link-ops.js';
 import { NetlinkLinkOps } from '../../src/network/netlink-link-ops.js';
 import { loadNative } from '../../src/sys/native.js';
 import { run } from '../../src/sys/runner.js';
@@ -95,6 +95,21 @@ for (const b of backends()) {
       assert.deepEqual((await ops.linksInside(C)).sort(), ['eth0', 'lo']);
       // Traffic crosses it.
       await run(['nsenter', `--net=/run/netns/${C}`, 'busybox', 'ping', '-c', '1', '-W', '2', '198.18.7.1']);
+    });
+
+    it('a bridge keeps its own MAC whatever ports come and go (the gateway\'s MAC never moves under its neighbours)', async () => {
+      const mac = async (): Promise<string> => ((await ipj(H, 'link', 'show', 'dev', 'br-test')) as IpAddr[])[0]!.address!;
+      assert.equal(await mac(), bridgeMac('br-test'));
+      // A port whose MAC is lower than any other would become the bridge's MAC on a bridge left to itself.
+      await run(['ip', '-n', H, 'link', 'add', 'vxlow', 'address', '02:00:00:00:00:01', 'type', 'veth', 'peer', 'name', 'vxlowp']);
+      await run(['ip', '-n', H, 'link', 'set', 'vxlow', 'master', 'br-test', 'up']);
+      assert.equal(await mac(), bridgeMac('br-test'), 'with a port of a lower MAC');
+      await run(['ip', '-n', H, 'link', 'del', 'vxlow']);
+      assert.equal(await mac(), bridgeMac('br-test'), 'after it left');
+      await ops.ensureBridge({ name: 'br-test', addresses: ['198.18.7.1/24', 'fd00:7::1/64'], mtu: 1400, nfCallIptables: false });
+      assert.equal(await mac(), bridgeMac('br-test'), 'ensured again');
+      assert.match(bridgeMac('br-test'), /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/, 'locally administered unicast');
+      assert.notEqual(bridgeMac('br-test'), bridgeMac('br-test2'));
     });
 
     it('moves and removes default routes', async () => {
