@@ -1058,6 +1058,8 @@ static napi_value sched_slice(napi_env env, napi_callback_info info) {
   napi_value r;
   CHECK(env, napi_create_int32(env, rc, &r));
   return r;
+}
+
 /* ---- another process's UDP buffers -------------------------------------------------------- */
 
 #ifndef SYS_pidfd_open

@@ -81,6 +81,7 @@ export class Daemon {
       linkOpsIn: (ns) => (nat.helpers ? new NetlinkLinkOps(nat.helpers, ns) : new IpLinkOps(ns)),
       root: config.root,
       execRoot: config.execRoot,
+      ...(config.logPolicyDrops ? { policyDrops: { namer: worldNamer(() => this.networks.policyWorld()) } } : {}),
     });
     // Tables `inet arca_<tag>` and `inet arca_<tag>_nat`: two daemons on one machine never share rules.
     const nft = new NftFirewall({ tablePrefix: `arca_${this.tag}`, logPolicyDrops: config.logPolicyDrops ?? false });

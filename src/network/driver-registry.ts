@@ -4,6 +4,7 @@ import { BridgeDriver } from './drivers/bridge/bridge-driver.js';
 import { HostDriver } from './drivers/host/host-driver.js';
 import { NullDriver } from './drivers/null/null-driver.js';
 import type { LinkOps } from './link-ops.js';
+import type { AddressNamer } from './firewall/nftables/nft-policy-readback.js';
 import { OvnDriver } from './drivers/ovn/ovn-driver.js';
 import { OvnStack, stackOptionsFor } from './drivers/ovn/stack/ovn-stack.js';
 import { WireguardDriver } from './drivers/wireguard/wireguard-driver.js';
@@ -20,6 +21,11 @@ export interface DriverDeps {
   /** The daemon's state and runtime folders. */
   root: string;
   execRoot: string;
+  /**
+   * `--log-policy-drops`, for drivers that enforce policies in namespaces of their own (the
+   * daemon's firewall logs its own): present when on, naming addresses with `namer`.
+   */
+  policyDrops?: { namer?: AddressNamer };
 }
 
 /** Built-in drivers, one row each. Later drivers (ovn, wireguard, …) are one more row. */
@@ -45,6 +51,7 @@ const BUILTINS: ReadonlyArray<readonly [string, (deps: DriverDeps) => NetworkDri
         // The daemon's tag (Daemon.tag): machine-global names carry it.
         tag: createHash('sha256').update(deps.root).digest('hex').slice(0, 6),
         execRoot: deps.execRoot,
+        ...(deps.policyDrops ? { policyDrops: deps.policyDrops } : {}),
       }),
   ],
 ];

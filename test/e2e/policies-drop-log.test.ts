@@ -1,12 +1,14 @@
 /**
  * `arca daemon --log-policy-drops`: a connection a policy drops shows up in the daemon log once,
- * naming both containers and the policy isolating the one that refused it.
+ * naming both containers and the policy isolating the one that refused it. On `bridge` the
+ * daemon's firewall records it; on `wireguard` the hidden namespace of the refusing endpoint does.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
+import { skipWithoutWireguardGo } from './wireguard-support.js';
 
 function put(d: TestDaemon, path: string, body: unknown): Promise<number> {
   const payload = JSON.stringify(body);
@@ -31,13 +33,13 @@ async function until(what: string, cond: () => boolean, timeoutMs = 8000): Promi
   }
 }
 
-describe('policy drops in the daemon log', () => {
+for (const driver of ['bridge', 'wireguard'] as const) describe(`policy drops in the daemon log (${driver})`, { skip: driver === 'wireguard' ? skipWithoutWireguardGo : false }, () => {
   let d: TestDaemon;
   const ip: Record<string, string> = {};
 
   before(async () => {
     d = await startDaemon({ daemonArgs: ['--log-policy-drops'] });
-    await d.dockerOk(['network', 'create', 'pdrop']);
+    await d.dockerOk(['network', 'create', '-d', driver, 'pdrop']);
     await d.dockerOk(['run', '-d', '--name', 'db', '--network', 'pdrop', TEST_IMAGE, 'sh', '-c', 'httpd -p 5432 -h /etc && exec sleep 600']);
     await d.dockerOk(['run', '-d', '--name', 'intruder', '--network', 'pdrop', TEST_IMAGE, 'sleep', '600']);
     for (const c of ['db', 'intruder']) ip[c] = await d.dockerOk(['inspect', '-f', '{{(index .NetworkSettings.Networks "pdrop").IPAddress}}', c]);

@@ -28,8 +28,9 @@ import { NETNS_DIR } from '../../netns.js';
 import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
 import { uapiGet, uapiSet, UapiError, type WgDeviceStatus, type WgPeerConfig, type WgSetRequest } from './uapi.js';
 import { keyToBase64 } from './wg-keys.js';
-import { HIDDEN_TABLE, HiddenNsCounters, hiddenNsPolicies, renderHiddenNsRuleset } from './wg-firewall.js';
+import { HIDDEN_TABLE, HiddenNsCounters, hiddenNsPolicies, readHiddenNsDrops, renderHiddenNsRuleset } from './wg-firewall.js';
 import { HiddenNsDnsSets } from './wg-policy-dns.js';
+import { PolicyDropReporter, type AddressNamer } from '../../firewall/nftables/nft-policy-readback.js';
 import {
   HIDDEN_INNER_IF,
   HIDDEN_UNDERLAY_IF,
@@ -70,6 +71,8 @@ const INOTIFY_INSTANCES = 8192;
 const LEAK_GUARD_METRIC = 4096;
 /** How often every tunnel is compared with its peers (a `get` each, about 0.5 ms). */
 const AUDIT_MS = 5000;
+/** How often the hidden namespaces' recorded drops are read under `--log-policy-drops` (as the daemon's firewall does). */
+const DROP_POLL_MS = 1000;
 /** Tries of one peer update before leaving it to the audit. */
 const ANNOUNCE_ATTEMPTS = 3;
 /** A tunnel that cannot be re-created is retried this often. */
@@ -83,6 +86,8 @@ export interface WireguardDriverDeps {
   /** The daemon's tag (its machine-global names carry it). */
   tag: string;
   execRoot: string;
+  /** `--log-policy-drops`: the hidden namespaces record dropped flows, read every second and logged. */
+  policyDrops?: { namer?: AddressNamer };
 }
 
 /** One endpoint whose tunnel this daemon runs (joined, or re-applied after a restart). */
@@ -157,6 +162,9 @@ export class WireguardDriver
   private inotifyChecked = false;
   private auditTimer?: NodeJS.Timeout;
   private auditing?: Promise<void>;
+  private dropTimer?: NodeJS.Timeout;
+  private dropPolling?: Promise<void>;
+  private readonly drops = new PolicyDropReporter((line, extra) => log.info(line, extra));
 
   constructor(private readonly deps: WireguardDriverDeps) {}
 
@@ -170,12 +178,35 @@ export class WireguardDriver
       this.auditing = this.audit().finally(() => (this.auditing = undefined));
     }, AUDIT_MS);
     this.auditTimer.unref();
+    if (this.deps.policyDrops) {
+      this.dropTimer = setInterval(() => {
+        if (this.dropPolling) return;
+        this.dropPolling = this.pollDrops().finally(() => (this.dropPolling = undefined));
+      }, DROP_POLL_MS);
+      this.dropTimer.unref();
+    }
+  }
+
+  /** The flows each governed hidden namespace recorded as dropped, logged once each (`--log-policy-drops`). */
+  private async pollDrops(): Promise<void> {
+    const plans = [...this.plans.values()];
+    const governed = new Set(plans.flatMap((p) => p.endpoints.map((e) => e.endpointId)));
+    const flows: Awaited<ReturnType<typeof readHiddenNsDrops>> = [];
+    for (const id of [...this.tunnels.keys()]) {
+      if (!governed.has(id)) continue;
+      const ns = `${NETNS_DIR}/${endpointNames(this.deps.tag, id).netns}`;
+      // A namespace going away, or whose table is being reloaded, is read again next round.
+      flows.push(...(await readHiddenNsDrops(ns).catch(() => [])));
+    }
+    this.drops.report(flows, plans, this.deps.policyDrops?.namer);
   }
 
   /** Tunnels outlive the daemon (the next one adopts them): only the watching stops. */
   async stop(): Promise<void> {
     clearInterval(this.auditTimer);
+    clearInterval(this.dropTimer);
     await this.auditing;
+    await this.dropPolling;
     this.watcher.close();
   }
 
@@ -663,6 +694,7 @@ export class WireguardDriver
       listenPort: this.st().get(endpointId)?.listenPort ?? 0,
       gateways: ipv4Only(net.subnets.map((s) => s.gateway)),
       ...(plan && mine.length ? { plan: { ...plan, endpoints: mine } } : {}),
+      logDrops: this.deps.policyDrops !== undefined,
     };
     // Compared without the learnt elements (their timeouts change every second); loaded with them.
     const script = renderHiddenNsRuleset(spec);
