@@ -34,6 +34,7 @@ import { performance } from 'node:perf_hooks';
 import { run } from '../src/sys/runner.js';
 import { endpointNames, runtimePaths, uapiSocketPath } from '../src/network/drivers/wireguard/wg-names.js';
 import { inotifyUsage, isWireguardGo } from '../src/network/drivers/wireguard/wg-process.js';
+import { uapiGet } from '../src/network/drivers/wireguard/uapi.js';
 import { readPidFile } from '../src/sys/proc-files.js';
 import { TEST_IMAGE, alive, daemonTag, rssKb, startDaemon, type TestDaemon } from '../test/e2e/harness.js';
 import { BareWireguard } from './bare-wireguard.js';
@@ -497,7 +498,38 @@ async function scaleRun(ctx: Ctx, scale: number): Promise<Record<string, unknown
         }
       }),
     );
+    // What a failed pair's two devices hold of each other, then whether it heals by itself (a
+    // handshake initiation that was lost is retried after REKEY_TIMEOUT, 5 s; a lost peer update
+    // is mended by the driver's 5-s audit).
+    const detail: Array<Record<string, unknown>> = [];
+    const byIp = new Map(sample.map((c) => [c.ip, c]));
+    const seenPairs = new Set<string>();
+    for (const f of failed) {
+      const m = /^(\S+)→(\S+)$/.exec(f);
+      const a = m ? byIp.get(m[1]!) : undefined;
+      const b = m ? byIp.get(m[2]!) : undefined;
+      if (!a || !b || detail.length >= 4 || seenPairs.has([a.ip, b.ip].sort().join())) continue;
+      seenPairs.add([a.ip, b.ip].sort().join());
+      const view = async (x: Ctr, y: Ctr): Promise<unknown> => {
+        try {
+          const st = await uapiGet(uapiSocketPath(endpointNames(ctx.dtag, x.endpointId).wgIf));
+          const p = st.peers.find((q) => q.allowedIps.includes(`${y.ip}/32`));
+          const now = Date.now() / 1000;
+          return p ? { endpoint: p.endpoint, handshake_age_s: p.lastHandshakeSec ? Math.round(now - p.lastHandshakeSec) : null, rx: p.rxBytes, tx: p.txBytes, peers: st.peers.length } : { missing: true, peers: st.peers.length };
+        } catch (e) {
+          return { error: msg(e) };
+        }
+      };
+      const entry: Record<string, unknown> = { pair: `${a.ip}↔${b.ip}`, a_has_b: await view(a, b), b_has_a: await view(b, a) };
+      const heal = async (): Promise<boolean> => (await run(nsexec(a.ns, ['/bin/busybox', 'ping', '-c', '1', '-W', '1', b.ip]), { allowFailure: true })).code === 0;
+      const h0 = performance.now();
+      let healed = await heal();
+      while (!healed && performance.now() - h0 < 12_000) healed = await heal();
+      entry.healed_after_s = healed ? r1((performance.now() - h0) / 1000) : null;
+      detail.push(entry);
+    }
     out.pairs = {
+      ...(detail.length ? { failed_detail: detail } : {}),
       sampled: sample.length,
       pairs: sample.length * (sample.length - 1),
       reachable,
