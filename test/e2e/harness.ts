@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -495,8 +495,13 @@ class Harness implements TestDaemon {
       }
     });
 
-    // 5. The folder.
+    // 5. The folder (its daemon log kept first where ARCA_E2E_KEEP_LOGS names a folder, for post-mortems).
     attempt(`rm -rf ${this.dir}`, () => {
+      const keep = process.env.ARCA_E2E_KEEP_LOGS;
+      if (keep && existsSync(this.logPath)) {
+        mkdirSync(keep, { recursive: true });
+        copyFileSync(this.logPath, join(keep, `${this.name}-${Date.now()}.log`));
+      }
       rmSync(this.dir, { recursive: true, force: true, maxRetries: 3 });
     });
     return errors;
