@@ -20,8 +20,6 @@
  *   udpSendMany(port, buf, spans, count, status?) sends count datagrams, buf[spans[2i], +spans[2i+1]),
  *                                        on a connected socket with sendmmsg -> how many went
  *   udpLocalPort(port)                   the port the socket is bound to
- *   schedSlice(us)                       asks the scheduler for a short time slice for the calling
- *                                        thread (EEVDF, Linux >= 6.12; no privilege) -> 0 or -errno
  *   raiseUdpBuffers(pid, bytes)          another process's UDP sockets get buffers of at least
  *                                        bytes -> [udp sockets, raised]
  *
@@ -1017,49 +1015,6 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* ---- scheduling --------------------------------------------------------------------------- */
-
-/*
- * Sets the calling thread's EEVDF slice (sched_attr.sched_runtime for SCHED_OTHER, Linux 6.12 and
- * later; older kernels ignore it): a thread that runs in short bursts and asks for a short slice
- * gets an earlier virtual deadline, so on wake-up it preempts what holds the core instead of
- * waiting for that task's slice to end. Keeps the policy and nice value; a real-time thread is
- * left alone.
- */
-struct arca_sched_attr { /* <linux/sched/types.h>'s, which clashes with glibc's <sched.h> */
-  uint32_t size, sched_policy;
-  uint64_t sched_flags;
-  int32_t sched_nice;
-  uint32_t sched_priority;
-  uint64_t sched_runtime, sched_deadline, sched_period;
-  uint32_t sched_util_min, sched_util_max;
-};
-
-static napi_value sched_slice(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t us = 0;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &us) != napi_ok || us < 100 || us > 100000) {
-    napi_throw_type_error(env, NULL, "schedSlice(us: 100 to 100000)");
-    return NULL;
-  }
-  struct arca_sched_attr a;
-  memset(&a, 0, sizeof a);
-  int rc = 0;
-  if (syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) < 0) rc = -errno;
-  else if (a.sched_policy != SCHED_OTHER && a.sched_policy != SCHED_BATCH) rc = -EPERM;
-  else {
-    a.size = sizeof a;
-    a.sched_flags = 0;
-    a.sched_runtime = (uint64_t)us * 1000;
-    if (syscall(SYS_sched_setattr, 0, &a, 0) < 0) rc = -errno;
-  }
-  napi_value r;
-  CHECK(env, napi_create_int32(env, rc, &r));
-  return r;
-}
-
 /* ---- another process's UDP buffers -------------------------------------------------------- */
 
 #ifndef SYS_pidfd_open
@@ -1156,7 +1111,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpClose", NULL, udp_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpSendMany", NULL, udp_send_many, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpLocalPort", NULL, udp_local_port, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"schedSlice", NULL, sched_slice, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raiseUdpBuffers", NULL, raise_udp_buffers, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
