@@ -2,8 +2,10 @@
  * `node dist/bench/filterednat-bench.js [--seconds S]`: FilteredNAT's engine alone, fed from an
  * in-process generator (length-prefixed frames in 64 KiB chunks, as a busy QEMU socket delivers
  * them), on the drop path (TCP frames: parse, classify, count) and the forward path (allowlisted
- * UDP, one `send` per frame to a sink in a child process that counts what arrives). Prints one
- * JSON object. It measures the engine, not the guest (a TCG guest makes ~15k frames/s).
+ * UDP to a sink in a child process that counts what arrives: one sendmmsg per batch of a chunk's
+ * datagrams with the native addon, one dgram `send` per frame without it; `host_sockets` says
+ * which). Prints one JSON object. It measures the engine, not the guest (a TCG guest makes ~15k
+ * frames/s).
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -151,7 +153,7 @@ async function main(): Promise<void> {
         loadavg_at_start: load,
         note: 'measured while other sessions ran builds and tests on the same 2 vCPUs: figures are noisy and pessimistic',
         drop_path_tcp: { ...drop, dropped },
-        forward_path_udp_64B: { ...forward, forwarded, received_by_sink: received, send_errors: fwdEngine.stats.sendErrors },
+        forward_path_udp_64B: { ...forward, host_sockets: fwdEngine.hostSockets, forwarded, received_by_sink: received, send_errors: fwdEngine.stats.sendErrors },
         heap_kb_per_engine_with_one_flow: perEngineKb,
         rss_mb_after: rssMb,
       },
