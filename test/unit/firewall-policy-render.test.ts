@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { InvalidParameter } from '../../src/errors.js';
 import type { FirewallNetwork, FirewallState } from '../../src/network/firewall/firewall.js';
 import { NftFirewall } from '../../src/network/firewall/nftables/nft-firewall.js';
-import { policyCounterNames } from '../../src/network/firewall/nftables/nft-policy.js';
+import { policyCounterNames, type PolicyDnsLearnt } from '../../src/network/firewall/nftables/nft-policy.js';
+import { renderRuleset } from '../../src/network/firewall/nftables/nft-ruleset.js';
 import { mergeRanges, parseCidr, rangeElements, subtractRanges } from '../../src/network/firewall/nftables/address-ranges.js';
 import type { EndpointPolicy, NetworkPolicyPlan } from '../../src/network/policies/policy-types.js';
 
@@ -85,7 +86,23 @@ const plans: NetworkPolicyPlan[] = [
   { networkId: backend.id, policies: ['db-from-api', 'lockdown', 'web-out'], endpoints: [web, db] },
 ];
 
-const STATES: Record<string, { state: FirewallState; logDrops?: boolean }> = {
+const apiOut: EndpointPolicy = {
+  endpointId: API,
+  containerId: 'c-api',
+  addresses: ['10.88.0.3'],
+  policies: ['api-out'],
+  isolatedBy: { egress: ['api-out'] },
+  egress: [
+    {
+      policy: 'api-out',
+      index: 0,
+      peers: { addrs4: [], addrs6: [], cidrs: [{ cidr: '192.0.2.0/24', except: [] }], dns: ['*.example.org', 'api.example.com'] },
+      ports: [{ proto: 'tcp', from: 443, to: 443 }],
+    },
+  ],
+};
+
+const STATES: Record<string, { state: FirewallState; logDrops?: boolean; dnsLearnt?: PolicyDnsLearnt }> = {
   // One policy: db accepts tcp/5432 from api only.
   'policies-one': {
     state: {
@@ -96,12 +113,22 @@ const STATES: Record<string, { state: FirewallState; logDrops?: boolean }> = {
   },
   // Several networks and policies, egress with cidr holes, a deny-all, DNS on the gateways, drop logging.
   'policies-many': { state: { dnsPort: 5353, networks: [frontend, backend], ports: [], policies: plans }, logDrops: true },
+  // A dns peer beside a cidr on one rule, with learnt elements to re-create (a reload).
+  'policies-dns': {
+    state: {
+      networks: [backend],
+      ports: [],
+      policies: [{ networkId: backend.id, policies: ['api-out'], dns: ['*.example.org', 'api.example.com'], endpoints: [apiOut] }],
+    },
+    dnsLearnt: new Map([[backend.id, new Map([['api.example.com', [{ addr: '203.0.113.5', fam: 4 as const, timeoutS: 95 }, { addr: '2001:db8::5', fam: 6 as const, timeoutS: 40 }]]])]]),
+  },
   // A policy in force that selects nothing: counters only, nothing governed.
   'policies-idle': { state: { networks: [backend], ports: [], policies: [{ networkId: backend.id, policies: ['idle'], endpoints: [] }] } },
 };
 
 function render(name: string): string {
-  const { state, logDrops } = STATES[name]!;
+  const { state, logDrops, dnsLearnt } = STATES[name]!;
+  if (dnsLearnt) return renderRuleset(state, 'arca', { logDrops: logDrops ?? false, dnsLearnt });
   return new NftFirewall({ tablePrefix: 'arca', logPolicyDrops: logDrops }).render(state);
 }
 
