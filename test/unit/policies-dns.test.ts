@@ -16,6 +16,7 @@ import { parsePolicyDnsSets, policyDnsSet } from '../../src/network/firewall/nft
 import { compilePlans } from '../../src/network/policies/policy-compile.js';
 import { planDnsSets, policyDnsPatterns } from '../../src/network/policies/policy-dns.js';
 import { validatePolicy } from '../../src/network/policies/policy-parse.js';
+import { checkConnection } from '../../src/network/policies/policy-check.js';
 import { fixtureWorld } from './policies-fixtures.js';
 import { EXT_DNS, EXT_EXPIRES, parseExpires, policyRows } from '../../src/network/drivers/ovn/ovn-policies.js';
 import type { NetworkPolicyPlan } from '../../src/network/policies/policy-types.js';
@@ -198,5 +199,17 @@ describe('dns peers on ovn', () => {
     assert.match(acl.match, new RegExp(`\\(ip4\\.dst == \\$${v4.name} \\|\\| ip6\\.dst == \\$${v6.name}\\) && tcp\\.dst == 443`));
     assert.deepEqual(parseExpires(v4.ext[EXT_EXPIRES], 4, now + 10_000), [{ addr: '203.0.113.5', fam: 4, timeoutS: 80 }]);
     assert.deepEqual(parseExpires(v4.ext[EXT_EXPIRES], 4, now + 90_000), []);
+  });
+});
+
+describe('dns peers in arca policy check', () => {
+  it('says the model leaves dns peers out when it denies', () => {
+    const w = fixtureWorld([{ name: 'app', labels: { app: 'x' }, on: { back: '10.2.0.2' } }], ['back']);
+    const r = checkConnection(docs, w, { fromContainer: 'app', to: { address: '203.0.113.5' }, proto: 'tcp', port: 443 });
+    assert.equal(r.allowed, false);
+    assert.match(r.reason, /no rule allows tcp\/443 to 203\.0\.113\.5 \(not counting dns peers, whose addresses are learnt from DNS answers at run time\)/);
+    // Another port: the dns rule would not allow it either, so no note.
+    const other = checkConnection(docs, w, { fromContainer: 'app', to: { address: '203.0.113.5' }, proto: 'tcp', port: 80 });
+    assert.doesNotMatch(other.reason, /dns peers/);
   });
 });

@@ -152,7 +152,10 @@ export class PolicyChecker {
       const isolating = side.ep!.isolatedBy?.[side.dir] ?? [];
       for (const p of isolating) decidedDeny.push({ policy: p, direction: side.dir });
       const peerText = side.peerName === formatIp(side.peer) ? side.peerName : `"${side.peerName}" (${formatIp(side.peer)})`;
-      denyText.push(`${side.dir} of "${side.who}" is isolated by ${isolating.join(', ')} and no rule allows ${what} ${side.dir === 'egress' ? 'to' : 'from'} ${peerText}`);
+      // dns peers stand for addresses learnt from DNS answers at run time, which the model does not know.
+      const dns = rules.some((r) => r.peers !== 'any' && r.peers.dns?.length && portsContain(r.ports, proto, port));
+      const note = dns ? ' (not counting dns peers, whose addresses are learnt from DNS answers at run time)' : '';
+      denyText.push(`${side.dir} of "${side.who}" is isolated by ${isolating.join(', ')} and no rule allows ${what} ${side.dir === 'egress' ? 'to' : 'from'} ${peerText}${note}`);
     }
     if (denyText.length > 0) return { allowed: false, decidedBy: decidedDeny, reason: `denied ${net}: ${denyText.join('; ')}` };
     return { allowed: true, decidedBy: decidedAllow, reason: `allowed ${net}: ${allowText.join('; ')}` };
