@@ -127,6 +127,7 @@ function tcpFrame(): Buffer {
 interface EngineStats {
   hostSockets?: string;
   forwarded: number;
+  sendErrors?: number;
   dropped: Record<string, number>;
   updatedAt: string;
   connected?: boolean;
@@ -152,6 +153,33 @@ async function nextStats(file: string, after?: string): Promise<EngineStats> {
 
 async function write(sock: Socket, b: Buffer): Promise<void> {
   if (!sock.write(b)) await once(sock, 'drain');
+}
+
+/** The kernel's UDP receive-buffer drops so far (this network namespace: a sink that did not keep up). */
+function udpRcvbufErrors(): number {
+  try {
+    const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp: '));
+    const names = lines[0]!.split(/\s+/);
+    return Number(lines[1]!.split(/\s+/)[names.indexOf('RcvbufErrors')]);
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Packets the kernel dropped from its per-CPU input backlogs so far (/proc/net/softnet_stat): a
+ * loopback datagram waits there for the receive softirq, and under load, with that softirq pushed
+ * to ksoftirqd, a burst of sends can overflow it (net.core.netdev_max_backlog).
+ */
+function backlogDrops(): number {
+  try {
+    return readFileSync('/proc/net/softnet_stat', 'utf8')
+      .trim()
+      .split('\n')
+      .reduce((n, l) => n + parseInt(l.split(/\s+/)[1]!, 16), 0);
+  } catch {
+    return NaN;
+  }
 }
 
 /** CPU time, time runnable but waiting for the core, and involuntary switches of a process so far. */
@@ -258,6 +286,8 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
     {
       const s0 = await nextStats(statsFile);
       const r0 = received;
+      const rcvbuf0 = udpRcvbufErrors();
+      const backlog0 = backlogDrops();
       const sched0 = schedOf(engine.pid!);
       const t0 = performance.now();
       let sent = 0;
@@ -280,6 +310,12 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
         forwarded_by_engine: s1.forwarded - s0.forwarded,
         forwarded_per_s_by_engine: Math.round((s1.forwarded - s0.forwarded) / engineSecs),
         not_at_sink: sent - (received - r0),
+        // Where those went: the engine's failed sends (a full socket buffer drops a datagram),
+        // the kernel's input backlog (machine-wide), or the sink's receive queue overflowing
+        // (this process not reading in time).
+        not_at_sink_engine_send_errors: (s1.sendErrors ?? 0) - (s0.sendErrors ?? 0),
+        not_at_sink_backlog_drops: backlogDrops() - backlog0,
+        not_at_sink_sink_overflow: udpRcvbufErrors() - rcvbuf0,
         engine_sched: schedDelta(sched0, sched1, s1.forwarded - s0.forwarded),
       };
     }
