@@ -2,20 +2,16 @@
  * Egress allowlists on `ovn` and `wireguard`: the same host-side enforcement as on bridge (the
  * transit link, the underlay bridge), one allowed and a few denied destinations each, a name
  * learnt through the embedded DNS.
- * Same outside as egress-bridge.test.ts: 198.18.50.1 and .2 on the outside's loopback, probe
- * servers on TCP 8080 and 8081, a fake upstream DNS at 198.18.50.1:53 answering 198.18.50.2.
+ * The outside is outside-services.ts: probe servers on 198.18.50.1 TCP 8080 and 8081, a fake
+ * upstream DNS at 198.18.50.1:53 answering 198.18.50.2.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 import { skipWithoutWireguardGo } from './wireguard-support.js';
+import { OutsideServices, tcpFrom } from './outside-services.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const PROBE = join(HERE, '..', 'kernel', 'net-probe.js');
-const FAKE_DNS = join(HERE, 'fake-dns-upstream.js');
 /**
  * The stand-in upstream: on the outside's loopback rather than its link address, which a
  * container on ovn cannot reach with UDP even without any allowlist (seen here; not an egress
@@ -32,34 +28,14 @@ const DRIVERS: Array<{ driver: string; skip: string | false }> = [
 for (const { driver, skip } of DRIVERS) {
   describe(`egress allowlist on ${driver}`, { skip, concurrency: false }, () => {
     let d: TestDaemon;
-    const children: ChildProcess[] = [];
+    const outside = new OutsideServices();
 
-    function startIn(ns: string, argv: string[]): Promise<void> {
-      const child = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', ...argv], { stdio: ['ignore', 'pipe', 'inherit'] });
-      children.push(child);
-      return new Promise((res, rej) => {
-        let out = '';
-        child.stdout!.on('data', (b: Buffer) => {
-          out += b.toString();
-          if (out.includes('ready')) res();
-        });
-        child.once('exit', (code) => rej(new Error(`${argv.join(' ')} exited (${code})`)));
-      });
-    }
 
-    async function tcp(container: string, host: string, port: number): Promise<string> {
-      const r = await d.docker(['exec', container, 'timeout', '3', 'nc', host, String(port)], { input: '' });
-      return r.stdout.trim();
-    }
+    const tcp = (container: string, host: string, port: number): Promise<string> => tcpFrom(d, container, host, port);
 
     before(async () => {
       d = await startDaemon({ loadTestImage: true, outside: true });
-      const o = d.outsideNs!;
-      for (const a of ['198.18.50.1/32', '198.18.50.2/32']) spawnSync('ip', ['-n', o, 'addr', 'add', a, 'dev', 'lo']);
-      await Promise.all([
-        startIn(o, [process.execPath, PROBE, 'serve', 'o', '8080,8081', '-']),
-        startIn(o, [process.execPath, FAKE_DNS, DNS_ADDR, '53', '198.18.50.2']),
-      ]);
+      await outside.start(d, [DNS_ADDR]);
       await d.dockerOk([
         'network', 'create', '-d', driver,
         '-o', 'arca.egress=deny',
@@ -70,7 +46,7 @@ for (const { driver, skip } of DRIVERS) {
     });
 
     after(async () => {
-      for (const c of children) c.kill('SIGKILL');
+      outside.stop();
       await d?.cleanup();
     });
 

@@ -12,16 +12,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 import { apiJson } from './policies-support.js';
 import { hiddenNamespaces, skipWithoutWireguardGo } from './wireguard-support.js';
+import { OutsideServices, tcpFrom } from './outside-services.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const PROBE = join(HERE, '..', 'kernel', 'net-probe.js');
-const FAKE_DNS = join(HERE, 'fake-dns-upstream.js');
 const IMG = TEST_IMAGE;
 const P = '/arca/v1/policies';
 /** On the outside's loopback (a container on ovn cannot reach its link address with UDP; see egress-drivers). */
@@ -36,26 +33,11 @@ const DRIVERS: Array<{ driver: string; skip: string | false }> = [
 
 for (const { driver, skip } of DRIVERS) describe(`policy dns peers on ${driver}`, { skip, concurrency: false }, () => {
   let d: TestDaemon;
-  const children: ChildProcess[] = [];
+  const outside = new OutsideServices();
 
-  function startIn(ns: string, argv: string[]): Promise<void> {
-    const child = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', ...argv], { stdio: ['ignore', 'pipe', 'inherit'] });
-    children.push(child);
-    return new Promise((res, rej) => {
-      let out = '';
-      child.stdout!.on('data', (b: Buffer) => {
-        out += b.toString();
-        if (out.includes('ready')) res();
-      });
-      child.once('exit', (code) => rej(new Error(`${argv.join(' ')} exited (${code})`)));
-    });
-  }
 
   /** What the server at host:port says to the container (`o <peer>`), or '' when nothing came back. */
-  async function tcp(container: string, host: string, port: number): Promise<string> {
-    const r = await d.docker(['exec', container, 'timeout', '3', 'nc', host, String(port)], { input: '' });
-    return r.stdout.trim();
-  }
+  const tcp = (container: string, host: string, port: number): Promise<string> => tcpFrom(d, container, host, port);
 
   /** The `dns` peer sets where the driver enforces policies: the host ruleset, the hidden namespaces, OVN's address sets. */
   function learntInKernel(): string {
@@ -85,12 +67,7 @@ for (const { driver, skip } of DRIVERS) describe(`policy dns peers on ${driver}`
 
   before(async () => {
     d = await startDaemon({ loadTestImage: true, outside: true });
-    const o = d.outsideNs!;
-    for (const a of ['198.18.50.1/32', '198.18.50.2/32']) spawnSync('ip', ['-n', o, 'addr', 'add', a, 'dev', 'lo']);
-    await Promise.all([
-      startIn(o, [process.execPath, PROBE, 'serve', 'o', '8080,8081', '-']),
-      startIn(o, [process.execPath, FAKE_DNS, DNS_ADDR, '53', '198.18.50.2']),
-    ]);
+    await outside.start(d, [DNS_ADDR]);
     await d.dockerOk(['network', 'create', '-d', driver, 'pd']);
     await d.dockerOk(['run', '-d', '--name', 'sel', '--label', 'app=sel', '--network', 'pd', '--dns', DNS_ADDR, IMG, 'sleep', '600']);
     await d.dockerOk(['run', '-d', '--name', 'sel2', '--label', 'app=sel', '--network', 'pd', '--dns', DNS_ADDR, IMG, 'sleep', '600']);
@@ -98,7 +75,7 @@ for (const { driver, skip } of DRIVERS) describe(`policy dns peers on ${driver}`
   });
 
   after(async () => {
-    for (const c of children) c.kill('SIGKILL');
+    outside.stop();
     await d?.cleanup();
   });
 
