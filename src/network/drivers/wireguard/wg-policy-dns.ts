@@ -56,6 +56,11 @@ export class HiddenNsDnsSets {
     for (const s of parsePolicyDnsSets(text, [networkId])) this.book.record(networkId, s.dns, s.elements, now);
   }
 
+  /** A namespace this process is about to make: its first load has nothing to read back (no `list table` on a join). */
+  born(nsPath: string): void {
+    this.adopted.add(nsPath);
+  }
+
   /** A namespace went away: read it back again should it come back. */
   forget(nsPath: string): void {
     this.adopted.delete(nsPath);

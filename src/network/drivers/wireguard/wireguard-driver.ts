@@ -336,6 +336,8 @@ export class WireguardDriver
     const t0 = performance.now();
     const lap: Record<string, number> = {};
     try {
+      // A namespace made here holds no sets a previous daemon filled: nothing to read back.
+      if (!existsSync(`${NETNS_DIR}/${names.netns}`)) this.dnsSets.born(`${NETNS_DIR}/${names.netns}`);
       await createNetns(names.netns);
       lap.netns = performance.now() - t0;
       const hiddenPath = `${NETNS_DIR}/${names.netns}`;
