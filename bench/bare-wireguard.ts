@@ -51,6 +51,13 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 const socketPath = uapiSocketPath;
 
+/** This wireguard-go sizes its own sockets: a `bare_buffers` pair would only repeat the bare one. */
+export class BuffersAlreadySized extends Error {
+  constructor(ifname: string) {
+    super(`${ifname}'s wireguard-go sizes its own UDP buffers (nothing to raise)`);
+  }
+}
+
 /** Two netns over one veth, wireguard-go in each, peered with each other. */
 export class BareWireguard {
   readonly dir: string;
@@ -80,7 +87,10 @@ export class BareWireguard {
       // tell what the tuning buys from what the driver's layout costs.
       if (opts.socketBuffers) {
         for (const [name, p] of bare.procs) {
-          if (p.pid && raiseSocketBuffers(p.pid, name) === 0) throw new Error(`bare wireguard: ${name}'s UDP buffers could not be raised`);
+          if (!p.pid) continue;
+          const r = raiseSocketBuffers(p.pid, name);
+          if (r.sockets === 0) throw new Error(`bare wireguard: ${name}'s UDP buffers could not be raised`);
+          if (r.raised === 0) throw new BuffersAlreadySized(name);
         }
       }
       return bare;

@@ -28,7 +28,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { readdirSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { run } from '../src/sys/runner.js';
@@ -37,7 +37,7 @@ import { inotifyUsage, isWireguardGo } from '../src/network/drivers/wireguard/wg
 import { uapiGet } from '../src/network/drivers/wireguard/uapi.js';
 import { readPidFile } from '../src/sys/proc-files.js';
 import { TEST_IMAGE, alive, daemonTag, rssKb, startDaemon, type TestDaemon } from '../test/e2e/harness.js';
-import { BareWireguard } from './bare-wireguard.js';
+import { BareWireguard, BuffersAlreadySized } from './bare-wireguard.js';
 import { dataPath, firstReply, summarizeDataPath, type Side } from './data-path.js';
 import { api, apiOk, nsexec } from './net-bench.js';
 import { stats, timed, type Stats } from './sample-stats.js';
@@ -129,7 +129,7 @@ interface Ctx {
 /** The section's report. Never throws for a failed measurement: what was measured is kept, failures go under `errors`. */
 export async function benchWireguard(n: number, scale: number, progress: (m: string) => void, daemonArgs: string[] = []): Promise<Record<string, unknown>> {
   const tag = `bw${randomBytes(3).toString('hex')}`;
-  const section: Record<string, unknown> = { loadavg_start: la(), n, scale };
+  const section: Record<string, unknown> = { loadavg_start: la(), n, scale, wireguard_go_package: await wireguardGoPackage() };
   const errors: string[] = [];
   const arca: Record<string, unknown> = {};
   const bareOut: Record<string, unknown> = {};
@@ -150,7 +150,8 @@ export async function benchWireguard(n: number, scale: number, progress: (m: str
     try {
       bareBuffers = await BareWireguard.build(`${tag}x`, progress, { socketBuffers: true });
     } catch (e) {
-      errors.push(`bare with raised buffers: ${msg(e)}`);
+      if (e instanceof BuffersAlreadySized) bareOut.bare_buffers_skipped = e.message;
+      else errors.push(`bare with raised buffers: ${msg(e)}`);
     }
 
     let arcaSide: Side | undefined;
@@ -331,14 +332,30 @@ async function killLeftovers(procs: Array<{ ifname: string; pid: number }>): Pro
   return still.length;
 }
 
-/** VmRSS in MiB of the given endpoints' wireguard-go: median and max, and how many were found running. */
-function endpointRss(ctx: Ctx, endpointIds: string[]): { endpoints: number; running: number; median_mb: number | null; max_mb: number | null } {
-  const kb = endpointIds.flatMap((e) => {
+/** The installed wireguard-go package's version: the binary's own --version lags its releases. */
+async function wireguardGoPackage(): Promise<string | null> {
+  const r = await run(['dpkg-query', '-W', '-f=${Version}', 'wireguard-go'], { allowFailure: true });
+  return r.code === 0 && r.stdout ? r.stdout : null;
+}
+
+/**
+ * VmRSS in MiB of the given endpoints' wireguard-go: median and max, and how many were found
+ * running. The target is on VmRSS; `anon_median_mb` (RssAnon) is what one more endpoint really
+ * adds, since the binary's pages (RssFile, ~4.5 MiB) are one copy shared by every wireguard-go.
+ */
+function endpointRss(ctx: Ctx, endpointIds: string[]): { endpoints: number; running: number; median_mb: number | null; max_mb: number | null; anon_median_mb: number | null } {
+  const pids = endpointIds.flatMap((e) => {
     const pid = wgPid(ctx.d.execRoot, endpointNames(ctx.dtag, e).wgIf);
-    return pid ? [rssKb(pid)] : [];
+    return pid ? [pid] : [];
+  });
+  const kb = pids.map((pid) => rssKb(pid));
+  const anon = pids.flatMap((pid) => {
+    const m = /^RssAnon:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? [Number(m[1])] : [];
   });
   const s = kb.length ? stats(kb) : undefined;
-  return { endpoints: endpointIds.length, running: kb.length, median_mb: s ? mb(s.median) : null, max_mb: s ? mb(s.max) : null };
+  const a = anon.length ? stats(anon) : undefined;
+  return { endpoints: endpointIds.length, running: kb.length, median_mb: s ? mb(s.median) : null, max_mb: s ? mb(s.max) : null, anon_median_mb: a ? mb(a.median) : null };
 }
 
 /** Two containers on a wireguard network: the arca side of the data-path comparison. */

@@ -435,8 +435,9 @@ export function ensureInotifyInstances(min: number): number {
 }
 
 /**
- * What each of wireguard-go's UDP sockets should hold: the size later wireguard-go releases ask
- * for themselves (7 MiB there; 4 MiB here was enough to see no receive-queue drops at all).
+ * What each of wireguard-go's UDP sockets should hold at least: Debian 12's wireguard-go never
+ * sizes them (4 MiB was enough to see no receive-queue drops at all); Debian 13's asks for 7 MiB
+ * itself, so there the raise finds nothing to do.
  */
 export const WG_SOCKET_BUFFER_BYTES = 4 << 20;
 
@@ -446,20 +447,21 @@ let buffersUnavailable = false;
  * Gives a wireguard-go's UDP sockets {@link WG_SOCKET_BUFFER_BYTES} (the native addon's
  * raiseUdpBuffers; see there why it has to be done from outside). Idempotent and cheap, so it is
  * called after every configuration and by the audit: wireguard-go re-creates its sockets when its
- * port changes or its link goes down and up. Returns the sockets raised; never throws (a tunnel
- * with small buffers is slower, not broken).
+ * port changes or its link goes down and up. Returns the UDP sockets found and how many of them it
+ * had to raise; never throws (a tunnel with small buffers is slower, not broken).
  */
-export function raiseSocketBuffers(pid: number, ifname: string): number {
+export function raiseSocketBuffers(pid: number, ifname: string): { sockets: number; raised: number } {
   const n = native();
   if (!n) {
     if (!buffersUnavailable) log.info('wireguard-go keeps its default UDP buffers: the native addon is missing', { reason: loadNative().reason });
     buffersUnavailable = true;
-    return 0;
+    return { sockets: 0, raised: 0 };
   }
   try {
-    return n.raiseUdpBuffers(pid, WG_SOCKET_BUFFER_BYTES)[1];
+    const [sockets, raised] = n.raiseUdpBuffers(pid, WG_SOCKET_BUFFER_BYTES);
+    return { sockets, raised };
   } catch (e) {
     log.debug('raising wireguard-go UDP buffers failed', { interface: ifname, pid, error: (e as Error).message });
-    return 0;
+    return { sockets: 0, raised: 0 };
   }
 }
