@@ -8,6 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestDaemon } from './harness.js';
+import { run } from '../../src/sys/runner.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PROBE = join(HERE, '..', 'kernel', 'net-probe.js');
@@ -30,6 +31,18 @@ export class OutsideServices {
       this.startIn(o, [process.execPath, PROBE, 'serve', 'o', '8080,8081', '-']),
       ...dnsOn.map((addr) => this.startIn(o, [process.execPath, FAKE_DNS, addr, '53', NAME_ADDR])),
     ]);
+  }
+
+  /**
+   * A fake DNS on `addr`:53 that gives each new name the next address of `block`, all of which
+   * the outside's loopback takes (a local route), so the probe server answers on every one: each
+   * lookup of a new name is a first contact with a new address.
+   */
+  async startFresh(d: TestDaemon, addr: string, block: string): Promise<void> {
+    const o = d.outsideNs!;
+    spawnSync('ip', ['-n', o, 'addr', 'add', `${addr}/32`, 'dev', 'lo']);
+    spawnSync('ip', ['-n', o, 'route', 'add', 'local', block, 'dev', 'lo']);
+    await this.startIn(o, [process.execPath, FAKE_DNS, addr, '53', block]);
   }
 
   stop(): void {
@@ -56,3 +69,78 @@ export async function tcpFrom(d: TestDaemon, container: string, host: string, po
   const r = await d.docker(['exec', container, 'timeout', '3', 'nc', host, String(port)], { input: '' });
   return r.stdout.trim();
 }
+
+/**
+ * Resolves each name through the container's nameserver and, the moment the answer is in, opens
+ * a TCP connection to the address on `port`, from the container's namespace (the host's node,
+ * hrtime). A SYN that is dropped is retried only after the kernel's initial RTO (1 s), so a
+ * connection established within `withinMs` (under that) means its first packet passed.
+ */
+export async function resolveThenConnect(
+  d: TestDaemon,
+  container: string,
+  names: readonly string[],
+  port: number,
+  withinMs = 800,
+): Promise<Array<{ name: string; addr?: string; connectMs?: number; said?: string; error?: string }>> {
+  const resolv = await d.dockerOk(['exec', container, 'cat', '/etc/resolv.conf']);
+  const ns = /^nameserver\s+(\S+)/m.exec(resolv)?.[1];
+  if (!ns) throw new Error(`no nameserver in ${container}'s resolv.conf: ${resolv}`);
+  const sandbox = (await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.SandboxKey}}', container])).trim();
+  const r = await run(['nsenter', `--net=${sandbox}`, '--', process.execPath, '-e', RESOLVE_THEN_CONNECT, ns, String(port), String(withinMs), ...names], {
+    timeoutMs: names.length * 10_000,
+  });
+  return JSON.parse(r.stdout) as Array<{ name: string; addr?: string; connectMs?: number; said?: string; error?: string }>;
+}
+
+const RESOLVE_THEN_CONNECT = `
+const dgram = require('node:dgram');
+const net = require('node:net');
+const [server, port, within, ...names] = process.argv.slice(1);
+function query(id, name) {
+  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+  const h = Buffer.alloc(12); h.writeUInt16BE(id, 0); h.writeUInt16BE(0x0100, 2); h.writeUInt16BE(1, 4);
+  return Buffer.concat([h, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+}
+const s = dgram.createSocket('udp4');
+function resolve(id, name) {
+  return new Promise((res, rej) => {
+    const t = setTimeout(() => { s.off('message', on); rej(new Error('no DNS answer')); }, 3000);
+    const on = (m) => {
+      if (m.readUInt16BE(0) !== id) return;
+      clearTimeout(t); s.off('message', on);
+      // One A record, last in the message.
+      if (m.readUInt16BE(6) < 1) return rej(new Error('no address in the answer'));
+      res([...m.subarray(m.length - 4)].join('.'));
+    };
+    s.on('message', on);
+    s.send(query(id, name), 53, server);
+  });
+}
+function connect(addr) {
+  return new Promise((res) => {
+    const t0 = process.hrtime.bigint();
+    const c = net.connect({ host: addr, port: Number(port) });
+    let said = '', connectMs;
+    const done = (error) => { clearTimeout(t); c.destroy(); res({ connectMs, said: said.trim(), ...(error ? { error } : {}) }); };
+    const t = setTimeout(() => done('not connected within ' + within + ' ms'), Number(within));
+    c.on('connect', () => { connectMs = Number(process.hrtime.bigint() - t0) / 1e6; c.end(); });
+    c.on('data', (b) => { said += b; });
+    c.on('end', () => done());
+    c.on('error', (e) => done(e.message));
+  });
+}
+(async () => {
+  const out = [];
+  for (const [i, name] of names.entries()) {
+    try {
+      const addr = await resolve(i + 1, name);
+      out.push({ name, addr, ...(await connect(addr)) });
+    } catch (e) {
+      out.push({ name, error: e.message });
+    }
+  }
+  s.close();
+  process.stdout.write(JSON.stringify(out));
+})();
+`;

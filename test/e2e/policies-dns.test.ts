@@ -17,13 +17,16 @@ import { join } from 'node:path';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 import { apiJson } from './policies-support.js';
 import { hiddenNamespaces, skipWithoutWireguardGo } from './wireguard-support.js';
-import { OutsideServices, tcpFrom } from './outside-services.js';
+import { OutsideServices, resolveThenConnect, tcpFrom } from './outside-services.js';
 
 const IMG = TEST_IMAGE;
 const P = '/arca/v1/policies';
 /** On the outside's loopback (a container on ovn cannot reach its link address with UDP; see egress-drivers). */
 const DNS_ADDR = '198.18.50.1';
 const root = process.getuid?.() === 0;
+/** A second upstream that gives every new name a new address of FRESH_BLOCK (the first contact test). */
+const FRESH_DNS = '198.18.50.3';
+const FRESH_BLOCK = '198.18.64.0/24';
 const ovnInstalled = spawnSync('which', ['ovsdb-server', 'ovn-northd', 'ovn-controller', 'ovs-vswitchd']).status === 0;
 const DRIVERS: Array<{ driver: string; skip: string | false }> = [
   { driver: 'bridge', skip: root ? false : 'needs root' },
@@ -68,6 +71,7 @@ for (const { driver, skip } of DRIVERS) describe(`policy dns peers on ${driver}`
   before(async () => {
     d = await startDaemon({ loadTestImage: true, outside: true });
     await outside.start(d, [DNS_ADDR]);
+    await outside.startFresh(d, FRESH_DNS, FRESH_BLOCK);
     await d.dockerOk(['network', 'create', '-d', driver, 'pd']);
     await d.dockerOk(['run', '-d', '--name', 'sel', '--label', 'app=sel', '--network', 'pd', '--dns', DNS_ADDR, IMG, 'sleep', '600']);
     await d.dockerOk(['run', '-d', '--name', 'sel2', '--label', 'app=sel', '--network', 'pd', '--dns', DNS_ADDR, IMG, 'sleep', '600']);
@@ -138,5 +142,40 @@ for (const { driver, skip } of DRIVERS) describe(`policy dns peers on ${driver}`
     assert.equal(out, '', 'still reachable a minute after the last lookup');
     assert.ok(Date.now() - lastLookup >= 19_000, `closed ${Date.now() - lastLookup} ms after the lookup`);
     assert.doesNotMatch(learntInKernel(), LEARNT);
+  });
+
+  // The answer waits for the learnt address to be enforced: the very first SYN to it, sent the
+  // moment the answer is in, must pass (a dropped one is retried only after 1 s). Every name is
+  // new, so every answer is a new address (on ovn: a new Address_Set element, through northd and
+  // ovn-controller, before the answer goes back).
+  it('the first packet to a newly learnt address, sent as soon as the answer is in, passes', async () => {
+    const fresh = {
+      name: 'fresh-out',
+      network: 'pd',
+      select: { labels: { app: 'fresh' } },
+      egress: [
+        { to: [{ dns: '*.fresh.test' }], ports: [{ port: 8081 }] },
+        { to: [{ cidr: `${FRESH_DNS}/32` }], ports: [{ proto: 'udp', port: 53 }] },
+      ],
+    };
+    assert.equal((await apiJson(d, 'PUT', `${P}/fresh-out`, fresh)).status, 201);
+    await d.dockerOk(['run', '-d', '--name', 'fresh', '--label', 'app=fresh', '--network', 'pd', '--dns', FRESH_DNS, IMG, 'sleep', '600']);
+    // Denied before any lookup (the block's first address is the first name's answer).
+    assert.equal(await tcp('fresh', '198.18.64.1', 8081), '');
+    const names = Array.from({ length: 8 }, (_, i) => `n${i}.fresh.test`);
+    const got = await resolveThenConnect(d, 'fresh', names, 8081);
+    for (const g of got) {
+      assert.equal(g.error, undefined, `${g.name} (${g.addr}): ${g.error}`);
+      assert.match(g.said ?? '', /^o /, `${g.name} (${g.addr}): the probe server did not answer`);
+    }
+    assert.equal(new Set(got.map((g) => g.addr)).size, names.length, 'each name a new address');
+    // Not a port the rule does not name.
+    assert.equal(await tcp('fresh', got[0]!.addr!, 8080), '');
+    // Two containers asking for the same new names at the same moment: the second answer must
+    // not go out merely because the first one already wrote the address.
+    await d.dockerOk(['run', '-d', '--name', 'fresh2', '--label', 'app=fresh', '--network', 'pd', '--dns', FRESH_DNS, IMG, 'sleep', '600']);
+    const same = Array.from({ length: 6 }, (_, i) => `s${i}.fresh.test`);
+    const both = await Promise.all([resolveThenConnect(d, 'fresh', same, 8081), resolveThenConnect(d, 'fresh2', same, 8081)]);
+    for (const g of both.flat()) assert.equal(g.error, undefined, `${g.name} (${g.addr}): ${g.error}`);
   });
 });

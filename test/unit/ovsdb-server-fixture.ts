@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 export const VSWITCH_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
 export const NB_SCHEMA = '/usr/share/ovn/ovn-nb.ovsschema';
+export const SB_SCHEMA = '/usr/share/ovn/ovn-sb.ovsschema';
 
 function onPath(bin: string): boolean {
   return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', bin]).status === 0;
@@ -34,8 +35,9 @@ async function canConnect(path: string): Promise<boolean> {
 }
 
 /**
- * A throwaway ovsdb-server serving the Open_vSwitch and OVN_Northbound databases from files in a
- * temp folder, on a unix socket there; stop/start keep the files, so a restart keeps the data.
+ * A throwaway ovsdb-server serving the Open_vSwitch and OVN_Northbound databases (and any
+ * `extra` ones, such as OVN_Southbound from {@link SB_SCHEMA}) from files in a temp folder, on a
+ * unix socket there; stop/start keep the files, so a restart keeps the data.
  */
 export class OvsdbServerFixture {
   readonly dir = mkdtempSync(join(tmpdir(), 'arca-ovsdb-'));
@@ -44,8 +46,12 @@ export class OvsdbServerFixture {
   readonly managerSocket = join(this.dir, 'mgr.sock');
   private child?: ChildProcess;
 
-  constructor() {
-    for (const [name, schema] of [['conf.db', VSWITCH_SCHEMA], ['nb.db', NB_SCHEMA]] as const) {
+  private readonly files: string[];
+
+  constructor(extra: ReadonlyArray<readonly [file: string, schema: string]> = []) {
+    const dbs = [['conf.db', VSWITCH_SCHEMA], ['nb.db', NB_SCHEMA], ...extra] as const;
+    this.files = dbs.map(([name]) => join(this.dir, name));
+    for (const [name, schema] of dbs) {
       const r = spawnSync('ovsdb-tool', ['create', join(this.dir, name), schema], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`ovsdb-tool create ${name}: ${r.stderr}`);
     }
@@ -62,8 +68,7 @@ export class OvsdbServerFixture {
         `--unixctl=${join(this.dir, 'ctl')}`,
         '--no-chdir',
         `--log-file=${join(this.dir, 'log')}`,
-        join(this.dir, 'conf.db'),
-        join(this.dir, 'nb.db'),
+        ...this.files,
       ],
       { stdio: 'ignore' },
     );

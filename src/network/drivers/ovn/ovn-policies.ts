@@ -34,6 +34,7 @@ import {
   set,
   uuid,
   type Condition,
+  type Mutation,
   type OvsdbAtom,
   type OvsdbOp,
   type OvsdbOpResult,
@@ -203,6 +204,34 @@ export function parseExpires(text: string | undefined, fam: 4 | 6, now: number):
   return out;
 }
 
+/** The address set of a network's `dns` peer pattern, per family (shared by every rule naming it). */
+export function dnsSetName(netId: string, pattern: string, fam: 4 | 6 | '4' | '6'): string {
+  return `${rowName(netId, `dns:${pattern}`)}_${fam}`;
+}
+
+/**
+ * A learn: `fresh` addresses into the pattern's set and its expiry times replaced (`expires`,
+ * {@link expiresText} of every address it keeps), as one mutation of the row. Its `count` is 0
+ * when the set does not exist (the plan was not written yet).
+ */
+export function dnsLearnOp(netId: string, pattern: string, fam: 4 | 6, fresh: readonly string[], expires: string): OvsdbOp {
+  const mutations: Mutation[] = [];
+  if (fresh.length) mutations.push(['addresses', 'insert', set([...fresh])]);
+  mutations.push(['external_ids', 'delete', set([EXT_EXPIRES])], ['external_ids', 'insert', map({ [EXT_EXPIRES]: expires })]);
+  return { op: 'mutate', table: 'Address_Set', where: [['name', '==', dnsSetName(netId, pattern, fam)]], mutations };
+}
+
+/**
+ * Ends a transaction that changes what must be enforced: bumps `NB_Global.nb_cfg` and reads the
+ * new value (the last result), which the chassis reports back once the change's flows are installed.
+ */
+export function cfgBumpOps(): OvsdbOp[] {
+  return [
+    { op: 'mutate', table: 'NB_Global', where: [], mutations: [['nb_cfg', '+=', 1]] },
+    { op: 'select', table: 'NB_Global', where: [], columns: ['nb_cfg'] },
+  ];
+}
+
 export interface PolicyRowOptions {
   /** Learnt addresses of the network's `dns` peers, by pattern, with the seconds they have left. */
   dnsLearnt?: ReadonlyMap<string, readonly LearntElement[]>;
@@ -231,7 +260,7 @@ export function policyRows(netId: string, plan: NetworkPolicyPlan, lsps: Readonl
   const dnsSets = new Map<string, AddressSetSpec>();
   const now = opts.now ?? Date.now();
   const dnsSet = (pattern: string, fam: '4' | '6'): string => {
-    const name = `${rowName(netId, `dns:${pattern}`)}_${fam}`;
+    const name = dnsSetName(netId, pattern, fam);
     if (!dnsSets.has(name)) {
       const els = (opts.dnsLearnt?.get(pattern) ?? []).filter((e) => String(e.fam) === fam);
       dnsSets.set(name, { name, addresses: [...new Set(els.map((e) => e.addr))].sort(), ext: { ...base, [EXT_POLICY]: `dns:${pattern}`, [EXT_DNS]: pattern, [EXT_EXPIRES]: expiresText(els, now) } });

@@ -2,18 +2,21 @@ import { KeyedLock } from '../../../keyed-lock.js';
 import { errorMessage } from '../../../errors.js';
 import { logger } from '../../../log.js';
 import { OvsdbClient } from '../../../ovsdb/ovsdb-client.js';
-import { OvsdbSession } from '../../../ovsdb/ovsdb-session.js';
-import { fromMap, fromSet, atomText, map, type Condition, type OvsdbOp, type OvsdbRow } from '../../../ovsdb/ovsdb-values.js';
+import type { OvsdbSession } from '../../../ovsdb/ovsdb-session.js';
+import { fromMap, fromSet, atomText, map, type OvsdbOp, type OvsdbOpResult, type OvsdbRow } from '../../../ovsdb/ovsdb-values.js';
 import { run } from '../../../sys/runner.js';
 import type { NetworkPolicyPlan, PolicyCounters } from '../../policies/policy-types.js';
 import { EXT_NETWORK } from './ovn-names.js';
 import { EgressBook } from '../../egress/egress-book.js';
 import type { EgressLearnt } from '../../firewall/firewall.js';
-import { EXT_DNS, EXT_EXPIRES, EXT_POLICY, EXT_VERDICT, parseExpires, parsePolicyRead, type PolicyRowOptions, policyDiffOps, policyReadOps, policyRows } from './ovn-policies.js';
+import { ChassisCfgWatch } from './chassis-cfg-watch.js';
+import { cfgBumpOps, dnsLearnOp, EXT_DNS, EXT_EXPIRES, EXT_POLICY, EXT_VERDICT, expiresText, parseExpires, parsePolicyRead, type PolicyRowOptions, policyDiffOps, policyReadOps, policyRows } from './ovn-policies.js';
 import type { OvnStack } from './stack/ovn-stack.js';
 import { StackLayout } from './stack/stack-layout.js';
 
 const log = logger('arca:net:ovn:policy');
+
+const installKey = (netId: string, dns: string, addr: string): string => `${netId} ${dns} ${addr}`;
 
 /**
  * How long an apply waits for ovn-controller to have installed the flows of the change (the
@@ -25,19 +28,21 @@ const ENFORCED_TIMEOUT_MS = 10_000;
  * Keeps each network's last plan (what a rebuilt northbound database and a re-created port are
  * given again) and writes plans to NB: one transaction per change, then a wait until the chassis
  * reports the change's `nb_cfg` as installed in OpenFlow, so that "applied" means "enforced".
- * The wait is on the chassis' own row in SB (`Chassis_Private.nb_cfg`), not on NB's `hv_cfg`
- * (what `ovn-nbctl --wait=hv` reads): that saves northd's round of copying it back. Applies run
- * one at a time, for every network: concurrent `nb_cfg` bumps could make a waiter miss the value
- * it waits for.
+ * The wait is on the chassis' own row in SB (`Chassis_Private.nb_cfg`, {@link ChassisCfgWatch}),
+ * not on NB's `hv_cfg` (what `ovn-nbctl --wait=hv` reads): that saves northd's round of copying
+ * it back. NB transactions run one at a time, for every network (a full write reads, diffs and
+ * writes; a learn must not slip between); the waits for installation overlap.
  */
 export class OvnPolicyEnforcer {
   private readonly plans = new Map<string, NetworkPolicyPlan>();
   private readonly lock = new KeyedLock();
-  private sb?: OvsdbSession;
+  private cfgWatch?: ChassisCfgWatch;
   /** `dns` peers' learnt addresses per network and pattern: what their address sets hold. */
   private readonly dns = new EgressBook<string>();
   /** Networks whose `dns` sets were read back from NB in this process (a restarted daemon keeps them). */
   private readonly dnsAdopted = new Set<string>();
+  /** Learnt addresses written to NB whose flows the chassis has not reported yet, with the `nb_cfg` that covers them. */
+  private readonly installing = new Map<string, number>();
   /** Rewrites the `dns` sets when their next address expires (OVN's sets have no timeouts). */
   private expiryTimer?: NodeJS.Timeout;
 
@@ -59,23 +64,67 @@ export class OvnPolicyEnforcer {
 
   /**
    * DNS-learnt addresses of the network's `dns` peers: into their address sets, resolving once
-   * they are enforced (the container's answer waits for it).
+   * they are enforced (the container's answer waits for it). The sets exist from the plan's apply
+   * on, so a learn is one mutation of them (no read, no diff of the network's rows); only if a set
+   * is missing does it fall back to writing the whole plan.
    */
   async learnDns(netId: string, items: readonly EgressLearnt[]): Promise<void> {
     const plan = this.plans.get(netId);
     if (!plan?.dns?.length) return;
-    const now = Date.now();
-    let changed = false;
+    const batch = new Map<string, EgressLearnt['addresses']>();
     for (const it of items) {
       if (it.dns === undefined || it.networkId !== netId || !plan.dns.includes(it.dns)) continue;
-      const before = JSON.stringify(this.dns.elements(now).get(netId)?.get(it.dns) ?? []);
-      this.dns.record(netId, it.dns, this.dns.timeouts(it, now), now);
-      changed ||= before !== JSON.stringify(this.dns.elements(now).get(netId)?.get(it.dns) ?? []);
+      batch.set(it.dns, [...(batch.get(it.dns) ?? []), ...it.addresses]);
     }
-    // Only additions (and later expiry times): no revalidator round, which costs ~0.5 s. A new
-    // connection's first packet misses the datapath cache and meets the installed flows; only a
-    // flow dropped before the lookup may ride its cached drop until the next round.
-    if (changed) await this.write(netId, plan, false);
+    if (!batch.size) return;
+    const recordAll = (now: number): void => {
+      for (const [dns, addrs] of batch) this.dns.record(netId, dns, this.dns.timeoutsFor(netId, dns, addrs, now), now);
+    };
+    const cfg = await this.lock.run('nb', async () => {
+      // Before the first full write, the sets' expiry times are not read back yet: that path does it.
+      if (!this.dnsAdopted.has(netId)) return 'full' as const;
+      const now = Date.now();
+      const ops: OvsdbOp[] = [];
+      const fresh: string[] = [];
+      // Addresses an earlier learn wrote whose flows are not reported installed yet: this answer waits for them too.
+      let pending: number | undefined;
+      for (const [dns, addrs] of batch) {
+        const have = this.dns.elements(now).get(netId)?.get(dns) ?? [];
+        const after = new Map(have.map((e) => [e.addr, e]));
+        for (const e of this.dns.timeoutsFor(netId, dns, addrs, now)) after.set(e.addr, e);
+        for (const a of addrs) {
+          const p = this.installing.get(installKey(netId, dns, a.addr));
+          if (p !== undefined) pending = Math.max(pending ?? p, p);
+        }
+        for (const fam of [4, 6] as const) {
+          const add = [...after.keys()].filter((a) => after.get(a)!.fam === fam && !have.some((h) => h.addr === a));
+          const text = expiresText([...after.values()].filter((e) => e.fam === fam), now);
+          if (!add.length && text === expiresText(have.filter((e) => e.fam === fam), now)) continue;
+          fresh.push(...add.map((a) => installKey(netId, dns, a)));
+          ops.push(dnsLearnOp(netId, dns, fam, add, text));
+        }
+      }
+      if (!ops.length) return pending;
+      const res = await (await this.nb()).transact([...ops, ...cfgBumpOps()]);
+      if (res.slice(0, ops.length).some((r) => r.count === 0)) return 'full' as const;
+      recordAll(now);
+      this.scheduleExpiry();
+      // An answer that only moves expiry times changes no flow: its addresses are in force already.
+      const cfg = fresh.length ? this.issued(res) : undefined;
+      if (cfg !== undefined) for (const k of fresh) this.installing.set(k, cfg);
+      return cfg ?? pending;
+    });
+    // Only additions: no revalidator round, which costs ~0.5 s. A new connection's first packet
+    // misses the datapath cache and meets the installed flows; only a flow dropped before the
+    // lookup may ride its cached drop until the next round.
+    if (cfg === 'full') {
+      recordAll(Date.now());
+      await this.write(netId, plan, false);
+    } else if (cfg !== undefined) {
+      await this.installed(netId, cfg);
+      // Reported (or given up on, and logged): later answers no longer wait for these.
+      for (const [k, v] of this.installing) if (v <= cfg) this.installing.delete(k);
+    }
   }
 
   /** Writes the last plan of the network again (after its rows or ports were re-created). */
@@ -99,8 +148,8 @@ export class OvnPolicyEnforcer {
   }
 
   close(): void {
-    this.sb?.close();
-    this.sb = undefined;
+    this.cfgWatch?.close();
+    this.cfgWatch = undefined;
     clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
   }
@@ -122,10 +171,14 @@ export class OvnPolicyEnforcer {
     this.expiryTimer.unref();
   }
 
-  /** `revalidate`: wait for a datapath revalidation round too (what cuts live connections at once). */
-  private write(netId: string, plan: NetworkPolicyPlan, revalidate = true): Promise<void> {
-    return this.lock.run('nb', async () => {
-      const t0 = performance.now();
+  /**
+   * Writes the plan's rows (read, diff, one transaction), then waits until they are installed.
+   * `revalidate`: wait for a datapath revalidation round too (what cuts live connections at once).
+   * Only the NB part holds the lock: waits overlap, since a report covers every lower `nb_cfg`.
+   */
+  private async write(netId: string, plan: NetworkPolicyPlan, revalidate = true): Promise<void> {
+    const t0 = performance.now();
+    const cfg = await this.lock.run('nb', async () => {
       const nb = await this.nb();
       const have = parsePolicyRead(await nb.transact(policyReadOps(netId)));
       const now = Date.now();
@@ -142,38 +195,46 @@ export class OvnPolicyEnforcer {
       const dnsLearnt = this.dns.elements(now).get(netId);
       const ops: OvsdbOp[] = policyDiffOps(have, policyRows(netId, plan, have.lsps, { hairpinSources: this.vipsOf(netId), now, ...(dnsLearnt ? { dnsLearnt } : {}) }));
       this.scheduleExpiry();
-      if (!ops.length) return;
-      const tRead = performance.now();
-      ops.push(
-        { op: 'mutate', table: 'NB_Global', where: [], mutations: [['nb_cfg', '+=', 1]] },
-        { op: 'select', table: 'NB_Global', where: [], columns: ['nb_cfg'] },
-      );
-      const res = await nb.transact(ops);
-      const tWrite = performance.now();
-      const cfg = res[res.length - 1]?.rows?.[0]?.['nb_cfg'];
-      if (typeof cfg !== 'number') return;
-      try {
-        this.sb ??= new OvsdbSession(this.stack.sbSocket, 'OVN_Southbound');
-        const chassis = [['name', '==', this.stack.opts.chassis]] satisfies Condition[];
-        await this.sb.transact([{ op: 'wait', table: 'Chassis_Private', where: chassis, columns: ['nb_cfg'], until: '==', rows: [{ nb_cfg: cfg }], timeout: ENFORCED_TIMEOUT_MS }], {
-          timeoutMs: ENFORCED_TIMEOUT_MS + 2000,
-        });
-      } catch (e) {
-        log.warn('policy change written but not reported installed in time', { network: netId.slice(0, 12), error: errorMessage(e) });
-        return;
-      }
-      // Installed in OpenFlow is not yet enforced: the datapath's cached flows keep carrying a
-      // live connection until a revalidator round has been through them (under load, well after
-      // the report). Waiting for one makes "applied" mean the next packet meets the new rules.
-      if (!revalidate) return;
-      const layout = new StackLayout(this.stack.opts);
-      await run(['ovs-appctl', '-t', layout.run('ovs-vswitchd.ctl'), 'revalidator/wait'], { env: layout.env(), timeoutMs: 5000 }).catch((e: unknown) =>
-        log.warn('datapath revalidation not awaited', { network: netId.slice(0, 12), error: errorMessage(e) }),
-      );
-      const ms = (a: number, b: number): number => Math.round((b - a) * 10) / 10;
-      const tEnd = performance.now();
-      log.debug('policies enforced', { network: netId.slice(0, 12), operations: ops.length - 2, readMs: ms(t0, tRead), writeMs: ms(tRead, tWrite), installMs: ms(tWrite, tEnd) });
+      if (!ops.length) return undefined;
+      return { cfg: this.issued(await nb.transact([...ops, ...cfgBumpOps()])), operations: ops.length };
     });
+    if (cfg?.cfg === undefined) return;
+    const tWrite = performance.now();
+    if (!(await this.installed(netId, cfg.cfg))) return;
+    // Installed in OpenFlow is not yet enforced: the datapath's cached flows keep carrying a
+    // live connection until a revalidator round has been through them (under load, well after
+    // the report). Waiting for one makes "applied" mean the next packet meets the new rules.
+    if (!revalidate) return;
+    const layout = new StackLayout(this.stack.opts);
+    await run(['ovs-appctl', '-t', layout.run('ovs-vswitchd.ctl'), 'revalidator/wait'], { env: layout.env(), timeoutMs: 5000 }).catch((e: unknown) =>
+      log.warn('datapath revalidation not awaited', { network: netId.slice(0, 12), error: errorMessage(e) }),
+    );
+    const ms = (a: number, b: number): number => Math.round((b - a) * 10) / 10;
+    log.debug('policies enforced', { network: netId.slice(0, 12), operations: cfg.operations, writeMs: ms(t0, tWrite), installMs: ms(tWrite, performance.now()) });
+  }
+
+  /** The `nb_cfg` the bump at the end of a transaction's results got (see {@link cfgBumpOps}). */
+  private issued(res: OvsdbOpResult[]): number | undefined {
+    const cfg = res[res.length - 1]?.rows?.[0]?.['nb_cfg'];
+    if (typeof cfg !== 'number') return undefined;
+    this.watch().issued(cfg);
+    return cfg;
+  }
+
+  /** Waits until the chassis reports `cfg` installed in OpenFlow; false (logged) past the timeout. */
+  private async installed(netId: string, cfg: number): Promise<boolean> {
+    const ok = await this.watch()
+      .reached(cfg, ENFORCED_TIMEOUT_MS)
+      .catch((e: unknown) => {
+        log.warn('southbound not reachable', { network: netId.slice(0, 12), error: errorMessage(e) });
+        return false;
+      });
+    if (!ok) log.warn('policy change written but not reported installed in time', { network: netId.slice(0, 12) });
+    return ok;
+  }
+
+  private watch(): ChassisCfgWatch {
+    return (this.cfgWatch ??= new ChassisCfgWatch(this.stack.sbSocket, this.stack.opts.chassis));
   }
 
   /**
