@@ -21,7 +21,7 @@
  * sampled and full in interleaved rounds (`--n` rounds of `--seconds` s), and the time a DNS answer
  * waits for its addresses to be in the kernel set, on a scratch daemon with an outside netns;
  * `filterednat` is `arca vm-net serve` on one core against a synthetic QEMU (bench/vm-net-bench.ts,
- * issue 12), `--seconds` per phase.
+ * issue 12), `--seconds` per phase, `--busy-poll MS` passed to it (vm-net serve's default if not given).
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -65,6 +65,7 @@ async function main(): Promise<number> {
       scale: { type: 'string' },
       selected: { type: 'string', default: '100' },
       seconds: { type: 'string', default: '5' },
+      'busy-poll': { type: 'string' },
     },
     strict: true,
   });
@@ -157,7 +158,7 @@ async function main(): Promise<number> {
     }
     if (doFilteredNat) {
       progress('filterednat: arca vm-net serve on one core against a synthetic QEMU');
-      report.filterednat = await benchFilteredNat(seconds, progress);
+      report.filterednat = await benchFilteredNat(seconds, progress, values['busy-poll']);
     }
   } catch (err) {
     code = 1;

@@ -28,6 +28,11 @@
  * engine does with a core of its own, as the target's "on one core" means. The generator stamps
  * one reused batch in place (no allocation between a stamp and its write); `generator_gc` gives
  * this process's collections during each paced phase, which can still delay a write.
+ *
+ * `--busy-poll MS` (bench.ts) starts the engine with that busy-poll window; the reserved phase then
+ * raises only the generator (a spinning FIFO thread is throttled by the kernel). The engine's CPU
+ * while idle, connected before any frame and again after the traffic, is `engine_idle_cpu_percent`
+ * (busy polling must end with the traffic).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -76,8 +81,28 @@ function udpTemplate(dstPort: number): Buffer {
 const STAMP_AT = 46;
 const ALL_ONES = 0xffffffffffffffffn;
 
-/** process.hrtime's clock at performance.now() 0, in ns: stamps from performance.now() allocate no bigint. */
-const HR_ORIGIN_NS = Number(process.hrtime.bigint()) - performance.now() * 1e6;
+/**
+ * process.hrtime's clock at performance.now() 0, in ns: stamps from performance.now() allocate no
+ * bigint. Read as the midpoint of the tightest of many hrtime/now/hrtime triples, and again before
+ * each paced phase: one naive `hrtime - now` read at load erred by 35 µs to 0.9 ms (the first access
+ * of `performance` loads a module between the two reads, and the thread can be preempted there),
+ * and the two clocks drift apart by about 8 µs in 3 s here. Either error went into every latency.
+ */
+let HR_ORIGIN_NS = hrOrigin();
+function hrOrigin(): number {
+  let best = Infinity;
+  let origin = 0;
+  for (let i = 0; i < 200; i++) {
+    const h1 = Number(process.hrtime.bigint());
+    const p = performance.now() * 1e6;
+    const h2 = Number(process.hrtime.bigint());
+    if (h2 - h1 < best) {
+      best = h2 - h1;
+      origin = (h1 + h2) / 2 - p;
+    }
+  }
+  return origin;
+}
 
 /**
  * Stamps, in place, the `count` frames of `batch` (copies of one template) with the hrtime at that
@@ -126,6 +151,7 @@ function tcpFrame(): Buffer {
 
 interface EngineStats {
   hostSockets?: string;
+  busyPollMs?: number;
   forwarded: number;
   sendErrors?: number;
   dropped: Record<string, number>;
@@ -193,6 +219,16 @@ function schedOf(pid: number): { cpuNs: number; waitNs: number; involuntary: num
   }
 }
 
+/** The CPU a process used over the next `ms`, in % of one core (null if it is gone). */
+async function cpuPercentOver(pid: number, ms: number): Promise<number | null> {
+  const a = schedOf(pid);
+  const t0 = performance.now();
+  await sleep(ms);
+  const b = schedOf(pid);
+  if (!a || !b) return null;
+  return Math.round(((b.cpuNs - a.cpuNs) / 1e6 / (performance.now() - t0)) * 1000) / 10;
+}
+
 /** The engine's share of a phase: its CPU, and how long it sat runnable behind other processes on its core. */
 function schedDelta(a: ReturnType<typeof schedOf>, b: ReturnType<typeof schedOf>, frames: number): Record<string, number> | null {
   if (!a || !b) return null;
@@ -208,7 +244,8 @@ const q = (xs: number[], p: number): number => xs[Math.min(xs.length - 1, Math.f
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 
-export async function benchFilteredNat(seconds: number, progress: (m: string) => void): Promise<Record<string, unknown>> {
+/** `busyPollMs`: vm-net serve's `--busy-poll` (its default when undefined). */
+export async function benchFilteredNat(seconds: number, progress: (m: string) => void, busyPollMs?: string): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(os.tmpdir(), 'arca-xbench-fnat-'));
   const socketPath = join(dir, 'qemu.sock');
   const statsFile = join(dir, 'stats.json');
@@ -259,7 +296,7 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
     await once(server, 'listening');
 
     const pin = os.cpus().length >= 2 && spawnSync('taskset', ['--version']).status === 0;
-    const argv = [...(pin ? ['taskset', '-c', String(os.cpus().length - 1)] : []), process.execPath, MAIN_JS, 'vm-net', 'serve', '--socket', socketPath, '--allow', `127.0.0.1:${port}/udp`, ...(pacedPort !== port ? ['--allow', `127.0.0.1:${pacedPort}/udp`] : []), '--stats-file', statsFile, '--log-level', 'warn'];
+    const argv = [...(pin ? ['taskset', '-c', String(os.cpus().length - 1)] : []), process.execPath, MAIN_JS, 'vm-net', 'serve', '--socket', socketPath, '--allow', `127.0.0.1:${port}/udp`, ...(pacedPort !== port ? ['--allow', `127.0.0.1:${pacedPort}/udp`] : []), '--stats-file', statsFile, '--log-level', 'warn', ...(busyPollMs !== undefined ? ['--busy-poll', busyPollMs] : [])];
     progress(`filterednat: ${pin ? `engine pinned to cpu ${os.cpus().length - 1}` : 'engine not pinned'}; ${seconds} s per phase`);
     const engine = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
     if (pin) {
@@ -274,6 +311,9 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
     // Before any frame: what the CLI process costs loaded (Node plus the modules main.js imports).
     await sleep(300);
     const idleKb = rssKb(engine.pid!);
+    const idleCpu: Record<string, number | null> = { connected_before_traffic: await cpuPercentOver(engine.pid!, 1000) };
+    const busyPolling = (await nextStats(statsFile)).busyPollMs ?? 0;
+    out.engine_busy_poll_ms = busyPolling;
 
     // Opens the flow (its host socket) before anything is timed.
     const template = udpTemplate(port);
@@ -338,12 +378,17 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
     };
     for (const reserved of [false, true]) {
       const key = reserved ? 'forward_paced_core_reserved' : 'forward_paced';
+      // A busy-polling engine already keeps its core, and at SCHED_FIFO a thread that never
+      // sleeps is throttled by the kernel (sched_rt_runtime_us: stopped for the last 50 ms of
+      // each second, measured p99 30 ms) and starves its core's kernel threads: only the
+      // generator is raised then.
+      const engineFifo = busyPolling === 0;
       if (reserved) {
         // SCHED_FIFO for the engine's loop thread and this process's, for this phase only (each
         // uses ~10% of a core here): nothing else on the machine preempts them. Only the loop
         // threads: a helper thread at the same FIFO priority (libuv's pool writing the stats file,
         // V8's collector) would not be preempted by the loop either, and hold it up.
-        const fifo = spawnSync('chrt', ['-f', '-p', '1', String(engine.pid)]).status === 0 && spawnSync('chrt', ['-f', '-p', '1', String(process.pid)]).status === 0;
+        const fifo = (!engineFifo || spawnSync('chrt', ['-f', '-p', '1', String(engine.pid)]).status === 0) && spawnSync('chrt', ['-f', '-p', '1', String(process.pid)]).status === 0;
         if (!fifo) {
           spawnSync('chrt', ['-o', '-p', '0', String(engine.pid)], { stdio: 'ignore' });
           out[key] = { skipped: 'chrt -f failed (no CAP_SYS_NICE?)' };
@@ -353,6 +398,7 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
       progress(`filterednat: forward path paced at ${rate} frames/s (latency${reserved ? ', the core reserved' : ''})`);
       if (pacedPort !== port) stamped = { rx: [], read: [] };
       else latencies = [];
+      HR_ORIGIN_NS = hrOrigin();
       const sched0 = schedOf(engine.pid!);
       const per = rate / 1000;
       let batch = stampedBatch(pacedTemplate, per);
@@ -389,7 +435,7 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
       out[key] = {
         offered_per_s: rate,
         frames,
-        ...(reserved ? { scheduling: 'SCHED_FIFO 1: the loop threads of the engine and the generator' } : {}),
+        ...(reserved ? { scheduling: engineFifo ? 'SCHED_FIFO 1: the loop threads of the engine and the generator' : 'SCHED_FIFO 1: the generator\'s loop thread (the engine busy-polls its core)' } : {}),
         latency_clock: kernel ? 'stamp at the write to the socket -> the kernel\'s receive timestamp at the sink (SO_TIMESTAMPNS)' : 'stamp at the write to the socket -> the sink\'s read in this process',
         latency_us: kernel ? summary(stamped!.rx) : summary(stamped ? stamped.read : latencies!),
         ...(stamped ? { latency_at_sink_read_us: summary(stamped.read) } : {}),
@@ -399,6 +445,11 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
       latencies = undefined;
       stamped = undefined;
     }
+
+    // Once the busy-poll window has passed with no frame, the engine should sleep again.
+    await sleep(busyPolling + 50);
+    idleCpu.after_traffic = await cpuPercentOver(engine.pid!, 1000);
+    out.engine_idle_cpu_percent = idleCpu;
 
     progress('filterednat: drop path flat out (TCP)');
     {

@@ -53,6 +53,13 @@ export interface NativeHelpers {
    * (SO_RCVBUFFORCE/SO_SNDBUFFORCE on duplicates from pidfd_getfd): [UDP sockets found, raised].
    */
   raiseUdpBuffers(pid: number, bytes: number): [number, number];
+  /**
+   * The main loop polls without sleeping (libuv's poll with timeout 0: a core's worth of CPU)
+   * until at least `ms` from now; calls only ever extend it. Input is then seen within one loop
+   * iteration instead of after the thread is woken from epoll. The loop still exits when nothing
+   * else holds it. Absent from addons built before it existed.
+   */
+  busyPoll?(ms: number): void;
 }
 
 /** An opaque handle from {@link NativeHelpers.udpWatch}. */

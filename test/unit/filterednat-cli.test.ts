@@ -8,6 +8,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { native } from '../../src/sys/native.js';
 import { FrameStreamDecoder } from '../../src/filterednat/frame-stream-decoder.js';
 import { GW, arpRequest, framed, guestUdp, udhcpcDiscover, udhcpcRequest } from './filterednat-fixtures.js';
 
@@ -55,6 +56,11 @@ class FakeQemu {
   }
 }
 
+/** The CPU time a process has used, ns (/proc/PID/schedstat). */
+function cpuNs(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+}
+
 async function poll<T>(what: string, f: () => T | undefined, ms = 5000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
@@ -90,7 +96,7 @@ describe('arca vm-net serve', () => {
   it('waits for the socket, serves ARP, DHCP and the allowlisted UDP, reconnects when QEMU listens again, keeps the stats file', async () => {
     const sock = join(dir, 'vm0.sock');
     const statsPath = join(dir, 'vm0.json');
-    const p = run(['serve', '--socket', sock, '--allow', `127.0.0.1:${echoPort}/udp`, '--stats-file', statsPath]);
+    const p = run(['serve', '--socket', sock, '--allow', `127.0.0.1:${echoPort}/udp`, '--stats-file', statsPath, '--busy-poll', '5']);
     try {
       const stats = (): Record<string, any> => JSON.parse(readFileSync(statsPath, 'utf8'));
       await poll('the first stats file', () => (existsSync(statsPath) ? true : undefined));
@@ -135,6 +141,13 @@ describe('arca vm-net serve', () => {
       for (const r of ['ipv6', 'tcp', 'icmp', 'udp_not_allowed', 'bad_frame', 'fragment', 'ip_options', 'bad_checksum', 'vlan', 'oversize', 'truncated']) {
         assert.equal(typeof s.dropped[r], 'number', r);
       }
+      // Busy polling ends with the traffic: an idle VM's engine costs next to no CPU.
+      assert.equal(s.busyPollMs, typeof native()?.busyPoll === 'function' ? 5 : 0);
+      await new Promise((r) => setTimeout(r, 100));
+      const cpu0 = cpuNs(p.child.pid!);
+      await new Promise((r) => setTimeout(r, 1000));
+      const idlePct = (cpuNs(p.child.pid!) - cpu0) / 1e7;
+      assert.ok(idlePct < 5, `${idlePct.toFixed(1)}% of a core while idle`);
       // Rewritten (every 500 ms) even when nothing happens; the window allows for a loaded machine.
       const t0 = s.updatedAt;
       await poll('a fresh write', () => (stats().updatedAt !== t0 ? true : undefined), 2500);
@@ -154,6 +167,7 @@ describe('arca vm-net serve', () => {
     ['an IPv6 subnet', ['--socket', 'S', '--allow', '127.0.0.1:9/udp', '--subnet', 'fd00::/64'], /invalid subnet/],
     ['a regular file as socket', ['--socket', 'FILE', '--allow', '127.0.0.1:9/udp'], /is not a socket/],
     ['no --socket', ['--allow', '127.0.0.1:9/udp'], /--socket PATH is required/],
+    ['a busy-poll window that is not a number of ms', ['--socket', 'S', '--allow', '127.0.0.1:9/udp', '--busy-poll', '5ms'], /--busy-poll "5ms"/],
   ];
   for (const [what, args, msg] of bad) {
     it(`exits 2 with a clear error for ${what}`, async () => {

@@ -346,3 +346,41 @@ for (const hostSockets of ['native', 'dgram'] as const) describe(`FilteredNAT en
     }
   });
 });
+
+describe('FilteredNAT engine: busy polling', { skip: typeof native()?.busyPoll === 'function' ? false : 'the native addon is not built' }, () => {
+  /** This process's CPU over `ms` of waiting on a timer, in % of the wall time. */
+  const cpuWhileWaiting = async (ms: number): Promise<number> => {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, ms));
+    const c = process.cpuUsage(c0);
+    return ((c.user + c.system) / 1000 / (performance.now() - t0)) * 100;
+  };
+
+  it('after a frame, keeps the loop polling for its window, then costs nothing while no frame comes', async () => {
+    const { e, out } = engineWithOutput(['127.0.0.1:9/udp'], {});
+    const busy = new FilteredNatEngine({ allow: ['127.0.0.1:9/udp'], busyPollMs: 300 });
+    busy.attach({ write: (b) => out.push(Buffer.from(b)) });
+    try {
+      assert.equal(busy.busyPolling, 300);
+      assert.equal(e.busyPolling, 0);
+      // The default engine sleeps between frames.
+      e.receive(framed(arpRequest(GW)));
+      assert.ok((await cpuWhileWaiting(200)) < 15, 'no busy polling by default');
+      busy.receive(framed(arpRequest(GW)));
+      assert.equal(out.length, 2);
+      const spinning = await cpuWhileWaiting(250);
+      assert.ok(spinning > 35, `${spinning.toFixed(0)}% of a core while polling`);
+      await new Promise((r) => setTimeout(r, 100));
+      const idle = await cpuWhileWaiting(300);
+      assert.ok(idle < 15, `${idle.toFixed(0)}% of a core once the window passed`);
+    } finally {
+      busy.close();
+      e.close();
+    }
+  });
+
+  it('refuses a window out of range', () => {
+    for (const ms of [-1, 60_001, NaN]) assert.throws(() => new FilteredNatEngine({ allow: ['127.0.0.1:9/udp'], busyPollMs: ms }), RangeError);
+  });
+});

@@ -1,8 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { native } from '../../src/sys/native.js';
 
 const n = native();
@@ -75,5 +77,46 @@ describe('native: batched UDP on a connected socket', { skip }, () => {
       n!.udpClose(h);
     }
     assert.throws(() => n!.udpWatch(0, () => {}, { onError: 5 as unknown as () => void }), TypeError);
+  });
+});
+
+describe('native: busy polling', { skip: typeof n?.busyPoll === 'function' ? false : 'the native addon is not built' }, () => {
+  /** This process's CPU over `ms` of waiting on a timer, in % of the wall time. */
+  const cpuWhileWaiting = async (ms: number): Promise<number> => {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, ms));
+    const c = process.cpuUsage(c0);
+    return ((c.user + c.system) / 1000 / (performance.now() - t0)) * 100;
+  };
+
+  it('keeps the loop polling for the window (a core of CPU while waiting), then lets it sleep again', async () => {
+    // Bounds that hold on a loaded, shared machine: a spinning loop gets well over a third of a
+    // core even when it shares it; a sleeping one uses almost none.
+    n!.busyPoll!(300);
+    const spinning = await cpuWhileWaiting(250);
+    assert.ok(spinning > 35, `${spinning.toFixed(0)}% of a core while busy polling`);
+    await new Promise((r) => setTimeout(r, 100));
+    const idle = await cpuWhileWaiting(300);
+    assert.ok(idle < 15, `${idle.toFixed(0)}% of a core after the window`);
+  });
+
+  it('a later, shorter window does not cut a longer one short', async () => {
+    n!.busyPoll!(400);
+    n!.busyPoll!(1);
+    await new Promise((r) => setTimeout(r, 50));
+    const spinning = await cpuWhileWaiting(200);
+    assert.ok(spinning > 35, `${spinning.toFixed(0)}% of a core`);
+    await new Promise((r) => setTimeout(r, 250));
+  });
+
+  it('does not keep a process alive, and refuses bad windows', async () => {
+    const addon = fileURLToPath(new URL('../../../build/arca_native.node', import.meta.url));
+    const t0 = Date.now();
+    const child = spawn(process.execPath, ['-e', `require(${JSON.stringify(addon)}).busyPoll(60000)`], { stdio: 'ignore' });
+    const [code] = (await once(child, 'exit')) as [number];
+    assert.equal(code, 0);
+    assert.ok(Date.now() - t0 < 10_000, 'the process exited while its window was still open');
+    for (const bad of [-1, 60_001, NaN, '5'] as unknown[]) assert.throws(() => n!.busyPoll!(bad as number), TypeError, String(bad));
   });
 });
