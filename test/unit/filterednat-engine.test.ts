@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { FilteredNatEngine } from '../../src/filterednat/filtered-nat-engine.js';
 import { native } from '../../src/sys/native.js';
 import { dhcpIn, droppedTotal, type EngineStats } from '../../src/filterednat/engine-stats.js';
+import { cpuWhileWaiting } from './cpu-usage.js';
 import {
   BCAST_MAC,
   GUEST,
@@ -348,15 +349,6 @@ for (const hostSockets of ['native', 'dgram'] as const) describe(`FilteredNAT en
 });
 
 describe('FilteredNAT engine: busy polling', { skip: typeof native()?.busyPoll === 'function' ? false : 'the native addon is not built' }, () => {
-  /** This process's CPU over `ms` of waiting on a timer, in % of the wall time. */
-  const cpuWhileWaiting = async (ms: number): Promise<number> => {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, ms));
-    const c = process.cpuUsage(c0);
-    return ((c.user + c.system) / 1000 / (performance.now() - t0)) * 100;
-  };
-
   it('after a frame, keeps the loop polling for its window, then costs nothing while no frame comes', async () => {
     const { e, out } = engineWithOutput(['127.0.0.1:9/udp'], {});
     const busy = new FilteredNatEngine({ allow: ['127.0.0.1:9/udp'], busyPollMs: 300 });

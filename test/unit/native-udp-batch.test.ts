@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { native } from '../../src/sys/native.js';
+import { cpuWhileWaiting } from './cpu-usage.js';
 
 const n = native();
 const skip = typeof n?.udpSendMany === 'function' ? false : 'the native addon is not built';
@@ -81,15 +82,6 @@ describe('native: batched UDP on a connected socket', { skip }, () => {
 });
 
 describe('native: busy polling', { skip: typeof n?.busyPoll === 'function' ? false : 'the native addon is not built' }, () => {
-  /** This process's CPU over `ms` of waiting on a timer, in % of the wall time. */
-  const cpuWhileWaiting = async (ms: number): Promise<number> => {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, ms));
-    const c = process.cpuUsage(c0);
-    return ((c.user + c.system) / 1000 / (performance.now() - t0)) * 100;
-  };
-
   it('keeps the loop polling for the window (a core of CPU while waiting), then lets it sleep again', async () => {
     // Bounds that hold on a loaded, shared machine: a spinning loop gets well over a third of a
     // core even when it shares it; a sleeping one uses almost none.

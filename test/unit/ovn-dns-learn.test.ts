@@ -9,27 +9,13 @@ import { OvsdbClient } from '../../src/ovsdb/ovsdb-client.js';
 import { fromMap, fromSet, map, type OvsdbRow } from '../../src/ovsdb/ovsdb-values.js';
 import { cfgBumpOps, dnsLearnOp, dnsSetName, EXT_DNS, EXT_EXPIRES, policyRows } from '../../src/network/drivers/ovn/ovn-policies.js';
 import { ChassisCfgWatch } from '../../src/network/drivers/ovn/chassis-cfg-watch.js';
-import type { NetworkPolicyPlan } from '../../src/network/policies/policy-types.js';
+import { DNS_PLAN_EP, DNS_PLAN_NET, dnsPeerPlan } from './policies-fixtures.js';
 import { OvsdbServerFixture, SB_SCHEMA, ovsdbServerMissing } from './ovsdb-server-fixture.js';
 
 const missing = ovsdbServerMissing();
-const NET = 'a1b2c3d4e5f6'.padEnd(64, '0');
-const EP = '1'.repeat(64);
-const plan: NetworkPolicyPlan = {
-  networkId: NET,
-  policies: ['api-out'],
-  dns: ['*.example.com'],
-  endpoints: [
-    {
-      endpointId: EP,
-      containerId: 'c1',
-      addresses: ['10.0.0.2'],
-      policies: ['api-out'],
-      isolatedBy: { egress: ['api-out'] },
-      egress: [{ policy: 'api-out', index: 0, peers: { addrs4: [], addrs6: [], cidrs: [], dns: ['*.example.com'] }, ports: [{ proto: 'tcp', from: 443, to: 443 }] }],
-    },
-  ],
-};
+const NET = DNS_PLAN_NET;
+const EP = DNS_PLAN_EP;
+const plan = dnsPeerPlan('*.example.com');
 
 describe('ovn dns learn against ovsdb-server', { skip: missing ?? false }, () => {
   let srv: OvsdbServerFixture;

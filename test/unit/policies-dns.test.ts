@@ -17,9 +17,8 @@ import { compilePlans } from '../../src/network/policies/policy-compile.js';
 import { planDnsSets, policyDnsPatterns } from '../../src/network/policies/policy-dns.js';
 import { validatePolicy } from '../../src/network/policies/policy-parse.js';
 import { checkConnection } from '../../src/network/policies/policy-check.js';
-import { fixtureWorld } from './policies-fixtures.js';
+import { DNS_PLAN_EP, DNS_PLAN_NET, dnsPeerPlan, fixtureWorld } from './policies-fixtures.js';
 import { EXT_DNS, EXT_EXPIRES, parseExpires, policyRows } from '../../src/network/drivers/ovn/ovn-policies.js';
-import type { NetworkPolicyPlan } from '../../src/network/policies/policy-types.js';
 
 const base = { name: 'p', network: 'back' };
 
@@ -163,23 +162,9 @@ describe('dns peers: rendering and learning', () => {
 });
 
 describe('dns peers on ovn', () => {
-  const NET = 'a1b2c3d4e5f6'.padEnd(64, '0');
-  const EP = '1'.repeat(64);
-  const plan: NetworkPolicyPlan = {
-    networkId: NET,
-    policies: ['api-out'],
-    dns: ['api.example.com'],
-    endpoints: [
-      {
-        endpointId: EP,
-        containerId: 'c1',
-        addresses: ['10.0.0.2'],
-        policies: ['api-out'],
-        isolatedBy: { egress: ['api-out'] },
-        egress: [{ policy: 'api-out', index: 0, peers: { addrs4: [], addrs6: [], cidrs: [], dns: ['api.example.com'] }, ports: [{ proto: 'tcp', from: 443, to: 443 }] }],
-      },
-    ],
-  };
+  const NET = DNS_PLAN_NET;
+  const EP = DNS_PLAN_EP;
+  const plan = dnsPeerPlan('api.example.com');
 
   it('refers to one address set per family holding the learnt addresses, their expiry in external_ids', () => {
     const now = 1_800_000_000_000;
