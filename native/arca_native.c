@@ -24,6 +24,9 @@
  *                                        0) until at least ms from now
  *   raiseUdpBuffers(pid, bytes)          another process's UDP sockets get buffers of at least
  *                                        bytes -> [udp sockets, raised]
+ *   fastPathCreate(...) and fastPath*    FilteredNAT's forwarding thread for one engine: it reads the
+ *                                        guest's stream and forwards established flows itself (its
+ *                                        section below says how)
  *
  * Everything that may block (netlink requests, nft, mounts) runs on libuv's thread pool and
  * returns a promise. Entering a network namespace is per thread (setns(CLONE_NEWNET) is allowed in
@@ -96,6 +99,13 @@ static const char *errno_code(int e) {
     case ENETDOWN: return "ENETDOWN";
     case ENOTCONN: return "ENOTCONN";
     case EDESTADDRREQ: return "EDESTADDRREQ";
+    case ECONNRESET: return "ECONNRESET";
+    case EPIPE: return "EPIPE";
+    case EISCONN: return "EISCONN";
+    case EMFILE: return "EMFILE";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOTSOCK: return "ENOTSOCK";
+    case ETIMEDOUT: return "ETIMEDOUT";
     default: return "EUNKNOWN";
   }
 }
@@ -1158,6 +1168,1050 @@ static napi_value busy_poll(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- FilteredNAT's forwarding thread ------------------------------------------------------ */
+
+/*
+ * One thread per engine, with an epoll of its own, owns the hot loop for established flows: it
+ * reads the guest's stream (QEMU's framing: a 4-byte big-endian length, then the frame), sends the
+ * payload of each frame that is plain Ethernet/IPv4/UDP on a flow the TypeScript engine installed
+ * on that flow's host socket, and writes the peer's replies back to the guest as frames. A frame it
+ * is not sure of (ARP, DHCP, a flow's first packet, anything odd) goes to the engine unchanged, in
+ * order: while any such frame waits for the engine, every later frame waits behind it, so a flow's
+ * datagrams never overtake one another between the two paths. Policy stays in TypeScript: the
+ * engine alone installs and removes flows; this thread only matches installed ones.
+ *
+ * Locking: `mu` guards the flow table, the queue to the engine and the queue to the guest. The
+ * thread alone closes the stream's and the flows' fds (the main thread asks it to), so it can use
+ * them outside the lock without an fd being reused under it.
+ */
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+
+#define FP_MAX_FLOWS 1024
+#define FP_MAX_FRAME 1522
+#define FP_MAX_REPLY 1472 /* 1500 - IPv4 - UDP: a reply above it would need fragments */
+#define FP_READ_BUF (64 * 1024)
+#define FP_TO_JS_CAP (256 * 1024)
+#define FP_REPLY_BATCH 32
+#define FP_REPLY_SLOT 1536
+#define FP_HDR (4 + 14 + 20 + 8)
+#define FP_SEND_BATCH 64
+#define FP_TAG_WAKE 0xffffffffu
+#define FP_TAG_STREAM 0xfffffffeu
+
+enum { FL_FREE = 0, FL_ACTIVE, FL_CLOSING };
+/* At most one datagram per 46 bytes of a read (a length prefix and the smallest UDP frame). */
+#define FP_MAX_SENDS (FP_READ_BUF / 46 + 1)
+struct fp_send;
+
+/* The counters the engine folds into its stats (fastPathStats gives them in this order). */
+enum {
+  FPC_FORWARDED,       /* frames whose payload this thread sent */
+  FPC_OVERSIZE,        /* length prefixes beyond FP_MAX_FRAME (skipped, counted as the engine's `oversize`) */
+  FPC_PUNTED,          /* frames handed to the engine */
+  FPC_PUNT_NOT_UDP,    /* ... not plain Ethernet/IPv4/UDP to the gateway from the guest */
+  FPC_PUNT_NO_FLOW,    /* ... plain UDP but no installed flow (a first packet, or not allowed) */
+  FPC_PUNT_ORDER,      /* ... would have matched, but an earlier frame was still with the engine */
+  FPC_REPLIES_IN,      /* datagrams read on flow sockets */
+  FPC_REPLIES_OUT,     /* ... written to the guest as frames */
+  FPC_REPLY_NO_GUEST,  /* ... dropped: no guest MAC yet, or no stream */
+  FPC_REPLY_TOO_BIG,   /* ... dropped: above FP_MAX_REPLY */
+  FPC_REPLY_BACKPRESSURE, /* ... dropped: the guest is not reading */
+  FPC_SEND_ERRORS,     /* datagrams lost on send, and flow socket errors (ICMP unreachable) */
+  FPC_STREAM_READS,
+  FPC_PUNT_GUEST_MAC,  /* ... from a MAC other than the guest's the engine learned (or none yet) */
+  FPC_N
+};
+
+typedef struct {
+  int state;
+  int fd;
+  uint32_t dst_ip; /* as the guest addresses it */
+  uint16_t dst_port, guest_port;
+  uint64_t last_used_ns; /* written by the thread, read by the main thread (relaxed atomics) */
+} fp_flow;
+
+typedef struct fastpath {
+  pthread_t thread;
+  int thread_started;
+  int ep, wake;
+  pthread_mutex_t mu;
+  /* Set on the main thread only. */
+  napi_threadsafe_function tsfn;
+  napi_env env;
+  int closed;
+  int tsfn_refd;
+  int refs; /* the JS external and the tsfn's finalizer */
+  /* Under mu. */
+  int stop;
+  int stream_fd;
+  uint32_t stream_gen;
+  uint32_t closed_gen; /* a stream the thread saw end, not yet told to the engine */
+  int closed_errno;
+  int out_armed;
+  uint8_t *out;
+  size_t out_len, out_cap, max_queued;
+  uint8_t *to_js;
+  size_t to_js_len;
+  int js_signalled;
+  size_t js_outstanding; /* frames the engine took and is still handling */
+  int paused; /* the thread stopped reading the stream: to_js is full */
+  int resume; /* the main thread drained to_js: read again */
+  uint8_t gw_mac[6], guest_mac[6];
+  int have_guest_mac;
+  uint32_t gw_ip, guest_ip;
+  int nflows_hint; /* one past the highest slot ever used */
+  fp_flow flows[FP_MAX_FLOWS];
+  uint16_t ip_id;
+  /* The thread's own. */
+  uint8_t *rbuf;
+  size_t rhave, rskip;
+  int last_slot;
+  struct fp_send *sends;        /* a read's datagrams to send */
+  uint8_t (*replies)[FP_REPLY_SLOT]; /* recvmmsg lands replies here, behind room for their headers */
+  uint64_t counters[FPC_N];
+} fastpath;
+
+static inline void fpc_add(fastpath *f, int c, uint64_t n) { __atomic_fetch_add(&f->counters[c], n, __ATOMIC_RELAXED); }
+
+static inline uint64_t mono_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static inline uint32_t be16(const uint8_t *p) { return ((uint32_t)p[0] << 8) | p[1]; }
+static inline uint32_t be32(const uint8_t *p) { return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3]; }
+static inline void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8), p[1] = (uint8_t)v; }
+static inline void put32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v; }
+
+static uint64_t sum16(const uint8_t *p, size_t len, uint64_t sum) {
+  size_t i = 0;
+  for (; i + 1 < len; i += 2) sum += be16(p + i);
+  if (len & 1) sum += (uint32_t)p[len - 1] << 8;
+  return sum;
+}
+
+static uint32_t fold(uint64_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint32_t)(~sum & 0xffff);
+}
+
+/*
+ * The flow slot a frame belongs to, or -1: the frame must then go to the engine. At least as
+ * strict as frame-parser.ts plus the engine's checks before it forwards (to the gateway's MAC, from
+ * the guest's MAC and address, no DHCP), so that anything sent from here the engine would have
+ * forwarded too. Under mu.
+ */
+static int fp_match(fastpath *f, const uint8_t *p, size_t len, int *reason) {
+  *reason = FPC_PUNT_NOT_UDP;
+  if (len < 14 + 20 + 8 || len > FP_MAX_FRAME) return -1;
+  if (memcmp(p, f->gw_mac, 6) != 0) return -1;
+  if (!f->have_guest_mac || memcmp(p + 6, f->guest_mac, 6) != 0 || (p[6] & 1)) {
+    *reason = FPC_PUNT_GUEST_MAC;
+    return -1;
+  }
+  if (p[12] != 0x08 || p[13] != 0x00) return -1;
+  const uint8_t *ip = p + 14;
+  if (ip[0] != 0x45) return -1; /* version 4, no options */
+  size_t total = be16(ip + 2);
+  if (total < 20 + 8 || 14 + total > len) return -1;
+  if (14 + total != len && len > 60) return -1; /* only Ethernet padding may trail */
+  if (fold(sum16(ip, 20, 0)) != 0) return -1;
+  if (be16(ip + 6) & 0xbfff) return -1; /* reserved bit, MF, or an offset: DF alone is fine */
+  if (ip[9] != 17) return -1;
+  uint32_t src = be32(ip + 12), dst = be32(ip + 16);
+  if (src != f->guest_ip) return -1;
+  const uint8_t *u = ip + 20;
+  size_t ulen = be16(u + 4);
+  if (ulen != total - 20) return -1;
+  uint32_t sport = be16(u), dport = be16(u + 2);
+  if (sport == 0 || dport == 0 || dport == 67) return -1;
+  if (be16(u + 6) != 0) {
+    uint64_t pseudo = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + 17 + ulen;
+    if (fold(sum16(u, ulen, pseudo)) != 0) return -1;
+  }
+  *reason = FPC_PUNT_NO_FLOW;
+  int last = f->last_slot;
+  if (last >= 0 && last < f->nflows_hint) {
+    fp_flow *fl = &f->flows[last];
+    if (fl->state == FL_ACTIVE && fl->dst_ip == dst && fl->dst_port == dport && fl->guest_port == sport) return last;
+  }
+  for (int i = 0; i < f->nflows_hint; i++) {
+    fp_flow *fl = &f->flows[i];
+    if (fl->state == FL_ACTIVE && fl->dst_ip == dst && fl->dst_port == dport && fl->guest_port == sport) {
+      f->last_slot = i;
+      return i;
+    }
+  }
+  return -1;
+}
+
+static void fp_set_stream_events(fastpath *f) {
+  if (f->stream_fd < 0) return;
+  struct epoll_event ev = {.events = (f->paused ? 0 : EPOLLIN | EPOLLRDHUP) | (f->out_armed ? EPOLLOUT : 0), .data.u64 = FP_TAG_STREAM};
+  epoll_ctl(f->ep, EPOLL_CTL_MOD, f->stream_fd, &ev);
+}
+
+/* Queues (or writes at once) bytes towards the guest; under mu. 0, or -1 if dropped for want of room. */
+static int fp_out(fastpath *f, const struct iovec *iov, int n, size_t total, int droppable) {
+  if (f->stream_fd < 0) return -1;
+  if (droppable && f->out_len > f->max_queued) return -1;
+  size_t done = 0;
+  if (f->out_len == 0) {
+    ssize_t w;
+    do w = writev(f->stream_fd, iov, n);
+    while (w < 0 && errno == EINTR);
+    if (w > 0) done = (size_t)w;
+    if (done == total) return 0;
+  }
+  size_t rest = total - done;
+  if (f->out_len + rest > f->out_cap) {
+    size_t cap = f->out_cap ? f->out_cap : 16384;
+    while (cap < f->out_len + rest) cap *= 2;
+    uint8_t *nb = realloc(f->out, cap);
+    if (nb == NULL) return -1;
+    f->out = nb, f->out_cap = cap;
+  }
+  size_t skip = done;
+  for (int i = 0; i < n; i++) {
+    size_t l = iov[i].iov_len;
+    if (skip >= l) {
+      skip -= l;
+      continue;
+    }
+    memcpy(f->out + f->out_len, (uint8_t *)iov[i].iov_base + skip, l - skip);
+    f->out_len += l - skip;
+    skip = 0;
+  }
+  if (!f->out_armed) {
+    f->out_armed = 1;
+    fp_set_stream_events(f);
+  }
+  return 0;
+}
+
+static void fp_flush_out(fastpath *f) {
+  while (f->out_len > 0 && f->stream_fd >= 0) {
+    ssize_t w;
+    do w = write(f->stream_fd, f->out, f->out_len);
+    while (w < 0 && errno == EINTR);
+    if (w <= 0) break;
+    memmove(f->out, f->out + w, f->out_len - (size_t)w);
+    f->out_len -= (size_t)w;
+  }
+  if (f->out_len == 0 && f->out_armed) {
+    f->out_armed = 0;
+    fp_set_stream_events(f);
+  }
+  /* A large queue drained: give its memory back (the daemon runs many engines). */
+  if (f->out_len == 0 && f->out_cap > 65536) {
+    free(f->out);
+    f->out = NULL, f->out_cap = 0;
+  }
+}
+
+static void fp_signal_js(fastpath *f) {
+  if (f->js_signalled) return;
+  f->js_signalled = 1;
+  if (napi_call_threadsafe_function(f->tsfn, NULL, napi_tsfn_nonblocking) != napi_ok) f->js_signalled = 0;
+}
+
+/* Closes the stream from the thread; under mu. */
+static void fp_stream_gone(fastpath *f, int err) {
+  if (f->stream_fd < 0) return;
+  epoll_ctl(f->ep, EPOLL_CTL_DEL, f->stream_fd, NULL);
+  close(f->stream_fd);
+  f->stream_fd = -1;
+  f->out_len = 0;
+  f->out_armed = 0;
+  f->rhave = f->rskip = 0;
+  f->paused = 0;
+  f->closed_gen = f->stream_gen;
+  f->closed_errno = err;
+  fp_signal_js(f);
+}
+
+typedef struct fp_send {
+  int slot;
+  struct iovec iov;
+} fp_send;
+
+/* Sends runs of datagrams of one flow with one sendmmsg each; outside mu (fds are the thread's to close). */
+static void fp_send_batch(fastpath *f, fp_send *s, int n) {
+  struct mmsghdr m[FP_SEND_BATCH];
+  int i = 0;
+  while (i < n) {
+    int slot = s[i].slot, k = 0;
+    while (i + k < n && s[i + k].slot == slot && k < FP_SEND_BATCH) {
+      memset(&m[k], 0, sizeof m[k]);
+      m[k].msg_hdr.msg_iov = &s[i + k].iov;
+      m[k].msg_hdr.msg_iovlen = 1;
+      k++;
+    }
+    int fd = f->flows[slot].fd, sent = 0;
+    while (sent < k) {
+      int r = sendmmsg(fd, m + sent, (unsigned)(k - sent), MSG_DONTWAIT);
+      if (r > 0) {
+        sent += r;
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && errno != EAGAIN && errno != ENOBUFS) {
+        /* One datagram refused (a pending ICMP error, ...): count it, send the rest. */
+        fpc_add(f, FPC_SEND_ERRORS, 1);
+        sent++;
+        continue;
+      }
+      fpc_add(f, FPC_SEND_ERRORS, (uint64_t)(k - sent));
+      break;
+    }
+    __atomic_store_n(&f->flows[slot].last_used_ns, mono_ns(), __ATOMIC_RELAXED);
+    fpc_add(f, FPC_FORWARDED, (uint64_t)k);
+    i += k;
+  }
+}
+
+/* Cuts rbuf[0, rhave) into frames: matched ones sent, the rest queued for the engine. Keeps a
+ * partial frame (or frames that found to_js full) at the front for the next read. */
+static void fp_process_stream(fastpath *f) {
+  fp_send *sends = f->sends;
+  int ns = 0;
+  size_t i = 0, n = f->rhave;
+  pthread_mutex_lock(&f->mu);
+  int punting = f->to_js_len > 0 || f->js_outstanding > 0;
+  while (i < n) {
+    if (f->rskip > 0) {
+      size_t k = f->rskip < n - i ? f->rskip : n - i;
+      f->rskip -= k, i += k;
+      continue;
+    }
+    if (n - i < 4) break;
+    uint32_t len = be32(f->rbuf + i);
+    if (len > FP_MAX_FRAME) {
+      fpc_add(f, FPC_OVERSIZE, 1);
+      f->rskip = len;
+      i += 4;
+      continue;
+    }
+    if (n - i - 4 < len) break;
+    const uint8_t *p = f->rbuf + i + 4;
+    int reason, slot = fp_match(f, p, len, &reason);
+    if (slot >= 0 && punting) slot = -1, reason = FPC_PUNT_ORDER;
+    if (slot >= 0) {
+      sends[ns].slot = slot;
+      sends[ns].iov.iov_base = (void *)(p + 14 + 20 + 8);
+      sends[ns].iov.iov_len = be16(p + 16) - 20 - 8; /* the UDP payload, less any Ethernet padding */
+      ns++;
+    } else {
+      if (FP_TO_JS_CAP - f->to_js_len < 4 + len) {
+        f->paused = 1;
+        fp_set_stream_events(f);
+        break;
+      }
+      memcpy(f->to_js + f->to_js_len, f->rbuf + i, 4 + len);
+      f->to_js_len += 4 + len;
+      fpc_add(f, FPC_PUNTED, 1);
+      fpc_add(f, reason, 1);
+      punting = 1;
+    }
+    i += 4 + len;
+  }
+  if (f->to_js_len > 0) fp_signal_js(f);
+  pthread_mutex_unlock(&f->mu);
+  if (ns > 0) fp_send_batch(f, sends, ns);
+  if (i > 0) {
+    memmove(f->rbuf, f->rbuf + i, n - i);
+    f->rhave = n - i;
+  }
+}
+
+static void fp_read_stream(fastpath *f) {
+  for (int round = 0; round < 16; round++) {
+    if (f->paused || f->stream_fd < 0 || f->rhave >= FP_READ_BUF) return;
+    ssize_t r;
+    do r = read(f->stream_fd, f->rbuf + f->rhave, FP_READ_BUF - f->rhave);
+    while (r < 0 && errno == EINTR);
+    if (r == 0 || (r < 0 && errno != EAGAIN)) {
+      pthread_mutex_lock(&f->mu);
+      fp_stream_gone(f, r == 0 ? 0 : errno);
+      pthread_mutex_unlock(&f->mu);
+      return;
+    }
+    if (r < 0) return;
+    fpc_add(f, FPC_STREAM_READS, 1);
+    f->rhave += (size_t)r;
+    fp_process_stream(f);
+    if ((size_t)r < FP_READ_BUF / 2) return;
+  }
+}
+
+static void fp_read_flow(fastpath *f, int slot) {
+  struct iovec iov[FP_REPLY_BATCH], wiov[FP_REPLY_BATCH];
+  struct mmsghdr m[FP_REPLY_BATCH];
+  /* Allocated on a flow's first reply: an engine whose peers never answer never pays for them. */
+  if (f->replies == NULL && (f->replies = malloc(FP_REPLY_BATCH * FP_REPLY_SLOT)) == NULL) return;
+  uint8_t (*bufs)[FP_REPLY_SLOT] = f->replies;
+  int fd = f->flows[slot].fd;
+  for (int round = 0; round < 8; round++) {
+    for (int i = 0; i < FP_REPLY_BATCH; i++) {
+      /* The payload lands where the frame's headers end: nothing copied. One byte more than fits,
+       * so that a datagram too big for the guest's MTU is seen as such. */
+      iov[i].iov_base = bufs[i] + FP_HDR;
+      iov[i].iov_len = FP_MAX_REPLY + 1;
+      memset(&m[i], 0, sizeof m[i]);
+      m[i].msg_hdr.msg_iov = &iov[i];
+      m[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n = recvmmsg(fd, m, FP_REPLY_BATCH, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) return;
+      /* A connected socket's ICMP error, reported (and cleared) by this read. */
+      fpc_add(f, FPC_SEND_ERRORS, 1);
+      continue;
+    }
+    if (n == 0) return;
+    fpc_add(f, FPC_REPLIES_IN, (uint64_t)n);
+    pthread_mutex_lock(&f->mu);
+    fp_flow *fl = &f->flows[slot];
+    int w = 0;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+      size_t plen = m[i].msg_len;
+      if (fl->state != FL_ACTIVE || !f->have_guest_mac || f->stream_fd < 0) {
+        fpc_add(f, FPC_REPLY_NO_GUEST, 1);
+        continue;
+      }
+      if (plen > FP_MAX_REPLY || (m[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+        fpc_add(f, FPC_REPLY_TOO_BIG, 1);
+        continue;
+      }
+      uint8_t *b = bufs[i];
+      uint32_t flen = (uint32_t)(14 + 20 + 8 + plen);
+      put32(b, flen);
+      memcpy(b + 4, f->guest_mac, 6);
+      memcpy(b + 10, f->gw_mac, 6);
+      b[16] = 0x08, b[17] = 0x00;
+      uint8_t *ip = b + 18;
+      ip[0] = 0x45, ip[1] = 0;
+      put16(ip + 2, 20 + 8 + (uint32_t)plen);
+      put16(ip + 4, f->ip_id++);
+      put16(ip + 6, 0x4000);
+      ip[8] = 64, ip[9] = 17;
+      put16(ip + 10, 0);
+      put32(ip + 12, fl->dst_ip);
+      put32(ip + 16, f->guest_ip);
+      put16(ip + 10, fold(sum16(ip, 20, 0)));
+      uint8_t *u = ip + 20;
+      uint32_t ulen = 8 + (uint32_t)plen;
+      put16(u, fl->dst_port);
+      put16(u + 2, fl->guest_port);
+      put16(u + 4, ulen);
+      put16(u + 6, 0);
+      uint64_t pseudo = (fl->dst_ip >> 16) + (fl->dst_ip & 0xffff) + (f->guest_ip >> 16) + (f->guest_ip & 0xffff) + 17 + ulen;
+      uint32_t c = fold(sum16(u, ulen, pseudo));
+      put16(u + 6, c == 0 ? 0xffff : c);
+      wiov[w].iov_base = b;
+      wiov[w].iov_len = 4 + flen;
+      total += 4 + flen;
+      w++;
+    }
+    if (w > 0) {
+      if (f->out_len > f->max_queued) fpc_add(f, FPC_REPLY_BACKPRESSURE, (uint64_t)w);
+      else if (fp_out(f, wiov, w, total, 1) == 0) fpc_add(f, FPC_REPLIES_OUT, (uint64_t)w);
+      else fpc_add(f, FPC_REPLY_BACKPRESSURE, (uint64_t)w);
+      __atomic_store_n(&fl->last_used_ns, mono_ns(), __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (n < FP_REPLY_BATCH) return;
+  }
+}
+
+/* Commands from the main thread: close flows it removed, stop, resume reading. */
+static int fp_on_wake(fastpath *f) {
+  uint64_t v;
+  while (read(f->wake, &v, sizeof v) < 0 && errno == EINTR) {}
+  pthread_mutex_lock(&f->mu);
+  for (int i = 0; i < f->nflows_hint; i++) {
+    fp_flow *fl = &f->flows[i];
+    if (fl->state != FL_CLOSING) continue;
+    close(fl->fd);
+    fl->fd = -1;
+    fl->state = FL_FREE;
+  }
+  int stop = f->stop, resume = f->resume;
+  f->resume = 0;
+  if (resume && f->paused && f->to_js_len == 0) {
+    f->paused = 0;
+    fp_set_stream_events(f);
+  } else resume = 0;
+  pthread_mutex_unlock(&f->mu);
+  /* Frames left in rbuf when to_js filled up. */
+  if (resume && f->rhave > 0) fp_process_stream(f);
+  return stop;
+}
+
+static void *fp_thread(void *arg) {
+  fastpath *f = arg;
+  struct epoll_event evs[64];
+  for (;;) {
+    int n = epoll_wait(f->ep, evs, 64, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < n; i++) {
+      uint32_t tag = (uint32_t)evs[i].data.u64;
+      uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
+      if (tag == FP_TAG_WAKE) {
+        if (fp_on_wake(f)) return NULL;
+      } else if (tag == FP_TAG_STREAM) {
+        if (evs[i].events & EPOLLOUT) {
+          pthread_mutex_lock(&f->mu);
+          fp_flush_out(f);
+          pthread_mutex_unlock(&f->mu);
+        }
+        if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) fp_read_stream(f);
+      } else if (tag < FP_MAX_FLOWS) {
+        /* A slot closed and reused since epoll_wait returned is a different flow: its own event comes. */
+        pthread_mutex_lock(&f->mu);
+        int ok = f->flows[tag].state == FL_ACTIVE && (uint32_t)f->flows[tag].fd == gen;
+        pthread_mutex_unlock(&f->mu);
+        if (ok) fp_read_flow(f, (int)tag);
+      }
+    }
+  }
+  return NULL;
+}
+
+/* On the main thread: hands the engine what the thread queued for it (frames, a stream's end).
+ * The frames count as outstanding until the engine returns, so none overtakes them meanwhile. */
+static void fp_call_js(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)data;
+  fastpath *f = context;
+  if (env == NULL || f->closed) return;
+  pthread_mutex_lock(&f->mu);
+  size_t len = f->to_js_len;
+  uint8_t *copy = NULL;
+  if (len > 0 && (copy = malloc(len)) != NULL) memcpy(copy, f->to_js, len);
+  size_t frames = 0;
+  for (size_t i = 0; i + 4 <= len; i += 4 + be32(f->to_js + i)) frames++;
+  f->to_js_len = 0;
+  f->js_outstanding += frames;
+  f->js_signalled = 0;
+  uint32_t closed = f->closed_gen;
+  int closed_errno = f->closed_errno;
+  f->closed_gen = 0;
+  int resume = f->paused;
+  pthread_mutex_unlock(&f->mu);
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    free(copy);
+    return;
+  }
+  napi_value undef, args[3];
+  napi_get_undefined(env, &undef);
+  if (copy) {
+    void *out;
+    napi_create_buffer_copy(env, len, copy, &out, &args[0]);
+    free(copy);
+  } else napi_get_null(env, &args[0]);
+  napi_create_uint32(env, closed, &args[1]);
+  napi_create_string_utf8(env, closed ? errno_code(closed_errno ? closed_errno : 0) : "", NAPI_AUTO_LENGTH, &args[2]);
+  if (closed && closed_errno == 0) napi_create_string_utf8(env, "EOF", NAPI_AUTO_LENGTH, &args[2]);
+  if (closed && f->tsfn_refd) {
+    pthread_mutex_lock(&f->mu);
+    int still = f->stream_fd >= 0;
+    pthread_mutex_unlock(&f->mu);
+    if (!still) {
+      napi_unref_threadsafe_function(env, f->tsfn);
+      f->tsfn_refd = 0;
+    }
+  }
+  if (napi_call_function(env, undef, js_cb, 3, args, NULL) == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+  napi_close_handle_scope(env, scope);
+  pthread_mutex_lock(&f->mu);
+  f->js_outstanding -= frames;
+  if (resume) f->resume = 1;
+  pthread_mutex_unlock(&f->mu);
+  if (resume) {
+    uint64_t one = 1;
+    if (write(f->wake, &one, sizeof one) < 0) {}
+  }
+}
+
+static void fp_wake(fastpath *f) {
+  uint64_t one = 1;
+  if (write(f->wake, &one, sizeof one) < 0) {}
+}
+
+static void fp_release(fastpath *f) {
+  if (--f->refs > 0) return;
+  pthread_mutex_destroy(&f->mu);
+  free(f->rbuf);
+  free(f->to_js);
+  free(f->out);
+  free(f->sends);
+  free(f->replies);
+  free(f);
+}
+
+/* Stops and joins the thread and closes every fd; main thread. */
+static void fp_shutdown(fastpath *f) {
+  if (f->closed) return;
+  f->closed = 1;
+  if (f->thread_started) {
+    pthread_mutex_lock(&f->mu);
+    f->stop = 1;
+    pthread_mutex_unlock(&f->mu);
+    fp_wake(f);
+    pthread_join(f->thread, NULL);
+    f->thread_started = 0;
+  }
+  for (int i = 0; i < f->nflows_hint; i++) {
+    if (f->flows[i].state != FL_FREE) close(f->flows[i].fd);
+    f->flows[i].state = FL_FREE;
+    f->flows[i].fd = -1;
+  }
+  if (f->stream_fd >= 0) close(f->stream_fd);
+  f->stream_fd = -1;
+  close(f->ep);
+  close(f->wake);
+  napi_release_threadsafe_function(f->tsfn, napi_tsfn_abort);
+}
+
+static void fp_tsfn_finalize(napi_env env, void *data, void *hint) {
+  (void)env, (void)hint;
+  fp_release(data);
+}
+
+static void fp_env_cleanup(void *arg);
+static void fp_external_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  fastpath *f = data;
+  if (!f->closed) {
+    napi_remove_env_cleanup_hook(env, fp_env_cleanup, f);
+    fp_shutdown(f);
+  }
+  fp_release(f);
+}
+
+static void fp_env_cleanup(void *arg) { fp_shutdown(arg); }
+
+static fastpath *get_fp(napi_env env, napi_value v) {
+  void *data = NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external) return NULL;
+  if (napi_get_value_external(env, v, &data) != napi_ok) return NULL;
+  fastpath *f = data;
+  return f && !f->closed ? f : NULL;
+}
+
+static int get_mac(napi_env env, napi_value v, uint8_t out[6]) {
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, v, &data, &len) != napi_ok || len != 6) return -1;
+  memcpy(out, data, 6);
+  return 0;
+}
+
+/* fastPathCreate(gatewayMac, gatewayIp, guestIp, maxQueuedBytes, onEvent) -> handle */
+static napi_value fp_create(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint8_t mac[6];
+  uint32_t gw, guest;
+  double maxq;
+  napi_valuetype cbt = napi_undefined;
+  if (argc >= 5) napi_typeof(env, argv[4], &cbt);
+  if (argc < 5 || get_mac(env, argv[0], mac) != 0 || napi_get_value_uint32(env, argv[1], &gw) != napi_ok ||
+      napi_get_value_uint32(env, argv[2], &guest) != napi_ok || napi_get_value_double(env, argv[3], &maxq) != napi_ok || !(maxq >= 0) ||
+      cbt != napi_function) {
+    napi_throw_type_error(env, NULL, "fastPathCreate(gatewayMac: Buffer(6), gatewayIp: number, guestIp: number, maxQueuedBytes: number, onEvent: function)");
+    return NULL;
+  }
+  fastpath *f = calloc(1, sizeof *f);
+  if (f == NULL) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  f->rbuf = malloc(FP_READ_BUF);
+  f->to_js = malloc(FP_TO_JS_CAP);
+  f->sends = malloc(FP_MAX_SENDS * sizeof *f->sends);
+  f->ep = epoll_create1(EPOLL_CLOEXEC);
+  f->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  int e = errno;
+  if (f->rbuf == NULL || f->to_js == NULL || f->sends == NULL || f->ep < 0 || f->wake < 0) {
+    if (f->ep >= 0) close(f->ep);
+    if (f->wake >= 0) close(f->wake);
+    free(f->rbuf), free(f->to_js), free(f->sends), free(f);
+    napi_throw(env, make_error(env, e ? e : ENOMEM, "fastPathCreate"));
+    return NULL;
+  }
+  pthread_mutex_init(&f->mu, NULL);
+  memcpy(f->gw_mac, mac, 6);
+  f->gw_ip = gw, f->guest_ip = guest;
+  f->max_queued = (size_t)maxq;
+  f->stream_fd = -1;
+  f->last_slot = -1;
+  f->env = env;
+  for (int i = 0; i < FP_MAX_FLOWS; i++) f->flows[i].fd = -1;
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = FP_TAG_WAKE};
+  epoll_ctl(f->ep, EPOLL_CTL_ADD, f->wake, &ev);
+  napi_value name;
+  CHECK(env, napi_create_string_utf8(env, "arca:fastpath", NAPI_AUTO_LENGTH, &name));
+  if (napi_create_threadsafe_function(env, argv[4], NULL, name, 0, 1, f, fp_tsfn_finalize, f, fp_call_js, &f->tsfn) != napi_ok) {
+    close(f->ep), close(f->wake);
+    free(f->rbuf), free(f->to_js), free(f->sends), free(f);
+    napi_throw_error(env, NULL, "fastPathCreate: napi_create_threadsafe_function failed");
+    return NULL;
+  }
+  napi_unref_threadsafe_function(env, f->tsfn);
+  f->refs = 2;
+  /* A small stack: the thread's buffers are on the heap, and a daemon runs one per VM. */
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 128 * 1024);
+  e = pthread_create(&f->thread, &attr, fp_thread, f);
+  pthread_attr_destroy(&attr);
+  if (e != 0) {
+    f->closed = 1;
+    close(f->ep), close(f->wake);
+    napi_release_threadsafe_function(f->tsfn, napi_tsfn_abort);
+    f->refs--; /* the external was never made */
+    napi_throw(env, make_error(env, e, "fastPathCreate: pthread_create"));
+    return NULL;
+  }
+  f->thread_started = 1;
+  napi_add_env_cleanup_hook(env, fp_env_cleanup, f);
+  napi_value ext;
+  CHECK(env, napi_create_external(env, f, fp_external_finalize, NULL, &ext));
+  return ext;
+}
+
+static fastpath *fp_arg(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, const char *usage) {
+  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok) return NULL;
+  fastpath *f = *argc >= 1 ? get_fp(env, argv[0]) : NULL;
+  if (f == NULL) napi_throw_type_error(env, NULL, usage);
+  return f;
+}
+
+/* fastPathConnect(h, path) -> generation: connects to QEMU's unix socket and hands it to the thread. */
+static napi_value fp_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  fastpath *f = fp_arg(env, info, &argc, argv, "fastPathConnect(handle, path: string)");
+  if (f == NULL) return NULL;
+  char *path = NULL;
+  if (argc < 2 || get_string(env, argv[1], &path) != 0 || path == NULL) {
+    free(path);
+    napi_throw_type_error(env, NULL, "fastPathConnect(handle, path: string)");
+    return NULL;
+  }
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path) {
+    free(path);
+    napi_throw(env, make_error(env, ENAMETOOLONG, "fastPathConnect"));
+    return NULL;
+  }
+  strcpy(sa.sun_path, path);
+  free(path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  /* A local connect completes at once or fails at once: no need to wait on the loop. */
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    napi_throw(env, make_error(env, e, "connect"));
+    return NULL;
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  pthread_mutex_lock(&f->mu);
+  int busy = f->stream_fd >= 0;
+  if (!busy) {
+    f->stream_fd = fd;
+    f->stream_gen++;
+    if (f->stream_gen == 0) f->stream_gen = 1;
+    f->out_len = 0, f->out_armed = 0, f->paused = 0;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = FP_TAG_STREAM};
+    epoll_ctl(f->ep, EPOLL_CTL_ADD, fd, &ev);
+  }
+  uint32_t gen = f->stream_gen;
+  pthread_mutex_unlock(&f->mu);
+  if (busy) {
+    close(fd);
+    napi_throw(env, make_error(env, EISCONN, "fastPathConnect: a stream is already attached"));
+    return NULL;
+  }
+  if (!f->tsfn_refd) {
+    napi_ref_threadsafe_function(env, f->tsfn);
+    f->tsfn_refd = 1;
+  }
+  napi_value r;
+  CHECK(env, napi_create_uint32(env, gen, &r));
+  return r;
+}
+
+/* fastPathDisconnect(h): drops the stream (the thread was reading it: it is shut down, then closed there). */
+static napi_value fp_disconnect(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  fastpath *f = fp_arg(env, info, &argc, argv, "fastPathDisconnect(handle)");
+  if (f == NULL) return NULL;
+  pthread_mutex_lock(&f->mu);
+  /* shutdown(2) makes the thread read EOF and close the fd itself, in its own time. */
+  if (f->stream_fd >= 0) shutdown(f->stream_fd, SHUT_RDWR);
+  pthread_mutex_unlock(&f->mu);
+  if (f->tsfn_refd) {
+    napi_unref_threadsafe_function(env, f->tsfn);
+    f->tsfn_refd = 0;
+  }
+  return NULL;
+}
+
+/* fastPathGuestMac(h, mac|null) */
+static napi_value fp_guest_mac(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  fastpath *f = fp_arg(env, info, &argc, argv, "fastPathGuestMac(handle, mac: Buffer(6) | null)");
+  if (f == NULL) return NULL;
+  uint8_t mac[6];
+  napi_valuetype t = napi_undefined;
+  if (argc >= 2) napi_typeof(env, argv[1], &t);
+  int have = t != napi_null && t != napi_undefined;
+  if (have && get_mac(env, argv[1], mac) != 0) {
+    napi_throw_type_error(env, NULL, "fastPathGuestMac(handle, mac: Buffer(6) | null)");
+    return NULL;
+  }
+  pthread_mutex_lock(&f->mu);
+  if (have) memcpy(f->guest_mac, mac, 6);
+  f->have_guest_mac = have;
+  pthread_mutex_unlock(&f->mu);
+  return NULL;
+}
+
+/* fastPathAddFlow(h, fd, dstIp, dstPort, guestPort) -> slot: the thread owns fd from now on. */
+static napi_value fp_add_flow(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  const char *usage = "fastPathAddFlow(handle, fd: number, dstIp: number, dstPort: number, guestPort: number)";
+  fastpath *f = fp_arg(env, info, &argc, argv, usage);
+  if (f == NULL) return NULL;
+  int32_t fd;
+  uint32_t ip, dport, gport;
+  if (argc < 5 || napi_get_value_int32(env, argv[1], &fd) != napi_ok || napi_get_value_uint32(env, argv[2], &ip) != napi_ok ||
+      napi_get_value_uint32(env, argv[3], &dport) != napi_ok || napi_get_value_uint32(env, argv[4], &gport) != napi_ok || fd < 0 ||
+      dport == 0 || dport > 65535 || gport == 0 || gport > 65535) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  pthread_mutex_lock(&f->mu);
+  int slot = -1;
+  for (int i = 0; i < FP_MAX_FLOWS; i++)
+    if (f->flows[i].state == FL_FREE) {
+      slot = i;
+      break;
+    }
+  if (slot >= 0) {
+    fp_flow *fl = &f->flows[slot];
+    fl->state = FL_ACTIVE;
+    fl->fd = fd;
+    fl->dst_ip = ip, fl->dst_port = (uint16_t)dport, fl->guest_port = (uint16_t)gport;
+    __atomic_store_n(&fl->last_used_ns, 0, __ATOMIC_RELAXED);
+    if (slot >= f->nflows_hint) f->nflows_hint = slot + 1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ((uint64_t)(uint32_t)fd << 32) | (uint32_t)slot};
+    if (epoll_ctl(f->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+      fl->state = FL_FREE;
+      fl->fd = -1;
+      slot = -2;
+    }
+  }
+  pthread_mutex_unlock(&f->mu);
+  if (slot < 0) {
+    napi_throw(env, make_error(env, slot == -1 ? EMFILE : errno, "fastPathAddFlow"));
+    return NULL;
+  }
+  napi_value r;
+  CHECK(env, napi_create_int32(env, slot, &r));
+  return r;
+}
+
+/* fastPathRemoveFlow(h, slot): no more frames or replies; the thread closes the socket. */
+static napi_value fp_remove_flow(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  fastpath *f = fp_arg(env, info, &argc, argv, "fastPathRemoveFlow(handle, slot: number)");
+  if (f == NULL) return NULL;
+  int32_t slot;
+  if (argc < 2 || napi_get_value_int32(env, argv[1], &slot) != napi_ok || slot < 0 || slot >= FP_MAX_FLOWS) {
+    napi_throw_type_error(env, NULL, "fastPathRemoveFlow(handle, slot: number)");
+    return NULL;
+  }
+  pthread_mutex_lock(&f->mu);
+  fp_flow *fl = &f->flows[slot];
+  int was = fl->state == FL_ACTIVE;
+  if (was) {
+    epoll_ctl(f->ep, EPOLL_CTL_DEL, fl->fd, NULL);
+    fl->state = FL_CLOSING;
+  }
+  pthread_mutex_unlock(&f->mu);
+  if (was) fp_wake(f);
+  return NULL;
+}
+
+/* fastPathSend(h, slot, buf, off, len) -> 0 or -errno: the engine's own sends (a flow's first datagrams). */
+static napi_value fp_send_one(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  const char *usage = "fastPathSend(handle, slot: number, buf: Buffer, off: number, len: number)";
+  fastpath *f = fp_arg(env, info, &argc, argv, usage);
+  if (f == NULL) return NULL;
+  int32_t slot, off, len;
+  void *data;
+  size_t blen;
+  if (argc < 5 || napi_get_value_int32(env, argv[1], &slot) != napi_ok || napi_get_buffer_info(env, argv[2], &data, &blen) != napi_ok ||
+      napi_get_value_int32(env, argv[3], &off) != napi_ok || napi_get_value_int32(env, argv[4], &len) != napi_ok || slot < 0 ||
+      slot >= FP_MAX_FLOWS || off < 0 || len < 0 || (size_t)off + (size_t)len > blen) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  int rc = -EBADF;
+  pthread_mutex_lock(&f->mu);
+  fp_flow *fl = &f->flows[slot];
+  if (fl->state == FL_ACTIVE) {
+    ssize_t w;
+    do w = send(fl->fd, (uint8_t *)data + off, (size_t)len, MSG_DONTWAIT);
+    while (w < 0 && errno == EINTR);
+    rc = w < 0 ? -errno : 0;
+  }
+  pthread_mutex_unlock(&f->mu);
+  napi_value r;
+  CHECK(env, napi_create_int32(env, rc, &r));
+  return r;
+}
+
+/* fastPathWrite(h, framed) -> true, or false when dropped (no stream, or the guest not reading). */
+static napi_value fp_write(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  fastpath *f = fp_arg(env, info, &argc, argv, "fastPathWrite(handle, framed: Buffer)");
+  if (f == NULL) return NULL;
+  void *data;
+  size_t len;
+  if (argc < 2 || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fastPathWrite(handle, framed: Buffer)");
+    return NULL;
+  }
+  struct iovec iov = {.iov_base = data, .iov_len = len};
+  pthread_mutex_lock(&f->mu);
+  int rc = len == 0 ? 0 : fp_out(f, &iov, 1, len, 0);
+  pthread_mutex_unlock(&f->mu);
+  napi_value r;
+  CHECK(env, napi_get_boolean(env, rc == 0, &r));
+  return r;
+}
+
+/* fastPathFlowInfo(h, slot) -> [ms since the thread last used it (-1: never), local port] */
+static napi_value fp_flow_info(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  fastpath *f = fp_arg(env, info, &argc, argv, "fastPathFlowInfo(handle, slot: number)");
+  if (f == NULL) return NULL;
+  int32_t slot;
+  if (argc < 2 || napi_get_value_int32(env, argv[1], &slot) != napi_ok || slot < 0 || slot >= FP_MAX_FLOWS) {
+    napi_throw_type_error(env, NULL, "fastPathFlowInfo(handle, slot: number)");
+    return NULL;
+  }
+  double ago = -1;
+  int port = 0;
+  pthread_mutex_lock(&f->mu);
+  fp_flow *fl = &f->flows[slot];
+  if (fl->state == FL_ACTIVE) {
+    uint64_t t = __atomic_load_n(&fl->last_used_ns, __ATOMIC_RELAXED);
+    if (t) ago = (double)(mono_ns() - t) / 1e6;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    if (getsockname(fl->fd, (struct sockaddr *)&sa, &sl) == 0 && sa.sin_family == AF_INET) port = ntohs(sa.sin_port);
+  }
+  pthread_mutex_unlock(&f->mu);
+  napi_value out, a, b;
+  CHECK(env, napi_create_array_with_length(env, 2, &out));
+  CHECK(env, napi_create_double(env, ago, &a));
+  CHECK(env, napi_create_int32(env, port, &b));
+  CHECK(env, napi_set_element(env, out, 0, a));
+  CHECK(env, napi_set_element(env, out, 1, b));
+  return out;
+}
+
+/* fastPathStats(h, out: Float64Array) fills the counters (FPC_* order) and the bytes queued to the guest. */
+static napi_value fp_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  fastpath *f = fp_arg(env, info, &argc, argv, "fastPathStats(handle, out: Float64Array)");
+  if (f == NULL) return NULL;
+  napi_typedarray_type t;
+  size_t n;
+  void *data;
+  if (argc < 2 || napi_get_typedarray_info(env, argv[1], &t, &n, &data, NULL, NULL) != napi_ok || t != napi_float64_array || n < FPC_N + 1) {
+    napi_throw_type_error(env, NULL, "fastPathStats(handle, out: Float64Array of at least counters + 1)");
+    return NULL;
+  }
+  double *d = data;
+  for (int i = 0; i < FPC_N; i++) d[i] = (double)__atomic_load_n(&f->counters[i], __ATOMIC_RELAXED);
+  pthread_mutex_lock(&f->mu);
+  d[FPC_N] = (double)f->out_len;
+  pthread_mutex_unlock(&f->mu);
+  return NULL;
+}
+
+/* fastPathMatch(h, buf, off, len) -> the flow slot the thread would send this frame on, or -1 (tests). */
+static napi_value fp_match_js(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  const char *usage = "fastPathMatch(handle, buf: Buffer, off: number, len: number)";
+  fastpath *f = fp_arg(env, info, &argc, argv, usage);
+  if (f == NULL) return NULL;
+  void *data;
+  size_t blen;
+  int32_t off, len;
+  if (argc < 4 || napi_get_buffer_info(env, argv[1], &data, &blen) != napi_ok || napi_get_value_int32(env, argv[2], &off) != napi_ok ||
+      napi_get_value_int32(env, argv[3], &len) != napi_ok || off < 0 || len < 0 || (size_t)off + (size_t)len > blen) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  int reason;
+  pthread_mutex_lock(&f->mu);
+  int slot = fp_match(f, (uint8_t *)data + off, (size_t)len, &reason);
+  pthread_mutex_unlock(&f->mu);
+  napi_value r;
+  CHECK(env, napi_create_int32(env, slot, &r));
+  return r;
+}
+
+/* fastPathClose(h): joins the thread and closes the stream and every flow socket. */
+static napi_value fp_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *data = NULL;
+  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, NULL, "fastPathClose(handle)");
+    return NULL;
+  }
+  fastpath *f = data;
+  if (f->closed) return NULL;
+  napi_remove_env_cleanup_hook(env, fp_env_cleanup, f);
+  fp_shutdown(f);
+  return NULL;
+}
+
 /* ---- module ------------------------------------------------------------------------------- */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1178,6 +2232,18 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpLocalPort", NULL, udp_local_port, NULL, NULL, NULL, napi_enumerable, NULL},
       {"busyPoll", NULL, busy_poll, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raiseUdpBuffers", NULL, raise_udp_buffers, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fastPathCreate", NULL, fp_create, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fastPathConnect", NULL, fp_connect, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fastPathDisconnect", NULL, fp_disconnect, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fastPathGuestMac", NULL, fp_guest_mac, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fastPathAddFlow", NULL, fp_add_flow, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fastPathRemoveFlow", NULL, fp_remove_flow, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fastPathSend", NULL, fp_send_one, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fastPathWrite", NULL, fp_write, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fastPathFlowInfo", NULL, fp_flow_info, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fastPathStats", NULL, fp_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fastPathMatch", NULL, fp_match_js, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fastPathClose", NULL, fp_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

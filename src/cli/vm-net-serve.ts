@@ -13,6 +13,9 @@ import { DEFAULT_VM_SUBNET } from '../filterednat/vm-subnet.js';
  */
 export const DEFAULT_BUSY_POLL_MS = 0;
 
+/** vm-net serve's forwarding thread: off until the bench shows it meets the latency target (README). */
+export const DEFAULT_FAST_PATH: 'on' | 'off' = 'off';
+
 export const VM_NET_SERVE_USAGE = `Usage: arca vm-net serve --socket PATH --allow IP:PORT/udp [--allow ...] [OPTIONS]
 
 Runs FilteredNAT for one VM in the foreground: the far end of the VM's only NIC, QEMU's
@@ -34,6 +37,9 @@ Options:
                         (default ${DEFAULT_BUSY_POLL_MS}: off): no wake-up per frame, for a core's
                         worth of CPU while traffic flows, none when idle (needs the native addon,
                         scripts/build-native.sh)
+  --fast-path on|off    the native addon's forwarding thread reads the stream and forwards
+                        established flows and their replies itself, with no JavaScript per frame
+                        (default ${DEFAULT_FAST_PATH}; on needs the addon, scripts/build-native.sh)
   --log-level LEVEL     debug, info, warn, error (default info; logs go to stderr)
 
 Exit status: 0 stopped by SIGTERM or SIGINT; 1 an unexpected failure while running;
@@ -78,6 +84,7 @@ function prepare(argv: string[]): Setup | 'help' {
       'stats-file': { type: 'string' },
       'flow-idle': { type: 'string', default: '120' },
       'busy-poll': { type: 'string', default: String(DEFAULT_BUSY_POLL_MS) },
+      'fast-path': { type: 'string', default: DEFAULT_FAST_PATH },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -91,8 +98,10 @@ function prepare(argv: string[]): Setup | 'help' {
   if (!/^[0-9]+(\.[0-9]+)?$/.test(values['flow-idle']!) || !(idle > 0)) throw new UsageError(`--flow-idle "${values['flow-idle']}": expected a number of seconds above 0`);
   const busy = Number(values['busy-poll']);
   if (!/^[0-9]+(\.[0-9]+)?$/.test(values['busy-poll']!) || !(busy <= 60_000)) throw new UsageError(`--busy-poll "${values['busy-poll']}": expected a number of ms from 0 to 60000`);
+  const fast = values['fast-path'];
+  if (fast !== 'on' && fast !== 'off') throw new UsageError(`--fast-path "${fast}": expected on or off`);
   // The engine validates the allowlist and the subnet, and opens nothing until a frame asks.
-  const engine = new FilteredNatEngine({ allow: values.allow!, subnet: values.subnet!, flowIdleMs: idle * 1000, busyPollMs: busy });
+  const engine = new FilteredNatEngine({ allow: values.allow!, subnet: values.subnet!, flowIdleMs: idle * 1000, busyPollMs: busy, fastPath: fast === 'on' });
   try {
     checkSocketPath(values.socket);
   } catch (err) {
@@ -120,6 +129,7 @@ function snapshot(s: Setup): unknown {
     ...e.stats,
     hostSockets: e.hostSockets,
     busyPollMs: e.busyPolling,
+    fastPath: e.fastPathCounters() ?? false,
     connected: s.client?.connected ?? false,
     connections: s.client?.connections ?? 0,
     socket: s.socket,

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { logger, type Logger } from '../log.js';
-import { loadNative, type NativeHelpers } from '../sys/native.js';
+import { FAST_PATH_COUNTERS, loadNative, type FastPathCounters, type FastPathHandle, type NativeHelpers } from '../sys/native.js';
 import { Allowlist } from './allowlist.js';
 import { ARP_FRAME, ARP_REQUEST, ARP_SENDER_MAC, arpOperation, arpSenderIp, arpTargetIp, writeArpReply } from './arp.js';
 import {
@@ -61,6 +61,16 @@ export interface FilteredNatOptions {
    * addon; without it the option has no effect (`busyPolling` says which).
    */
   busyPollMs?: number;
+  /**
+   * The addon's forwarding thread (native/arca_native.c) reads the guest's stream and forwards the
+   * frames of established flows itself, and writes their replies back, with no JS per frame; every
+   * other frame (ARP, DHCP, a flow's first datagram, anything odd) still comes here, in order, and
+   * this engine alone opens and closes flows. Only for a stream the engine connects to itself
+   * (`connectFastPath`); frames fed with `receive` take the TypeScript path. true throws when the
+   * addon lacks it; 'auto' uses it when built; false (the default): off. `onForward` does not hear
+   * the frames the thread forwards.
+   */
+  fastPath?: boolean | 'auto';
   /** Called for each datagram forwarded, with the frame it came in (diagnostics and tests). */
   onForward?: (frame: Buffer, off: number, len: number, entryIndex: number) => void;
   log?: Logger;
@@ -84,11 +94,13 @@ export class FilteredNatEngine implements FrameHandler {
   readonly allowlist: Allowlist;
   /** 02:00 and the gateway's IPv4 address: locally administered, and telling in a capture. */
   readonly gatewayMac: Buffer;
-  readonly stats: EngineStats = newEngineStats();
+  private readonly s: EngineStats = newEngineStats();
   /** Which host sockets the flows use (see FilteredNatOptions.hostSockets). */
   readonly hostSockets: 'native' | 'dgram';
   /** The busy-poll window in effect, ms (0: the loop sleeps between inputs). */
   readonly busyPolling: number;
+  /** The forwarding thread is in use (FilteredNatOptions.fastPath). */
+  readonly fastPath: boolean;
 
   private readonly view = new FrameView();
   private readonly dhcpView = new DhcpView();
@@ -113,6 +125,14 @@ export class FilteredNatEngine implements FrameHandler {
   /** Flows holding datagrams for one sendmmsg: sent before the buffer they point into changes. */
   private readonly unsent: UdpFlow[] = [];
   private readonly keepPolling: ((ms: number) => void) | undefined;
+  private fp: FastPathHandle | undefined;
+  /** The thread's counters as it stopped: the stats file's last write comes after close. */
+  private fpLast: FastPathCounters | undefined;
+  /** The generation of the stream the thread reads (0: none). */
+  private fpStream = 0;
+  private fpOnClosed: ((code: string) => void) | undefined;
+  private readonly fpNow = new Float64Array(FAST_PATH_COUNTERS.length + 1);
+  private readonly fpFolded = new Float64Array(FAST_PATH_COUNTERS.length + 1);
 
   constructor(opts: FilteredNatOptions) {
     this.subnet = parseVmSubnet(opts.subnet ?? DEFAULT_VM_SUBNET);
@@ -133,6 +153,16 @@ export class FilteredNatEngine implements FrameHandler {
     this.onForward = opts.onForward;
     this.nat = hostSocketHelpers(opts.hostSockets ?? 'auto');
     this.hostSockets = this.nat ? 'native' : 'dgram';
+    const wantFp = opts.fastPath ?? false;
+    if (wantFp !== false) {
+      const n = this.nat;
+      if (n?.fastPathCreate) {
+        this.fp = n.fastPathCreate(this.gatewayMac, this.subnet.gateway, this.subnet.guest, this.maxQueuedBytes, this.onFastPathEvent);
+      } else if (wantFp === true) {
+        throw new Error(`fastPath: the native addon's forwarding thread is not available (${n ? 'built before it existed: run scripts/build-native.sh' : (loadNative().reason ?? 'hostSockets dgram')})`);
+      }
+    }
+    this.fastPath = this.fp !== undefined;
     const busy = opts.busyPollMs ?? 0;
     if (!(busy >= 0 && busy <= 60_000)) throw new RangeError(`busyPollMs ${busy}: expected 0 to 60000`);
     const helpers = busy > 0 ? (this.nat ?? loadNative().helpers) : null;
@@ -143,6 +173,101 @@ export class FilteredNatEngine implements FrameHandler {
     this.sweeper.unref();
   }
 
+  /**
+   * The engine's counters. With the forwarding thread, what it did is folded in at each read:
+   * its frames count as forwarded (and in framesIn), its replies as repliesIn/framesOut.
+   */
+  get stats(): EngineStats {
+    if (this.fp) this.foldFastPath();
+    return this.s;
+  }
+
+  /** The forwarding thread's own counters (undefined without it): how many frames it kept, and why it passed the others on. */
+  fastPathCounters(): FastPathCounters | undefined {
+    if (!this.fp) return this.fpLast;
+    this.nat!.fastPathStats(this.fp, this.fpNow);
+    const out = {} as FastPathCounters;
+    FAST_PATH_COUNTERS.forEach((k, i) => (out[k] = this.fpNow[i]!));
+    return out;
+  }
+
+  private foldFastPath(): void {
+    const now = this.fpNow;
+    this.nat!.fastPathStats(this.fp!, now);
+    const d = (name: (typeof FAST_PATH_COUNTERS)[number]): number => {
+      const i = FAST_PATH_COUNTERS.indexOf(name);
+      const v = now[i]! - this.fpFolded[i]!;
+      this.fpFolded[i] = now[i]!;
+      return v;
+    };
+    const s = this.s;
+    const fwd = d('forwarded');
+    const over = d('oversize');
+    s.forwarded += fwd;
+    s.dropped.oversize += over;
+    s.framesIn += fwd + over;
+    s.repliesIn += d('repliesIn');
+    s.framesOut += d('repliesOut');
+    s.repliesDropped.no_guest += d('replyNoGuest');
+    s.repliesDropped.too_big += d('replyTooBig');
+    s.repliesDropped.backpressure += d('replyBackpressure');
+    s.sendErrors += d('sendErrors');
+  }
+
+  /**
+   * Connects to QEMU's unix socket at `path` and gives the stream to the forwarding thread
+   * (fastPath). Throws at once when nothing listens there (ENOENT, ECONNREFUSED: retry later).
+   * `onClosed` hears the stream end (QEMU closed it, or `disconnectFastPath`).
+   */
+  connectFastPath(path: string, onClosed: (code: string) => void): void {
+    if (!this.fp) throw new Error('connectFastPath: the engine has no forwarding thread (fastPath)');
+    const gen = this.nat!.fastPathConnect(this.fp, path);
+    this.fpStream = gen;
+    this.fpOnClosed = onClosed;
+    const fp = this.fp;
+    const nat = this.nat!;
+    this.attach({
+      write: (b) => nat.fastPathWrite(fp, b),
+      get writableLength() {
+        return 0;
+      },
+    });
+    this.fpSinkGen = gen;
+  }
+
+  /** Ends the thread's stream; `onClosed` is called once the thread has let go of it. */
+  disconnectFastPath(): void {
+    if (this.fp && this.fpStream) this.nat!.fastPathDisconnect(this.fp);
+  }
+
+  private fpSinkGen = 0;
+
+  private readonly onFastPathEvent = (frames: Buffer | null, closedGen: number, code: string): void => {
+    if (frames) this.receiveWhole(frames);
+    if (closedGen !== 0 && closedGen === this.fpStream) {
+      this.fpStream = 0;
+      if (this.fpSinkGen === closedGen) this.detach();
+      const cb = this.fpOnClosed;
+      this.fpOnClosed = undefined;
+      cb?.(code);
+    }
+  };
+
+  /** Whole frames in QEMU's framing, in a buffer of their own (the thread's hand-over). */
+  private receiveWhole(buf: Buffer): void {
+    if (this.keepPolling) this.keepPolling(this.busyPolling);
+    try {
+      for (let i = 0; i + 4 <= buf.length; ) {
+        const len = buf.readUInt32BE(i);
+        this.scratch = false;
+        this.count(buf, i + LENGTH_PREFIX, len);
+        i += LENGTH_PREFIX + len;
+      }
+    } finally {
+      this.flushSends();
+    }
+  }
+
   /** Frames to the guest go to `sink` from now on. */
   attach(sink: FrameSink): void {
     this.sink = sink;
@@ -151,6 +276,7 @@ export class FilteredNatEngine implements FrameHandler {
 
   detach(): void {
     this.sink = undefined;
+    this.fpSinkGen = 0;
     this.decoder.reset();
   }
 
@@ -221,21 +347,24 @@ export class FilteredNatEngine implements FrameHandler {
 
   /** @internal The decoder's callback for a length prefix beyond MAX_FRAME. */
   oversize(): void {
-    this.stats.framesIn++;
-    this.stats.dropped.oversize++;
+    this.s.framesIn++;
+    this.s.dropped.oversize++;
   }
 
   /** Closes flows idle for longer than the limit; runs on a timer, callable with a clock in tests. */
   expireIdleFlows(now = Date.now()): number {
     let n = 0;
     for (const [key, flow] of this.flows) {
-      if (now - flow.lastUsed < this.flowIdleMs) continue;
+      // The thread's datagrams count as use too.
+      const ago = flow.threadIdleMs();
+      const last = ago >= 0 ? Math.max(flow.lastUsed, Date.now() - ago) : flow.lastUsed;
+      if (now - last < this.flowIdleMs) continue;
       flow.close();
       this.flows.delete(key);
       n++;
     }
-    this.stats.flowsExpired += n;
-    this.stats.flowsOpen = this.flows.size;
+    this.s.flowsExpired += n;
+    this.s.flowsOpen = this.flows.size;
     return n;
   }
 
@@ -246,7 +375,15 @@ export class FilteredNatEngine implements FrameHandler {
     this.sweeper = undefined;
     for (const flow of this.flows.values()) flow.close();
     this.flows.clear();
-    this.stats.flowsOpen = 0;
+    this.s.flowsOpen = 0;
+    if (this.fp) {
+      this.foldFastPath();
+      this.fpLast = this.fastPathCounters();
+      // Joins the thread and closes the stream and the flows' sockets.
+      this.nat!.fastPathClose(this.fp);
+      this.fp = undefined;
+      this.fpStream = 0;
+    }
     this.detach();
   }
 
@@ -258,7 +395,7 @@ export class FilteredNatEngine implements FrameHandler {
   }
 
   private count(buf: Buffer, off: number, len: number): void {
-    const s = this.stats;
+    const s = this.s;
     s.framesIn++;
     let outcome: Outcome;
     try {
@@ -292,14 +429,14 @@ export class FilteredNatEngine implements FrameHandler {
     if (!flow) {
       if (this.flows.size >= this.maxFlows) return 'flow_limit';
       try {
-        flow = new UdpFlow(this.allowlist.entries[idx]!, idx, v.srcPort, now, this.onReply, this.onFlowError, this.nat);
+        flow = new UdpFlow(this.allowlist.entries[idx]!, idx, v.srcPort, now, this.onReply, this.onFlowError, this.nat, this.fp);
       } catch (err) {
         this.log.warn(`cannot open a host socket for ${this.allowlist.entries[idx]!.text}: ${err instanceof Error ? err.message : String(err)}`);
         return 'send_error';
       }
       this.flows.set(key, flow);
-      this.stats.flowsOpened++;
-      this.stats.flowsOpen = this.flows.size;
+      this.s.flowsOpened++;
+      this.s.flowsOpen = this.flows.size;
     }
     flow.lastUsed = now;
     this.learnGuestMac(buf, off + 6);
@@ -312,6 +449,8 @@ export class FilteredNatEngine implements FrameHandler {
     if (this.haveGuestMac && macEquals(buf, at, this.guestMac, 0)) return;
     buf.copy(this.guestMac, 0, at, at + 6);
     this.haveGuestMac = true;
+    // The thread forwards only frames from this MAC and addresses replies to it.
+    if (this.fp) this.nat!.fastPathGuestMac(this.fp, this.guestMac);
   }
 
   private onArp(buf: Buffer, off: number): Outcome {
@@ -336,7 +475,7 @@ export class FilteredNatEngine implements FrameHandler {
     if (!parseDhcp(buf, v.payload, v.payloadLength, d)) return 'bad_dhcp';
     // The client's hardware address is the frame's: one guest, one MAC, no proxies.
     if (!macEquals(buf, d.off + 28, buf, off + 6)) return 'bad_dhcp';
-    const c = this.stats.dhcp;
+    const c = this.s.dhcp;
     switch (d.type) {
       case DHCPDISCOVER:
         c.discover++;
@@ -385,7 +524,7 @@ export class FilteredNatEngine implements FrameHandler {
     else writeEthernetHeader(out, LENGTH_PREFIX, req, d.off + 28, this.gatewayMac, ETHERTYPE_IPV4);
     writeIpv4Header(out, LENGTH_PREFIX + ETH_HEADER, IPV4_HEADER + UDP_HEADER + bootp, this.ipId++, PROTO_UDP, this.subnet.gateway, dstIp);
     writeUdpHeader(out, udp, this.subnet.gateway, DHCP_SERVER_PORT, dstIp, DHCP_CLIENT_PORT, bootp);
-    const c = this.stats.dhcp;
+    const c = this.s.dhcp;
     if (type === DHCPOFFER) c.offer++;
     else if (type === DHCPACK) c.ack++;
     else c.nak++;
@@ -393,7 +532,7 @@ export class FilteredNatEngine implements FrameHandler {
   }
 
   private readonly onReply = (flow: UdpFlow, msg: Buffer): void => {
-    const s = this.stats;
+    const s = this.s;
     s.repliesIn++;
     flow.lastUsed = Date.now();
     if (this.keepPolling) this.keepPolling(this.busyPolling);
@@ -424,17 +563,17 @@ export class FilteredNatEngine implements FrameHandler {
   };
 
   private readonly onFlowError: FlowErrorHandler = (flow, what, lost) => {
-    this.stats.sendErrors += Math.max(1, lost);
-    if (this.stats.sendErrors <= 10) this.log.debug(`flow ${flow.guestPort} → ${flow.entry.text}: ${what}${lost > 1 ? ` (${lost} datagrams)` : ''}`);
+    this.s.sendErrors += Math.max(1, lost);
+    if (this.s.sendErrors <= 10) this.log.debug(`flow ${flow.guestPort} → ${flow.entry.text}: ${what}${lost > 1 ? ` (${lost} datagrams)` : ''}`);
   };
 
   private emit(framed: Buffer): void {
     if (!this.sink) {
-      this.stats.repliesDropped.no_guest++;
+      this.s.repliesDropped.no_guest++;
       return;
     }
     this.sink.write(framed);
-    this.stats.framesOut++;
+    this.s.framesOut++;
   }
 }
 

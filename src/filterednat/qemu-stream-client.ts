@@ -51,6 +51,7 @@ export class QemuStreamClient {
     if (this.retry) clearTimeout(this.retry);
     this.socket?.destroy();
     this.socket = undefined;
+    if (this.engine.fastPath) this.engine.disconnectFastPath();
   }
 
   private attempt(): void {
@@ -60,6 +61,10 @@ export class QemuStreamClient {
       checkSocketPath(this.path);
     } catch (err) {
       this.onFatal(err as Error);
+      return;
+    }
+    if (this.engine.fastPath) {
+      this.attemptFastPath();
       return;
     }
     let attached = false;
@@ -100,5 +105,30 @@ export class QemuStreamClient {
       }
       if (!this.stopped) this.retry = setTimeout(() => this.attempt(), this.retryMs);
     });
+  }
+
+  /** The same, with the engine's forwarding thread reading the stream (the connect is the addon's). */
+  private attemptFastPath(): void {
+    try {
+      this.engine.connectFastPath(this.path, (code) => {
+        this.connected = false;
+        if (code !== 'EOF') this.log.warn(`${this.path}: ${code}`);
+        this.log.info(`${this.path}: QEMU closed the connection; waiting for it to listen again`);
+        if (!this.stopped) this.retry = setTimeout(() => this.attempt(), this.retryMs);
+      });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (!this.waitingLogged) {
+        this.waitingLogged = true;
+        if (code !== 'ENOENT' && code !== 'ECONNREFUSED') this.log.warn(`${this.path}: ${(err as Error).message}; retrying`);
+        else this.log.info(`waiting for QEMU to listen on ${this.path}`);
+      }
+      this.retry = setTimeout(() => this.attempt(), this.retryMs);
+      return;
+    }
+    this.connected = true;
+    this.connections++;
+    this.waitingLogged = false;
+    this.log.info(`connected to ${this.path}`);
   }
 }

@@ -1,6 +1,6 @@
 import dgram from 'node:dgram';
 import os from 'node:os';
-import type { NativeHelpers, UdpPortHandle } from '../sys/native.js';
+import type { FastPathHandle, NativeHelpers, UdpPortHandle } from '../sys/native.js';
 import { formatIpv4 } from './ipv4-address.js';
 import type { AllowEntry } from './allowlist.js';
 
@@ -33,6 +33,9 @@ export class UdpFlow {
   private batchBuf: Buffer | undefined;
   private queued = 0;
   private closed = false;
+  /** The forwarding thread's slot for this flow (-1: not on the thread). */
+  private readonly slot: number = -1;
+  private readonly fp: FastPathHandle | undefined;
 
   constructor(
     readonly entry: AllowEntry,
@@ -42,8 +45,22 @@ export class UdpFlow {
     onMessage: (flow: UdpFlow, msg: Buffer) => void,
     private readonly onError: FlowErrorHandler,
     nat: NativeHelpers | null,
+    fp?: FastPathHandle,
   ) {
     this.lastUsed = now;
+    if (nat && fp) {
+      // The thread owns the socket: it reads the replies and sends what it matches itself.
+      const fd = nat.socketIn(null, 'udp-connect', formatIpv4(entry.hostIp), entry.port);
+      this.nat = nat;
+      this.fp = fp;
+      try {
+        this.slot = nat.fastPathAddFlow(fp, fd, entry.guestIp, entry.port, guestPort);
+      } catch (err) {
+        nat.closeFd(fd);
+        throw err;
+      }
+      return;
+    }
     if (nat) {
       // A connected UDP socket is ready at once: no queue while it connects.
       const fd = nat.socketIn(null, 'udp-connect', formatIpv4(entry.hostIp), entry.port);
@@ -73,6 +90,11 @@ export class UdpFlow {
    */
   send(buf: Buffer, off: number, len: number, stable: boolean): boolean {
     if (this.closed) return false;
+    if (this.fp) {
+      const rc = this.nat!.fastPathSend(this.fp, this.slot, buf, off, len);
+      if (rc < 0) this.onError(this, errnoName(-rc), 1);
+      return false;
+    }
     if (this.spans) {
       if (this.queued === BATCH || (this.queued > 0 && this.batchBuf !== buf)) this.flush();
       this.batchBuf = buf;
@@ -103,6 +125,7 @@ export class UdpFlow {
 
   /** The host port the peer sees (0 before the socket is bound). */
   hostPort(): number {
+    if (this.fp) return this.nat!.fastPathFlowInfo(this.fp, this.slot)[1];
     if (this.port) return this.nat!.udpLocalPort(this.port);
     try {
       return this.socket!.address().port;
@@ -111,11 +134,21 @@ export class UdpFlow {
     }
   }
 
+  /** ms since the forwarding thread last moved one of this flow's datagrams; -1 if never or not on the thread. */
+  threadIdleMs(): number {
+    if (!this.fp || this.closed) return -1;
+    return this.nat!.fastPathFlowInfo(this.fp, this.slot)[0];
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.queued = 0;
     this.batchBuf = undefined;
+    if (this.fp) {
+      this.nat!.fastPathRemoveFlow(this.fp, this.slot);
+      return;
+    }
     if (this.port) {
       this.nat!.udpClose(this.port);
       return;

@@ -60,7 +60,56 @@ export interface NativeHelpers {
    * else holds it. Absent from addons built before it existed.
    */
   busyPoll?(ms: number): void;
+  /**
+   * FilteredNAT's forwarding thread for one engine (see native/arca_native.c): it reads the
+   * guest's stream and forwards frames of the flows installed with fastPathAddFlow itself, and
+   * calls `onEvent` on the main thread with the frames it left to the engine (framed, in order)
+   * and with the generation of a stream that ended (0: none) and why. Absent from older addons.
+   */
+  fastPathCreate?(gatewayMac: Buffer, gatewayIp: number, guestIp: number, maxQueuedBytes: number, onEvent: (frames: Buffer | null, closedGeneration: number, code: string) => void): FastPathHandle;
+  /** Connects to a unix socket (QEMU's stream netdev) and hands it to the thread: its generation. Throws with an errno code. */
+  fastPathConnect(h: FastPathHandle, path: string): number;
+  /** Ends the stream; its end is reported through onEvent. */
+  fastPathDisconnect(h: FastPathHandle): void;
+  fastPathGuestMac(h: FastPathHandle, mac: Buffer | null): void;
+  /** The thread owns `fd` (a connected UDP socket) from now on: frames to dstIp:dstPort from guestPort go out on it. */
+  fastPathAddFlow(h: FastPathHandle, fd: number, dstIp: number, dstPort: number, guestPort: number): number;
+  fastPathRemoveFlow(h: FastPathHandle, slot: number): void;
+  /** Sends on a flow's socket from the main thread: 0 or -errno. */
+  fastPathSend(h: FastPathHandle, slot: number, buf: Buffer, off: number, len: number): number;
+  /** Writes framed bytes to the guest (queued behind the thread's); false when there is no stream. */
+  fastPathWrite(h: FastPathHandle, framed: Buffer): boolean;
+  /** [ms since the thread last moved a datagram of the flow (-1: never), its local port]. */
+  fastPathFlowInfo(h: FastPathHandle, slot: number): [number, number];
+  /** The thread's counters (FAST_PATH_COUNTERS order), then the bytes queued to the guest. */
+  fastPathStats(h: FastPathHandle, out: Float64Array): void;
+  /** The slot the thread would forward this frame on, or -1 (tests). */
+  fastPathMatch(h: FastPathHandle, buf: Buffer, off: number, len: number): number;
+  /** Stops and joins the thread, closes the stream and every flow socket. */
+  fastPathClose(h: FastPathHandle): void;
 }
+
+/** An opaque handle from {@link NativeHelpers.fastPathCreate}. */
+export type FastPathHandle = { readonly __fastPath: unique symbol };
+
+/** The forwarding thread's counters, in the order fastPathStats gives them. */
+export const FAST_PATH_COUNTERS = [
+  'forwarded',
+  'oversize',
+  'punted',
+  'puntedNotUdp',
+  'puntedNoFlow',
+  'puntedOrder',
+  'repliesIn',
+  'repliesOut',
+  'replyNoGuest',
+  'replyTooBig',
+  'replyBackpressure',
+  'sendErrors',
+  'streamReads',
+  'puntedGuestMac',
+] as const;
+export type FastPathCounters = Record<(typeof FAST_PATH_COUNTERS)[number], number>;
 
 /** An opaque handle from {@link NativeHelpers.udpWatch}. */
 export type UdpPortHandle = { readonly __udpPort: unique symbol };

@@ -93,71 +93,84 @@ describe('arca vm-net serve', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('waits for the socket, serves ARP, DHCP and the allowlisted UDP, reconnects when QEMU listens again, keeps the stats file', async () => {
-    const sock = join(dir, 'vm0.sock');
-    const statsPath = join(dir, 'vm0.json');
-    const p = run(['serve', '--socket', sock, '--allow', `127.0.0.1:${echoPort}/udp`, '--stats-file', statsPath, '--busy-poll', '5']);
-    try {
-      const stats = (): Record<string, any> => JSON.parse(readFileSync(statsPath, 'utf8'));
-      await poll('the first stats file', () => (existsSync(statsPath) ? true : undefined));
-      assert.equal(stats().connected, false);
-      // QEMU starts listening only now: the CLI must have been retrying.
-      await new Promise((r) => setTimeout(r, 300));
-      const q1 = new FakeQemu(sock);
-      await q1.listen();
-      const c1 = await q1.connected();
-      c1.write(Buffer.concat([framed(arpRequest(GW)), framed(udhcpcDiscover(1)), framed(udhcpcRequest(1))]));
-      c1.write(framed(guestUdp(GW, echoPort, Buffer.from('first'))));
-      await q1.waitFrames(4);
-      assert.equal(q1.frames[0]!.readUInt16BE(12), 0x0806);
-      assert.equal(q1.frames[0]!.length, 42);
-      const byPort = (f: Buffer): number => f.readUInt16BE(34);
-      assert.deepEqual(q1.frames.slice(1).map(byPort).sort(), [67, 67, echoPort].sort());
-      const reply = q1.frames.find((f) => byPort(f) === echoPort)!;
-      assert.equal(reply.subarray(42).toString(), 'echo:first');
-      // Noise that is dropped and counted.
-      c1.write(framed(guestUdp(GW, echoPort === 65535 ? 1 : echoPort + 1, Buffer.from('nope'))));
-      await poll('the drop in the stats file', () => (stats().dropped.udp_not_allowed === 1 ? true : undefined));
-      await q1.close();
-      await poll('the CLI to see QEMU go', () => (stats().connected === false ? true : undefined));
+  const threadBuilt = typeof native()?.fastPathCreate === 'function';
+  for (const fastPath of ['off', 'on'] as const) {
+    const skip = fastPath === 'on' && !threadBuilt ? 'the native addon is not built with the forwarding thread' : false;
+    it(`waits for the socket, serves ARP, DHCP and the allowlisted UDP, reconnects when QEMU listens again, keeps the stats file (--fast-path ${fastPath})`, { skip }, async () => {
+      const sock = join(dir, `vm-${fastPath}.sock`);
+      const statsPath = join(dir, `vm-${fastPath}.json`);
+      // Busy polling is the TypeScript path's; with the thread the main loop sees only the odd frame.
+      const extra = fastPath === 'on' ? ['--fast-path', 'on'] : ['--fast-path', 'off', '--busy-poll', '5'];
+      const p = run(['serve', '--socket', sock, '--allow', `127.0.0.1:${echoPort}/udp`, '--stats-file', statsPath, ...extra]);
+      try {
+        const stats = (): Record<string, any> => JSON.parse(readFileSync(statsPath, 'utf8'));
+        await poll('the first stats file', () => (existsSync(statsPath) ? true : undefined));
+        assert.equal(stats().connected, false);
+        // QEMU starts listening only now: the CLI must have been retrying.
+        await new Promise((r) => setTimeout(r, 300));
+        const q1 = new FakeQemu(sock);
+        await q1.listen();
+        const c1 = await q1.connected();
+        c1.write(Buffer.concat([framed(arpRequest(GW)), framed(udhcpcDiscover(1)), framed(udhcpcRequest(1))]));
+        c1.write(framed(guestUdp(GW, echoPort, Buffer.from('first'))));
+        await q1.waitFrames(4);
+        assert.equal(q1.frames[0]!.readUInt16BE(12), 0x0806);
+        assert.equal(q1.frames[0]!.length, 42);
+        const byPort = (f: Buffer): number => f.readUInt16BE(34);
+        assert.deepEqual(q1.frames.slice(1).map(byPort).sort(), [67, 67, echoPort].sort());
+        const reply = q1.frames.find((f) => byPort(f) === echoPort)!;
+        assert.equal(reply.subarray(42).toString(), 'echo:first');
+        // Noise that is dropped and counted.
+        c1.write(framed(guestUdp(GW, echoPort === 65535 ? 1 : echoPort + 1, Buffer.from('nope'))));
+        await poll('the drop in the stats file', () => (stats().dropped.udp_not_allowed === 1 ? true : undefined));
+        await q1.close();
+        await poll('the CLI to see QEMU go', () => (stats().connected === false ? true : undefined));
 
-      const q2 = new FakeQemu(sock);
-      await q2.listen();
-      const c2 = await q2.connected();
-      c2.write(framed(guestUdp(GW, echoPort, Buffer.from('second'))));
-      await q2.waitFrames(1);
-      assert.equal(q2.frames[0]!.subarray(42).toString(), 'echo:second');
-      const s = await poll('the final counters', () => {
-        const v = stats();
-        return v.repliesIn === 2 && v.connected ? v : undefined;
-      });
-      assert.equal(s.framesIn, 6);
-      assert.equal(s.framesOut, 5);
-      assert.equal(s.forwarded, 2);
-      assert.equal(s.arpReplies, 1);
-      assert.equal(s.connections, 2);
-      assert.deepEqual([s.dhcp.discover, s.dhcp.offer, s.dhcp.request, s.dhcp.ack], [1, 1, 1, 1]);
-      assert.equal(s.dropped.udp_not_allowed, 1);
-      for (const r of ['ipv6', 'tcp', 'icmp', 'udp_not_allowed', 'bad_frame', 'fragment', 'ip_options', 'bad_checksum', 'vlan', 'oversize', 'truncated']) {
-        assert.equal(typeof s.dropped[r], 'number', r);
+        const q2 = new FakeQemu(sock);
+        await q2.listen();
+        const c2 = await q2.connected();
+        c2.write(framed(guestUdp(GW, echoPort, Buffer.from('second'))));
+        await q2.waitFrames(1);
+        assert.equal(q2.frames[0]!.subarray(42).toString(), 'echo:second');
+        const s = await poll('the final counters', () => {
+          const v = stats();
+          return v.repliesIn === 2 && v.connected ? v : undefined;
+        });
+        assert.equal(s.framesIn, 6);
+        assert.equal(s.framesOut, 5);
+        assert.equal(s.forwarded, 2);
+        assert.equal(s.arpReplies, 1);
+        assert.equal(s.connections, 2);
+        assert.deepEqual([s.dhcp.discover, s.dhcp.offer, s.dhcp.request, s.dhcp.ack], [1, 1, 1, 1]);
+        assert.equal(s.dropped.udp_not_allowed, 1);
+        for (const r of ['ipv6', 'tcp', 'icmp', 'udp_not_allowed', 'bad_frame', 'fragment', 'ip_options', 'bad_checksum', 'vlan', 'oversize', 'truncated']) {
+          assert.equal(typeof s.dropped[r], 'number', r);
+        }
+        // Busy polling ends with the traffic: an idle VM's engine costs next to no CPU.
+        if (fastPath === 'off') {
+          assert.equal(s.busyPollMs, typeof native()?.busyPoll === 'function' ? 5 : 0);
+          assert.equal(s.fastPath, false);
+        } else {
+          // The first flow's frame was the engine's; the one after the reconnect, on the open flow, may be the thread's.
+          assert.equal(typeof s.fastPath.forwarded, 'number');
+          assert.equal(s.fastPath.repliesOut + (s.repliesIn - s.fastPath.repliesIn), 2);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+        const cpu0 = cpuNs(p.child.pid!);
+        await new Promise((r) => setTimeout(r, 1000));
+        const idlePct = (cpuNs(p.child.pid!) - cpu0) / 1e7;
+        assert.ok(idlePct < 5, `${idlePct.toFixed(1)}% of a core while idle`);
+        // Rewritten (every 500 ms) even when nothing happens; the window allows for a loaded machine.
+        const t0 = s.updatedAt;
+        await poll('a fresh write', () => (stats().updatedAt !== t0 ? true : undefined), 2500);
+        p.child.kill('SIGTERM');
+        assert.equal(await p.exit, 0);
+        await q2.close();
+      } finally {
+        p.child.kill('SIGKILL');
       }
-      // Busy polling ends with the traffic: an idle VM's engine costs next to no CPU.
-      assert.equal(s.busyPollMs, typeof native()?.busyPoll === 'function' ? 5 : 0);
-      await new Promise((r) => setTimeout(r, 100));
-      const cpu0 = cpuNs(p.child.pid!);
-      await new Promise((r) => setTimeout(r, 1000));
-      const idlePct = (cpuNs(p.child.pid!) - cpu0) / 1e7;
-      assert.ok(idlePct < 5, `${idlePct.toFixed(1)}% of a core while idle`);
-      // Rewritten (every 500 ms) even when nothing happens; the window allows for a loaded machine.
-      const t0 = s.updatedAt;
-      await poll('a fresh write', () => (stats().updatedAt !== t0 ? true : undefined), 2500);
-      p.child.kill('SIGTERM');
-      assert.equal(await p.exit, 0);
-      await q2.close();
-    } finally {
-      p.child.kill('SIGKILL');
-    }
-  });
+    });
+  }
 
   const bad: Array<[string, string[], RegExp]> = [
     ['no --allow', ['--socket', 'S'], /no --allow entries/],
@@ -168,6 +181,7 @@ describe('arca vm-net serve', () => {
     ['a regular file as socket', ['--socket', 'FILE', '--allow', '127.0.0.1:9/udp'], /is not a socket/],
     ['no --socket', ['--allow', '127.0.0.1:9/udp'], /--socket PATH is required/],
     ['a busy-poll window that is not a number of ms', ['--socket', 'S', '--allow', '127.0.0.1:9/udp', '--busy-poll', '5ms'], /--busy-poll "5ms"/],
+    ['a fast path that is neither on nor off', ['--socket', 'S', '--allow', '127.0.0.1:9/udp', '--fast-path', 'yes'], /--fast-path "yes"/],
   ];
   for (const [what, args, msg] of bad) {
     it(`exits 2 with a clear error for ${what}`, async () => {
