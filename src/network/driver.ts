@@ -235,6 +235,19 @@ export function isPolicyDnsLearner(d: NetworkDriver): d is NetworkDriver & Polic
   return typeof (d as Partial<PolicyDnsLearner>).learnPolicyDns === 'function';
 }
 
+/**
+ * Optional capability of a {@link PolicyDnsLearner} whose networks reach the outside through the
+ * host firewall's interface for them, with the containers' own source addresses (ovn's transit
+ * link): the host ruleset judges its policies' `dns` peers outside the network (the plan it gets
+ * says so, {@link NetworkPolicyPlan.dnsOnHost}; see policy-dns.ts).
+ */
+export interface HostDnsPeers {
+  readonly dnsPeersOnHost: true;
+}
+export function hasHostDnsPeers(d: NetworkDriver): d is NetworkDriver & HostDnsPeers {
+  return (d as Partial<HostDnsPeers>).dnsPeersOnHost === true;
+}
+
 export function isPolicyEnforcer(d: NetworkDriver): d is NetworkDriver & PolicyEnforcer {
   return typeof (d as Partial<PolicyEnforcer>).applyPolicies === 'function';
 }

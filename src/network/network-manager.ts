@@ -1401,7 +1401,15 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
         await this.firewall.apply(state);
         this.lastFirewall = key;
       }
-      await round?.enforce(force);
+      const settled = await round?.enforce(force);
+      if (settled) {
+        // The drivers no longer let out what the ruleset still judged for them: it may let go.
+        const { policies: _, ...rest } = state;
+        const narrowed: FirewallState = settled.length ? { ...rest, policies: settled } : rest;
+        this.lastFirewall = undefined;
+        await this.firewall.apply(narrowed);
+        this.lastFirewall = JSON.stringify(narrowed);
+      }
     });
     this.firewallChain = run.catch((e: unknown) => log.error('firewall apply failed', { firewall: this.firewall.name, error: errorMessage(e) }));
     await this.firewallChain;

@@ -39,10 +39,15 @@ export class OutsideServices {
    * lookup of a new name is a first contact with a new address.
    */
   async startFresh(d: TestDaemon, addr: string, block: string): Promise<void> {
+    spawnSync('ip', ['-n', d.outsideNs!, 'route', 'add', 'local', block, 'dev', 'lo']);
+    await this.startAnswering(d, addr, block);
+  }
+
+  /** A fake DNS on `addr`:53 answering every name with `answer` (an address, or a block as above). */
+  async startAnswering(d: TestDaemon, addr: string, answer: string): Promise<void> {
     const o = d.outsideNs!;
     spawnSync('ip', ['-n', o, 'addr', 'add', `${addr}/32`, 'dev', 'lo']);
-    spawnSync('ip', ['-n', o, 'route', 'add', 'local', block, 'dev', 'lo']);
-    await this.startIn(o, [process.execPath, FAKE_DNS, addr, '53', block]);
+    await this.startIn(o, [process.execPath, FAKE_DNS, addr, '53', answer]);
   }
 
   stop(): void {

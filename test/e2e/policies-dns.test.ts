@@ -9,11 +9,13 @@
  * The policy selects `sel` (label app=sel) and allows it api.allowed.test on tcp/8081 and its
  * --dns server on udp/53 (the embedded DNS forwards a container's --dns queries from the
  * container's namespace, so they are its own egress); `free` on the same network is not selected.
+ *
+ * On ovn the host judges a dns peer's outside destinations (policy-dns.ts): OVN lets the rule's
+ * port out to any outside address, so every "not that address" check here is the host's drop.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { startDaemon, TEST_IMAGE, type TestDaemon } from './harness.js';
 import { apiJson } from './policies-support.js';
 import { hiddenNamespaces, skipWithoutWireguardGo } from './wireguard-support.js';
@@ -27,6 +29,8 @@ const root = process.getuid?.() === 0;
 /** A second upstream that gives every new name a new address of FRESH_BLOCK (the first contact test). */
 const FRESH_DNS = '198.18.50.3';
 const FRESH_BLOCK = '198.18.64.0/24';
+/** A third upstream, answering with the address of a container on the policy's own network. */
+const INNER_DNS = '198.18.50.4';
 const ovnInstalled = spawnSync('which', ['ovsdb-server', 'ovn-northd', 'ovn-controller', 'ovs-vswitchd']).status === 0;
 const DRIVERS: Array<{ driver: string; skip: string | false }> = [
   { driver: 'bridge', skip: root ? false : 'needs root' },
@@ -42,12 +46,8 @@ for (const { driver, skip } of DRIVERS) describe(`policy dns peers on ${driver}`
   /** What the server at host:port says to the container (`o <peer>`), or '' when nothing came back. */
   const tcp = (container: string, host: string, port: number): Promise<string> => tcpFrom(d, container, host, port);
 
-  /** The `dns` peer sets where the driver enforces policies: the host ruleset, the hidden namespaces, OVN's address sets. */
+  /** The `dns` peer sets where outside destinations are judged: the host ruleset (bridge, ovn), the hidden namespaces. */
   function learntInKernel(): string {
-    if (driver === 'ovn') {
-      const r = spawnSync('ovn-nbctl', [`--db=unix:${join(d.execRoot, 'ovn', 'ovnnb_db.sock')}`, 'list', 'Address_Set'], { encoding: 'utf8' });
-      return r.stdout;
-    }
     const where = driver === 'wireguard' ? hiddenNamespaces(d) : [d.hostNs];
     return where
       .map((ns) => spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { encoding: 'utf8' }).stdout)
@@ -56,7 +56,7 @@ for (const { driver, skip } of DRIVERS) describe(`policy dns peers on ${driver}`
   }
 
   let lastLookup = 0;
-  const LEARNT = driver === 'ovn' ? /"198\.18\.50\.2"/ : /198\.18\.50\.2 timeout/;
+  const LEARNT = /198\.18\.50\.2 timeout/;
 
   const policy = {
     name: 'api-out',
@@ -177,5 +177,52 @@ for (const { driver, skip } of DRIVERS) describe(`policy dns peers on ${driver}`
     const same = Array.from({ length: 6 }, (_, i) => `s${i}.fresh.test`);
     const both = await Promise.all([resolveThenConnect(d, 'fresh', same, 8081), resolveThenConnect(d, 'fresh2', same, 8081)]);
     for (const g of both.flat()) assert.equal(g.error, undefined, `${g.name} (${g.addr}): ${g.error}`);
+  });
+
+  // A pattern's addresses are the network's, but open only to the endpoints whose rules name it:
+  // on ovn, `fresh`'s rule lets tcp/8081 out of OVN to any outside address and the host's chain
+  // of `fresh` drops what *.fresh.test did not give; `iso` has no dns rule, so OVN alone judges it.
+  it('a learnt address opens only for the endpoints whose rules name its pattern', async () => {
+    const iso = {
+      name: 'iso-out',
+      network: 'pd',
+      select: { labels: { app: 'iso' } },
+      egress: [{ to: [{ cidr: `${DNS_ADDR}/32` }], ports: [{ proto: 'udp', port: 53 }] }],
+    };
+    assert.equal((await apiJson(d, 'PUT', `${P}/iso-out`, iso)).status, 201);
+    await d.dockerOk(['run', '-d', '--name', 'iso', '--label', 'app=iso', '--network', 'pd', '--dns', DNS_ADDR, IMG, 'sleep', '600']);
+    assert.equal((await d.docker(['exec', 'iso', 'nslookup', 'api.allowed.test'])).code, 0);
+    assert.match(learntInKernel(), LEARNT);
+    assert.match(await tcp('sel', '198.18.50.2', 8081), /^o /);
+    assert.equal(await tcp('iso', '198.18.50.2', 8081), '');
+    assert.equal(await tcp('fresh', '198.18.50.2', 8081), '');
+    // Not learnt: dropped for the selected one too.
+    assert.equal(await tcp('sel', '198.18.50.1', 8081), '');
+    assert.equal(await tcp('fresh', '198.18.50.1', 8081), '');
+  });
+
+  // Traffic to an address on the network itself never leaves it (on ovn it never reaches the
+  // host): the network's own enforcer must hold such an answer (ovn: the pattern's address set).
+  it('a name answered with an address on the network itself opens it, on the rule\'s port only', async () => {
+    await d.dockerOk(['run', '-d', '--name', 'target', '--network', 'pd', IMG, 'sh', '-c', 'nc -ll -p 8081 -e echo ok & nc -ll -p 8080 -e echo ok & exec sleep 100000']);
+    const addr = (await d.dockerOk(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'target'])).trim();
+    await outside.startAnswering(d, INNER_DNS, addr);
+    const inner = {
+      name: 'inner-out',
+      network: 'pd',
+      select: { labels: { app: 'inner' } },
+      egress: [
+        { to: [{ dns: '*.inner.test' }], ports: [{ port: 8081 }] },
+        { to: [{ cidr: `${INNER_DNS}/32` }], ports: [{ proto: 'udp', port: 53 }] },
+      ],
+    };
+    assert.equal((await apiJson(d, 'PUT', `${P}/inner-out`, inner)).status, 201);
+    await d.dockerOk(['run', '-d', '--name', 'inner', '--label', 'app=inner', '--network', 'pd', '--dns', INNER_DNS, IMG, 'sleep', '600']);
+    assert.equal(await tcp('inner', addr, 8081), '');
+    const r = await d.docker(['exec', 'inner', 'nslookup', 'a.inner.test']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.ok(r.stdout.includes(addr), r.stdout);
+    assert.equal(await tcp('inner', addr, 8081), 'ok');
+    assert.equal(await tcp('inner', addr, 8080), '');
   });
 });

@@ -10,15 +10,21 @@ import { InvalidParameter } from '../../src/errors.js';
 import { encodeMessage, DnsType } from '../../src/network/dns/dns-codec.js';
 import { learntFromAnswer } from '../../src/network/egress/egress-dns.js';
 import { EgressBook } from '../../src/network/egress/egress-book.js';
-import type { FirewallNetwork } from '../../src/network/firewall/firewall.js';
+import Database from 'better-sqlite3';
+import type { DriverNetwork, NetworkDriver } from '../../src/network/driver.js';
+import type { EgressLearner, Firewall, FirewallNetwork } from '../../src/network/firewall/firewall.js';
+import type { NetworkRecord } from '../../src/network/network-record.js';
+import { PolicyEnforcement } from '../../src/network/policies/policy-enforcement.js';
+import { PolicyManager } from '../../src/network/policies/policy-manager.js';
+import type { NetworkPolicyPlan, PolicyWorld } from '../../src/network/policies/policy-types.js';
 import { NftFirewall } from '../../src/network/firewall/nftables/nft-firewall.js';
-import { parsePolicyDnsSets, policyDnsSet } from '../../src/network/firewall/nftables/nft-policy.js';
+import { parsePolicyDnsSets, policyCounterNames, policyDnsSet } from '../../src/network/firewall/nftables/nft-policy.js';
 import { compilePlans } from '../../src/network/policies/policy-compile.js';
-import { planDnsSets, policyDnsPatterns } from '../../src/network/policies/policy-dns.js';
+import { hostDnsPlan, planDnsSets, policyDnsPatterns, withHeldEndpoints } from '../../src/network/policies/policy-dns.js';
 import { validatePolicy } from '../../src/network/policies/policy-parse.js';
 import { checkConnection } from '../../src/network/policies/policy-check.js';
 import { DNS_PLAN_EP, DNS_PLAN_NET, dnsPeerPlan, fixtureWorld } from './policies-fixtures.js';
-import { EXT_DNS, EXT_EXPIRES, parseExpires, policyRows } from '../../src/network/drivers/ovn/ovn-policies.js';
+import { EXT_DNS, EXT_EXPIRES, outwardMatch, parseExpires, policyRows, staysInOvn } from '../../src/network/drivers/ovn/ovn-policies.js';
 
 const base = { name: 'p', network: 'back' };
 
@@ -196,5 +202,105 @@ describe('dns peers in arca policy check', () => {
     // Another port: the dns rule would not allow it either, so no note.
     const other = checkConnection(docs, w, { fromContainer: 'app', to: { address: '203.0.113.5' }, proto: 'tcp', port: 80 });
     assert.doesNotMatch(other.reason, /dns peers/);
+  });
+});
+
+describe('dns peers on ovn, judged by the host', () => {
+  const NET = DNS_PLAN_NET;
+  const EP = DNS_PLAN_EP;
+  const OTHER = '2'.repeat(64);
+  const base = dnsPeerPlan('api.example.com');
+  // A second endpoint isolated by a policy without dns peers: OVN alone judges it exactly.
+  const plan: NetworkPolicyPlan = {
+    ...base,
+    policies: ['api-out', 'db-only'],
+    endpoints: [
+      { ...base.endpoints[0]!, ingress: [] },
+      { endpointId: OTHER, containerId: 'c2', addresses: ['10.0.0.3'], policies: ['db-only'], egress: [{ policy: 'db-only', index: 0, peers: { addrs4: ['10.0.0.9'], addrs6: [], cidrs: [] }, ports: 'any' }] },
+    ],
+  };
+
+  it('the host judges the egress of endpoints with a dns rule, by all their egress rules, and no ingress', () => {
+    const host = hostDnsPlan(plan)!;
+    assert.deepEqual(host.endpoints.map((e) => e.endpointId), [EP]);
+    assert.equal(host.endpoints[0]!.ingress, undefined);
+    assert.deepEqual(host.endpoints[0]!.egress, base.endpoints[0]!.egress);
+    assert.deepEqual(host.dns, ['api.example.com']);
+    // The patterns stay named with nobody selected: their learnt sets are kept.
+    assert.deepEqual(hostDnsPlan({ ...plan, endpoints: [] })?.endpoints, []);
+    assert.equal(hostDnsPlan({ networkId: NET, policies: [], endpoints: [] }), undefined);
+  });
+
+  it('keeps judging endpoints the driver still lets out until it has the new plan, unless their address moved on', () => {
+    const before = hostDnsPlan(plan)!;
+    const none = hostDnsPlan({ ...plan, dns: [], endpoints: [] });
+    assert.deepEqual(withHeldEndpoints(none, before)?.endpoints.map((e) => e.endpointId), [EP]);
+    const reused = { ...before.endpoints[0]!, endpointId: OTHER };
+    assert.deepEqual(withHeldEndpoints({ ...before, endpoints: [reused] }, before)?.endpoints.map((e) => e.endpointId), [OTHER]);
+    assert.equal(withHeldEndpoints(before, before), before);
+  });
+
+  it('the OVN rule lets a dns rule out beyond the router, and the sets keep only what stays in OVN', () => {
+    const rows = policyRows(NET, { ...plan, dnsOnHost: true }, new Map([[EP, 'u-1'], [OTHER, 'u-2']]), { subnets: ['10.0.0.0/24', 'fd00:1::/64'] });
+    const acl = rows.portGroups.flatMap((p) => p.acls).find((a) => a.name === 'arca:api-out:eg:0')!;
+    assert.match(
+      acl.match,
+      / \|\| \(ip4\.dst != \{10\.0\.0\.0\/24, 169\.254\.100\.2\/32, 224\.0\.0\.0\/4, 255\.255\.255\.255\/32\} \|\| ip6\.dst != \{fd00:1::\/64, fdac:a5ca::2\/128, fe80::\/10, ff00::\/8\}\)\) && tcp\.dst == 443$/,
+    );
+    assert.equal(outwardMatch(['10.0.0.0/24']), '(ip4.dst != {10.0.0.0/24, 169.254.100.2/32, 224.0.0.0/4, 255.255.255.255/32} || ip6.dst != {fdac:a5ca::2/128, fe80::/10, ff00::/8})');
+    // The other policy's rule is untouched.
+    const other = rows.portGroups.flatMap((p) => p.acls).find((a) => a.name === 'arca:db-only:eg:0')!;
+    assert.doesNotMatch(other.match, /!=/);
+    const inOvn = staysInOvn(['10.0.0.0/24', 'fd00:1::/64']);
+    assert.deepEqual(['10.0.0.9', '203.0.113.5', '169.254.100.2', '169.254.100.1', 'fd00:1::5', '2001:db8::1', 'fe80::1', '239.1.2.3'].map(inOvn), [true, false, true, false, true, false, true, true]);
+    // Without the flag, as before: no outward term.
+    const old = policyRows(NET, plan, new Map([[EP, 'u-1']]), { subnets: ['10.0.0.0/24'] });
+    assert.doesNotMatch(old.portGroups.flatMap((p) => p.acls).find((a) => a.name === 'arca:api-out:eg:0')!.match, /!=/);
+  });
+
+  it('the host ruleset dispatches by source on the transit link, counts only drops, and adds no anti-spoofing', () => {
+    const transit: FirewallNetwork = { id: NET, bridge: `on${NET.slice(0, 12)}`, subnets4: ['10.0.0.0/24'], subnets6: [], gateways: [], internal: false, icc: true, masquerade: true, driverPolicies: true };
+    const text = new NftFirewall({ tablePrefix: 'arca' }).render({ networks: [transit], ports: [], policies: [hostDnsPlan(plan)!] });
+    const s4 = policyDnsSet(NET, 'api.example.com', 4);
+    assert.match(text, new RegExp(`ct direction original ip daddr @${s4} meta l4proto \\. th dport @pol_r\\d+_p return comment`));
+    assert.match(text, /ct original ip saddr vmap @pol_out4/);
+    assert.match(text, /elements = \{ 10\.0\.0\.2 : jump pol_g1 \}/);
+    assert.doesNotMatch(text, /pol_in4|10\.0\.0\.3/);
+    assert.match(text, new RegExp(`counter name "${policyCounterNames('api-out').dropped}"`));
+    assert.doesNotMatch(text, new RegExp(`counter name "${policyCounterNames('api-out').allowed}"`));
+    assert.doesNotMatch(text, /^table bridge arca_br \{$/m);
+  });
+});
+
+describe('policy enforcement: dns peers a driver leaves to the host', () => {
+  it('the host gets its part first, the driver the flagged plan; the host lets go only once the driver has the new plan', async () => {
+    const handed: NetworkPolicyPlan[] = [];
+    const ovn = {
+      name: 'ovn',
+      dnsPeersOnHost: true,
+      firewallNetwork: () => undefined,
+      applyPolicies: async (_net: unknown, p: NetworkPolicyPlan) => {
+        handed.push(p);
+      },
+      learnPolicyDns: async () => {},
+    } as unknown as NetworkDriver;
+    const firewall: Firewall & EgressLearner = { name: 'test', apply: async () => {}, teardown: async () => {}, learnEgress: async () => {}, egressStatus: async () => undefined };
+    const world: PolicyWorld = {
+      networks: [{ id: 'n-ovn', name: 'ov', driver: 'ovn' }],
+      endpoints: [{ endpointId: 'e1', containerId: 'c1', containerName: 'c1', labels: { app: 'x' }, networkId: 'n-ovn', networkName: 'ov', addresses: ['10.1.0.2'] }],
+    };
+    const e = new PolicyEnforcement(new PolicyManager(new Database(':memory:')), { get: () => ovn }, firewall);
+    e.attach({ policyWorld: () => world, find: (id) => ({ Id: id, Name: 'ov', Driver: 'ovn' } as NetworkRecord), driverNetwork: (n) => ({ id: n.Id, name: n.Name } as DriverNetwork), publish: async () => {} });
+    await e.put({ name: 'api', network: 'ov', select: { labels: { app: 'x' } }, egress: [{ to: [{ dns: 'api.example.com' }], ports: [{ port: 443 }] }] });
+    let r = e.compile(world);
+    assert.deepEqual(r.firewall.map((p) => p.endpoints.map((x) => x.endpointId)), [['e1']]);
+    assert.equal(await r.enforce(false), undefined);
+    assert.equal(handed.at(-1)!.dnsOnHost, true);
+    await e.put({ name: 'api', network: 'ov', select: { labels: { app: 'x' } }, egress: [{ to: [{ cidr: '192.0.2.0/24' }] }] });
+    r = e.compile(world);
+    // The driver still lets e1's dns rule out: the host keeps judging it until the driver has the new plan.
+    assert.deepEqual(r.firewall.map((p) => p.endpoints.map((x) => x.endpointId)), [['e1']]);
+    assert.deepEqual(await r.enforce(false), []);
+    assert.deepEqual(e.compile(world).firewall, []);
   });
 });

@@ -49,6 +49,13 @@ export interface FirewallNetwork {
    * the NetworkManager for every driver from the network's options; see nft-egress.ts).
    */
   egress?: EgressPolicy;
+  /**
+   * The driver enforces the network's policies itself (ovn): a plan of it in
+   * {@link FirewallState.policies} is only the part the host judges (its `dns` peers' outside
+   * destinations, see policy-dns.ts). The driver keeps its endpoints' source addresses honest and
+   * counts what it allows, so the ruleset adds no anti-spoofing for them and counts only drops.
+   */
+  driverPolicies?: boolean;
 }
 
 /** One published port (`-p [hostIp:]hostPort:containerPort[/proto]`), already allocated. */

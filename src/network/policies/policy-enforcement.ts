@@ -1,12 +1,12 @@
 import { InvalidParameter, errorMessage } from '../../errors.js';
 import { logger } from '../../log.js';
-import { isFirewallContributor, isPolicyDnsLearner, isPolicyEnforcer, type DriverNetwork, type NetworkDriver } from '../driver.js';
+import { hasHostDnsPeers, isFirewallContributor, isPolicyDnsLearner, isPolicyEnforcer, type DriverNetwork, type NetworkDriver } from '../driver.js';
 import type { DriverRegistry } from '../driver-registry.js';
-import type { EgressLearnt, Firewall } from '../firewall/firewall.js';
+import { isEgressLearner, type EgressLearnt, type Firewall } from '../firewall/firewall.js';
 import type { NetworkRecord } from '../network-record.js';
 import { checkConnection, type CheckQuery, type CheckResult } from './policy-check.js';
 import { compilePlans } from './policy-compile.js';
-import { policyDnsPatterns } from './policy-dns.js';
+import { hostDnsPlan, policyDnsPatterns, withHeldEndpoints } from './policy-dns.js';
 import type { PolicyManager } from './policy-manager.js';
 import type { NetworkPolicyPlan, PolicyCounters, PolicyDoc, PolicyWorld, StoredPolicy } from './policy-types.js';
 
@@ -33,10 +33,18 @@ export interface PolicyNetworks {
 
 /** The policies of one publish, compiled once and split by who enforces them. */
 export interface PolicyRound {
-  /** Plans of networks the nftables ruleset enforces (bridge): `FirewallState.policies`. */
+  /**
+   * Plans the nftables ruleset enforces: `FirewallState.policies`. Those of bridge networks, and
+   * on networks whose driver has the host judge its `dns` peers (ovn), the host's part (see
+   * policy-dns.ts), still with the endpoints the driver's last plan lets out.
+   */
   firewall: NetworkPolicyPlan[];
-  /** Hands every PolicyEnforcer driver its networks' plans (empty where none); call after the firewall apply. */
-  enforce(force: boolean): Promise<void>;
+  /**
+   * Hands every PolicyEnforcer driver its networks' plans (empty where none); call after the
+   * firewall apply. Resolves to the plans the ruleset should hold now that the drivers have theirs,
+   * when they are fewer than {@link firewall} (else undefined).
+   */
+  enforce(force: boolean): Promise<NetworkPolicyPlan[] | undefined>;
   /** Whether some plan of this round governs the container (an endpoint of it is selected). */
   governs(containerId: string): boolean;
 }
@@ -57,6 +65,8 @@ export class PolicyEnforcement {
   private readonly sent = new Map<string, string>();
   /** Networks already warned about (a policy on a network no driver can enforce it on). */
   private readonly warned = new Set<string>();
+  /** The host's part of each network's plan whose driver holds the matching plan (see policy-dns.ts). */
+  private readonly hostHeld = new Map<string, NetworkPolicyPlan>();
   private networks?: PolicyNetworks;
 
   constructor(
@@ -87,15 +97,28 @@ export class PolicyEnforcement {
     const plans = docs.length ? compilePlans(docs, world) : [];
     const planOf = new Map(plans.map((p) => [p.networkId, p]));
     const firewall: NetworkPolicyPlan[] = [];
-    const driven: Array<{ id: string; driver: NetworkDriver; net: DriverNetwork }> = [];
+    const driven: Array<{ id: string; driver: NetworkDriver; net: DriverNetwork; onHost: boolean }> = [];
+    const hostNext = new Map<string, NetworkPolicyPlan | undefined>();
+    const settled: NetworkPolicyPlan[] = [];
     for (const n of world.networks) {
       const t = this.target(n.id);
       if (!t) continue;
       const kind = enforcerKind(t.driver);
       const plan = planOf.get(n.id);
-      if (kind === 'driver') driven.push({ id: n.id, ...t });
-      else if (kind === 'firewall') {
-        if (plan) firewall.push(plan);
+      const onHost = kind === 'driver' && hasHostDnsPeers(t.driver) && isEgressLearner(this.firewall);
+      if (kind === 'driver') driven.push({ id: n.id, ...t, onHost });
+      if (onHost) {
+        // The host judges first: its part is in force before the driver lets the traffic out.
+        const next = plan && hostDnsPlan(plan);
+        hostNext.set(n.id, next);
+        const held = withHeldEndpoints(next, this.hostHeld.get(n.id));
+        if (held) firewall.push(held);
+        if (next) settled.push(next);
+      } else if (kind === 'firewall') {
+        if (plan) {
+          firewall.push(plan);
+          settled.push(plan);
+        }
       } else if (plan && !this.warned.has(n.id)) {
         // Refused at apply time; this is a network of that name created later on such a driver.
         this.warned.add(n.id);
@@ -104,26 +127,39 @@ export class PolicyEnforcement {
     }
     const live = new Set(world.networks.map((n) => n.id));
     for (const id of this.sent.keys()) if (!live.has(id)) this.sent.delete(id);
+    for (const id of this.hostHeld.keys()) if (!live.has(id)) this.hostHeld.delete(id);
     const governed = new Set(plans.flatMap((p) => p.endpoints.map((e) => e.containerId)));
     return {
       firewall,
       governs: (id) => governed.has(id),
       enforce: async (force) => {
         const errors: unknown[] = [];
-        for (const { id, driver, net } of driven) {
-          const plan = planOf.get(id) ?? { networkId: id, policies: [], endpoints: [] };
+        for (const { id, driver, net, onHost } of driven) {
+          const compiled = planOf.get(id) ?? { networkId: id, policies: [], endpoints: [] };
+          const plan = onHost ? { ...compiled, dnsOnHost: true } : compiled;
           const key = JSON.stringify(plan);
-          if (!force && this.sent.get(id) === key) continue;
+          const applied = (): void => {
+            this.sent.set(id, key);
+            if (!onHost) return;
+            const next = hostNext.get(id);
+            if (next) this.hostHeld.set(id, next);
+            else this.hostHeld.delete(id);
+          };
+          if (!force && this.sent.get(id) === key) {
+            applied();
+            continue;
+          }
           this.sent.delete(id);
           try {
             if (isPolicyEnforcer(driver)) await driver.applyPolicies(net, plan);
-            this.sent.set(id, key);
+            applied();
           } catch (e) {
             log.error('applying network policies failed', { network: net.name, driver: driver.name, error: errorMessage(e) });
             errors.push(e);
           }
         }
         if (errors.length) throw new AggregateError(errors, `network policies not applied on ${errors.length} network(s)`);
+        return JSON.stringify(settled) !== JSON.stringify(firewall) ? settled : undefined;
       },
     };
   }

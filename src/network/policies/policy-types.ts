@@ -151,6 +151,12 @@ export interface NetworkPolicyPlan {
    * is selected yet (a restarted daemon keeps their learnt sets); absent when there are none.
    */
   dns?: string[];
+  /**
+   * Set on the plan a driver gets when the host firewall judges its `dns` peers' outside
+   * destinations (ovn: see policy-dns.ts): the driver lets a dns rule's traffic out of the
+   * network and keeps only the addresses inside its own subnets itself.
+   */
+  dnsOnHost?: boolean;
   endpoints: EndpointPolicy[];
 }
 

@@ -10,6 +10,7 @@ import type {
   DriverNetwork,
   FirewallContributor,
   GatewaySwitcher,
+  HostDnsPeers,
   KernelSweeper,
   LiveAttach,
   NetworkDriver,
@@ -77,9 +78,15 @@ function rowsOf(r: { rows?: OvsdbRow[] } | undefined): OvsdbRow[] {
  * and published ports would then need OVN load balancers on the host side too.
  */
 export class OvnDriver
-  implements NetworkDriver, LiveAttach, Reapplier, KernelSweeper, GatewaySwitcher, FirewallContributor, Supervised, VirtualNames, PolicyEnforcer, PolicyDnsLearner
+  implements NetworkDriver, LiveAttach, Reapplier, KernelSweeper, GatewaySwitcher, FirewallContributor, Supervised, VirtualNames, PolicyEnforcer, PolicyDnsLearner, HostDnsPeers
 {
   readonly name = 'ovn';
+  /**
+   * Traffic out leaves through the transit link with the container's own address (no SNAT in
+   * OVN), so the host ruleset judges `dns` peers beyond the network: an answer is then in force
+   * after one nft element, not OVN's chain of hand-offs (see policy-dns.ts).
+   */
+  readonly dnsPeersOnHost = true;
   readonly usesIpam = true;
   readonly liveAttach = true;
 
@@ -402,7 +409,7 @@ export class OvnDriver
 
   async applyPolicies(net: DriverNetwork, plan: NetworkPolicyPlan): Promise<void> {
     await this.ready();
-    await this.policies.apply(net.id, plan);
+    await this.policies.apply(net.id, plan, net.subnets.map((s) => s.subnet));
   }
 
   async policyCounters(net: DriverNetwork): Promise<Record<string, PolicyCounters>> {
@@ -432,6 +439,7 @@ export class OvnDriver
       icc: true,
       masquerade: true,
       zeroUdpChecksums: true,
+      driverPolicies: true,
     };
   }
 }

@@ -15,7 +15,10 @@
  * - the peers of a rule as address sets (`$name` in the match), CIDR peers and their `except`
  *   holes inline; a `dns` peer as the network's address sets of that pattern (one per family),
  *   holding the addresses the embedded DNS learnt for it, their expiry times in `external_ids`
- *   (OVN's sets have no timeouts: the enforcer rewrites them as elements expire).
+ *   (OVN's sets have no timeouts: the enforcer rewrites them as elements expire). When the host
+ *   judges the plan's dns peers ({@link NetworkPolicyPlan.dnsOnHost}, see policy-dns.ts), the
+ *   rule also lets its traffic out to every destination beyond the router ({@link outwardMatch}),
+ *   and the sets keep only the learnt addresses inside the network's subnets.
  * Allowed = some policy's allow matched (union); a connection needs the source's egress (judged at
  * its inport) and the destination's ingress (at the outport): both ends. Replies of allowed
  * connections pass (allow-related). OVN re-judges each request-direction packet of an established
@@ -42,7 +45,8 @@ import {
   type OvsdbValue,
 } from '../../../ovsdb/ovsdb-values.js';
 import type { LearntElement } from '../../firewall/nftables/nft-egress.js';
-import { EXT_ENDPOINT, EXT_NETWORK } from './ovn-names.js';
+import { parseAddress, parseCidr } from '../../firewall/nftables/address-ranges.js';
+import { EXT_ENDPOINT, EXT_NETWORK, TRANSIT } from './ovn-names.js';
 
 /** Default drop of an isolated direction. */
 export const PRIO_DROP = 1000;
@@ -139,6 +143,8 @@ export function peersMatch(
   ext: Record<string, string>,
   sets: AddressSetSpec[],
   dnsSet?: (pattern: string, fam: '4' | '6') => string,
+  /** With `dnsSet`: a rule with `dns` peers matches these destinations too ({@link outwardMatch}). */
+  outward?: string,
 ): string | undefined {
   if (peers === 'any') return '';
   const f = d === 'ingress' ? 'src' : 'dst';
@@ -159,11 +165,40 @@ export function peersMatch(
     terms.push(holes.length ? `(ip${fam}.${f} == ${c.cidr} && ip${fam}.${f} != {${holes.join(', ')}})` : `ip${fam}.${f} == ${c.cidr}`);
   }
   if (dnsSet) for (const dns of peers.dns ?? []) for (const fam of ['4', '6'] as const) terms.push(`ip${fam}.${f} == $${dnsSet(dns, fam)}`);
+  if (dnsSet && outward && peers.dns?.length) terms.push(outward);
   if (!terms.length) return undefined;
   return terms.length === 1 ? terms[0]! : `(${terms.join(' || ')})`;
 }
 
 const and = (...terms: string[]): string => terms.filter(Boolean).join(' && ');
+
+/**
+ * Destinations that never leave through the transit link to the host: the network's subnets, the
+ * router's own transit address, multicast, broadcast and IPv6 link-local (they stay on the switch
+ * or end at the router). The complement is {@link outwardMatch}.
+ */
+export function localDestinations(subnets: readonly string[]): { 4: string[]; 6: string[] } {
+  return {
+    4: [...subnets.filter((s) => !s.includes(':')), `${TRANSIT.router4}/32`, '224.0.0.0/4', '255.255.255.255/32'],
+    6: [...subnets.filter((s) => s.includes(':')), `${TRANSIT.router6}/128`, 'fe80::/10', 'ff00::/8'],
+  };
+}
+
+/** Whether traffic to `addr` stays within OVN (it is one of {@link localDestinations}). */
+export function staysInOvn(subnets: readonly string[]): (addr: string) => boolean {
+  const local = localDestinations(subnets);
+  const ranges = [...local[4], ...local[6]].map((c) => parseCidr(c));
+  return (addr) => {
+    const a = parseAddress(addr);
+    return ranges.some((r) => r.fam === a.fam && a.value >= r.range.from && a.value <= r.range.to);
+  };
+}
+
+/** Destinations beyond the network's router: what leaves through the transit link to the host. */
+export function outwardMatch(subnets: readonly string[]): string {
+  const local = localDestinations(subnets);
+  return `(ip4.dst != {${local[4].join(', ')}} || ip6.dst != {${local[6].join(', ')}})`;
+}
 
 /**
  * The policies a drop of `ep` in direction `d` is blamed on: the ones isolating it there, as the
@@ -243,6 +278,8 @@ export interface PolicyRowOptions {
    * may always reach itself, as in Kubernetes. Nothing else can send from a VIP (port security).
    */
   hairpinSources?: string[];
+  /** The network's subnets: with {@link NetworkPolicyPlan.dnsOnHost}, what lies beyond them is the host's to judge. */
+  subnets?: readonly string[];
 }
 
 /**
@@ -268,6 +305,7 @@ export function policyRows(netId: string, plan: NetworkPolicyPlan, lsps: Readonl
     return name;
   };
 
+  const outward = plan.dnsOnHost ? outwardMatch(opts.subnets ?? []) : undefined;
   const policies = [...new Set([...plan.policies, ...eps.flatMap((e) => e.policies)])].sort();
   for (const policy of policies) {
     const members = eps.filter((e) => e.policies.includes(policy));
@@ -283,7 +321,7 @@ export function policyRows(netId: string, plan: NetworkPolicyPlan, lsps: Readonl
     }
     const acls: AclSpec[] = [];
     for (const [key, { d, rule }] of [...rules].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))) {
-      const peers = peersMatch(rule.peers, d, rowName(netId, `peers:${policy}:${key}`), ext, addressSets, d === 'egress' ? dnsSet : undefined);
+      const peers = peersMatch(rule.peers, d, rowName(netId, `peers:${policy}:${key}`), ext, addressSets, d === 'egress' ? dnsSet : undefined, outward);
       if (peers === undefined) continue;
       const s = side(d, pg);
       acls.push({

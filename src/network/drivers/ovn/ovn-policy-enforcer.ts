@@ -10,7 +10,22 @@ import { EXT_NETWORK } from './ovn-names.js';
 import { EgressBook } from '../../egress/egress-book.js';
 import type { EgressLearnt } from '../../firewall/firewall.js';
 import { ChassisCfgWatch } from './chassis-cfg-watch.js';
-import { cfgBumpOps, dnsLearnOp, EXT_DNS, EXT_EXPIRES, EXT_POLICY, EXT_VERDICT, expiresText, parseExpires, parsePolicyRead, type PolicyRowOptions, policyDiffOps, policyReadOps, policyRows } from './ovn-policies.js';
+import {
+  cfgBumpOps,
+  dnsLearnOp,
+  EXT_DNS,
+  EXT_EXPIRES,
+  EXT_POLICY,
+  EXT_VERDICT,
+  expiresText,
+  parseExpires,
+  parsePolicyRead,
+  type PolicyRowOptions,
+  policyDiffOps,
+  policyReadOps,
+  policyRows,
+  staysInOvn,
+} from './ovn-policies.js';
 import type { OvnStack } from './stack/ovn-stack.js';
 import { StackLayout } from './stack/stack-layout.js';
 
@@ -35,6 +50,8 @@ const ENFORCED_TIMEOUT_MS = 10_000;
  */
 export class OvnPolicyEnforcer {
   private readonly plans = new Map<string, NetworkPolicyPlan>();
+  /** Each planned network's subnets (what a `dns` peer's set keeps when the host judges the rest). */
+  private readonly subnets = new Map<string, readonly string[]>();
   private readonly lock = new KeyedLock();
   private cfgWatch?: ChassisCfgWatch;
   /** `dns` peers' learnt addresses per network and pattern: what their address sets hold. */
@@ -54,9 +71,14 @@ export class OvnPolicyEnforcer {
   ) {}
 
   /** Makes `plan` the network's whole policy state in NB and returns once it is enforced. */
-  async apply(netId: string, plan: NetworkPolicyPlan): Promise<void> {
-    if (plan.endpoints.length || plan.policies.length) this.plans.set(netId, plan);
-    else this.plans.delete(netId);
+  async apply(netId: string, plan: NetworkPolicyPlan, subnets: readonly string[] = []): Promise<void> {
+    if (plan.endpoints.length || plan.policies.length) {
+      this.plans.set(netId, plan);
+      this.subnets.set(netId, subnets);
+    } else {
+      this.plans.delete(netId);
+      this.subnets.delete(netId);
+    }
     const keep = new Set(plan.dns ?? []);
     this.dns.retainKeys((id, dns) => id !== netId || keep.has(dns));
     await this.write(netId, plan);
@@ -66,15 +88,18 @@ export class OvnPolicyEnforcer {
    * DNS-learnt addresses of the network's `dns` peers: into their address sets, resolving once
    * they are enforced (the container's answer waits for it). The sets exist from the plan's apply
    * on, so a learn is one mutation of them (no read, no diff of the network's rows); only if a set
-   * is missing does it fall back to writing the whole plan.
+   * is missing does it fall back to writing the whole plan. When the host judges the plan's dns
+   * peers, only the addresses inside the network are OVN's: the others need nothing here.
    */
   async learnDns(netId: string, items: readonly EgressLearnt[]): Promise<void> {
     const plan = this.plans.get(netId);
     if (!plan?.dns?.length) return;
+    const mine = this.dnsAddresses(netId, plan);
     const batch = new Map<string, EgressLearnt['addresses']>();
     for (const it of items) {
       if (it.dns === undefined || it.networkId !== netId || !plan.dns.includes(it.dns)) continue;
-      batch.set(it.dns, [...(batch.get(it.dns) ?? []), ...it.addresses]);
+      const addrs = mine ? it.addresses.filter((a) => mine(a.addr)) : it.addresses;
+      if (addrs.length) batch.set(it.dns, [...(batch.get(it.dns) ?? []), ...addrs]);
     }
     if (!batch.size) return;
     const recordAll = (now: number): void => {
@@ -141,6 +166,12 @@ export class OvnPolicyEnforcer {
   /** The network is gone (its rows go with deleteNetworkOps). */
   forget(netId: string): void {
     this.plans.delete(netId);
+    this.subnets.delete(netId);
+  }
+
+  /** Which learnt addresses the plan's `dns` sets hold; undefined: all of them. */
+  private dnsAddresses(netId: string, plan: NetworkPolicyPlan): ((addr: string) => boolean) | undefined {
+    return plan.dnsOnHost ? staysInOvn(this.subnets.get(netId) ?? []) : undefined;
   }
 
   networks(): string[] {
@@ -182,18 +213,23 @@ export class OvnPolicyEnforcer {
       const nb = await this.nb();
       const have = parsePolicyRead(await nb.transact(policyReadOps(netId)));
       const now = Date.now();
+      const mine = this.dnsAddresses(netId, plan);
       if (!this.dnsAdopted.has(netId)) {
         this.dnsAdopted.add(netId);
         for (const r of have.addressSets) {
           const ext = fromMap(r['external_ids']);
           const dns = ext[EXT_DNS];
           if (dns === undefined || !(plan.dns ?? []).includes(dns)) continue;
-          const els = parseExpires(ext[EXT_EXPIRES], String(r['name']).endsWith('_6') ? 6 : 4, now);
+          const els = parseExpires(ext[EXT_EXPIRES], String(r['name']).endsWith('_6') ? 6 : 4, now).filter((e) => !mine || mine(e.addr));
           if (els.length) this.dns.record(netId, dns, els, now);
         }
       }
       const dnsLearnt = this.dns.elements(now).get(netId);
-      const ops: OvsdbOp[] = policyDiffOps(have, policyRows(netId, plan, have.lsps, { hairpinSources: this.vipsOf(netId), now, ...(dnsLearnt ? { dnsLearnt } : {}) }));
+      const subnets = this.subnets.get(netId) ?? [];
+      const ops: OvsdbOp[] = policyDiffOps(
+        have,
+        policyRows(netId, plan, have.lsps, { hairpinSources: this.vipsOf(netId), now, subnets, ...(dnsLearnt ? { dnsLearnt } : {}) }),
+      );
       this.scheduleExpiry();
       if (!ops.length) return undefined;
       return { cfg: this.issued(await nb.transact([...ops, ...cfgBumpOps()])), operations: ops.length };

@@ -38,6 +38,7 @@
 import { createHash } from 'node:crypto';
 import { InvalidParameter } from '../../../errors.js';
 import type { CompiledPeers, CompiledRule, EndpointPolicy, NetworkPolicyPlan, PortRange } from '../../policies/policy-types.js';
+import type { FirewallNetwork } from '../firewall.js';
 import { parseLearntSet, type LearntElement } from './nft-egress.js';
 import { familyOf, mergeRanges, parseAddress, parseCidr, rangeElements, subtractRanges, type AddrRange, type Family } from './address-ranges.js';
 
@@ -47,6 +48,8 @@ export interface PolicyNetworkInfo {
   /** The network's comment tag, `comment "arca:net:<id12>"`. */
   tag: string;
   gateways: string[];
+  /** See {@link FirewallNetwork.driverPolicies}. */
+  driverPolicies?: boolean;
 }
 
 export interface PolicyRenderOptions {
@@ -237,6 +240,8 @@ export function renderPolicies(
     egress: { 4: new Map(), 6: new Map() },
   };
   const governed: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
+  /** Of those, the ones on bridge ports (what the bridge table keeps honest). */
+  const bridged: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
   const ports: string[] = [];
   const inPorts: string[] = [];
   const outPorts: string[] = [];
@@ -317,7 +322,8 @@ export function renderPolicies(
     for (const rule of rules) {
       const where = `policy "${rule.policy}" ${dir}[${rule.index}]`;
       const data = dataFor(rule, where, net.id);
-      const count = `counter name "${policyCounterNames(rule.policy).allowed}" return ${net.tag}`;
+      // The driver counts what it lets out; the host only what it drops.
+      const count = net.driverPolicies ? `return ${net.tag}` : `counter name "${policyCounterNames(rule.policy).allowed}" return ${net.tag}`;
       const targets: Array<{ fam: Family; set: string } | undefined> = data.addrs
         ? ([4, 6] as const).flatMap((fam) => (data.addrs![fam] ?? []).map((set) => ({ fam, set })))
         : [undefined];
@@ -370,12 +376,16 @@ export function renderPolicies(
         if (!fam) throw new InvalidParameter(`endpoint ${ep.endpointId.slice(0, 12)}: invalid address "${a}"`);
         return { a, fam };
       });
-      ports.push(`"${veth}"`);
-      if (ep.ingress) inPorts.push(`"${veth}"`);
-      if (ep.egress) outPorts.push(`"${veth}"`);
-      for (const { a, fam } of addrs) {
-        own[fam].push(`"${veth}" . ${a}`);
-        governed[fam].add(a);
+      for (const { a, fam } of addrs) governed[fam].add(a);
+      // A driver enforcing policies itself keeps its endpoints' addresses honest (OVN's port security).
+      if (!net.driverPolicies) {
+        ports.push(`"${veth}"`);
+        if (ep.ingress) inPorts.push(`"${veth}"`);
+        if (ep.egress) outPorts.push(`"${veth}"`);
+        for (const { a, fam } of addrs) {
+          own[fam].push(`"${veth}" . ${a}`);
+          bridged[fam].add(a);
+        }
       }
       for (const dir of ['ingress', 'egress'] as const) {
         if (!ep[dir]) continue;
@@ -482,14 +492,14 @@ export function renderPolicies(
       bridge.push(setDecl(name, `ifname . ${fam === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, [...own[fam]].sort(cmp)));
       const linkLocal = fam === 6 ? ` ${kw} saddr != { ::, fe80::/10 }` : '';
       pre.push(`meta protocol ${kw} iifname @pol_ports${linkLocal} iifname . ${kw} saddr != @${name} counter drop ${POLICY_TAG}`);
-      if (governed[fam].size) {
-        bridge.push(setDecl(`pol_gov${fam}`, fam === 4 ? 'ipv4_addr' : 'ipv6_addr', sortAddrs([...governed[fam]])));
+      if (bridged[fam].size) {
+        bridge.push(setDecl(`pol_gov${fam}`, fam === 4 ? 'ipv4_addr' : 'ipv6_addr', sortAddrs([...bridged[fam]])));
         pre.push(`meta protocol ${kw} ${kw} saddr @pol_gov${fam} iifname . ${kw} saddr != @${name} counter drop ${POLICY_TAG}`);
       }
     }
     // ARP too: a port answering for a governed address would draw its traffic (0.0.0.0: probes).
     pre.push(`meta protocol arp iifname @pol_ports arp saddr ip != 0.0.0.0 iifname . arp saddr ip != @pol_own4 counter drop ${POLICY_TAG}`);
-    if (governed[4].size) pre.push(`meta protocol arp arp saddr ip @pol_gov4 iifname . arp saddr ip != @pol_own4 counter drop ${POLICY_TAG}`);
+    if (bridged[4].size) pre.push(`meta protocol arp arp saddr ip @pol_gov4 iifname . arp saddr ip != @pol_own4 counter drop ${POLICY_TAG}`);
     // Link-local IPv6 and broadcast/multicast carry no address the maps know (the dispatch is by
     // an endpoint's own addresses), so for an isolated port they would bypass its rules: only
     // ICMPv6 (neighbour discovery) may use them. Frames from an egress-isolated port, at

@@ -273,7 +273,7 @@ export function renderRuleset(state: FirewallState, prefix: string, opts: Rulese
   // ---- policies (filter table and bridge table)
   const pol = renderPolicies(
     state.policies ?? [],
-    new Map(nets.map((n) => [n.net.id, { id: n.net.id, tag: n.tag, gateways: n.net.gateways }])),
+    new Map(nets.map((n) => [n.net.id, { id: n.net.id, tag: n.tag, gateways: n.net.gateways, ...(n.net.driverPolicies ? { driverPolicies: true } : {}) }])),
     dnsPort,
     opts,
   );
