@@ -21,7 +21,8 @@
  * sampled and full in interleaved rounds (`--n` rounds of `--seconds` s), and the time a DNS answer
  * waits for its addresses to be in the kernel set, on a scratch daemon with an outside netns;
  * `filterednat` is `arca vm-net serve` on one core against a synthetic QEMU (bench/vm-net-bench.ts,
- * issue 12), `--seconds` per phase, `--busy-poll MS` passed to it (vm-net serve's default if not given).
+ * issue 12), `--seconds` per phase, `--busy-poll MS` passed to it (vm-net serve's default if not given),
+ * `--fast-path both|on|off`: both forwarding paths one after the other in the same run (the default), or one.
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -66,6 +67,7 @@ async function main(): Promise<number> {
       selected: { type: 'string', default: '100' },
       seconds: { type: 'string', default: '5' },
       'busy-poll': { type: 'string' },
+      'fast-path': { type: 'string', default: 'both' },
     },
     strict: true,
   });
@@ -158,7 +160,9 @@ async function main(): Promise<number> {
     }
     if (doFilteredNat) {
       progress('filterednat: arca vm-net serve on one core against a synthetic QEMU');
-      report.filterednat = await benchFilteredNat(seconds, progress, values['busy-poll']);
+      const fp = values['fast-path'];
+      if (fp !== 'both' && fp !== 'on' && fp !== 'off') throw new Error('--fast-path must be on, off or both');
+      report.filterednat = await benchFilteredNat(seconds, progress, values['busy-poll'], fp === 'both' ? ['ts', 'fast'] : fp === 'on' ? ['fast'] : ['ts']);
     }
   } catch (err) {
     code = 1;

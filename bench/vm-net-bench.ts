@@ -38,7 +38,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { PerformanceObserver } from 'node:perf_hooks';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +50,7 @@ import { native, type UdpPortHandle } from '../src/sys/native.js';
 
 const MAIN_JS = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const IN_PROCESS_JS = fileURLToPath(new URL('./filterednat-bench.js', import.meta.url));
+const RSS_JS = fileURLToPath(new URL('./filterednat-rss.js', import.meta.url));
 /** Omerta's targets (issue 12). */
 export const FILTEREDNAT_TARGETS = { forwarded_frames_per_s: 100_000, latency_p99_us: 500, rss_mb_per_vm: 10 };
 
@@ -151,6 +152,7 @@ function tcpFrame(): Buffer {
 
 interface EngineStats {
   hostSockets?: string;
+  fastPath?: false | Record<string, number>;
   busyPollMs?: number;
   forwarded: number;
   sendErrors?: number;
@@ -208,14 +210,44 @@ function backlogDrops(): number {
   }
 }
 
-/** CPU time, time runnable but waiting for the core, and involuntary switches of a process so far. */
+/**
+ * CPU time, time runnable but waiting for the core, and involuntary switches of a process so far,
+ * summed over its threads (with the fast path the work is on the forwarding thread, not the main
+ * one /proc/PID/schedstat alone describes).
+ */
 function schedOf(pid: number): { cpuNs: number; waitNs: number; involuntary: number } | undefined {
   try {
-    const [cpuNs, waitNs] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number) as [number, number];
-    const involuntary = Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    let cpuNs = 0;
+    let waitNs = 0;
+    let involuntary = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const [c, w] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number) as [number, number];
+        cpuNs += c;
+        waitNs += w;
+        involuntary += Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1] ?? 0);
+      } catch {
+        // A thread that ended meanwhile.
+      }
+    }
     return { cpuNs, waitNs, involuntary };
   } catch {
     return undefined;
+  }
+}
+
+/** The threads of `pid` named `comm` (the forwarding thread is "arca-fnat"). */
+function threadsNamed(pid: number, comm: string): string[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).filter((t) => {
+      try {
+        return readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim() === comm;
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return [];
   }
 }
 
@@ -244,8 +276,88 @@ const q = (xs: number[], p: number): number => xs[Math.min(xs.length - 1, Math.f
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 
-/** `busyPollMs`: vm-net serve's `--busy-poll` (its default when undefined). */
-export async function benchFilteredNat(seconds: number, progress: (m: string) => void, busyPollMs?: string): Promise<Record<string, unknown>> {
+/**
+ * Both forwarding paths in one run, one engine process after the other: `ts` (vm-net serve
+ * `--fast-path off`: every frame through the TypeScript engine) and `fast` (`--fast-path on`: the
+ * native forwarding thread), each with the phases above, then what one more engine costs in one
+ * process (bench/filterednat-rss.ts, 10 engines), and the in-process benchmark. `side_by_side`
+ * lifts the figures the targets are about out of both. `paths` limits it to one.
+ */
+export async function benchFilteredNat(seconds: number, progress: (m: string) => void, busyPollMs?: string, paths: readonly ('ts' | 'fast')[] = ['ts', 'fast']): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = { seconds_per_phase: seconds, loadavg_start: os.loadavg().map(r1) };
+  const threadBuilt = typeof native()?.fastPathCreate === 'function';
+  const results: Record<string, Record<string, unknown>> = {};
+  for (const path of paths) {
+    if (path === 'fast' && !threadBuilt) {
+      results[path] = { skipped: 'the native addon is not built with the forwarding thread (scripts/build-native.sh)' };
+      continue;
+    }
+    progress(`filterednat: the ${path === 'fast' ? 'native forwarding thread (--fast-path on)' : 'TypeScript path (--fast-path off)'}`);
+    results[path] = await benchOnePath(seconds, progress, busyPollMs, path === 'fast' ? 'on' : 'off');
+  }
+  out.paths = results;
+  const pin = os.cpus().length >= 2 && spawnSync('taskset', ['--version']).status === 0;
+  const onCore = pin ? ['taskset', '-c', String(os.cpus().length - 1)] : [];
+  progress('filterednat: RSS per extra engine in one process (10 engines, bench/filterednat-rss.ts)');
+  const perEngine: Record<string, unknown> = {};
+  for (const path of paths) {
+    if (path === 'fast' && !threadBuilt) continue;
+    const argv = [...onCore, process.execPath, '--expose-gc', RSS_JS, '--engines', '10', '--fast-path', path === 'fast' ? 'on' : 'off'];
+    const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 120_000 });
+    try {
+      perEngine[path] = JSON.parse(r.stdout) as unknown;
+    } catch {
+      perEngine[path] = { error: `exit ${r.status}: ${(r.stderr || r.stdout).slice(-300)}` };
+    }
+  }
+  out.rss_per_extra_engine_in_one_process = perEngine;
+
+  progress('filterednat: the in-process benchmark (bench/filterednat-bench.ts)');
+  const ip = [...onCore, process.execPath, IN_PROCESS_JS, '--seconds', String(seconds)];
+  const r = spawnSync(ip[0]!, ip.slice(1), { encoding: 'utf8', timeout: (seconds * 4 + 30) * 1000 });
+  try {
+    out.in_process = JSON.parse(r.stdout) as unknown;
+  } catch {
+    out.in_process = { error: `exit ${r.status}: ${(r.stderr || r.stdout).slice(-300)}` };
+  }
+
+  type Paced = { latency_us: { p50: number; p99: number } | null; engine_sched?: { runqueue_wait_ms: number } | null } | undefined;
+  const side: Record<string, unknown> = {};
+  const within: Record<string, unknown> = {};
+  for (const [path, res] of Object.entries(results)) {
+    if ('skipped' in res) continue;
+    const fwd = res.forward_flat_out as { forwarded_per_s_at_sink: number } | undefined;
+    const paced = res.forward_paced as Paced;
+    const reserved = res.forward_paced_core_reserved as Paced;
+    const rss = res.rss_mb as { engine_process: number; bare_idle_node: number } | undefined;
+    const extra = perEngine[path] as { rss_kb_per_extra_engine?: number } | undefined;
+    side[path] = {
+      forwarded_per_s_at_sink: fwd?.forwarded_per_s_at_sink ?? null,
+      paced_p50_us: paced?.latency_us?.p50 ?? null,
+      paced_p99_us: paced?.latency_us?.p99 ?? null,
+      paced_runqueue_wait_ms: paced?.engine_sched?.runqueue_wait_ms ?? null,
+      reserved_p50_us: reserved?.latency_us?.p50 ?? null,
+      reserved_p99_us: reserved?.latency_us?.p99 ?? null,
+      cli_process_rss_mb: rss?.engine_process ?? null,
+      rss_kb_per_extra_engine_in_one_process: extra?.rss_kb_per_extra_engine ?? null,
+    };
+    within[path] = {
+      forwarded_frames_per_s: fwd ? fwd.forwarded_per_s_at_sink >= FILTEREDNAT_TARGETS.forwarded_frames_per_s : false,
+      latency_p99_us: paced?.latency_us ? paced.latency_us.p99 <= FILTEREDNAT_TARGETS.latency_p99_us : false,
+      // A VM in the daemon costs what one more engine adds to its process, not a Node of its own.
+      rss_mb_per_vm_in_one_process: extra?.rss_kb_per_extra_engine !== undefined ? extra.rss_kb_per_extra_engine / 1024 <= FILTEREDNAT_TARGETS.rss_mb_per_vm : false,
+      rss_mb_per_vm_over_bare_node: rss ? rss.engine_process - rss.bare_idle_node <= FILTEREDNAT_TARGETS.rss_mb_per_vm : false,
+    };
+  }
+  out.side_by_side = side;
+  out.targets = FILTEREDNAT_TARGETS;
+  out.within_targets = within;
+  out.loadavg_end = os.loadavg().map(r1);
+  return out;
+}
+
+/** One engine process, `arca vm-net serve --fast-path FAST`, through every phase. */
+async function benchOnePath(seconds: number, progress: (m: string) => void, busyPollMs: string | undefined, fast: 'on' | 'off'): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(os.tmpdir(), 'arca-xbench-fnat-'));
   const socketPath = join(dir, 'qemu.sock');
   const statsFile = join(dir, 'stats.json');
@@ -296,7 +408,7 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
     await once(server, 'listening');
 
     const pin = os.cpus().length >= 2 && spawnSync('taskset', ['--version']).status === 0;
-    const argv = [...(pin ? ['taskset', '-c', String(os.cpus().length - 1)] : []), process.execPath, MAIN_JS, 'vm-net', 'serve', '--socket', socketPath, '--allow', `127.0.0.1:${port}/udp`, ...(pacedPort !== port ? ['--allow', `127.0.0.1:${pacedPort}/udp`] : []), '--stats-file', statsFile, '--log-level', 'warn', ...(busyPollMs !== undefined ? ['--busy-poll', busyPollMs] : [])];
+    const argv = [...(pin ? ['taskset', '-c', String(os.cpus().length - 1)] : []), process.execPath, MAIN_JS, 'vm-net', 'serve', '--socket', socketPath, '--allow', `127.0.0.1:${port}/udp`, ...(pacedPort !== port ? ['--allow', `127.0.0.1:${pacedPort}/udp`] : []), '--stats-file', statsFile, '--log-level', 'warn', '--fast-path', fast, ...(busyPollMs !== undefined ? ['--busy-poll', busyPollMs] : [])];
     progress(`filterednat: ${pin ? `engine pinned to cpu ${os.cpus().length - 1}` : 'engine not pinned'}; ${seconds} s per phase`);
     const engine = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
     if (pin) {
@@ -376,6 +488,7 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
       const xs = ys.sort((a, b) => a - b);
       return xs.length ? { p50: r1(q(xs, 0.5)), p90: r1(q(xs, 0.9)), p99: r1(q(xs, 0.99)), max: r1(xs.at(-1)!) } : null;
     };
+    let fifoTids: string[] = [];
     for (const reserved of [false, true]) {
       const key = reserved ? 'forward_paced_core_reserved' : 'forward_paced';
       // A busy-polling engine already keeps its core, and at SCHED_FIFO a thread that never
@@ -388,9 +501,11 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
         // uses ~10% of a core here): nothing else on the machine preempts them. Only the loop
         // threads: a helper thread at the same FIFO priority (libuv's pool writing the stats file,
         // V8's collector) would not be preempted by the loop either, and hold it up.
-        const fifo = (!engineFifo || spawnSync('chrt', ['-f', '-p', '1', String(engine.pid)]).status === 0) && spawnSync('chrt', ['-f', '-p', '1', String(process.pid)]).status === 0;
+        // With the fast path that is the forwarding thread (the main loop sees no frame of the flow).
+        fifoTids = fast === 'on' ? threadsNamed(engine.pid!, 'arca-fnat') : [String(engine.pid)];
+        const fifo = (!engineFifo || (fifoTids.length > 0 && fifoTids.every((t) => spawnSync('chrt', ['-f', '-p', '1', t]).status === 0))) && spawnSync('chrt', ['-f', '-p', '1', String(process.pid)]).status === 0;
         if (!fifo) {
-          spawnSync('chrt', ['-o', '-p', '0', String(engine.pid)], { stdio: 'ignore' });
+          for (const t of fifoTids) spawnSync('chrt', ['-o', '-p', '0', t], { stdio: 'ignore' });
           out[key] = { skipped: 'chrt -f failed (no CAP_SYS_NICE?)' };
           continue;
         }
@@ -424,7 +539,7 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
       } finally {
         gcWatch.disconnect();
         if (reserved) {
-          spawnSync('chrt', ['-o', '-p', '0', String(engine.pid)], { stdio: 'ignore' });
+          for (const t of fifoTids) spawnSync('chrt', ['-o', '-p', '0', t], { stdio: 'ignore' });
           spawnSync('chrt', ['-o', '-p', '0', String(process.pid)], { stdio: 'ignore' });
         }
       }
@@ -435,7 +550,7 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
       out[key] = {
         offered_per_s: rate,
         frames,
-        ...(reserved ? { scheduling: engineFifo ? 'SCHED_FIFO 1: the loop threads of the engine and the generator' : 'SCHED_FIFO 1: the generator\'s loop thread (the engine busy-polls its core)' } : {}),
+        ...(reserved ? { scheduling: engineFifo ? `SCHED_FIFO 1: the generator's loop thread and the engine's ${fast === 'on' ? 'forwarding thread' : 'loop thread'}` : 'SCHED_FIFO 1: the generator\'s loop thread (the engine busy-polls its core)' } : {}),
         latency_clock: kernel ? 'stamp at the write to the socket -> the kernel\'s receive timestamp at the sink (SO_TIMESTAMPNS)' : 'stamp at the write to the socket -> the sink\'s read in this process',
         latency_us: kernel ? summary(stamped!.rx) : summary(stamped ? stamped.read : latencies!),
         ...(stamped ? { latency_at_sink_read_us: summary(stamped.read) } : {}),
@@ -468,6 +583,7 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
       out.drop_path_tcp = { frames_sent: sent, dropped: (s1.dropped.tcp ?? 0) - (s0.dropped.tcp ?? 0), dropped_per_s: Math.round(((s1.dropped.tcp ?? 0) - (s0.dropped.tcp ?? 0)) / secs) };
     }
 
+    out.engine_fast_path_counters = (await nextStats(statsFile)).fastPath ?? false;
     const status = readFileSync(`/proc/${engine.pid}/status`, 'utf8');
     const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
     const bare = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
@@ -478,14 +594,6 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
     server.close();
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
 
-    progress('filterednat: the in-process benchmark (bench/filterednat-bench.ts)');
-    const ip = [...(pin ? ['taskset', '-c', String(os.cpus().length - 1)] : []), process.execPath, IN_PROCESS_JS, '--seconds', String(seconds)];
-    const r = spawnSync(ip[0]!, ip.slice(1), { encoding: 'utf8', timeout: (seconds * 4 + 30) * 1000 });
-    try {
-      out.in_process = JSON.parse(r.stdout) as unknown;
-    } catch {
-      out.in_process = { error: `exit ${r.status}: ${(r.stderr || r.stdout).slice(-300)}` };
-    }
   } finally {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
     await sleep(200);
@@ -495,16 +603,7 @@ export async function benchFilteredNat(seconds: number, progress: (m: string) =>
     if (restoreMask) spawnSync('taskset', ['-a', '-p', restoreMask, String(process.pid)], { stdio: 'ignore' });
     rmSync(dir, { recursive: true, force: true });
   }
-  const fwd = out.forward_flat_out as { forwarded_per_s_at_sink: number } | undefined;
-  const paced = out.forward_paced as { latency_us: { p99: number } | null } | undefined;
-  const rss = out.rss_mb as { engine_process: number; bare_idle_node: number } | undefined;
-  out.targets = FILTEREDNAT_TARGETS;
-  out.within_targets = {
-    forwarded_frames_per_s: fwd ? fwd.forwarded_per_s_at_sink >= FILTEREDNAT_TARGETS.forwarded_frames_per_s : false,
-    latency_p99_us: paced?.latency_us ? paced.latency_us.p99 <= FILTEREDNAT_TARGETS.latency_p99_us : false,
-    // A VM in the daemon costs what the engine adds to a Node process, not a Node of its own.
-    rss_mb_per_vm_over_bare_node: rss ? rss.engine_process - rss.bare_idle_node <= FILTEREDNAT_TARGETS.rss_mb_per_vm : false,
-  };
+  out.engine_fast_path = fast === 'on';
   out.loadavg_end = os.loadavg().map(r1);
   return out;
 }

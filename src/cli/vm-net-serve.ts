@@ -36,7 +36,7 @@ Options:
   --busy-poll MS        after each frame or reply, keep polling for MS ms instead of sleeping
                         (default ${DEFAULT_BUSY_POLL_MS}: off): no wake-up per frame, for a core's
                         worth of CPU while traffic flows, none when idle (needs the native addon,
-                        scripts/build-native.sh)
+                        scripts/build-native.sh; with --fast-path on, the forwarding thread polls)
   --fast-path on|off    the native addon's forwarding thread reads the stream and forwards
                         established flows and their replies itself, with no JavaScript per frame
                         (default ${DEFAULT_FAST_PATH}; on needs the addon, scripts/build-native.sh)

@@ -58,7 +58,8 @@ export interface FilteredNatOptions {
    * 45-57 µs at the median and up to 0.7 ms at p99). It costs a core while traffic flows and
    * nothing once the window passes with no input. On a core shared with busy processes it loses:
    * the scheduler treats a spinning engine as a CPU hog (README). 0 (the default): off. Needs the
-   * addon; without it the option has no effect (`busyPolling` says which).
+   * addon; without it the option has no effect (`busyPolling` says which). With `fastPath` it is
+   * the forwarding thread that polls, after each read of the stream or a flow's socket.
    */
   busyPollMs?: number;
   /**
@@ -153,21 +154,22 @@ export class FilteredNatEngine implements FrameHandler {
     this.onForward = opts.onForward;
     this.nat = hostSocketHelpers(opts.hostSockets ?? 'auto');
     this.hostSockets = this.nat ? 'native' : 'dgram';
+    const busy = opts.busyPollMs ?? 0;
+    if (!(busy >= 0 && busy <= 60_000)) throw new RangeError(`busyPollMs ${busy}: expected 0 to 60000`);
     const wantFp = opts.fastPath ?? false;
     if (wantFp !== false) {
       const n = this.nat;
       if (n?.fastPathCreate) {
-        this.fp = n.fastPathCreate(this.gatewayMac, this.subnet.gateway, this.subnet.guest, this.maxQueuedBytes, this.onFastPathEvent);
+        // With the thread, it is the thread that busy-polls: the main loop sees only the odd frame.
+        this.fp = n.fastPathCreate(this.gatewayMac, this.subnet.gateway, this.subnet.guest, this.maxQueuedBytes, this.onFastPathEvent, busy);
       } else if (wantFp === true) {
         throw new Error(`fastPath: the native addon's forwarding thread is not available (${n ? 'built before it existed: run scripts/build-native.sh' : (loadNative().reason ?? 'hostSockets dgram')})`);
       }
     }
     this.fastPath = this.fp !== undefined;
-    const busy = opts.busyPollMs ?? 0;
-    if (!(busy >= 0 && busy <= 60_000)) throw new RangeError(`busyPollMs ${busy}: expected 0 to 60000`);
-    const helpers = busy > 0 ? (this.nat ?? loadNative().helpers) : null;
+    const helpers = busy > 0 && !this.fp ? (this.nat ?? loadNative().helpers) : null;
     if (helpers?.busyPoll) this.keepPolling = helpers.busyPoll.bind(helpers);
-    this.busyPolling = this.keepPolling ? busy : 0;
+    this.busyPolling = this.fp ? busy : this.keepPolling ? busy : 0;
     this.log = opts.log ?? logger('arca:vmnet');
     this.sweeper = setInterval(() => this.expireIdleFlows(), Math.max(50, Math.min(this.flowIdleMs / 2, 5000)));
     this.sweeper.unref();
@@ -242,8 +244,8 @@ export class FilteredNatEngine implements FrameHandler {
 
   private fpSinkGen = 0;
 
-  private readonly onFastPathEvent = (frames: Buffer | null, closedGen: number, code: string): void => {
-    if (frames) this.receiveWhole(frames);
+  private readonly onFastPathEvent = (frames: Buffer | null, length: number, closedGen: number, code: string): void => {
+    if (frames) this.receiveWhole(frames, length);
     if (closedGen !== 0 && closedGen === this.fpStream) {
       this.fpStream = 0;
       if (this.fpSinkGen === closedGen) this.detach();
@@ -253,13 +255,12 @@ export class FilteredNatEngine implements FrameHandler {
     }
   };
 
-  /** Whole frames in QEMU's framing, in a buffer of their own (the thread's hand-over). */
-  private receiveWhole(buf: Buffer): void {
-    if (this.keepPolling) this.keepPolling(this.busyPolling);
+  /** Whole frames in QEMU's framing, the first `length` bytes of the thread's hand-over buffer (reused after the call). */
+  private receiveWhole(buf: Buffer, length: number): void {
     try {
-      for (let i = 0; i + 4 <= buf.length; ) {
+      for (let i = 0; i + 4 <= length; ) {
         const len = buf.readUInt32BE(i);
-        this.scratch = false;
+        this.scratch = true;
         this.count(buf, i + LENGTH_PREFIX, len);
         i += LENGTH_PREFIX + len;
       }

@@ -65,8 +65,18 @@ export interface NativeHelpers {
    * guest's stream and forwards frames of the flows installed with fastPathAddFlow itself, and
    * calls `onEvent` on the main thread with the frames it left to the engine (framed, in order)
    * and with the generation of a stream that ended (0: none) and why. Absent from older addons.
+   * The thread is named "arca-fnat".
    */
-  fastPathCreate?(gatewayMac: Buffer, gatewayIp: number, guestIp: number, maxQueuedBytes: number, onEvent: (frames: Buffer | null, closedGeneration: number, code: string) => void): FastPathHandle;
+  fastPathCreate?(
+    gatewayMac: Buffer,
+    gatewayIp: number,
+    guestIp: number,
+    maxQueuedBytes: number,
+    /** `frames` holds `length` bytes of them, valid only during the call (the buffer is reused). */
+    onEvent: (frames: Buffer | null, length: number, closedGeneration: number, code: string) => void,
+    /** After each input the thread polls without sleeping for this long (0: it sleeps at once). */
+    spinMs?: number,
+  ): FastPathHandle;
   /** Connects to a unix socket (QEMU's stream netdev) and hands it to the thread: its generation. Throws with an errno code. */
   fastPathConnect(h: FastPathHandle, path: string): number;
   /** Ends the stream; its end is reported through onEvent. */

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { FilteredNatEngine } from '../../src/filterednat/filtered-nat-engine.js';
 import { FrameStreamDecoder } from '../../src/filterednat/frame-stream-decoder.js';
 import { native } from '../../src/sys/native.js';
+import { cpuWhileWaiting } from './cpu-usage.js';
 import { dhcpIn, droppedTotal, type EngineStats } from '../../src/filterednat/engine-stats.js';
 import { GUEST, GUEST_MAC, GW, arpRequest, checksum, eth, framed, gatewayMac, guestUdp, ip4, ipv4, udp } from './filterednat-fixtures.js';
 
@@ -285,6 +286,24 @@ describe('FilteredNAT forwarding thread', { skip }, () => {
     assert.equal(threadCount(), threads0, 'the thread is joined');
     // The test's own listening socket is still open.
     assert.equal(fdCount(), fds0 + 1, 'the stream and flow sockets are closed');
+  });
+
+  it('with busyPollMs, the thread (not the main loop) polls for its window after input, then sleeps', async () => {
+    qemu = new FakeQemu();
+    await qemu.listen();
+    const e = (engine = new FilteredNatEngine({ allow: [`127.0.0.1:${port}/udp`], fastPath: true, busyPollMs: 300 }));
+    assert.equal(e.busyPolling, 300);
+    e.connectFastPath(qemu.path, () => {});
+    const c = await qemu.connected();
+    await new Promise((r) => setTimeout(r, 400));
+    assert.ok((await cpuWhileWaiting(200)) < 15, 'asleep before any input');
+    c.write(framed(seqFrame(port, 0)));
+    await qemu.until(() => got.length === 1, 'the datagram');
+    const spinning = await cpuWhileWaiting(150);
+    assert.ok(spinning > 35, `${spinning.toFixed(0)}% of a core while polling`);
+    await new Promise((r) => setTimeout(r, 400));
+    const idle = await cpuWhileWaiting(300);
+    assert.ok(idle < 15, `${idle.toFixed(0)}% of a core once the window passed`);
   });
 
   it('refuses a missing socket with ENOENT, and falls back to TypeScript without the thread', async () => {
