@@ -30,7 +30,7 @@ import {
   renderHiddenNsTeardown,
   type HiddenNsFirewallSpec,
 } from '../../src/network/drivers/wireguard/wg-firewall.js';
-import { uapiGet, uapiSet } from '../../src/network/drivers/wireguard/uapi.js';
+import { uapiGet, uapiSet, type WgPeerConfig } from '../../src/network/drivers/wireguard/uapi.js';
 import { generateKeyPair } from '../../src/network/drivers/wireguard/wg-keys.js';
 import { HIDDEN_INNER_IF, HIDDEN_UNDERLAY_IF, LISTEN_PORT, UNDERLAY_HOST_ADDRESS, UNDERLAY_POOL, uapiSocketPath } from '../../src/network/drivers/wireguard/wg-names.js';
 import type { EndpointPolicy, NetworkPolicyPlan } from '../../src/network/policies/policy-types.js';
@@ -79,6 +79,7 @@ function spec(ep: Ep, plan?: NetworkPolicyPlan): HiddenNsFirewallSpec {
     underlayPool: [UNDERLAY_POOL],
     wgIf: ep.wg,
     listenPort: LISTEN_PORT,
+    underlay: ep.under,
     gateways: [GW],
     ...(plan ? { plan } : {}),
   };
@@ -206,6 +207,12 @@ async function cleanup(): Promise<void> {
 
 describe('the hidden namespace ruleset of wireguard endpoints', { skip, concurrency: false }, () => {
   const counters = new HiddenNsCounters();
+  const keys = { A: generateKeyPair(), B: generateKeyPair() };
+  const peerOf = (other: Ep, pub: string): WgPeerConfig => ({
+    publicKey: pub,
+    endpoint: `${other.under}:${LISTEN_PORT}`,
+    allowedIps: [`${other.addr}/32`, `${other.addr6}/128`],
+  });
   const load = async (ep: Ep, plan?: NetworkPolicyPlan, logDrops = false): Promise<void> => {
     const s = { ...spec(ep, plan), logDrops };
     await counters.load(nsPath(ep.hid), renderHiddenNsRuleset(s), hiddenNsPolicies(s));
@@ -224,7 +231,6 @@ describe('the hidden namespace ruleset of wireguard endpoints', { skip, concurre
       await ip(NS.host, 'addr', 'add', `${HOST_SERVICE}/32`, 'dev', 'lo');
       await endpoint(EPS.A);
       await endpoint(EPS.B);
-      const keys = { A: generateKeyPair(), B: generateKeyPair() };
       for (const [me, other] of [
         ['A', 'B'],
         ['B', 'A'],
@@ -233,7 +239,7 @@ describe('the hidden namespace ruleset of wireguard endpoints', { skip, concurre
           privateKey: keys[me].privateKey,
           listenPort: LISTEN_PORT,
           replacePeers: true,
-          peers: [{ publicKey: keys[other].publicKey, endpoint: `${EPS[other].under}:${LISTEN_PORT}`, allowedIps: [`${EPS[other].addr}/32`, `${EPS[other].addr6}/128`] }],
+          peers: [peerOf(EPS[other], keys[other].publicKey)],
         });
       }
       await Promise.all([
@@ -334,6 +340,43 @@ describe('the hidden namespace ruleset of wireguard endpoints', { skip, concurre
     assert.equal(await counter(NS.hidA, GUARD_COUNTERS.transit), 0);
     assert.equal(await counter(NS.hidA, GUARD_COUNTERS.underlayInput), 0);
     assert.equal(await counter(NS.hidB, GUARD_COUNTERS.underlayInput), 0);
+  });
+
+  it('crossing handshake initiations: one of them is ignored, and the first packet either way gets through', async () => {
+    await load(EPS.A);
+    await load(EPS.B);
+    const yielded0 = (await counter(NS.hidA, GUARD_COUNTERS.yield)) + (await counter(NS.hidB, GUARD_COUNTERS.yield));
+    const ROUNDS = 8;
+    const failed: string[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      // Fresh peers on both sides (no session, no handshake state)...
+      for (const [me, other] of [
+        ['A', 'B'],
+        ['B', 'A'],
+      ] as const) {
+        await uapiSet(uapiSocketPath(EPS[me].wg), { peers: [{ publicKey: keys[other].publicKey, allowedIps: [], remove: true }] });
+        await uapiSet(uapiSocketPath(EPS[me].wg), { peers: [peerOf(EPS[other], keys[other].publicKey)] });
+      }
+      // ...then both initiate at once: turning a keepalive on sends one at once, and with no
+      // session that is a handshake initiation (a ping's first packet does the same, later).
+      await Promise.all([
+        uapiSet(uapiSocketPath(EPS.A.wg), { peers: [{ ...peerOf(EPS.B, keys.B.publicKey), persistentKeepalive: 25 }] }),
+        uapiSet(uapiSocketPath(EPS.B.wg), { peers: [{ ...peerOf(EPS.A, keys.A.publicKey), persistentKeepalive: 25 }] }),
+      ]);
+      // One try each way, 1 s each: a collision left alone heals only after 5 s.
+      const [ab, ba] = await Promise.all([ping(NS.ctrA, EPS.B.addr), ping(NS.ctrB, EPS.A.addr)]);
+      if (!ab || !ba) failed.push(`round ${round}: A→B ${ab}, B→A ${ba}`);
+    }
+    for (const [me, other] of [
+      ['A', 'B'],
+      ['B', 'A'],
+    ] as const) {
+      await uapiSet(uapiSocketPath(EPS[me].wg), { peers: [{ ...peerOf(EPS[other], keys[other].publicKey), persistentKeepalive: 0 }] });
+    }
+    assert.deepEqual(failed, []);
+    // The initiations did cross, at least once (one of each crossing pair is ignored, on either side).
+    const yielded = (await counter(NS.hidA, GUARD_COUNTERS.yield)) + (await counter(NS.hidB, GUARD_COUNTERS.yield)) - yielded0;
+    assert.ok(yielded >= 1, 'no initiation was ever ignored');
   });
 
   it('the host cannot relay through a hidden namespace into the tunnel', async () => {

@@ -35,6 +35,7 @@ const base: HiddenNsFirewallSpec = {
   underlayPool: ['169.254.192.0/18'],
   wgIf: `wg${EP.slice(0, 12)}`,
   listenPort: 51820,
+  underlay: '169.254.192.7',
   gateways: ['10.77.0.1'],
 };
 
@@ -92,6 +93,33 @@ describe('hidden namespace ruleset', () => {
       // Ahead of the policy chains (filter - 1).
       assert.equal((text.match(/priority filter - 2;/g) ?? []).length, 2);
     }
+  });
+
+  it('crossing handshakes: the lower address remembers where its initiations went and whose came, the higher ignores marked ones', () => {
+    const text = renderHiddenNsRuleset(base);
+    for (const set of ['initiated', 'heard']) assert.ok(text.includes(`\tset ${set} { type ipv4_addr; flags dynamic, timeout; timeout 1000ms; }`), set);
+    const pre = text.slice(text.indexOf('chain guard_prerouting {'), text.indexOf('chain guard_raw_output {'));
+    const out = text.slice(text.indexOf('chain guard_raw_output {'), text.indexOf('chain guard_input {'));
+    const init = 'udp length 156 @th,64,32 0x01000000';
+    const lines = (chain: string): string[] => chain.split('\n').map((l) => l.trim().replace(/ comment .*$/, ''));
+    // Received, in this order, all ahead of the notrack rule: ours went there first, or it was
+    // marked (its sender had ours already); else remembered when from a higher address.
+    assert.deepEqual(lines(pre).filter((l) => l.includes(init)), [
+      `iifname "u0" udp dport 51820 ${init} ip saddr @initiated counter name "guard_handshake_yield" drop`,
+      `iifname "u0" udp dport 51820 ${init} ip dscp cs1 counter name "guard_handshake_yield" drop`,
+      `iifname "u0" udp dport 51820 ${init} ip saddr > 169.254.192.7 update @heard { ip saddr }`,
+    ]);
+    assert.ok(pre.indexOf('update @heard') < pre.indexOf('notrack'));
+    // Sent: towards higher addresses remembered; marked where theirs came first.
+    assert.deepEqual(lines(out).filter((l) => l.includes(init)), [
+      `oifname "u0" udp sport 51820 ${init} ip daddr > 169.254.192.7 update @initiated { ip daddr }`,
+      `oifname "u0" udp sport 51820 ${init} ip daddr @heard ip dscp set cs1`,
+    ]);
+    // Without its own address the namespace has no tie-break.
+    const { underlay: _u, ...without } = base;
+    const plain = renderHiddenNsRuleset(without);
+    assert.ok(!plain.includes('@initiated') && !plain.includes('@heard') && !plain.includes('dscp'));
+    assert.throws(() => renderHiddenNsRuleset({ ...base, underlay: '169.254.192.7; drop' }), InvalidParameter);
   });
 
   it('no plan, or a plan that governs nothing: the guard only', () => {

@@ -50,15 +50,40 @@ export const HIDDEN_TABLE = 'arca_wg';
  * what it sent towards an underlay address, `transit` forwarding that does not involve the
  * container (underlay↔tunnel), `underlayInput` what reached the hidden namespace from the
  * underlay but WireGuard's port, `spoof` what the container sent from an address not routed to
- * it.
+ * it, `yield` the handshake initiations this side ignored because its own to that peer was in
+ * flight (see {@link HANDSHAKE_YIELD_MS}).
  */
 export const GUARD_COUNTERS = {
   spoof: 'guard_spoof_drop',
+  yield: 'guard_handshake_yield',
   input: 'guard_input_drop',
   underlay: 'guard_underlay_drop',
   transit: 'guard_transit_drop',
   underlayInput: 'guard_underlay_input_drop',
 } as const;
+
+/**
+ * The handshake tie-break's memory, per peer. Two initiations that cross (both containers send
+ * their first packet before either side has processed the other's initiation) each overwrite the
+ * other side's handshake, so both responses are dropped as stale and neither side has a session
+ * until wireguard-go retries after REKEY_TIMEOUT (5 s plus jitter): the first ping either way is
+ * lost. Exactly one of the two initiations must be ignored, and which one depends on what the
+ * lower underlay address L had seen when its own left:
+ *
+ * - L's left first: L ignores H's initiation when it arrives (L remembers where its own went);
+ *   H answers L's, and L, its handshake intact, completes it.
+ * - H's arrived at L first: L will process it after making its own (wireguard-go makes none
+ *   within 5 s of having answered one), so L's own handshake is lost either way; L marks its
+ *   initiation (DSCP CS1 on the underlay header, outside WireGuard's MACs) and H ignores marked
+ *   initiations. L answers H's, and H, its handshake intact, completes it.
+ *
+ * Longer than any crossing (arrival to processing under load), shorter than REKEY_TIMEOUT: an
+ * initiation that was lost only holds the other side's back for this long.
+ */
+export const HANDSHAKE_YIELD_MS = 1000;
+
+/** WireGuard's handshake initiation on the wire: UDP length 8 + 148, message type 1 (little-endian u32). */
+const INITIATION_MATCH = 'udp length 156 @th,64,32 0x01000000';
 
 export interface HiddenNsFirewallSpec {
   networkId: string;
@@ -71,6 +96,11 @@ export interface HiddenNsFirewallSpec {
   /** The WireGuard interface. */
   wgIf: string;
   listenPort: number;
+  /**
+   * This endpoint's own underlay address (bare), for the handshake tie-break with peers whose
+   * address is higher ({@link HANDSHAKE_YIELD_MS}); without it, none.
+   */
+  underlay?: string;
   /** Gateway addresses held on `innerIf` (bare). */
   gateways: string[];
   /**
@@ -119,6 +149,8 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
     throw new InvalidParameter(`invalid listen port ${spec.listenPort}`);
   }
   for (const gw of spec.gateways) if (!isIP(gw)) throw new InvalidParameter(`invalid gateway "${gw}"`);
+  const selfFam = spec.underlay === undefined ? 0 : isIP(spec.underlay);
+  if (spec.underlay !== undefined && !selfFam) throw new InvalidParameter(`invalid underlay address "${spec.underlay}"`);
   const pool: Record<4 | 6, string[]> = { 4: [], 6: [] };
   for (const c of spec.underlayPool) pool[cidrFamily(c)].push(c);
 
@@ -156,6 +188,30 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
     `iifname != ${inner} oifname != ${inner} counter name "${GUARD_COUNTERS.transit}" drop ${tag}`,
   ];
 
+  // The handshake tie-break (HANDSHAKE_YIELD_MS): as the lower address of a pair, where this
+  // side's initiations went and whose arrived; as the higher one, the marked ones it ignores.
+  const yieldSets: string[] = [];
+  const yieldIn: string[] = [];
+  const yieldOut: string[] = [];
+  if (spec.underlay !== undefined) {
+    const ipk = selfFam === 4 ? 'ip' : 'ip6';
+    const type = selfFam === 4 ? 'ipv4_addr' : 'ipv6_addr';
+    const dscp = selfFam === 4 ? 'ip dscp' : 'ip6 dscp';
+    for (const name of ['initiated', 'heard']) {
+      yieldSets.push(`\tset ${name} { type ${type}; flags dynamic, timeout; timeout ${HANDSHAKE_YIELD_MS}ms; }`);
+    }
+    const inInit = `iifname ${under} udp dport ${spec.listenPort} ${INITIATION_MATCH}`;
+    const outInit = `oifname ${under} udp sport ${spec.listenPort} ${INITIATION_MATCH}`;
+    yieldIn.push(
+      `${inInit} ${ipk} saddr @initiated counter name "${GUARD_COUNTERS.yield}" drop ${tag}`,
+      `${inInit} ${dscp} cs1 counter name "${GUARD_COUNTERS.yield}" drop ${tag}`,
+      `${inInit} ${ipk} saddr > ${spec.underlay} update @heard { ${ipk} saddr } ${tag}`,
+    );
+    yieldOut.push(
+      `${outInit} ${ipk} daddr > ${spec.underlay} update @initiated { ${ipk} daddr } ${tag}`,
+      `${outInit} ${ipk} daddr @heard ${dscp} set cs1 ${tag}`,
+    );
+  }
   // Anti-spoofing needs no bridge table here (renderPolicies' `bridge` part is for bridge ports):
   // the container is alone behind c0, so a source is its own when the route back to it is c0
   // (its /32 and /128 routes, link-local for neighbour discovery). The rules here trust source
@@ -166,11 +222,12 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
   // harmless, no one else can hold the container's address behind c0.)
   const prerouting = [
     `iifname ${inner} fib saddr . iif oif missing counter name "${GUARD_COUNTERS.spoof}" drop ${tag}`,
+    ...yieldIn,
     // The tunnel's own datagrams need no connection tracking (the guard passes them by port):
     // tracking each one costs a hash lookup per packet on the tunnel's CPU-bound path.
     `iifname ${under} udp dport ${spec.listenPort} notrack ${tag}`,
   ];
-  const rawOutput = [`oifname ${under} udp sport ${spec.listenPort} notrack ${tag}`];
+  const rawOutput = [...yieldOut, `oifname ${under} udp sport ${spec.listenPort} notrack ${tag}`];
   const policy: string[] = [];
   const plan = spec.plan;
   if (plan?.endpoints.length) {
@@ -201,6 +258,7 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
       `table inet ${HIDDEN_TABLE} {`,
       ...counters,
       ...sets,
+      ...yieldSets,
       ...chain('guard_prerouting', 'type filter hook prerouting priority raw; policy accept;', prerouting),
       ...chain('guard_raw_output', 'type filter hook output priority raw; policy accept;', rawOutput),
       ...chain('guard_input', hook('input'), input),

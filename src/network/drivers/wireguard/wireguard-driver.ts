@@ -687,13 +687,15 @@ export class WireguardDriver
     const names = endpointNames(this.deps.tag, endpointId);
     const plan = this.plans.get(net.id);
     const mine = plan?.endpoints.filter((e) => e.endpointId === endpointId) ?? [];
+    const rec = this.st().get(endpointId);
     const spec = {
       networkId: net.id,
       innerIf: HIDDEN_INNER_IF,
       underlayIf: HIDDEN_UNDERLAY_IF,
       underlayPool: [UNDERLAY_POOL],
       wgIf: names.wgIf,
-      listenPort: this.st().get(endpointId)?.listenPort ?? 0,
+      listenPort: rec?.listenPort ?? 0,
+      ...(rec ? { underlay: rec.underlay } : {}),
       gateways: ipv4Only(net.subnets.map((s) => s.gateway)),
       ...(plan && mine.length ? { plan: { ...plan, endpoints: mine } } : {}),
       logDrops: this.deps.policyDrops !== undefined,
