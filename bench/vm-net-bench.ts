@@ -33,6 +33,15 @@
  * raises only the generator (a spinning FIFO thread is throttled by the kernel). The engine's CPU
  * while idle, connected before any frame and again after the traffic, is `engine_idle_cpu_percent`
  * (busy polling must end with the traffic).
+ *
+ * All of that runs twice in one run, once per forwarding path (`paths.ts`: --fast-path off, every
+ * frame through the TypeScript engine; `paths.fast`: --fast-path on, the native forwarding thread),
+ * and `side_by_side` puts their throughput, p50/p99 and memory next to each other. The CPU and
+ * run-queue figures are summed over the engine's threads, and the reserved phase raises the thread
+ * that forwards (the loop thread, or the `arca-fnat` thread). `rss_per_extra_engine_in_one_process`
+ * is what one more engine costs a process that already runs one (bench/filterednat-rss.ts, 10
+ * engines each carrying a flow): the daemon runs its VMs' engines in its own process, so that is
+ * the per-VM figure for them, beside the CLI process's RSS (a Node of its own).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';

@@ -1663,8 +1663,6 @@ static int fp_on_wake(fastpath *f) {
 static void *fp_thread(void *arg) {
   fastpath *f = arg;
   struct epoll_event evs[64];
-  /* Named, so that a tool (the bench, top -H) can find it among Node's threads. */
-  pthread_setname_np(pthread_self(), "arca-fnat");
   uint64_t spin_until = 0;
   for (;;) {
     /* Spinning, a frame is seen within one epoll_wait instead of after this thread is woken (a
@@ -1926,6 +1924,8 @@ static napi_value fp_create(napi_env env, napi_callback_info info) {
     return NULL;
   }
   f->thread_started = 1;
+  /* Named here, before anyone can look, so that a tool (the bench, top -H) finds it among Node's threads. */
+  pthread_setname_np(f->thread, "arca-fnat");
   napi_add_env_cleanup_hook(env, fp_env_cleanup, f);
   napi_value ext;
   CHECK(env, napi_create_external(env, f, fp_external_finalize, NULL, &ext));

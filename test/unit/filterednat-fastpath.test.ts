@@ -2,7 +2,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -95,7 +95,8 @@ function assertAddsUp(s: EngineStats): void {
 }
 
 const fdCount = (): number => readdirSync('/proc/self/fd').length;
-const threadCount = (): number => readdirSync('/proc/self/task').length;
+/** The forwarding threads of this process (named by the addon). */
+const threadCount = (): number => readdirSync('/proc/self/task').filter((t) => readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'arca-fnat').length;
 
 describe('FilteredNAT forwarding thread', { skip }, () => {
   let sink: dgram.Socket;
@@ -278,7 +279,9 @@ describe('FilteredNAT forwarding thread', { skip }, () => {
       await qemu.until(() => got.length === round + 1, 'a datagram');
       c.destroy();
       await qemu.until(() => closed.length === 1, 'the end of the stream');
-      assert.deepEqual(closed, ['EOF']);
+      // A reset when the echo's reply frame was still unread on QEMU's side as it closed.
+      assert.equal(closed.length, 1);
+      assert.match(closed[0]!, /^(EOF|ECONNRESET)$/);
     }
     assert.equal(e.stats.flowsOpen, 3);
     e.close();
