@@ -1959,15 +1959,15 @@ static napi_value fp_connect(napi_env env, napi_callback_info info) {
   }
   strcpy(sa.sun_path, path);
   free(path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  /* A local connect completes at once or fails at once: no need to wait on the loop. */
+  /* Non-blocking: a unix connect then completes or fails at once (EAGAIN when the listener's backlog
+   * is full), and never holds up the main thread. */
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
     int e = errno;
     if (fd >= 0) close(fd);
     napi_throw(env, make_error(env, e, "connect"));
     return NULL;
   }
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   pthread_mutex_lock(&f->mu);
   int busy = f->stream_fd >= 0;
   if (!busy) {

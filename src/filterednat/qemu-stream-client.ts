@@ -120,7 +120,8 @@ export class QemuStreamClient {
       const code = (err as NodeJS.ErrnoException).code;
       if (!this.waitingLogged) {
         this.waitingLogged = true;
-        if (code !== 'ENOENT' && code !== 'ECONNREFUSED') this.log.warn(`${this.path}: ${(err as Error).message}; retrying`);
+        // EAGAIN: QEMU's listen backlog is full (it has not accepted yet); like the others, try again.
+        if (code !== 'ENOENT' && code !== 'ECONNREFUSED' && code !== 'EAGAIN') this.log.warn(`${this.path}: ${(err as Error).message}; retrying`);
         else this.log.info(`waiting for QEMU to listen on ${this.path}`);
       }
       this.retry = setTimeout(() => this.attempt(), this.retryMs);
