@@ -19,6 +19,7 @@ import { PolicyManager } from '../../src/network/policies/policy-manager.js';
 import type { NetworkPolicyPlan, PolicyWorld } from '../../src/network/policies/policy-types.js';
 import { NftFirewall } from '../../src/network/firewall/nftables/nft-firewall.js';
 import { parsePolicyDnsSets, policyCounterNames, policyDnsSet } from '../../src/network/firewall/nftables/nft-policy.js';
+import { parseAddress, parseCidr } from '../../src/network/firewall/nftables/address-ranges.js';
 import { compilePlans } from '../../src/network/policies/policy-compile.js';
 import { hostDnsPlan, planDnsSets, policyDnsPatterns, withHeldEndpoints } from '../../src/network/policies/policy-dns.js';
 import { validatePolicy } from '../../src/network/policies/policy-parse.js';
@@ -205,6 +206,13 @@ describe('dns peers in arca policy check', () => {
   });
 });
 
+/** Whether `addr` lies in `cidr`. */
+function parseCidrRange(cidr: string, addr: string): boolean {
+  const c = parseCidr(cidr);
+  const a = parseAddress(addr);
+  return c.fam === a.fam && a.value >= c.range.from && a.value <= c.range.to;
+}
+
 describe('dns peers on ovn, judged by the host', () => {
   const NET = DNS_PLAN_NET;
   const EP = DNS_PLAN_EP;
@@ -243,19 +251,24 @@ describe('dns peers on ovn, judged by the host', () => {
   it('the OVN rule lets a dns rule out beyond the router, and the sets keep only what stays in OVN', () => {
     const rows = policyRows(NET, { ...plan, dnsOnHost: true }, new Map([[EP, 'u-1'], [OTHER, 'u-2']]), { subnets: ['10.0.0.0/24', 'fd00:1::/64'] });
     const acl = rows.portGroups.flatMap((p) => p.acls).find((a) => a.name === 'arca:api-out:eg:0')!;
-    assert.match(
-      acl.match,
-      / \|\| \(ip4\.dst != \{10\.0\.0\.0\/24, 169\.254\.100\.2\/32, 224\.0\.0\.0\/4, 255\.255\.255\.255\/32\} \|\| ip6\.dst != \{fd00:1::\/64, fdac:a5ca::2\/128, fe80::\/10, ff00::\/8\}\)\) && tcp\.dst == 443$/,
-    );
-    assert.equal(outwardMatch(['10.0.0.0/24']), '(ip4.dst != {10.0.0.0/24, 169.254.100.2/32, 224.0.0.0/4, 255.255.255.255/32} || ip6.dst != {fdac:a5ca::2/128, fe80::/10, ff00::/8})');
+    const outward = outwardMatch(['10.0.0.0/24', 'fd00:1::/64']);
+    assert.ok(acl.match.endsWith(` || ${outward}) && tcp.dst == 443`), acl.match);
+    // Prefixes covering exactly what is not local (no `!=`: OVN would expand it into a product of flows).
+    const v4 = /ip4\.dst == \{([^}]*)\}/.exec(outward)![1]!.split(', ');
+    assert.deepEqual(v4.slice(0, 4), ['0.0.0.0/5', '8.0.0.0/7', '10.0.1.0/24', '10.0.2.0/23']);
+    assert.ok(!v4.includes('10.0.0.0/24') && v4.includes('11.0.0.0/8') && v4.includes('169.254.100.0/31') && v4.includes('169.254.100.3/32'));
+    assert.ok(v4.includes('192.0.0.0/3') && !v4.some((c) => c.startsWith('224.')) && v4.at(-1) === '255.255.255.254/32');
+    assert.doesNotMatch(outward, /!=/);
+    const inOvn = staysInOvn(['10.0.0.0/24', 'fd00:1::/64']);
+    const beyond = (a: string): boolean => [...(/ip4\.dst == \{([^}]*)\}/.exec(outward)![1]!.split(', '))].some((c) => parseCidrRange(c, a));
+    for (const a of ['10.0.0.9', '10.0.1.1', '203.0.113.5', '169.254.100.1', '169.254.100.2', '223.255.255.255', '224.0.0.1', '255.255.255.255']) assert.equal(beyond(a), !inOvn(a), a);
     // The other policy's rule is untouched.
     const other = rows.portGroups.flatMap((p) => p.acls).find((a) => a.name === 'arca:db-only:eg:0')!;
-    assert.doesNotMatch(other.match, /!=/);
-    const inOvn = staysInOvn(['10.0.0.0/24', 'fd00:1::/64']);
+    assert.doesNotMatch(other.match, /ip4\.dst == \{/);
     assert.deepEqual(['10.0.0.9', '203.0.113.5', '169.254.100.2', '169.254.100.1', 'fd00:1::5', '2001:db8::1', 'fe80::1', '239.1.2.3'].map(inOvn), [true, false, true, false, true, false, true, true]);
     // Without the flag, as before: no outward term.
     const old = policyRows(NET, plan, new Map([[EP, 'u-1']]), { subnets: ['10.0.0.0/24'] });
-    assert.doesNotMatch(old.portGroups.flatMap((p) => p.acls).find((a) => a.name === 'arca:api-out:eg:0')!.match, /!=/);
+    assert.doesNotMatch(old.portGroups.flatMap((p) => p.acls).find((a) => a.name === 'arca:api-out:eg:0')!.match, /ip4\.dst == \{/);
   });
 
   it('the host ruleset dispatches by source on the transit link, counts only drops, and adds no anti-spoofing', () => {

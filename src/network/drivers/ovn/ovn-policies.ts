@@ -45,7 +45,7 @@ import {
   type OvsdbValue,
 } from '../../../ovsdb/ovsdb-values.js';
 import type { LearntElement } from '../../firewall/nftables/nft-egress.js';
-import { parseAddress, parseCidr } from '../../firewall/nftables/address-ranges.js';
+import { parseAddress, parseCidr, rangeCidrs, subtractRanges } from '../../firewall/nftables/address-ranges.js';
 import { EXT_ENDPOINT, EXT_NETWORK, TRANSIT } from './ovn-names.js';
 
 /** Default drop of an isolated direction. */
@@ -194,10 +194,18 @@ export function staysInOvn(subnets: readonly string[]): (addr: string) => boolea
   };
 }
 
-/** Destinations beyond the network's router: what leaves through the transit link to the host. */
+/**
+ * Destinations beyond the network's router: what leaves through the transit link to the host. As
+ * the prefixes that cover the complement: OVN expands `!=` on a prefix into one flow per bit,
+ * and several of them ANDed into their product (~100 000 OpenFlow flows for one rule).
+ */
 export function outwardMatch(subnets: readonly string[]): string {
   const local = localDestinations(subnets);
-  return `(ip4.dst != {${local[4].join(', ')}} || ip6.dst != {${local[6].join(', ')}})`;
+  const beyond = (fam: 4 | 6): string[] => {
+    const all = parseCidr(fam === 4 ? '0.0.0.0/0' : '::/0').range;
+    return rangeCidrs(fam, subtractRanges([all], local[fam].map((c) => parseCidr(c).range)));
+  };
+  return `(ip4.dst == {${beyond(4).join(', ')}} || ip6.dst == {${beyond(6).join(', ')}})`;
 }
 
 /**

@@ -123,3 +123,24 @@ export function rangeElements(fam: Family, ranges: AddrRange[]): string[] {
     return `${formatAddress(fam, r.from)}-${formatAddress(fam, r.to)}`;
   });
 }
+
+/** The fewest CIDRs covering exactly `ranges` (where a consumer has prefixes but no ranges, OVN). */
+export function rangeCidrs(fam: Family, ranges: AddrRange[]): string[] {
+  const bits = BITS[fam];
+  const out: string[] = [];
+  for (const r of mergeRanges(ranges)) {
+    let from = r.from;
+    while (from <= r.to) {
+      // The largest block aligned at `from` that does not run past the range.
+      let len = bits;
+      while (len > 0) {
+        const size = 1n << BigInt(bits - len + 1);
+        if ((from & (size - 1n)) !== 0n || from + size - 1n > r.to) break;
+        len--;
+      }
+      out.push(`${formatAddress(fam, from)}/${len}`);
+      from += 1n << BigInt(bits - len);
+    }
+  }
+  return out;
+}
