@@ -1939,6 +1939,17 @@ static fastpath *fp_arg(napi_env env, napi_callback_info info, size_t *argc, nap
   return f;
 }
 
+/* The calls that name a flow, `(handle, slot, ...)`: the engine and its flow slot, or NULL having thrown. */
+static fastpath *fp_slot_arg(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, const char *usage, int32_t *slot) {
+  fastpath *f = fp_arg(env, info, argc, argv, usage);
+  if (f == NULL) return NULL;
+  if (*argc < 2 || napi_get_value_int32(env, argv[1], slot) != napi_ok || *slot < 0 || *slot >= FP_MAX_FLOWS) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  return f;
+}
+
 /* fastPathConnect(h, path) -> generation: connects to QEMU's unix socket and hands it to the thread. */
 static napi_value fp_connect(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -2082,13 +2093,9 @@ static napi_value fp_add_flow(napi_env env, napi_callback_info info) {
 static napi_value fp_remove_flow(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  fastpath *f = fp_arg(env, info, &argc, argv, "fastPathRemoveFlow(handle, slot: number)");
-  if (f == NULL) return NULL;
   int32_t slot;
-  if (argc < 2 || napi_get_value_int32(env, argv[1], &slot) != napi_ok || slot < 0 || slot >= FP_MAX_FLOWS) {
-    napi_throw_type_error(env, NULL, "fastPathRemoveFlow(handle, slot: number)");
-    return NULL;
-  }
+  fastpath *f = fp_slot_arg(env, info, &argc, argv, "fastPathRemoveFlow(handle, slot: number)", &slot);
+  if (f == NULL) return NULL;
   pthread_mutex_lock(&f->mu);
   fp_flow *fl = &f->flows[slot];
   int was = fl->state == FL_ACTIVE;
@@ -2106,14 +2113,13 @@ static napi_value fp_send_one(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   const char *usage = "fastPathSend(handle, slot: number, buf: Buffer, off: number, len: number)";
-  fastpath *f = fp_arg(env, info, &argc, argv, usage);
-  if (f == NULL) return NULL;
   int32_t slot, off, len;
+  fastpath *f = fp_slot_arg(env, info, &argc, argv, usage, &slot);
+  if (f == NULL) return NULL;
   void *data;
   size_t blen;
-  if (argc < 5 || napi_get_value_int32(env, argv[1], &slot) != napi_ok || napi_get_buffer_info(env, argv[2], &data, &blen) != napi_ok ||
-      napi_get_value_int32(env, argv[3], &off) != napi_ok || napi_get_value_int32(env, argv[4], &len) != napi_ok || slot < 0 ||
-      slot >= FP_MAX_FLOWS || off < 0 || len < 0 || (size_t)off + (size_t)len > blen) {
+  if (argc < 5 || napi_get_buffer_info(env, argv[2], &data, &blen) != napi_ok || napi_get_value_int32(env, argv[3], &off) != napi_ok ||
+      napi_get_value_int32(env, argv[4], &len) != napi_ok || off < 0 || len < 0 || (size_t)off + (size_t)len > blen) {
     napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
@@ -2157,13 +2163,9 @@ static napi_value fp_write(napi_env env, napi_callback_info info) {
 static napi_value fp_flow_info(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  fastpath *f = fp_arg(env, info, &argc, argv, "fastPathFlowInfo(handle, slot: number)");
-  if (f == NULL) return NULL;
   int32_t slot;
-  if (argc < 2 || napi_get_value_int32(env, argv[1], &slot) != napi_ok || slot < 0 || slot >= FP_MAX_FLOWS) {
-    napi_throw_type_error(env, NULL, "fastPathFlowInfo(handle, slot: number)");
-    return NULL;
-  }
+  fastpath *f = fp_slot_arg(env, info, &argc, argv, "fastPathFlowInfo(handle, slot: number)", &slot);
+  if (f == NULL) return NULL;
   double ago = -1;
   int port = 0;
   pthread_mutex_lock(&f->mu);

@@ -4,7 +4,6 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { FilteredNatEngine } from '../../src/filterednat/filtered-nat-engine.js';
 import { native } from '../../src/sys/native.js';
-import { dhcpIn, droppedTotal, type EngineStats } from '../../src/filterednat/engine-stats.js';
 import { cpuWhileWaiting } from './cpu-usage.js';
 import {
   BCAST_MAC,
@@ -12,6 +11,8 @@ import {
   GUEST_MAC,
   GW,
   arpRequest,
+  assertAddsUp,
+  checkUdpToGuest,
   checksum,
   dhclientDiscover,
   dhclientRelease,
@@ -19,9 +20,7 @@ import {
   dhcpOptions,
   eth,
   framed,
-  gatewayMac,
   guestUdp,
-  ip4,
   ipv4,
   udhcpcDiscover,
   udhcpcRequest,
@@ -37,31 +36,6 @@ function engineWithOutput(allow = ['127.0.0.1:9/udp'], opts: { flowIdleMs?: numb
 
 /** The addon is built with the batched send the native host sockets use. */
 const nativeFlows = (): boolean => typeof native()?.udpSendMany === 'function';
-
-export function assertAddsUp(s: EngineStats): void {
-  assert.equal(s.forwarded + s.arpReplies + dhcpIn(s.dhcp) + droppedTotal(s), s.framesIn, JSON.stringify(s));
-}
-
-/** Checks a frame to the guest: headers, both checksums, and returns the UDP payload. */
-function checkUdpToGuest(f: Buffer, o: { dstMac: Buffer; src: string; dst: string; srcPort: number; dstPort: number }): Buffer {
-  assert.equal(f.subarray(0, 6).toString('hex'), o.dstMac.toString('hex'));
-  assert.equal(f.subarray(6, 12).toString('hex'), gatewayMac().toString('hex'));
-  assert.equal(f.readUInt16BE(12), 0x0800);
-  const ip = f.subarray(14, 34);
-  assert.equal(ip[0], 0x45);
-  assert.equal(checksum(ip), 0, 'IPv4 header checksum');
-  assert.equal(ip.readUInt16BE(2), f.length - 14);
-  assert.equal(ip[9], 17);
-  assert.deepEqual([...ip.subarray(12, 16)], [...ip4(o.src)]);
-  assert.deepEqual([...ip.subarray(16, 20)], [...ip4(o.dst)]);
-  const u = f.subarray(34);
-  assert.equal(u.readUInt16BE(0), o.srcPort);
-  assert.equal(u.readUInt16BE(2), o.dstPort);
-  assert.equal(u.readUInt16BE(4), u.length);
-  const pseudo = Buffer.concat([ip4(o.src), ip4(o.dst), Buffer.from([0, 17, u.length >> 8, u.length & 255])]);
-  assert.equal(checksum(Buffer.concat([pseudo, u])), 0, 'UDP checksum');
-  return u.subarray(8);
-}
 
 describe('FilteredNAT engine: ARP', () => {
   it('answers who-has for the gateway with the exact reply bytes', () => {

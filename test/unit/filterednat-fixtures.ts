@@ -3,6 +3,9 @@
  * engine's writers are not what the tests check the engine's readers against.
  */
 
+import assert from 'node:assert/strict';
+import { dhcpIn, droppedTotal, type EngineStats } from '../../src/filterednat/engine-stats.js';
+
 export const GUEST_MAC = Buffer.from('525400123456', 'hex');
 export const GW = '10.77.0.1';
 export const GUEST = '10.77.0.2';
@@ -174,4 +177,30 @@ export function dhcpOptions(msg: Buffer): Map<number, Buffer> {
     i += 2 + msg[i + 1]!;
   }
   return m;
+}
+
+/** The engine's counters account for every frame in: forwarded, answered or dropped. */
+export function assertAddsUp(s: EngineStats): void {
+  assert.equal(s.forwarded + s.arpReplies + dhcpIn(s.dhcp) + droppedTotal(s), s.framesIn, JSON.stringify(s));
+}
+
+/** Checks a frame to the guest: headers, both checksums, and returns the UDP payload. */
+export function checkUdpToGuest(f: Buffer, o: { dstMac: Buffer; src: string; dst: string; srcPort: number; dstPort: number }): Buffer {
+  assert.equal(f.subarray(0, 6).toString('hex'), o.dstMac.toString('hex'));
+  assert.equal(f.subarray(6, 12).toString('hex'), gatewayMac().toString('hex'));
+  assert.equal(f.readUInt16BE(12), 0x0800);
+  const ip = f.subarray(14, 34);
+  assert.equal(ip[0], 0x45);
+  assert.equal(checksum(ip), 0, 'IPv4 header checksum');
+  assert.equal(ip.readUInt16BE(2), f.length - 14);
+  assert.equal(ip[9], 17);
+  assert.deepEqual([...ip.subarray(12, 16)], [...ip4(o.src)]);
+  assert.deepEqual([...ip.subarray(16, 20)], [...ip4(o.dst)]);
+  const u = f.subarray(34);
+  assert.equal(u.readUInt16BE(0), o.srcPort);
+  assert.equal(u.readUInt16BE(2), o.dstPort);
+  assert.equal(u.readUInt16BE(4), u.length);
+  const pseudo = Buffer.concat([ip4(o.src), ip4(o.dst), Buffer.from([0, 17, u.length >> 8, u.length & 255])]);
+  assert.equal(checksum(Buffer.concat([pseudo, u])), 0, 'UDP checksum');
+  return u.subarray(8);
 }
