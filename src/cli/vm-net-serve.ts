@@ -14,10 +14,11 @@ import { DEFAULT_VM_SUBNET } from '../filterednat/vm-subnet.js';
 export const DEFAULT_BUSY_POLL_MS = 0;
 
 /**
- * vm-net serve's forwarding thread: off, as on the shared 2-vCPU test machine it met the p99 target
- * in only some bench runs (README); 'auto' would use it whenever the addon is built.
+ * vm-net serve's forwarding thread whenever the addon is built: on a quiet machine it met the p99
+ * target in 4 of 5 bench runs with the core shared and 5 of 5 with it reserved, where the
+ * TypeScript path met it in 3 of 5 and 0 of 5 (README).
  */
-export const DEFAULT_FAST_PATH: 'auto' | 'on' | 'off' = 'off';
+export const DEFAULT_FAST_PATH: 'auto' | 'on' | 'off' = 'auto';
 
 export const VM_NET_SERVE_USAGE = `Usage: arca vm-net serve --socket PATH --allow IP:PORT/udp [--allow ...] [OPTIONS]
 
@@ -39,12 +40,12 @@ Options:
   --busy-poll MS        after each frame or reply, keep polling for MS ms instead of sleeping
                         (default ${DEFAULT_BUSY_POLL_MS}: off): no wake-up per frame, for a core's
                         worth of CPU while traffic flows, none when idle (needs the native addon,
-                        scripts/build-native.sh; with --fast-path on, the forwarding thread polls)
+                        scripts/build-native.sh; with the forwarding thread, the thread polls)
   --fast-path auto|on|off
                         the native addon's forwarding thread reads the stream and forwards
                         established flows and their replies itself, with no JavaScript per frame
-                        (default ${DEFAULT_FAST_PATH}: every frame through TypeScript; auto: when the
-                        addon is built, scripts/build-native.sh; on: refuse to start without it)
+                        (default ${DEFAULT_FAST_PATH}: when the addon is built, scripts/build-native.sh;
+                        off: every frame through TypeScript; on: refuse to start without it)
   --log-level LEVEL     debug, info, warn, error (default info; logs go to stderr)
 
 Exit status: 0 stopped by SIGTERM or SIGINT; 1 an unexpected failure while running;
