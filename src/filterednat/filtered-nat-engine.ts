@@ -188,6 +188,11 @@ export class FilteredNatEngine implements FrameHandler {
   fastPathCounters(): FastPathCounters | undefined {
     if (!this.fp) return this.fpLast;
     this.nat!.fastPathStats(this.fp, this.fpNow);
+    return this.countersRead();
+  }
+
+  /** The counters of the thread's last read into fpNow. */
+  private countersRead(): FastPathCounters {
     const out = {} as FastPathCounters;
     FAST_PATH_COUNTERS.forEach((k, i) => (out[k] = this.fpNow[i]!));
     return out;
@@ -379,7 +384,7 @@ export class FilteredNatEngine implements FrameHandler {
     this.s.flowsOpen = 0;
     if (this.fp) {
       this.foldFastPath();
-      this.fpLast = this.fastPathCounters();
+      this.fpLast = this.countersRead();
       // Joins the thread and closes the stream and the flows' sockets.
       this.nat!.fastPathClose(this.fp);
       this.fp = undefined;
