@@ -101,11 +101,6 @@ export class Daemon {
     this.networks.policies = this.policies;
     this.policies.attach(this.networks);
     if (config.logPolicyDrops) nft.setAddressNamer(worldNamer(() => this.networks.policyWorld()));
-    // A rename changes what `names` selectors match; nothing else of a running container's
-    // identity (labels, addresses) changes without a publish of its own.
-    this.events.subscribe((e) => {
-      if (e.Type === 'container' && e.Action === 'rename' && this.policies.list().length) void this.networks.publish();
-    });
     this.networks.events = this.events;
     this.images.events = this.events;
     this.volumes.events = this.events;

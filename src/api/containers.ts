@@ -168,8 +168,8 @@ export function registerContainers(r: Router, d: Daemon): void {
 
   r.post('/containers/{id}/update', async (c) => c.send(200, await cm.update(c.params[0]!, await c.json())));
 
-  r.post('/containers/{id}/rename', (c) => {
-    cm.rename(c.params[0]!, c.query.get('name') ?? '');
+  r.post('/containers/{id}/rename', async (c) => {
+    await cm.rename(c.params[0]!, c.query.get('name') ?? '');
     c.empty(204);
   });
 

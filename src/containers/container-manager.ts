@@ -1009,11 +1009,12 @@ export class ContainerManager {
     await this.attacher.linksChanged?.(parent);
   }
 
-  rename(ref: string, newName: string): void {
+  async rename(ref: string, newName: string): Promise<void> {
     const c = this.get(ref);
     if (!newName) throw new InvalidParameter('Neither old nor new names may be empty');
     const name = validateName(newName);
     if (name === c.Name) throw new InvalidParameter(`Renaming a container with the same name as its current name`);
+    let oldName = c.Name;
     this.d.store.tx(() => {
       try {
         this.assertNameFree(name);
@@ -1022,11 +1023,13 @@ export class ContainerManager {
         if (e instanceof Conflict) throw new Conflict(`Error when allocating new name: ${e.message}`);
         throw e;
       }
-      const oldName = c.Name;
+      oldName = c.Name;
       c.Name = name;
       this.save(c);
       this.d.events.container('rename', c, { oldName: `/${oldName}` });
     });
+    // Docker answers once the sandbox's names are renamed: DNS and policies see the new name.
+    await this.attacher.renamed?.(c, oldName);
   }
 
   async prune(filter: (c: ContainerRecord) => boolean): Promise<{ ContainersDeleted: string[]; SpaceReclaimed: number }> {

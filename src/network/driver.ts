@@ -173,6 +173,14 @@ export function isEndpointDnsProvider(d: NetworkDriver): d is NetworkDriver & En
   return typeof (d as Partial<EndpointDnsProvider>).dnsConfig === 'function';
 }
 
+/** The driver keeps endpoints' DNS names itself (OVN's DNS rows): told when a rename changes them. */
+export interface EndpointNamesKeeper {
+  endpointNamesChanged(net: DriverNetwork, ep: DriverEndpoint): Promise<void>;
+}
+export function isEndpointNamesKeeper(d: NetworkDriver): d is NetworkDriver & EndpointNamesKeeper {
+  return typeof (d as Partial<EndpointNamesKeeper>).endpointNamesChanged === 'function';
+}
+
 /** Addresses a driver takes from a network's IPAM for its own use (load-balancer VIPs, probes). */
 export interface DriverAddresses {
   /** The IPv4 address held by `owner` on the network, taken now if it holds none. */

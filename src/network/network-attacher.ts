@@ -34,6 +34,11 @@ export interface NetworkAttacher {
   linkEnv?(c: ContainerRecord): string[];
   /** The container's `HostConfig.Links` changed: its /etc/hosts and link names follow. */
   linksChanged?(c: ContainerRecord): Promise<void>;
+  /**
+   * The container was renamed from `oldName`: its endpoints answer to the new name in DNS and in
+   * `names` selectors of policies; resolves once that is in force.
+   */
+  renamed?(c: ContainerRecord, oldName: string): Promise<void>;
   /** `--add-host` entries with `host-gateway` replaced by the host's address on the default bridge. */
   extraHosts?(c: ContainerRecord): string[];
 }

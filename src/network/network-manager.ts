@@ -26,6 +26,7 @@ import {
   isSupervised,
   isVirtualNames,
   isEndpointStatusReporter,
+  isEndpointNamesKeeper,
 } from './driver.js';
 import type { DriverRegistry } from './driver-registry.js';
 import { DEFAULT_BRIDGE_NAME, OPT_BRIDGE_NAME } from './drivers/bridge/bridge-driver.js';
@@ -1178,6 +1179,21 @@ export class NetworkManager implements NetworkAttacher, PolicyNetworks {
   /** A container's links changed (`docker rm --link`): its /etc/hosts and link names follow. */
   async linksChanged(c: ContainerRecord): Promise<void> {
     if (isRunning(c)) this.rewriteHosts(c);
+    await this.publish();
+  }
+
+  /** Docker renames the live endpoints' DNS names (`DNSNames` too); aliases stay as given. */
+  async renamed(c: ContainerRecord, oldName: string): Promise<void> {
+    await this.locked(c.Id, async () => {
+      for (const ep of this.endpointsOf(c.Id)) {
+        const n = this.nets.get(ep.networkId);
+        if (!n || !ep.dnsNames.includes(oldName)) continue;
+        ep.dnsNames = [...new Set(ep.dnsNames.map((x) => (x === oldName ? c.Name : x)))];
+        this.saveEndpoint(ep);
+        const d = this.driverOf(n);
+        if (isEndpointNamesKeeper(d)) await d.endpointNamesChanged(this.driverNetwork(n), this.driverEndpoint(ep, n));
+      }
+    });
     await this.publish();
   }
 

@@ -266,6 +266,19 @@ export function runDriverCompliance(driver: string, opts: ComplianceOptions = {}
       await assertGets('dns-cli', 'http://cmp-db/hostname', id, 'TCP to an alias');
     });
 
+    test('rename: the new name resolves at once and the old one no longer; inspect\'s DNSNames follow', async (s) => {
+      await s.net('cmp-ren');
+      const id = await s.run('ren-old', 'cmp-ren', ['--network-alias', 'cmp-ren-alias']);
+      await s.run('ren-cli', 'cmp-ren');
+      const ip = (await endpointOf(d, 'ren-old', 'cmp-ren')).IPAddress;
+      await assertResolves('ren-cli', 'ren-old', ip, 'before the rename');
+      await d.dockerOk(['rename', 'ren-old', 'ren-new']);
+      s.containers.splice(s.containers.indexOf('ren-old'), 1, 'ren-new');
+      assert.deepEqual((await endpointOf(d, 'ren-new', 'cmp-ren')).DNSNames?.sort(), ['cmp-ren-alias', id.slice(0, 12), 'ren-new'].sort(), 'inspect DNSNames');
+      for (const name of ['ren-new', 'ren-new.cmp-ren', 'cmp-ren-alias']) await assertResolves('ren-cli', name, ip, 'after the rename');
+      await assertNoName('ren-cli', 'ren-old', 'after the rename, the old name');
+    });
+
     test('DNS round-robin: two containers with the same alias, both addresses answered; a removed one drops out', async (s) => {
       await s.net('cmp-rr');
       await s.run('rr-1', 'cmp-rr', ['--network-alias', 'cmp-pool']);

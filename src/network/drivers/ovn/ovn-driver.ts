@@ -11,6 +11,7 @@ import type {
   FirewallContributor,
   GatewaySwitcher,
   HostDnsPeers,
+  EndpointNamesKeeper,
   KernelSweeper,
   LiveAttach,
   NetworkDriver,
@@ -78,7 +79,7 @@ function rowsOf(r: { rows?: OvsdbRow[] } | undefined): OvsdbRow[] {
  * and published ports would then need OVN load balancers on the host side too.
  */
 export class OvnDriver
-  implements NetworkDriver, LiveAttach, Reapplier, KernelSweeper, GatewaySwitcher, FirewallContributor, Supervised, VirtualNames, PolicyEnforcer, PolicyDnsLearner, HostDnsPeers
+  implements NetworkDriver, LiveAttach, Reapplier, KernelSweeper, GatewaySwitcher, FirewallContributor, Supervised, VirtualNames, PolicyEnforcer, PolicyDnsLearner, HostDnsPeers, EndpointNamesKeeper
 {
   readonly name = 'ovn';
   /**
@@ -224,6 +225,11 @@ export class OvnDriver
     const row = await this.portUuid(live, ep);
     if (row) await live.nb.transact(deleteEndpointOps(net.id, row));
     await this.track(net, ep, false);
+  }
+
+  /** A rename: the endpoint's DNS row entries follow its names (the index swaps the old ones out). */
+  async endpointNamesChanged(net: DriverNetwork, ep: DriverEndpoint): Promise<void> {
+    await this.track(net, ep, true);
   }
 
   private async portUuid(live: Live, ep: DriverEndpoint): Promise<string | undefined> {
