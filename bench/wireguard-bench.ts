@@ -346,7 +346,10 @@ async function wireguardGoPackage(): Promise<string | null> {
  * running. The target is on VmRSS; `anon_median_mb` (RssAnon) is what one more endpoint really
  * adds, since the binary's pages (RssFile, ~4.5 MiB) are one copy shared by every wireguard-go.
  */
-function endpointRss(ctx: Ctx, endpointIds: string[]): { endpoints: number; running: number; median_mb: number | null; max_mb: number | null; anon_median_mb: number | null } {
+function endpointRss(
+  ctx: Ctx,
+  endpointIds: string[],
+): { endpoints: number; running: number; median_mb: number | null; max_mb: number | null; anon_median_mb: number | null; pss_median_mb: number | null } {
   const pids = endpointIds.flatMap((e) => {
     const pid = wgPid(ctx.d.execRoot, endpointNames(ctx.dtag, e).wgIf);
     return pid ? [pid] : [];
@@ -356,9 +359,22 @@ function endpointRss(ctx: Ctx, endpointIds: string[]): { endpoints: number; runn
     const m = /^RssAnon:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? [Number(m[1])] : [];
   });
+  // Pss: the process's pages, each shared one divided by its sharers (the binary's among every wireguard-go).
+  const pss = pids.flatMap((pid) => {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? [Number(m[1])] : [];
+  });
   const s = kb.length ? stats(kb) : undefined;
   const a = anon.length ? stats(anon) : undefined;
-  return { endpoints: endpointIds.length, running: kb.length, median_mb: s ? mb(s.median) : null, max_mb: s ? mb(s.max) : null, anon_median_mb: a ? mb(a.median) : null };
+  const p = pss.length ? stats(pss) : undefined;
+  return {
+    endpoints: endpointIds.length,
+    running: kb.length,
+    median_mb: s ? mb(s.median) : null,
+    max_mb: s ? mb(s.max) : null,
+    anon_median_mb: a ? mb(a.median) : null,
+    pss_median_mb: p ? mb(p.median) : null,
+  };
 }
 
 /** Two containers on a wireguard network: the arca side of the data-path comparison. */
@@ -594,13 +610,14 @@ function summarize(section: Record<string, unknown>, bare: Record<string, unknow
     probe_floor: j?.probe_floor_ms ?? null,
     target_median_max: WG_TARGETS.join_first_ping_ms,
   };
-  type Rss = { median_mb: number | null };
+  type Rss = { median_mb: number | null; pss_median_mb?: number | null };
   const idle = arca.idle_rss_join_network as Rss | undefined;
   const bareRss = Object.values((bare.idle_rss_mb ?? {}) as Record<string, number>);
   section.endpoint_idle_rss_mb = {
     arca_join_network: idle?.median_mb ?? null,
     arca_two_endpoints: (arca.idle_rss_two_endpoints as Rss | undefined)?.median_mb ?? null,
     arca_at_scale: ((arca.scale as { idle_rss?: Rss } | undefined)?.idle_rss ?? undefined)?.median_mb ?? null,
+    arca_join_network_pss: idle?.pss_median_mb ?? null,
     bare_max: bareRss.length ? Math.max(...bareRss) : null,
     target_max: WG_TARGETS.endpoint_idle_rss_mb,
   };
