@@ -25,7 +25,7 @@ import { logTail } from '../src/sys/proc-files.js';
 import { uapiGet, uapiSet } from '../src/network/drivers/wireguard/uapi.js';
 import { generateKeyPair, type WgKeyPair } from '../src/network/drivers/wireguard/wg-keys.js';
 import { uapiSocketPath } from '../src/network/drivers/wireguard/wg-names.js';
-import { raiseSocketBuffers } from '../src/network/drivers/wireguard/wg-process.js';
+import { raiseSocketBuffers, wireguardGoPath } from '../src/network/drivers/wireguard/wg-process.js';
 import { rssKb } from '../test/e2e/harness.js';
 import { firstReply } from './data-path.js';
 import { nsexec } from './net-bench.js';
@@ -204,7 +204,8 @@ export class BareWireguard {
   private start(ep: BareWgEndpoint): void {
     const fd = openSync(join(this.dir, `${ep.ifname}.log`), 'a');
     try {
-      const argv = nsexec(ep.netns, ['wireguard-go', ep.ifname]);
+      // The same binary the daemon runs (ARCA_WIREGUARD_GO when the bench was given one).
+      const argv = nsexec(ep.netns, [wireguardGoPath() ?? 'wireguard-go', ep.ifname]);
       const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', fd, fd], env: { ...process.env, WG_PROCESS_FOREGROUND: '1' } });
       child.on('error', () => {});
       this.procs.set(ep.ifname, child);

@@ -337,6 +337,8 @@ async function killLeftovers(procs: Array<{ ifname: string; pid: number }>): Pro
 
 /** The installed wireguard-go package's version: the binary's own --version lags its releases. */
 async function wireguardGoPackage(): Promise<string | null> {
+  const chosen = process.env.ARCA_WIREGUARD_GO;
+  if (chosen) return `${chosen} (ARCA_WIREGUARD_GO)`;
   const r = await run(['dpkg-query', '-W', '-f=${Version}', 'wireguard-go'], { allowFailure: true });
   return r.code === 0 && r.stdout ? r.stdout : null;
 }

@@ -1,12 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidParameter } from '../../src/errors.js';
 import type { DriverNetwork } from '../../src/network/driver.js';
 import { parseWgOptions } from '../../src/network/drivers/wireguard/wg-options.js';
 import { WgState } from '../../src/network/drivers/wireguard/wg-state.js';
+import { wireguardGoMissing, wireguardGoPath } from '../../src/network/drivers/wireguard/wg-process.js';
 import { endpointNames, hiddenNetnsRe, IFNAME_MAX, networkNames } from '../../src/network/drivers/wireguard/wg-names.js';
 
 function net(over: Partial<DriverNetwork> = {}): DriverNetwork {
@@ -68,6 +69,33 @@ describe('wireguard state', () => {
       assert.equal(c.underlay, a.underlay, 'a freed underlay address is reused');
       assert.ok(!readFileSync(file, 'utf8').includes(a.privateKey));
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('wireguard-go binary', () => {
+  it('ARCA_WIREGUARD_GO picks another build by absolute path; anything else is refused, naming it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'arca-wggo-'));
+    const saved = process.env.ARCA_WIREGUARD_GO;
+    try {
+      mkdirSync(join(dir, 'bin'));
+      const bin = join(dir, 'bin', 'wireguard-go');
+      writeFileSync(bin, '#!/bin/sh\n');
+      chmodSync(bin, 0o755);
+      const other = join(dir, 'bin', 'wg-other');
+      writeFileSync(other, '#!/bin/sh\n');
+      chmodSync(other, 0o755);
+      process.env.ARCA_WIREGUARD_GO = bin;
+      assert.equal(wireguardGoPath(), bin);
+      for (const bad of [join(dir, 'missing', 'wireguard-go'), other, 'bin/wireguard-go']) {
+        process.env.ARCA_WIREGUARD_GO = bad;
+        assert.equal(wireguardGoPath(), undefined, bad);
+        assert.match(wireguardGoMissing() ?? '', new RegExp(`ARCA_WIREGUARD_GO=${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), bad);
+      }
+    } finally {
+      if (saved === undefined) delete process.env.ARCA_WIREGUARD_GO;
+      else process.env.ARCA_WIREGUARD_GO = saved;
       rmSync(dir, { recursive: true, force: true });
     }
   });

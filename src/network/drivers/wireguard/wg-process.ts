@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cmdlineOf, logTail, readPidFile } from '../../../sys/proc-files.js';
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { logger } from '../../../log.js';
@@ -35,11 +35,29 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 let found = false;
 
+/**
+ * The wireguard-go binary: `ARCA_WIREGUARD_GO` (an absolute path, e.g. another build to compare
+ * with) when set, else the one on the search path. Its file name must stay `wireguard-go`: a
+ * process is recognised as ours by that name.
+ */
+export function wireguardGoPath(): string | undefined {
+  const chosen = process.env.ARCA_WIREGUARD_GO;
+  if (!chosen) return which(WIREGUARD_GO);
+  try {
+    accessSync(chosen, constants.X_OK);
+  } catch {
+    return undefined;
+  }
+  return chosen.startsWith('/') && basename(chosen) === WIREGUARD_GO ? chosen : undefined;
+}
+
 /** Why wireguard-go cannot run here (names the Debian package), or undefined when it can. */
 export function wireguardGoMissing(): string | undefined {
+  const chosen = process.env.ARCA_WIREGUARD_GO;
+  if (chosen && !wireguardGoPath()) return `ARCA_WIREGUARD_GO=${chosen}: not an executable file named wireguard-go given by an absolute path`;
   // Once found it stays found; a miss is looked up again, so installing needs no daemon restart.
   if (found) return undefined;
-  const absent = [WIREGUARD_GO, 'nsenter'].filter((b) => !which(b));
+  const absent = [WIREGUARD_GO, 'nsenter'].filter((b) => !(b === WIREGUARD_GO ? wireguardGoPath() : which(b)));
   if (!absent.length) {
     found = true;
     return undefined;
@@ -53,7 +71,7 @@ let version: string | undefined;
 /** `wireguard-go --version` (first line), cached; undefined if missing. */
 export function wireguardGoVersion(): string | undefined {
   if (version !== undefined) return version;
-  const bin = which(WIREGUARD_GO);
+  const bin = wireguardGoPath();
   if (!bin) return undefined;
   const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 5000 });
   const first = (r.stdout ?? '').split('\n')[0]?.trim();
@@ -158,7 +176,7 @@ export async function spawnWireguardGo(spec: WgProcessSpec, timeoutMs = 5000): P
   try {
     // nsenter execs wireguard-go, so the PID is wireguard-go's; detached, so it outlives us and a
     // signal to our process group does not reach it.
-    child = spawn(which('nsenter')!, [`--net=${spec.netnsPath}`, '--', which(WIREGUARD_GO)!, spec.ifname], {
+    child = spawn(which('nsenter')!, [`--net=${spec.netnsPath}`, '--', wireguardGoPath()!, spec.ifname], {
       detached: true,
       stdio: ['ignore', out, out],
       env: { ...process.env, WG_PROCESS_FOREGROUND: '1' },
