@@ -24,15 +24,18 @@ function run(args: string[]): { child: ChildProcess; stderr: () => string; exit:
   return { child, stderr: () => err, exit };
 }
 
-/** One QEMU-side connection: frames it receives, cut by the same framing. */
+/** QEMU's listening side: the connections it accepts, and the frames it receives on the latest, cut by the same framing. */
 class FakeQemu {
   readonly frames: Buffer[] = [];
   private readonly server: net.Server;
+  private readonly conns = new Set<net.Socket>();
   conn: net.Socket | undefined;
   constructor(readonly path: string) {
     const decoder = new FrameStreamDecoder({ frame: (b, o, l) => this.frames.push(Buffer.from(b.subarray(o, o + l))), oversize: () => {} });
     this.server = net.createServer((c) => {
       this.conn = c;
+      this.conns.add(c);
+      c.on('close', () => this.conns.delete(c));
       c.on('data', (d) => decoder.push(d));
       c.on('error', () => {});
     });
@@ -41,18 +44,41 @@ class FakeQemu {
     this.server.listen(this.path);
     await once(this.server, 'listening');
   }
-  async connected(): Promise<net.Socket> {
-    if (!this.conn) await once(this.server, 'connection');
+  /** The CLI's connection, once it has made it (it retries every 100 ms). */
+  async connected(cli: { stderr: () => string }, ms = 5000): Promise<net.Socket> {
+    try {
+      await poll(`vm-net serve to connect to ${this.path}`, () => this.conn, ms);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; its stderr: ${JSON.stringify(cli.stderr())}`);
+    }
     return this.conn!;
   }
   async waitFrames(n: number): Promise<void> {
     for (let i = 0; i < 500 && this.frames.length < n; i++) await new Promise((r) => setTimeout(r, 10));
     assert.ok(this.frames.length >= n, `${this.frames.length} of ${n} frames`);
   }
-  /** As QEMU goes away: the connection and the listener close, the path is removed. */
+  /**
+   * As QEMU goes away: the listener closes (the path is removed), then every connection. In that
+   * order: the CLI retries 100 ms after its connection ends, and with the connection closed first
+   * a test process held up for longer than that (here, once in ~40 runs under load, 0.4 to 1 s
+   * between the two) let it connect to the closing listener, a third connection where the test
+   * counts two.
+   */
   async close(): Promise<void> {
-    this.conn?.destroy();
-    await new Promise<void>((r) => this.server.close(() => r()));
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    for (const c of this.conns) c.destroy();
+    await closed;
+  }
+}
+
+/** `p`, or a rejection naming what it waited for (`what()`, asked then) after `ms`. */
+async function within<T>(p: Promise<T>, ms: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what()}`)), ms)));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -102,15 +128,23 @@ describe('arca vm-net serve', () => {
       // Busy polling is the TypeScript path's; with the thread the main loop sees only the odd frame.
       const extra = fastPath === 'on' ? ['--fast-path', 'on'] : ['--fast-path', 'off', '--busy-poll', '5'];
       const p = run(['serve', '--socket', sock, '--allow', `127.0.0.1:${echoPort}/udp`, '--stats-file', statsPath, ...extra]);
+      // Whatever fails, nothing of this test may outlive it: a listener left open would keep the
+      // file's process alive after its tests (until the runner's 10-minute timeout).
+      const qemus: FakeQemu[] = [];
+      const qemu = (): FakeQemu => {
+        const q = new FakeQemu(sock);
+        qemus.push(q);
+        return q;
+      };
       try {
         const stats = (): Record<string, any> => JSON.parse(readFileSync(statsPath, 'utf8'));
         await poll('the first stats file', () => (existsSync(statsPath) ? true : undefined));
         assert.equal(stats().connected, false);
         // QEMU starts listening only now: the CLI must have been retrying.
         await new Promise((r) => setTimeout(r, 300));
-        const q1 = new FakeQemu(sock);
+        const q1 = qemu();
         await q1.listen();
-        const c1 = await q1.connected();
+        const c1 = await q1.connected(p);
         c1.write(Buffer.concat([framed(arpRequest(GW)), framed(udhcpcDiscover(1)), framed(udhcpcRequest(1))]));
         c1.write(framed(guestUdp(GW, echoPort, Buffer.from('first'))));
         await q1.waitFrames(4);
@@ -126,9 +160,9 @@ describe('arca vm-net serve', () => {
         await q1.close();
         await poll('the CLI to see QEMU go', () => (stats().connected === false ? true : undefined));
 
-        const q2 = new FakeQemu(sock);
+        const q2 = qemu();
         await q2.listen();
-        const c2 = await q2.connected();
+        const c2 = await q2.connected(p);
         c2.write(framed(guestUdp(GW, echoPort, Buffer.from('second'))));
         await q2.waitFrames(1);
         assert.equal(q2.frames[0]!.subarray(42).toString(), 'echo:second');
@@ -164,10 +198,14 @@ describe('arca vm-net serve', () => {
         const t0 = s.updatedAt;
         await poll('a fresh write', () => (stats().updatedAt !== t0 ? true : undefined), 2500);
         p.child.kill('SIGTERM');
-        assert.equal(await p.exit, 0);
-        await q2.close();
+        assert.equal(await within(p.exit, 5000, () => `vm-net serve to exit on SIGTERM (its stderr: ${JSON.stringify(p.stderr())})`), 0);
+      } catch (err) {
+        // What the CLI logged (connections, retries) is what explains a failure here.
+        if (err instanceof Error) err.message += `\n--- vm-net serve's stderr:\n${p.stderr()}`;
+        throw err;
       } finally {
         p.child.kill('SIGKILL');
+        await Promise.all(qemus.map((q) => q.close()));
       }
     });
   }
@@ -188,7 +226,11 @@ describe('arca vm-net serve', () => {
       const file = join(dir, 'plain-file');
       writeFileSync(file, 'x');
       const p = run(['serve', ...args.map((a) => (a === 'S' ? join(dir, 'none.sock') : a === 'FILE' ? file : a))]);
-      assert.equal(await p.exit, 2);
+      try {
+        assert.equal(await within(p.exit, 10_000, () => `vm-net serve to refuse ${what} (its stderr: ${JSON.stringify(p.stderr())})`), 2);
+      } finally {
+        p.child.kill('SIGKILL');
+      }
       assert.match(p.stderr(), msg);
     });
   }
