@@ -75,8 +75,29 @@ const seqFrame = (port: number, i: number, srcPort = 40000): Buffer => {
 };
 
 const fdCount = (): number => readdirSync('/proc/self/fd').length;
-/** The forwarding threads of this process (named by the addon). */
-const threadCount = (): number => readdirSync('/proc/self/task').filter((t) => readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'arca-fnat').length;
+/** The forwarding threads of this process (named by the addon); a thread gone since the listing is not one. */
+const threadCount = (): number =>
+  readdirSync('/proc/self/task').filter((t) => {
+    try {
+      return readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'arca-fnat';
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+      throw err;
+    }
+  }).length;
+/**
+ * The thread count once it settles at `want`: a joined thread's task can stay listed for a moment
+ * (pthread_join returns once the thread has cleared its tid, a little before the kernel reaps it).
+ */
+async function threadsSettle(want: number): Promise<number> {
+  const end = Date.now() + 2000;
+  let n = threadCount();
+  while (n !== want && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 10));
+    n = threadCount();
+  }
+  return n;
+}
 
 describe('FilteredNAT forwarding thread', { skip }, () => {
   let sink: dgram.Socket;
@@ -245,7 +266,8 @@ describe('FilteredNAT forwarding thread', { skip }, () => {
 
   it('hears the stream end, connects again, and leaves no thread or fd behind once closed', async () => {
     const fds0 = fdCount();
-    const threads0 = threadCount();
+    // None left from the earlier tests' engines (each closed, its thread joined and being reaped).
+    const threads0 = await threadsSettle(0);
     qemu = new FakeQemu();
     await qemu.listen();
     const e = (engine = new FilteredNatEngine({ allow: [`127.0.0.1:${port}/udp`], fastPath: true }));
@@ -266,7 +288,7 @@ describe('FilteredNAT forwarding thread', { skip }, () => {
     assert.equal(e.stats.flowsOpen, 3);
     e.close();
     engine = undefined;
-    assert.equal(threadCount(), threads0, 'the thread is joined');
+    assert.equal(await threadsSettle(threads0), threads0, 'the thread is joined');
     // The test's own listening socket is still open.
     assert.equal(fdCount(), fds0 + 1, 'the stream and flow sockets are closed');
   });

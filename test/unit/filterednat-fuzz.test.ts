@@ -159,43 +159,47 @@ describe('FilteredNAT fuzz', () => {
       oversize: () => assert.fail('the engine wrote an oversized frame'),
     });
     e.attach({ write: (b) => outDecoder.push(b) });
-    const start = Date.now();
-    let frames = 0;
-    let junkPrefixes = 0;
-    while (Date.now() - start < BUDGET_MS) {
-      // Batches through the stream decoder, in random chunks, now and then a length prefix of any size.
-      const batch: Buffer[] = [];
-      for (let i = 0; i < 64; i++) {
-        if (rnd() % 500 === 0) {
-          const p = Buffer.alloc(4);
-          p.writeUInt32BE(1523 + (rnd() % 100000), 0);
-          batch.push(p, Buffer.alloc(p.readUInt32BE(0)));
-          junkPrefixes++;
-        } else batch.push(framed(next()));
-        frames++;
+    try {
+      const start = Date.now();
+      let frames = 0;
+      let junkPrefixes = 0;
+      while (Date.now() - start < BUDGET_MS) {
+        // Batches through the stream decoder, in random chunks, now and then a length prefix of any size.
+        const batch: Buffer[] = [];
+        for (let i = 0; i < 64; i++) {
+          if (rnd() % 500 === 0) {
+            const p = Buffer.alloc(4);
+            p.writeUInt32BE(1523 + (rnd() % 100000), 0);
+            batch.push(p, Buffer.alloc(p.readUInt32BE(0)));
+            junkPrefixes++;
+          } else batch.push(framed(next()));
+          frames++;
+        }
+        const stream = Buffer.concat(batch);
+        for (let i = 0; i < stream.length; ) {
+          const n = 1 + (rnd() % 2000);
+          e.receive(stream.subarray(i, i + n));
+          i += n;
+        }
+        await new Promise((r) => setImmediate(r));
       }
-      const stream = Buffer.concat(batch);
-      for (let i = 0; i < stream.length; ) {
-        const n = 1 + (rnd() % 2000);
-        e.receive(stream.subarray(i, i + n));
-        i += n;
-      }
-      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setTimeout(r, 200));
+      const s = e.stats;
+      assert.equal(s.internalErrors, 0);
+      assert.equal(s.framesIn, frames);
+      assert.equal(s.forwarded + s.arpReplies + dhcpIn(s.dhcp) + droppedTotal(s), s.framesIn, 'every frame has one outcome');
+      assert.equal(forwarded.length, s.forwarded);
+      for (const f of forwarded) assertForwardable(f, port);
+      assert.ok(received <= s.forwarded, 'nothing reached the host that the engine did not forward');
+      assert.equal(outFrames, s.framesOut);
+      assert.ok(s.dropped.oversize >= junkPrefixes);
+      for (const r of ['ip_options', 'bad_checksum', 'truncated', 'udp_not_allowed', 'tcp', 'icmp', 'ipv6', 'vlan', 'fragment'] as const) assert.ok(s.dropped[r] > 0, r);
+      assert.ok(s.forwarded > 0 && s.arpReplies > 0 && s.dhcp.ack > 0);
+      process.stderr.write(`fuzz: seed ${SEED.toString(16)}: ${frames} frames in ${Date.now() - start} ms; ${s.forwarded} forwarded, ${received} received, dropped ${JSON.stringify(s.dropped)}\n`);
+    } finally {
+      // A failure above must not leave the engine's flows open (they would keep the file's process alive).
+      e.close();
     }
-    await new Promise((r) => setTimeout(r, 200));
-    const s = e.stats;
-    assert.equal(s.internalErrors, 0);
-    assert.equal(s.framesIn, frames);
-    assert.equal(s.forwarded + s.arpReplies + dhcpIn(s.dhcp) + droppedTotal(s), s.framesIn, 'every frame has one outcome');
-    assert.equal(forwarded.length, s.forwarded);
-    for (const f of forwarded) assertForwardable(f, port);
-    assert.ok(received <= s.forwarded, 'nothing reached the host that the engine did not forward');
-    assert.equal(outFrames, s.framesOut);
-    assert.ok(s.dropped.oversize >= junkPrefixes);
-    for (const r of ['ip_options', 'bad_checksum', 'truncated', 'udp_not_allowed', 'tcp', 'icmp', 'ipv6', 'vlan', 'fragment'] as const) assert.ok(s.dropped[r] > 0, r);
-    assert.ok(s.forwarded > 0 && s.arpReplies > 0 && s.dhcp.ack > 0);
-    process.stderr.write(`fuzz: seed ${SEED.toString(16)}: ${frames} frames in ${Date.now() - start} ms; ${s.forwarded} forwarded, ${received} received, dropped ${JSON.stringify(s.dropped)}\n`);
-    e.close();
   });
 
   const threadSkip = typeof native()?.fastPathCreate === 'function' ? false : 'the native addon is not built with the forwarding thread';

@@ -50,12 +50,16 @@ describe('native: batched UDP on a connected socket', { skip }, () => {
   it('refuses spans outside the buffer and bad arguments, and counts what a closed socket could not send', () => {
     const h = n!.udpWatch(n!.socketIn(null, 'udp-connect', '127.0.0.1', 9), () => {});
     const buf = Buffer.alloc(8);
-    assert.throws(() => n!.udpSendMany(h, buf, Int32Array.from([4, 5]), 1), TypeError);
-    assert.throws(() => n!.udpSendMany(h, buf, Int32Array.from([-1, 1]), 1), TypeError);
-    assert.throws(() => n!.udpSendMany(h, buf, Int32Array.from([0, 1]), 2), TypeError, 'more spans than given');
-    assert.throws(() => n!.udpSendMany(h, buf, new Uint32Array(2) as unknown as Int32Array, 1), TypeError);
-    assert.throws(() => n!.udpSendMany(h, buf, Int32Array.from([0, 1]), 1, new Int32Array(1)), TypeError);
-    n!.udpClose(h);
+    try {
+      assert.throws(() => n!.udpSendMany(h, buf, Int32Array.from([4, 5]), 1), TypeError);
+      assert.throws(() => n!.udpSendMany(h, buf, Int32Array.from([-1, 1]), 1), TypeError);
+      assert.throws(() => n!.udpSendMany(h, buf, Int32Array.from([0, 1]), 2), TypeError, 'more spans than given');
+      assert.throws(() => n!.udpSendMany(h, buf, new Uint32Array(2) as unknown as Int32Array, 1), TypeError);
+      assert.throws(() => n!.udpSendMany(h, buf, Int32Array.from([0, 1]), 1, new Int32Array(1)), TypeError);
+    } finally {
+      // Even when a check fails: a watched socket left open keeps the file's process alive.
+      n!.udpClose(h);
+    }
     const status = new Int32Array(2);
     assert.equal(n!.udpSendMany(h, buf, Int32Array.from([0, 1, 1, 1]), 2, status), 0);
     assert.deepEqual([...status], [os.constants.errno.EBADF, 2]);
