@@ -2,8 +2,13 @@
 // Runs the compiled tests with node's own runner: unit tests first (in parallel), then kernel tests
 // (real nft/ip in throwaway namespaces, one file at a time), then end-to-end tests one file at a
 // time (each starts a daemon). Output is streamed in TAP, which ends with the
-// runner's summary lines (`# pass N`, `# fail N`), and a last line `N passed, N failed` adds up
-// all tiers. The exit status is non-zero if anything failed.
+// runner's summary lines (`# pass N`, `# fail N`); the summary names each failed or cancelled
+// test (with its file and line, and its error's first line), and a last line `N passed, N failed`
+// adds up all tiers. The exit status is non-zero if anything failed.
+//
+// Each test file's process loads scripts/test-exit-guard.mjs: a file whose process is still held
+// open a few seconds after its tests ended (a handle a failed test never closed) fails then,
+// naming what was open, instead of hanging until the 10-minute timeout cancels it.
 //
 // Usage: node scripts/run-tests.mjs [unit|kernel|e2e] [PATTERN...]
 //   unit|kernel|e2e   run only that tier
@@ -16,11 +21,12 @@ import { fileURLToPath } from 'node:url';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DIST_TEST = join(REPO_ROOT, 'dist', 'test');
+const EXIT_GUARD = join(REPO_ROOT, 'scripts', 'test-exit-guard.mjs');
 /** A hung test must not eat CI's whole budget. */
 const TEST_TIMEOUT_MS = 10 * 60 * 1000;
 
 const tiers = [
-  { name: 'unit', dir: join(DIST_TEST, 'unit'), flags: [] },
+  { name: 'unit', dir: join(DIST_TEST, 'unit'), flags: [`--import=${EXIT_GUARD}`] },
   { name: 'kernel', dir: join(DIST_TEST, 'kernel'), flags: ['--test-concurrency=1'] },
   { name: 'e2e', dir: join(DIST_TEST, 'e2e'), flags: ['--test-concurrency=1'] },
 ];
@@ -52,13 +58,74 @@ function testFiles(dir) {
   return out.sort();
 }
 
-/** Runs one tier, echoing its output and picking the counts out of the summary. */
+/**
+ * Picks the failed and cancelled tests out of node's TAP: each `not ok` with the names of the
+ * suites around it (`# Subtest:` lines, 4 spaces a level) and, from its YAML block, its location,
+ * failure type and the first line of its error. Suites that failed only because a test in them did
+ * (`subtestsFailed`) are left out: the test is named.
+ */
+class TapFailures {
+  failed = [];
+  cancelled = [];
+  #stack = [];
+  #open; // the `not ok` whose YAML block is being read
+  line(line) {
+    const sub = /^( *)# Subtest: (.*)$/.exec(line);
+    if (sub) {
+      this.#end();
+      const depth = sub[1].length / 4;
+      this.#stack.length = depth;
+      this.#stack[depth] = sub[2];
+      return;
+    }
+    const notOk = /^( *)not ok [0-9]+ - (.*?)(?: # (?:SKIP|TODO)\b.*)?$/.exec(line);
+    if (notOk) {
+      this.#end();
+      const depth = notOk[1].length / 4;
+      this.#open = { name: [...this.#stack.slice(0, depth), notOk[2]].join(' > '), indent: notOk[1] + '  ', type: '', location: '', error: '', errorBlock: false };
+      return;
+    }
+    const t = this.#open;
+    if (!t) return;
+    if (line === `${t.indent}...`) return this.#end();
+    if (!line.startsWith(t.indent)) return;
+    const rest = line.slice(t.indent.length);
+    if (t.errorBlock) {
+      // The first line of an `error: |-` block.
+      t.error = rest.trim();
+      t.errorBlock = false;
+      return;
+    }
+    const field = /^(location|failureType|error): (.*)$/.exec(rest);
+    if (!field) return;
+    const v = field[2].replace(/^'(.*)'$/, '$1').replace(/^"(.*)"$/, '$1');
+    if (field[1] === 'location') t.location = v;
+    else if (field[1] === 'failureType') t.type = v;
+    else if (v === '|-' || v === '>-' || v === '|' || v === '>') t.errorBlock = true;
+    else t.error = v;
+  }
+  #end() {
+    const t = this.#open;
+    this.#open = undefined;
+    if (!t || t.type === 'subtestsFailed') return;
+    const where = t.location ? relative(REPO_ROOT, t.location.replace(/^file:\/\//, '')) : '';
+    const name = t.name.startsWith('/') ? relative(REPO_ROOT, t.name) : t.name;
+    const text = `${name}${where && where !== relative(REPO_ROOT, t.name) + ':1:1' ? ` (${where})` : ''}${t.error ? `: ${t.error.slice(0, 300)}` : ''}`;
+    (t.type === 'cancelledByParent' || t.type === 'testTimeoutFailure' ? this.cancelled : this.failed).push(text);
+  }
+  finish() {
+    this.#end();
+  }
+}
+
+/** Runs one tier, echoing its output and picking the counts and the failures out of the summary. */
 function runTier(tier, files) {
   return new Promise((resolveRun) => {
     const argv = ['--test', '--test-reporter=tap', `--test-timeout=${TEST_TIMEOUT_MS}`, ...tier.flags, ...files];
     process.stderr.write(`\n== ${tier.name}: ${files.length} file(s)\n`);
     const child = spawn(process.execPath, argv, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     const counts = { pass: 0, fail: 0, cancelled: 0 };
+    const failures = new TapFailures();
     let partial = '';
     child.stdout.on('data', (chunk) => {
       process.stdout.write(chunk);
@@ -67,12 +134,18 @@ function runTier(tier, files) {
       for (const line of lines) {
         const m = /^# (pass|fail|cancelled) ([0-9]+)$/.exec(line);
         if (m) counts[m[1]] = Number(m[2]);
+        failures.line(line);
       }
     });
-    child.on('close', (code, signal) => resolveRun({ code: code ?? (signal ? 1 : 0), counts }));
+    child.on('close', (code, signal) => {
+      if (partial) failures.line(partial);
+      failures.finish();
+      resolveRun({ code: code ?? (signal ? 1 : 0), counts, failures });
+    });
     child.on('error', (err) => {
       process.stderr.write(`run-tests: ${err.message}\n`);
-      resolveRun({ code: 1, counts });
+      failures.finish();
+      resolveRun({ code: 1, counts, failures });
     });
   });
 }
@@ -93,7 +166,7 @@ for (const tier of tiers) {
     summary.push(`${tier.name}: no test files`);
     continue;
   }
-  const { code, counts } = await runTier(tier, files);
+  const { code, counts, failures } = await runTier(tier, files);
   if (code !== 0) failed = true;
   total.pass += counts.pass;
   total.fail += counts.fail + counts.cancelled;
@@ -102,6 +175,10 @@ for (const tier of tiers) {
       (counts.cancelled ? `, cancelled ${counts.cancelled}` : '') +
       (code !== 0 ? ` (exit ${code})` : ''),
   );
+  for (const t of failures.failed) summary.push(`  failed: ${t}`);
+  // A file cancelled by its timeout after all its tests reported had its process held open (by a
+  // handle a test left, typically one whose cleanup a failure skipped).
+  for (const t of failures.cancelled) summary.push(`  cancelled: ${t}`);
 }
 
 process.stderr.write(`\n== summary\n${summary.map((s) => `  ${s}`).join('\n')}\n`);
