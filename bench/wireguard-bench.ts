@@ -357,15 +357,15 @@ function endpointRss(
     return pid ? [pid] : [];
   });
   const kb = pids.map((pid) => rssKb(pid));
-  const anon = pids.flatMap((pid) => {
-    const m = /^RssAnon:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? [Number(m[1])] : [];
-  });
+  /** A `Field:  N kB` line of a /proc file, for each pid that has it. */
+  const field = (file: string, name: string): number[] =>
+    pids.flatMap((pid) => {
+      const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/${file}`, 'utf8'));
+      return m ? [Number(m[1])] : [];
+    });
+  const anon = field('status', 'RssAnon');
   // Pss: the process's pages, each shared one divided by its sharers (the binary's among every wireguard-go).
-  const pss = pids.flatMap((pid) => {
-    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    return m ? [Number(m[1])] : [];
-  });
+  const pss = field('smaps_rollup', 'Pss');
   const s = kb.length ? stats(kb) : undefined;
   const a = anon.length ? stats(anon) : undefined;
   const p = pss.length ? stats(pss) : undefined;

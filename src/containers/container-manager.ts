@@ -1014,7 +1014,7 @@ export class ContainerManager {
     if (!newName) throw new InvalidParameter('Neither old nor new names may be empty');
     const name = validateName(newName);
     if (name === c.Name) throw new InvalidParameter(`Renaming a container with the same name as its current name`);
-    let oldName = c.Name;
+    const oldName = c.Name;
     this.d.store.tx(() => {
       try {
         this.assertNameFree(name);
@@ -1023,7 +1023,6 @@ export class ContainerManager {
         if (e instanceof Conflict) throw new Conflict(`Error when allocating new name: ${e.message}`);
         throw e;
       }
-      oldName = c.Name;
       c.Name = name;
       this.save(c);
       this.d.events.container('rename', c, { oldName: `/${oldName}` });

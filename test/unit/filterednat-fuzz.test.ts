@@ -73,6 +73,15 @@ function assertForwardable(f: Buffer, allowedPort: number): void {
 }
 
 /** Frames of every kind a guest sends, half of them mutated (bit flips, cuts, padding, a header byte, noise). */
+/** Hands `stream` on in chunks of 1 to `max` bytes, sized by `rnd`: frames split anywhere. */
+function inChunks(stream: Buffer, max: number, rnd: () => number, feed: (chunk: Buffer) => void): void {
+  for (let i = 0; i < stream.length; ) {
+    const n = 1 + (rnd() % max);
+    feed(stream.subarray(i, i + n));
+    i += n;
+  }
+}
+
 function frameSource(rnd: () => number, port: number): { next: () => Buffer } {
   const pick = <T>(a: readonly T[]): T => a[rnd() % a.length]!;
   const templates: Array<() => Buffer> = [
@@ -175,12 +184,7 @@ describe('FilteredNAT fuzz', () => {
           } else batch.push(framed(next()));
           frames++;
         }
-        const stream = Buffer.concat(batch);
-        for (let i = 0; i < stream.length; ) {
-          const n = 1 + (rnd() % 2000);
-          e.receive(stream.subarray(i, i + n));
-          i += n;
-        }
+        inChunks(Buffer.concat(batch), 2000, rnd, (chunk) => e.receive(chunk));
         await new Promise((r) => setImmediate(r));
       }
       await new Promise((r) => setTimeout(r, 200));
@@ -277,12 +281,7 @@ describe('FilteredNAT fuzz', () => {
           batch.push(framed(f));
           frames++;
         }
-        const stream = Buffer.concat(batch);
-        for (let i = 0; i < stream.length; ) {
-          const k = 1 + (rnd() % 4000);
-          c.write(stream.subarray(i, i + k));
-          i += k;
-        }
+        inChunks(Buffer.concat(batch), 4000, rnd, (chunk) => c.write(chunk));
         await new Promise((r) => setImmediate(r));
       }
       const end = Date.now() + 5000;
