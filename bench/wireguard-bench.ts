@@ -7,8 +7,9 @@
  *   the bare pair, both measured the same way (bench/data-path.ts: the host's busybox ping and
  *   iperf3 entered into the namespaces with nsenter, the sides taking turns round by round, both
  *   directions). `--n` ping rounds, at most {@link IPERF_ROUNDS_MAX} iperf3 rounds. A second bare
- *   pair, `bare_buffers`, gets the one tuning the driver gives wireguard-go (raised UDP socket
- *   buffers): the targets compare with plain bare, `*_vs_bare_buffers` shows what the layout costs.
+ *   pair, `bare_tuned`, gets the tunings the driver gives wireguard-go (GOMAXPROCS=1, raised UDP
+ *   socket buffers where it leaves them small): the targets compare with plain bare,
+ *   `*_vs_bare_tuned` shows what the layout costs.
  * - Join: a running container connected (through the API) to a network of
  *   {@link JOIN_PEERS} running peers, then pinged from its netns to one peer every 2 ms: the
  *   connect call's duration and the time from its return to the first reply (`--n` joins, after
@@ -36,11 +37,11 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { run } from '../src/sys/runner.js';
 import { endpointNames, runtimePaths, uapiSocketPath } from '../src/network/drivers/wireguard/wg-names.js';
-import { inotifyUsage, isWireguardGo } from '../src/network/drivers/wireguard/wg-process.js';
+import { inotifyUsage, isWireguardGo, wireguardGoTuning } from '../src/network/drivers/wireguard/wg-process.js';
 import { uapiGet } from '../src/network/drivers/wireguard/uapi.js';
 import { readPidFile } from '../src/sys/proc-files.js';
 import { TEST_IMAGE, alive, daemonTag, rssKb, startDaemon, type TestDaemon } from '../test/e2e/harness.js';
-import { BareWireguard, BuffersAlreadySized } from './bare-wireguard.js';
+import { BareWireguard } from './bare-wireguard.js';
 import { dataPath, firstReply, summarizeDataPath, type Side } from './data-path.js';
 import { api, apiOk, nsexec } from './net-bench.js';
 import { stats, timed, type Stats } from './sample-stats.js';
@@ -138,7 +139,7 @@ export async function benchWireguard(n: number, scale: number, progress: (m: str
   const bareOut: Record<string, unknown> = {};
   const servers: ChildProcess[] = [];
   let bare: BareWireguard | undefined;
-  let bareBuffers: BareWireguard | undefined;
+  let bareTuned: BareWireguard | undefined;
   let d: TestDaemon | undefined;
   let ctx: Ctx | undefined;
   try {
@@ -151,10 +152,10 @@ export async function benchWireguard(n: number, scale: number, progress: (m: str
       errors.push(`bare: ${msg(e)}`);
     }
     try {
-      bareBuffers = await BareWireguard.build(`${tag}x`, progress, { socketBuffers: true });
+      bareTuned = await BareWireguard.build(`${tag}x`, progress, { tuned: true });
+      bareOut.tuned = { env: wireguardGoTuning(), udp_buffers_raised: bareTuned.buffersRaised };
     } catch (e) {
-      if (e instanceof BuffersAlreadySized) bareOut.bare_buffers_skipped = e.message;
-      else errors.push(`bare with raised buffers: ${msg(e)}`);
+      errors.push(`bare tuned: ${msg(e)}`);
     }
 
     let arcaSide: Side | undefined;
@@ -176,9 +177,9 @@ export async function benchWireguard(n: number, scale: number, progress: (m: str
       const pair = bare;
       sides.push(['bare', { a: { ns: pair.a.netns, ip: pair.a.ip }, b: { ns: pair.b.netns, ip: pair.b.ip }, pingOut: `/tmp/${tag}-bare-ping.out`, carriers: () => pair.pids() }]);
     }
-    if (bareBuffers) {
-      const pair = bareBuffers;
-      sides.push(['bare_buffers', { a: { ns: pair.a.netns, ip: pair.a.ip }, b: { ns: pair.b.netns, ip: pair.b.ip }, pingOut: `/tmp/${tag}-bareb-ping.out`, carriers: () => pair.pids() }]);
+    if (bareTuned) {
+      const pair = bareTuned;
+      sides.push(['bare_tuned', { a: { ns: pair.a.netns, ip: pair.a.ip }, b: { ns: pair.b.netns, ip: pair.b.ip }, pingOut: `/tmp/${tag}-bareb-ping.out`, carriers: () => pair.pids() }]);
     }
     if (arcaSide) sides.push(['arca', arcaSide]);
     if (sides.length) {
@@ -191,7 +192,7 @@ export async function benchWireguard(n: number, scale: number, progress: (m: str
     // Neither the bare pair nor the data-path containers are needed further: their processes
     // would only share the two cores and the machine's inotify instances with what follows.
     await bare?.destroy();
-    await bareBuffers?.destroy();
+    await bareTuned?.destroy();
     if (ctx && arcaSide) {
       await removeAll(ctx).catch((e: unknown) => errors.push(`arca: removing the data-path containers: ${msg(e)}`));
       try {
@@ -211,7 +212,7 @@ export async function benchWireguard(n: number, scale: number, progress: (m: str
   } finally {
     for (const s of servers) if (s.exitCode === null && s.signalCode === null) s.kill('SIGKILL');
     await bare?.destroy();
-    await bareBuffers?.destroy();
+    await bareTuned?.destroy();
     if (d) {
       progress('arca: removing the scratch daemon');
       if (ctx) await removeAll(ctx).catch((e: unknown) => errors.push(`cleanup: ${msg(e)}`));
@@ -586,24 +587,24 @@ async function scaleRun(ctx: Ctx, scale: number): Promise<Record<string, unknown
 
 /** The side-by-side figures and their targets, from what was measured. */
 function summarize(section: Record<string, unknown>, bare: Record<string, unknown>, arca: Record<string, unknown>): void {
-  // The bare pair with the driver's socket buffers, beside the others (the target compares with plain bare).
-  const bbPing = section.bare_buffers_ping as { median_ms: number } | undefined;
-  const bbIperf = section.bare_buffers_iperf_gbit as { median: number } | undefined;
+  // The bare pair with the driver's tunings, beside the others (the target compares with plain bare).
+  const btPing = section.bare_tuned_ping as { median_ms: number } | undefined;
+  const btIperf = section.bare_tuned_iperf_gbit as { median: number } | undefined;
   const aPing = section.arca_ping as { median_ms: number } | undefined;
   const aIperf = section.arca_iperf_gbit as { median: number } | undefined;
   const dp = summarizeDataPath(section, WG_TARGETS);
   const rr = (x: number | undefined, y: number | undefined): number | null => (x === undefined || y === undefined || !y ? null : Math.round((x / y) * 100) / 100);
-  Object.assign(section.ping_rtt_ms as Record<string, unknown>, { bare_buffers: bbPing ?? null, ratio_median_vs_bare_buffers: rr(aPing?.median_ms, bbPing?.median_ms) });
-  Object.assign(section.iperf3_container_to_container_gbit as Record<string, unknown>, { bare_buffers: bbIperf ?? null, ratio_vs_bare_buffers: rr(aIperf?.median, bbIperf?.median) });
-  delete section.bare_buffers_ping;
-  delete section.bare_buffers_iperf_gbit;
+  Object.assign(section.ping_rtt_ms as Record<string, unknown>, { bare_tuned: btPing ?? null, ratio_median_vs_bare_tuned: rr(aPing?.median_ms, btPing?.median_ms) });
+  Object.assign(section.iperf3_container_to_container_gbit as Record<string, unknown>, { bare_tuned: btIperf ?? null, ratio_vs_bare_tuned: rr(aIperf?.median, btIperf?.median) });
+  delete section.bare_tuned_ping;
+  delete section.bare_tuned_iperf_gbit;
   // Per round, both wireguard-go together: CPU seconds and their namespaces' UDP receive-buffer drops.
   (section.iperf3_container_to_container_gbit as Record<string, unknown>).wireguard_go_per_round = {
     bare: section.bare_carriers_per_iperf_round ?? null,
-    bare_buffers: section.bare_buffers_carriers_per_iperf_round ?? null,
+    bare_tuned: section.bare_tuned_carriers_per_iperf_round ?? null,
     arca: section.arca_carriers_per_iperf_round ?? null,
   };
-  for (const k of ['bare_carriers_per_iperf_round', 'bare_buffers_carriers_per_iperf_round', 'arca_carriers_per_iperf_round']) delete section[k];
+  for (const k of ['bare_carriers_per_iperf_round', 'bare_tuned_carriers_per_iperf_round', 'arca_carriers_per_iperf_round']) delete section[k];
   type Join = { connect_api_ms: Stats; connect_return_to_first_ping_ms: Stats | null; probe_floor_ms: Stats | null; unanswered?: number };
   const j = arca.join as Join | undefined;
   section.join_first_ping_ms = {

@@ -175,7 +175,9 @@ describe('wireguard-go processes and UAPI', { skip }, () => {
       assert.ok(!wgp.isWireguardGo(s.pid, 'wgnotthisone'));
       // Its TUN is in the hidden namespace, not ours.
       await ns(s, 'link', 'show', s.spec.ifname);
-      assert.equal(readFileSync(`/proc/${s.pid}/environ`, 'utf8').split('\0').includes('WG_PROCESS_FOREGROUND=1'), true);
+      const environ = readFileSync(`/proc/${s.pid}/environ`, 'utf8').split('\0');
+      assert.equal(environ.includes('WG_PROCESS_FOREGROUND=1'), true);
+      assert.ok(environ.includes(`GOMAXPROCS=${process.env.ARCA_WIREGUARD_GOMAXPROCS ?? '1'}`), environ.filter((e) => e.startsWith('GO')).join(' '));
     }
     console.log(`# spawn -> socket answers: ${times.map((t) => t.toFixed(1)).join(', ')} ms`);
     assert.ok(wgp.wireguardGoVersion()?.startsWith('wireguard-go v'), wgp.wireguardGoVersion());

@@ -7,7 +7,7 @@ import { InvalidParameter } from '../../src/errors.js';
 import type { DriverNetwork } from '../../src/network/driver.js';
 import { parseWgOptions } from '../../src/network/drivers/wireguard/wg-options.js';
 import { WgState } from '../../src/network/drivers/wireguard/wg-state.js';
-import { wireguardGoMissing, wireguardGoPath } from '../../src/network/drivers/wireguard/wg-process.js';
+import { wireguardGoMissing, wireguardGoPath, wireguardGoTuning } from '../../src/network/drivers/wireguard/wg-process.js';
 import { endpointNames, hiddenNetnsRe, IFNAME_MAX, networkNames } from '../../src/network/drivers/wireguard/wg-names.js';
 
 function net(over: Partial<DriverNetwork> = {}): DriverNetwork {
@@ -97,6 +97,23 @@ describe('wireguard-go binary', () => {
       if (saved === undefined) delete process.env.ARCA_WIREGUARD_GO;
       else process.env.ARCA_WIREGUARD_GO = saved;
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs with one P unless ARCA_WIREGUARD_GOMAXPROCS names a positive count', () => {
+    const saved = process.env.ARCA_WIREGUARD_GOMAXPROCS;
+    try {
+      delete process.env.ARCA_WIREGUARD_GOMAXPROCS;
+      assert.deepEqual(wireguardGoTuning(), { GOMAXPROCS: '1' });
+      process.env.ARCA_WIREGUARD_GOMAXPROCS = '4';
+      assert.deepEqual(wireguardGoTuning(), { GOMAXPROCS: '4' });
+      for (const bad of ['0', '-2', 'x', '1; rm', '', '99999']) {
+        process.env.ARCA_WIREGUARD_GOMAXPROCS = bad;
+        assert.deepEqual(wireguardGoTuning(), { GOMAXPROCS: '1' }, bad);
+      }
+    } finally {
+      if (saved === undefined) delete process.env.ARCA_WIREGUARD_GOMAXPROCS;
+      else process.env.ARCA_WIREGUARD_GOMAXPROCS = saved;
     }
   });
 });
