@@ -11,7 +11,7 @@ import { basename, dirname } from 'node:path';
 import { logger } from '../../../log.js';
 import { which } from '../../../sys/runner.js';
 import { loadNative, native } from '../../../sys/native.js';
-import { uapiGet } from './uapi.js';
+import { uapiGet, uapiRelease } from './uapi.js';
 import { uapiSocketPath } from './wg-names.js';
 
 const log = logger('arca:net:wireguard');
@@ -276,6 +276,7 @@ export function adoptWireguardGo(spec: WgProcessSpec): number | undefined {
  * does not report a process stopped here.
  */
 export async function stopWireguardGo(spec: WgProcessSpec, pid: number | undefined, graceMs = 1000): Promise<void> {
+  uapiRelease(uapiSocketPath(spec.ifname));
   if (pid !== undefined && isWireguardGo(pid, spec.ifname)) {
     const startTime = liveStartTime(pid);
     const same = (): boolean => startTime !== undefined && liveStartTime(pid) === startTime;
