@@ -161,7 +161,13 @@ class FakeDevice {
   readonly received: string[] = [];
   /** A string, chunks sent 5 ms apart, 'HANGUP', or undefined: no answer. */
   answer: (req: string) => string | string[] | undefined = () => 'errno=0\n\n';
+  /** Connections accepted so far, and the open ones. */
+  connections = 0;
+  readonly open = new Set<Socket>();
   private server: Server = createServer((sock: Socket) => {
+    this.connections++;
+    this.open.add(sock);
+    sock.on('close', () => this.open.delete(sock));
     let buf = '';
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => {
@@ -185,6 +191,8 @@ class FakeDevice {
     await once(this.server, 'listening');
   }
   async stop(): Promise<void> {
+    // The client holds its connection: the fake's ends would keep this process alive.
+    for (const sock of this.open) sock.destroy();
     this.server.close();
     rmSync(this.dir, { recursive: true, force: true });
   }
@@ -238,6 +246,27 @@ describe('UAPI over a unix socket', () => {
     await assert.rejects(uapiGet(join(dev.dir, 'absent.sock')), (e: unknown) => {
       return !(e instanceof UapiError) && (e as NodeJS.ErrnoException).code === 'ENOENT';
     });
+  });
+
+  it('holds one connection for requests in a row and in parallel, answered in order; a dropped one is replaced', async () => {
+    dev.answer = (req) => (req.startsWith('get') ? `listen_port=${dev.received.length}\nerrno=0\n\n` : 'errno=0\n\n');
+    await uapiSet(dev.path, {});
+    const first = dev.connections;
+    const ports = await Promise.all([uapiGet(dev.path), uapiGet(dev.path), uapiGet(dev.path)].map((p) => p.then((st) => st.listenPort ?? -1)));
+    assert.deepEqual(ports, [...ports].sort((a, b) => a - b));
+    assert.equal(new Set(ports).size, 3);
+    assert.equal(dev.connections, first, 'no new connection while the held one works');
+    // The device restarted: the held connection is gone, the next request makes a new one.
+    for (const sock of dev.open) sock.destroy();
+    await new Promise((r) => setTimeout(r, 20));
+    await uapiSet(dev.path, {});
+    assert.equal(dev.connections, first + 1);
+    // A refused set may leave part of its document unread: that connection is not used again.
+    dev.answer = () => 'errno=-22\n\n';
+    await assert.rejects(uapiSet(dev.path, {}), UapiError);
+    dev.answer = () => 'errno=0\n\n';
+    await uapiSet(dev.path, {});
+    assert.equal(dev.connections, first + 2);
   });
 
   it('refuses an invalid document without connecting', async () => {

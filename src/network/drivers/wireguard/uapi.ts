@@ -218,7 +218,7 @@ function uapiError(op: string, errno: number): UapiError {
  * number of requests on a connection, and each new one costs it a goroutine and 8 KiB of bufio
  * buffers that stay resident (an idle wireguard-go's heap stays under Go's 4 MiB first-GC
  * threshold, so nothing is collected). Measured on a 10-peer network after 20 joins and leaves,
- * a connection per request left every peer ~0.3 MiB larger.
+ * a connection per request left every peer ~0.5 MiB larger.
  */
 interface Conn {
   sock: Socket;
@@ -244,14 +244,21 @@ function drop(path: string, c: Conn): void {
   c.sock.destroy();
 }
 
-function open(path: string): Promise<Conn> {
+function open(path: string, timeoutMs: number, leftMs: number): Promise<Conn> {
   return new Promise((resolve, reject) => {
     const sock = connect(path);
     const c: Conn = { sock, buf: '', used: false, closed: false };
+    // A listener that does not accept (a wedged process, a full backlog) fails like one that does not reply.
+    const timer = setTimeout(() => {
+      drop(path, c);
+      reject(Object.assign(new Error(`UAPI ${path}: no reply within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+    }, Math.max(1, leftMs));
     sock.setEncoding('utf8');
     // Held connections must not keep the daemon (or a test) alive.
     sock.unref();
     sock.once('connect', () => {
+      clearTimeout(timer);
+      if (c.closed) return;
       conns.set(path, c);
       resolve(c);
     });
@@ -268,7 +275,10 @@ function open(path: string): Promise<Conn> {
     sock.on('error', (err: NodeJS.ErrnoException) => {
       const wasOpen = conns.get(path) === c;
       drop(path, c);
-      if (!wasOpen) return reject(socketError(path, err));
+      if (!wasOpen) {
+        clearTimeout(timer);
+        return reject(socketError(path, err));
+      }
       c.pending?.reject(socketError(path, err));
       c.pending = undefined;
     });
@@ -282,7 +292,7 @@ function open(path: string): Promise<Conn> {
 
 async function exchangeOnce(path: string, doc: string, timeoutMs: number, deadline: number): Promise<{ reply: string; reused: boolean }> {
   const live = conns.get(path);
-  const c = live && !live.closed ? live : await open(path);
+  const c = live && !live.closed ? live : await open(path, timeoutMs, deadline - performance.now());
   const reused = c.used;
   const left = deadline - performance.now();
   return new Promise((resolve, reject) => {
