@@ -100,16 +100,16 @@ describe('wireguard-go binary', () => {
     }
   });
 
-  it('runs with one P unless ARCA_WIREGUARD_GOMAXPROCS names a positive count', () => {
+  it('sets GOMAXPROCS only when ARCA_WIREGUARD_GOMAXPROCS names a positive count', () => {
     const saved = process.env.ARCA_WIREGUARD_GOMAXPROCS;
     try {
       delete process.env.ARCA_WIREGUARD_GOMAXPROCS;
-      assert.deepEqual(wireguardGoTuning(), { GOMAXPROCS: '1' });
+      assert.deepEqual(wireguardGoTuning(), {});
       process.env.ARCA_WIREGUARD_GOMAXPROCS = '4';
       assert.deepEqual(wireguardGoTuning(), { GOMAXPROCS: '4' });
       for (const bad of ['0', '-2', 'x', '1; rm', '', '99999']) {
         process.env.ARCA_WIREGUARD_GOMAXPROCS = bad;
-        assert.deepEqual(wireguardGoTuning(), { GOMAXPROCS: '1' }, bad);
+        assert.deepEqual(wireguardGoTuning(), {}, bad);
       }
     } finally {
       if (saved === undefined) delete process.env.ARCA_WIREGUARD_GOMAXPROCS;

@@ -67,16 +67,16 @@ export function wireguardGoMissing(): string | undefined {
 }
 
 /**
- * What the driver's wireguard-go runs with besides the daemon's environment. GOMAXPROCS=1: one
- * process carries one endpoint, so a host's parallelism comes from its many processes, not from
- * threads within one; measured here (2 cores, both ends on the machine), one P gave ~6% more TCP
- * than bare wireguard-go's default instead of ~20% less, a lower RTT, and ~1 MiB less idle RSS
- * (one mcache's partly used spans instead of two). `ARCA_WIREGUARD_GOMAXPROCS` (a positive
- * integer) overrides it, e.g. for one tunnel pushing a lot on a host with many cores.
+ * What the driver's wireguard-go runs with besides the daemon's environment:
+ * `ARCA_WIREGUARD_GOMAXPROCS` (a positive integer) becomes its GOMAXPROCS, else Go's default.
+ * One P measured well here (2 cores, both ends on the machine: ~1.0-1.1x bare TCP instead of
+ * ~0.77x, ~1 MiB less idle RSS), but it is not the default: with it, handshake initiations that
+ * cross are not always resolved by the tie-break (test/kernel/wg-firewall.test.ts), so the first
+ * packet either way can wait for WireGuard's 5 s retry.
  */
 export function wireguardGoTuning(): Record<string, string> {
   const chosen = process.env.ARCA_WIREGUARD_GOMAXPROCS;
-  return { GOMAXPROCS: chosen && /^[1-9][0-9]{0,3}$/.test(chosen) ? chosen : '1' };
+  return chosen && /^[1-9][0-9]{0,3}$/.test(chosen) ? { GOMAXPROCS: chosen } : {};
 }
 
 let version: string | undefined;
