@@ -227,7 +227,6 @@ interface Conn {
   pending?: { resolve: (reply: string) => void; reject: (err: Error) => void };
   /** Set once the connection answered a request: a failure then may be a stale one, tried again fresh. */
   used: boolean;
-  closed: boolean;
 }
 
 const conns = new Map<string, Conn>();
@@ -238,8 +237,11 @@ function socketError(path: string, err: NodeJS.ErrnoException): Error {
   return Object.assign(new Error(`UAPI ${path}: ${err.message}`, { cause: err }), { code: err.code });
 }
 
+function timedOut(path: string, timeoutMs: number): Error {
+  return Object.assign(new Error(`UAPI ${path}: no reply within ${timeoutMs} ms`), { code: 'ETIMEDOUT' });
+}
+
 function drop(path: string, c: Conn): void {
-  c.closed = true;
   if (conns.get(path) === c) conns.delete(path);
   c.sock.destroy();
 }
@@ -247,18 +249,18 @@ function drop(path: string, c: Conn): void {
 function open(path: string, timeoutMs: number, leftMs: number): Promise<Conn> {
   return new Promise((resolve, reject) => {
     const sock = connect(path);
-    const c: Conn = { sock, buf: '', used: false, closed: false };
+    const c: Conn = { sock, buf: '', used: false };
     // A listener that does not accept (a wedged process, a full backlog) fails like one that does not reply.
     const timer = setTimeout(() => {
       drop(path, c);
-      reject(Object.assign(new Error(`UAPI ${path}: no reply within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      reject(timedOut(path, timeoutMs));
     }, Math.max(1, leftMs));
     sock.setEncoding('utf8');
     // Held connections must not keep the daemon (or a test) alive.
     sock.unref();
     sock.once('connect', () => {
       clearTimeout(timer);
-      if (c.closed) return;
+      if (sock.destroyed) return;
       conns.set(path, c);
       resolve(c);
     });
@@ -291,15 +293,15 @@ function open(path: string, timeoutMs: number, leftMs: number): Promise<Conn> {
 }
 
 async function exchangeOnce(path: string, doc: string, timeoutMs: number, deadline: number): Promise<{ reply: string; reused: boolean }> {
-  const live = conns.get(path);
-  const c = live && !live.closed ? live : await open(path, timeoutMs, deadline - performance.now());
+  // Only live connections are in the map: every way one ends takes it out.
+  const c = conns.get(path) ?? (await open(path, timeoutMs, deadline - performance.now()));
   const reused = c.used;
   const left = deadline - performance.now();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       // A late reply would be read as the next request's: the connection goes.
       drop(path, c);
-      reject(Object.assign(new Error(`UAPI ${path}: no reply within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      reject(timedOut(path, timeoutMs));
     }, Math.max(1, left));
     c.pending = {
       resolve: (reply) => {
