@@ -102,19 +102,26 @@ describe('hidden namespace ruleset', () => {
     const out = text.slice(text.indexOf('chain guard_raw_output {'), text.indexOf('chain guard_input {'));
     const init = 'udp length 156 @th,64,32 0x01000000';
     const lines = (chain: string): string[] => chain.split('\n').map((l) => l.trim().replace(/ comment .*$/, ''));
-    // Received, in this order, all ahead of the notrack rule: ours went there first, or it was
-    // marked (its sender had ours already); else remembered when from a higher address.
-    assert.deepEqual(lines(pre).filter((l) => l.includes(init)), [
+    const resp = 'udp length 100 @th,64,32 0x02000000';
+    const tieBreak = (chain: string): string[] => lines(chain).filter((l) => l.includes(init) || l.includes(resp));
+    // Received, in this order, all ahead of the notrack rule: ours is in flight there, or it was
+    // marked by a lower address (its sender had ours already); else remembered when from a higher
+    // address, and ours no longer in flight once that address answered it.
+    assert.deepEqual(tieBreak(pre), [
       `iifname "u0" udp dport 51820 ${init} ip saddr @initiated counter name "guard_handshake_yield" drop`,
-      `iifname "u0" udp dport 51820 ${init} ip dscp cs1 counter name "guard_handshake_yield" drop`,
+      `iifname "u0" udp dport 51820 ${init} ip saddr < 169.254.192.7 ip dscp cs1 counter name "guard_handshake_yield" drop`,
       `iifname "u0" udp dport 51820 ${init} ip saddr > 169.254.192.7 update @heard { ip saddr }`,
+      `iifname "u0" udp dport 51820 ${resp} ip saddr > 169.254.192.7 delete @initiated { ip saddr }`,
     ]);
-    assert.ok(pre.indexOf('update @heard') < pre.indexOf('notrack'));
-    // Sent: towards higher addresses remembered; marked where theirs came first.
-    assert.deepEqual(lines(out).filter((l) => l.includes(init)), [
-      `oifname "u0" udp sport 51820 ${init} ip daddr > 169.254.192.7 update @initiated { ip daddr }`,
+    assert.ok(pre.indexOf('delete @initiated') < pre.indexOf('notrack'));
+    // Sent: theirs answered is no longer to be answered; marked where theirs came first, and
+    // remembered as in flight towards higher addresses only where not marked.
+    assert.deepEqual(tieBreak(out), [
+      `oifname "u0" udp sport 51820 ${resp} ip daddr > 169.254.192.7 delete @heard { ip daddr }`,
       `oifname "u0" udp sport 51820 ${init} ip daddr @heard ip dscp set cs1`,
+      `oifname "u0" udp sport 51820 ${init} ip daddr > 169.254.192.7 ip daddr != @heard update @initiated { ip daddr }`,
     ]);
+    assert.ok(out.indexOf('update @initiated') < out.indexOf('notrack'));
     // Without its own address the namespace has no tie-break.
     const { underlay: _u, ...without } = base;
     const plain = renderHiddenNsRuleset(without);

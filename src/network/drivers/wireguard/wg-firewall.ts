@@ -66,17 +66,22 @@ export const GUARD_COUNTERS = {
  * The handshake tie-break's memory, per peer. Two initiations that cross (both containers send
  * their first packet before either side has processed the other's initiation) each overwrite the
  * other side's handshake, so both responses are dropped as stale and neither side has a session
- * until wireguard-go retries after REKEY_TIMEOUT (5 s plus jitter): the first ping either way is
+ * until wireguard-go retries after REKEY_TIMEOUT (5 s plus jitter): the first packet either way is
  * lost. Exactly one of the two initiations must be ignored, and which one depends on what the
  * lower underlay address L had seen when its own left:
  *
- * - L's left first: L ignores H's initiation when it arrives (L remembers where its own went);
+ * - L's left first: L ignores H's initiation when it arrives (`@initiated`: L's is in flight);
  *   H answers L's, and L, its handshake intact, completes it.
- * - H's arrived at L first: L will process it after making its own (wireguard-go makes none
- *   within 5 s of having answered one), so L's own handshake is lost either way; L marks its
- *   initiation (DSCP CS1 on the underlay header, outside WireGuard's MACs) and H ignores marked
- *   initiations. L answers H's, and H, its handshake intact, completes it.
+ * - H's arrived at L first (`@heard`: L has it to answer): L will answer it whether it makes its
+ *   own before or after (wireguard-go makes none within 5 s of having answered one), so L's own
+ *   handshake is lost either way; L marks its initiation (DSCP CS1 on the underlay header,
+ *   outside WireGuard's MACs), H ignores marked initiations, and L's marked one is not in
+ *   flight: H's next is answered. L answers H's, and H, its handshake intact, completes it.
  *
+ * An entry ends when what it waits for is seen (H's response to L's initiation, L's response to
+ * H's) or after this long. Without that, state left by one handshake decided the next one within
+ * the window: a re-created peer whose `@heard` was still set had L's initiation marked and, as
+ * it was also recorded in `@initiated`, H's ignored too, and both first packets were lost.
  * Longer than any crossing (arrival to processing under load), shorter than REKEY_TIMEOUT: an
  * initiation that was lost only holds the other side's back for this long.
  */
@@ -84,6 +89,8 @@ export const HANDSHAKE_YIELD_MS = 1000;
 
 /** WireGuard's handshake initiation on the wire: UDP length 8 + 148, message type 1 (little-endian u32). */
 const INITIATION_MATCH = 'udp length 156 @th,64,32 0x01000000';
+/** Its response: UDP length 8 + 92, message type 2. */
+const RESPONSE_MATCH = 'udp length 100 @th,64,32 0x02000000';
 
 export interface HiddenNsFirewallSpec {
   networkId: string;
@@ -200,16 +207,20 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
     for (const name of ['initiated', 'heard']) {
       yieldSets.push(`\tset ${name} { type ${type}; flags dynamic, timeout; timeout ${HANDSHAKE_YIELD_MS}ms; }`);
     }
-    const inInit = `iifname ${under} udp dport ${spec.listenPort} ${INITIATION_MATCH}`;
-    const outInit = `oifname ${under} udp sport ${spec.listenPort} ${INITIATION_MATCH}`;
+    const inPort = `iifname ${under} udp dport ${spec.listenPort}`;
+    const outPort = `oifname ${under} udp sport ${spec.listenPort}`;
+    const inInit = `${inPort} ${INITIATION_MATCH}`;
+    const outInit = `${outPort} ${INITIATION_MATCH}`;
     yieldIn.push(
       `${inInit} ${ipk} saddr @initiated counter name "${GUARD_COUNTERS.yield}" drop ${tag}`,
-      `${inInit} ${dscp} cs1 counter name "${GUARD_COUNTERS.yield}" drop ${tag}`,
+      `${inInit} ${ipk} saddr < ${spec.underlay} ${dscp} cs1 counter name "${GUARD_COUNTERS.yield}" drop ${tag}`,
       `${inInit} ${ipk} saddr > ${spec.underlay} update @heard { ${ipk} saddr } ${tag}`,
+      `${inPort} ${RESPONSE_MATCH} ${ipk} saddr > ${spec.underlay} delete @initiated { ${ipk} saddr } ${tag}`,
     );
     yieldOut.push(
-      `${outInit} ${ipk} daddr > ${spec.underlay} update @initiated { ${ipk} daddr } ${tag}`,
+      `${outPort} ${RESPONSE_MATCH} ${ipk} daddr > ${spec.underlay} delete @heard { ${ipk} daddr } ${tag}`,
       `${outInit} ${ipk} daddr @heard ${dscp} set cs1 ${tag}`,
+      `${outInit} ${ipk} daddr > ${spec.underlay} ${ipk} daddr != @heard update @initiated { ${ipk} daddr } ${tag}`,
     );
   }
   // Anti-spoofing needs no bridge table here (renderPolicies' `bridge` part is for bridge ports):
