@@ -7,9 +7,9 @@
  *   the bare pair, both measured the same way (bench/data-path.ts: the host's busybox ping and
  *   iperf3 entered into the namespaces with nsenter, the sides taking turns round by round, both
  *   directions). `--n` ping rounds, at most {@link IPERF_ROUNDS_MAX} iperf3 rounds. A second bare
- *   pair, `bare_tuned`, gets the tunings the driver gives wireguard-go (`ARCA_WIREGUARD_GOMAXPROCS`
- *   when set, raised UDP socket buffers where it leaves them small): the targets compare with plain bare,
- *   `*_vs_bare_tuned` shows what the layout costs.
+ *   pair, `bare_tuned`, gets the tunings the driver gives wireguard-go (its GOMAXPROCS, raised UDP
+ *   socket buffers where it leaves them small): the targets compare with plain bare (Go's own
+ *   GOMAXPROCS), `*_vs_bare_tuned` shows what the layout costs.
  * - Join: a running container connected (through the API) to a network of
  *   {@link JOIN_PEERS} running peers, then pinged from its netns to one peer every 2 ms: the
  *   connect call's duration and the time from its return to the first reply (`--n` joins, after

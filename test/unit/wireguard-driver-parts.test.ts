@@ -100,16 +100,18 @@ describe('wireguard-go binary', () => {
     }
   });
 
-  it('sets GOMAXPROCS only when ARCA_WIREGUARD_GOMAXPROCS names a positive count', () => {
+  it('runs wireguard-go with one P unless ARCA_WIREGUARD_GOMAXPROCS names another count (0: Go decides)', () => {
     const saved = process.env.ARCA_WIREGUARD_GOMAXPROCS;
     try {
       delete process.env.ARCA_WIREGUARD_GOMAXPROCS;
-      assert.deepEqual(wireguardGoTuning(), {});
+      assert.deepEqual(wireguardGoTuning(), { GOMAXPROCS: '1' });
       process.env.ARCA_WIREGUARD_GOMAXPROCS = '4';
       assert.deepEqual(wireguardGoTuning(), { GOMAXPROCS: '4' });
-      for (const bad of ['0', '-2', 'x', '1; rm', '', '99999']) {
+      process.env.ARCA_WIREGUARD_GOMAXPROCS = '0';
+      assert.deepEqual(wireguardGoTuning(), {});
+      for (const bad of ['-2', 'x', '1; rm', '', '99999', '01']) {
         process.env.ARCA_WIREGUARD_GOMAXPROCS = bad;
-        assert.deepEqual(wireguardGoTuning(), {}, bad);
+        assert.deepEqual(wireguardGoTuning(), { GOMAXPROCS: '1' }, bad);
       }
     } finally {
       if (saved === undefined) delete process.env.ARCA_WIREGUARD_GOMAXPROCS;

@@ -66,17 +66,29 @@ export function wireguardGoMissing(): string | undefined {
   return `the wireguard driver needs ${absent.join(' and ')}, which is not installed (there is no kernel WireGuard to fall back on): apt-get install ${pkgs.join(' ')} (or run scripts/setup.sh)`;
 }
 
+/** wireguard-go's GOMAXPROCS unless `ARCA_WIREGUARD_GOMAXPROCS` says otherwise. */
+export const DEFAULT_WIREGUARD_GOMAXPROCS = '1';
+
+let warnedTuning: string | undefined;
+
 /**
- * What the driver's wireguard-go runs with besides the daemon's environment:
- * `ARCA_WIREGUARD_GOMAXPROCS` (a positive integer) becomes its GOMAXPROCS, else Go's default.
- * One P measured well here (2 cores, both ends on the machine: ~1.0-1.1x bare TCP instead of
- * ~0.77x, ~1 MiB less idle RSS), but it is not the default: with it, handshake initiations that
- * cross are not always resolved by the tie-break (test/kernel/wg-firewall.test.ts), so the first
- * packet either way can wait for WireGuard's 5 s retry.
+ * What the driver's wireguard-go runs with besides the daemon's environment: GOMAXPROCS 1, or
+ * `ARCA_WIREGUARD_GOMAXPROCS` (a positive integer; `0` leaves it to Go, or to a GOMAXPROCS in
+ * the daemon's environment). One P measured better here (2 cores, both ends on the machine, same
+ * run): ~1.0-1.1x bare wireguard-go TCP instead of ~0.77x, and ~1 MiB less idle RSS (fewer
+ * threads, each with its stack and Go's per-P caches). Every container is its own wireguard-go,
+ * so a host runs many of them: one P each still spreads them over the cores.
  */
 export function wireguardGoTuning(): Record<string, string> {
   const chosen = process.env.ARCA_WIREGUARD_GOMAXPROCS;
-  return chosen && /^[1-9][0-9]{0,3}$/.test(chosen) ? { GOMAXPROCS: chosen } : {};
+  if (chosen === undefined || chosen === '') return { GOMAXPROCS: DEFAULT_WIREGUARD_GOMAXPROCS };
+  if (chosen === '0') return {};
+  if (/^[1-9][0-9]{0,3}$/.test(chosen)) return { GOMAXPROCS: chosen };
+  if (warnedTuning !== chosen) {
+    warnedTuning = chosen;
+    log.warn(`ARCA_WIREGUARD_GOMAXPROCS="${chosen}" is not a count from 0 to 9999: wireguard-go runs with GOMAXPROCS ${DEFAULT_WIREGUARD_GOMAXPROCS}`);
+  }
+  return { GOMAXPROCS: DEFAULT_WIREGUARD_GOMAXPROCS };
 }
 
 let version: string | undefined;
