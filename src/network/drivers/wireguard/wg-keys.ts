@@ -1,5 +1,5 @@
 /** X25519 key pairs for WireGuard from node:crypto; keys travel as 64-char lowercase hex (UAPI's form). */
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 
 export interface WgKeyPair {
   /** 32 bytes, hex. */
@@ -26,16 +26,21 @@ function assertKeyHex(s: string, what: string): void {
   if (!isKeyHex(s)) throw new Error(`invalid WireGuard ${what}: expected 64 lowercase hex digits`);
 }
 
-/** A fresh key pair. */
+/**
+ * A fresh key pair: 32 random bytes clamped as X25519 wants them (as `wg genkey` does), and their
+ * public key. Not generateKeyPairSync: in Node 20 its job, once unreachable, takes the new key's
+ * mutex in its destructor, and a GC that collects it while an export of that key holds the same
+ * mutex (exporting allocates) deadlocks the daemon's thread for good (seen at the 71st container
+ * of the wireguard bench's scale run, with the daemon's small young generation).
+ */
 export function generateKeyPair(): WgKeyPair {
-  const { privateKey } = generateKeyPairSync('x25519');
-  // JWK is the one export that gives the raw 32 bytes of both halves without DER slicing.
-  const jwk = privateKey.export({ format: 'jwk' });
-  if (jwk.d === undefined || jwk.x === undefined) throw new Error('node:crypto returned an X25519 JWK without d/x');
-  return {
-    privateKey: Buffer.from(jwk.d, 'base64url').toString('hex'),
-    publicKey: Buffer.from(jwk.x, 'base64url').toString('hex'),
-  };
+  const key = randomBytes(32);
+  key[0]! &= 248;
+  key[31]! &= 127;
+  key[31]! |= 64;
+  const privateKey = key.toString('hex');
+  key.fill(0);
+  return { privateKey, publicKey: publicKeyOf(privateKey) };
 }
 
 /** The public key of a private key (both hex). Accepts unclamped keys, as WireGuard does (X25519 clamps). */
