@@ -75,9 +75,9 @@ let warnedTuning: string | undefined;
  * What the driver's wireguard-go runs with besides the daemon's environment: GOMAXPROCS 1, or
  * `ARCA_WIREGUARD_GOMAXPROCS` (a positive integer; `0` leaves it to Go, or to a GOMAXPROCS in
  * the daemon's environment). One P measured better here (2 cores, both ends on the machine, same
- * run): ~1.0-1.1x bare wireguard-go TCP instead of ~0.77x, and ~1 MiB less idle RSS (fewer
- * threads, each with its stack and Go's per-P caches). Every container is its own wireguard-go,
- * so a host runs many of them: one P each still spreads them over the cores.
+ * run): ~1.0-1.1x bare wireguard-go TCP instead of ~0.77x, and ~1 MiB less idle RSS. Every
+ * container is its own wireguard-go, so a host runs many of them: one P each still spreads them
+ * over the cores.
  */
 export function wireguardGoTuning(): Record<string, string> {
   const chosen = process.env.ARCA_WIREGUARD_GOMAXPROCS;
