@@ -32,6 +32,7 @@ import {
 } from '../../src/network/drivers/wireguard/wg-firewall.js';
 import { uapiGet, uapiSet, type WgPeerConfig } from '../../src/network/drivers/wireguard/uapi.js';
 import { generateKeyPair } from '../../src/network/drivers/wireguard/wg-keys.js';
+import { wireguardGoTuning } from '../../src/network/drivers/wireguard/wg-process.js';
 import { HIDDEN_INNER_IF, HIDDEN_UNDERLAY_IF, LISTEN_PORT, UNDERLAY_HOST_ADDRESS, UNDERLAY_POOL, uapiSocketPath } from '../../src/network/drivers/wireguard/wg-names.js';
 import type { EndpointPolicy, NetworkPolicyPlan } from '../../src/network/policies/policy-types.js';
 import { run, which } from '../../src/sys/runner.js';
@@ -131,10 +132,18 @@ function startServer(ns: string, argv: string[]): Promise<void> {
   });
 }
 
-/** wireguard-go in the hidden namespace (nsenter execs it: the PID is wireguard-go's), once its UAPI answers. */
+/**
+ * wireguard-go in the hidden namespace (nsenter execs it: the PID is wireguard-go's), once its
+ * UAPI answers; with the driver's tuning, as the driver runs it. With Go's own GOMAXPROCS (2
+ * here) about 1 run in 16 lost a round the tie-break had decided: the capture showed the two
+ * initiations and no response at all, as when wireguard-go makes its own initiation between
+ * consuming the peer's and answering it (its answer then fails), and the peer's own, rightly
+ * ignored, was the one left. Not seen in 40 runs with one P.
+ */
 async function startWireguardGo(ep: Ep): Promise<void> {
   const full = inNs(ep.hid, ['wireguard-go', ep.wg]);
-  const child = spawn(full[0]!, full.slice(1), { stdio: 'ignore', env: { ...process.env, WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' } });
+  const env = { ...process.env, ...wireguardGoTuning(), WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' };
+  const child = spawn(full[0]!, full.slice(1), { stdio: 'ignore', env });
   wgProcs.push(child);
   const deadline = Date.now() + 5000;
   for (;;) {

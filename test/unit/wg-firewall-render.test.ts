@@ -95,37 +95,39 @@ describe('hidden namespace ruleset', () => {
     }
   });
 
-  it('crossing handshakes: the lower address remembers where its initiations went and whose came, the higher ignores marked ones', () => {
+  it('crossing handshakes: the lower address keeps whose initiation came first, one map entry per peer; the higher ignores marked ones', () => {
     const text = renderHiddenNsRuleset(base);
-    for (const set of ['initiated', 'heard']) assert.ok(text.includes(`\tset ${set} { type ipv4_addr; flags dynamic, timeout; timeout 1000ms; }`), set);
+    assert.ok(text.includes('\tmap first { type ipv4_addr : mark; flags dynamic, timeout; timeout 1000ms; }'));
     const pre = text.slice(text.indexOf('chain guard_prerouting {'), text.indexOf('chain guard_raw_output {'));
     const out = text.slice(text.indexOf('chain guard_raw_output {'), text.indexOf('chain guard_input {'));
     const init = 'udp length 156 @th,64,32 0x01000000';
-    const lines = (chain: string): string[] => chain.split('\n').map((l) => l.trim().replace(/ comment .*$/, ''));
     const resp = 'udp length 100 @th,64,32 0x02000000';
+    const lines = (chain: string): string[] => chain.split('\n').map((l) => l.trim().replace(/ comment .*$/, ''));
     const tieBreak = (chain: string): string[] => lines(chain).filter((l) => l.includes(init) || l.includes(resp));
-    // Received, in this order, all ahead of the notrack rule: ours is in flight there, or it was
-    // marked by a lower address (its sender had ours already); else remembered when from a higher
-    // address, and ours no longer in flight once that address answered it.
+    const inP = 'iifname "u0" udp dport 51820';
+    const outP = 'oifname "u0" udp sport 51820';
+    // Both sides claim the same entry (an existing claim is kept) and act on the one it holds;
+    // the mark that carries it is cleared; the entry ends with the winner's answer. All ahead of
+    // the notrack rule.
     assert.deepEqual(tieBreak(pre), [
-      `iifname "u0" udp dport 51820 ${init} ip saddr @initiated counter name "guard_handshake_yield" drop`,
-      `iifname "u0" udp dport 51820 ${init} ip saddr < 169.254.192.7 ip dscp cs1 counter name "guard_handshake_yield" drop`,
-      `iifname "u0" udp dport 51820 ${init} ip saddr > 169.254.192.7 update @heard { ip saddr }`,
-      `iifname "u0" udp dport 51820 ${resp} ip saddr > 169.254.192.7 delete @initiated { ip saddr }`,
+      `${inP} ${init} ip saddr > 169.254.192.7 add @first { ip saddr : 0x2 } meta mark set ip saddr map @first`,
+      `${inP} ${init} ip saddr > 169.254.192.7 meta mark 0x1 counter name "guard_handshake_yield" drop`,
+      `${inP} ${init} ip saddr > 169.254.192.7 meta mark set 0`,
+      `${inP} ${init} ip saddr < 169.254.192.7 ip dscp cs1 counter name "guard_handshake_yield" drop`,
+      `${inP} ${resp} ip saddr > 169.254.192.7 delete @first { ip saddr : 0 }`,
     ]);
-    assert.ok(pre.indexOf('delete @initiated') < pre.indexOf('notrack'));
-    // Sent: theirs answered is no longer to be answered; marked where theirs came first, and
-    // remembered as in flight towards higher addresses only where not marked.
+    assert.ok(pre.indexOf('delete @first') < pre.indexOf('notrack'));
     assert.deepEqual(tieBreak(out), [
-      `oifname "u0" udp sport 51820 ${resp} ip daddr > 169.254.192.7 delete @heard { ip daddr }`,
-      `oifname "u0" udp sport 51820 ${init} ip daddr @heard ip dscp set cs1`,
-      `oifname "u0" udp sport 51820 ${init} ip daddr > 169.254.192.7 ip daddr != @heard update @initiated { ip daddr }`,
+      `${outP} ${resp} ip daddr > 169.254.192.7 delete @first { ip daddr : 0 }`,
+      `${outP} ${init} ip daddr > 169.254.192.7 add @first { ip daddr : 0x1 } meta mark set ip daddr map @first`,
+      `${outP} ${init} ip daddr > 169.254.192.7 meta mark 0x2 ip dscp set cs1`,
+      `${outP} ${init} ip daddr > 169.254.192.7 meta mark set 0`,
     ]);
-    assert.ok(out.indexOf('update @initiated') < out.indexOf('notrack'));
+    assert.ok(out.indexOf('meta mark set 0') < out.indexOf('notrack'));
     // Without its own address the namespace has no tie-break.
     const { underlay: _u, ...without } = base;
     const plain = renderHiddenNsRuleset(without);
-    assert.ok(!plain.includes('@initiated') && !plain.includes('@heard') && !plain.includes('dscp'));
+    assert.ok(!plain.includes('@first') && !plain.includes('meta mark') && !plain.includes('dscp'));
     assert.throws(() => renderHiddenNsRuleset({ ...base, underlay: '169.254.192.7; drop' }), InvalidParameter);
   });
 

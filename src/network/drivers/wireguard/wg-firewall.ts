@@ -50,8 +50,8 @@ export const HIDDEN_TABLE = 'arca_wg';
  * what it sent towards an underlay address, `transit` forwarding that does not involve the
  * container (underlay↔tunnel), `underlayInput` what reached the hidden namespace from the
  * underlay but WireGuard's port, `spoof` what the container sent from an address not routed to
- * it, `yield` the handshake initiations this side ignored because its own to that peer was in
- * flight (see {@link HANDSHAKE_YIELD_MS}).
+ * it, `yield` the handshake initiations this side ignored because the other of a crossing pair
+ * won (see {@link HANDSHAKE_YIELD_MS}).
  */
 export const GUARD_COUNTERS = {
   spoof: 'guard_spoof_drop',
@@ -67,23 +67,26 @@ export const GUARD_COUNTERS = {
  * their first packet before either side has processed the other's initiation) each overwrite the
  * other side's handshake, so both responses are dropped as stale and neither side has a session
  * until wireguard-go retries after REKEY_TIMEOUT (5 s plus jitter): the first packet either way is
- * lost. Exactly one of the two initiations must be ignored, and which one depends on what the
- * lower underlay address L had seen when its own left:
+ * lost. Exactly one of the two initiations must be ignored, and the lower underlay address L
+ * decides which: the first of the two its namespace sees, its own leaving or H's arriving, wins.
  *
- * - L's left first: L ignores H's initiation when it arrives (`@initiated`: L's is in flight);
- *   H answers L's, and L, its handshake intact, completes it.
- * - H's arrived at L first (`@heard`: L has it to answer): L will answer it whether it makes its
- *   own before or after (wireguard-go makes none within 5 s of having answered one), so L's own
- *   handshake is lost either way; L marks its initiation (DSCP CS1 on the underlay header,
- *   outside WireGuard's MACs), H ignores marked initiations, and L's marked one is not in
- *   flight: H's next is answered. L answers H's, and H, its handshake intact, completes it.
+ * - L's went first: L ignores H's initiation when it arrives; H answers L's, and L, its
+ *   handshake intact, completes it.
+ * - H's arrived first: L will answer it whether its wireguard-go makes its own before or after
+ *   (it makes none within 5 s of having answered one), so L's own handshake is lost either way;
+ *   L marks its initiation (DSCP CS1 on the underlay header, outside WireGuard's MACs) and H
+ *   ignores marked initiations from lower addresses. L answers H's, and H completes it.
  *
- * An entry ends when what it waits for is seen (H's response to L's initiation, L's response to
- * H's) or after this long. Without that, state left by one handshake decided the next one within
- * the window: a re-created peer whose `@heard` was still set had L's initiation marked and, as
- * it was also recorded in `@initiated`, H's ignored too, and both first packets were lost.
- * Longer than any crossing (arrival to processing under load), shorter than REKEY_TIMEOUT: an
- * initiation that was lost only holds the other side's back for this long.
+ * The two packets are judged on different CPUs at once (L's in its sender's output, H's in the
+ * receive softirq), so two sets, each written by one side and read by the other, let both miss
+ * each other's entry (or both see it), and both first packets were lost. One map entry per peer
+ * holds the winner instead: each side `add`s its own claim, which does not replace one already
+ * there (the set's insert is atomic), and then reads back which claim the entry holds.
+ *
+ * An entry ends when the winning handshake is answered (H's response to L, L's to H) or after
+ * this long, so one handshake's entry does not decide the next. Longer than any crossing (arrival
+ * to processing under load), shorter than REKEY_TIMEOUT: an initiation that was lost only holds
+ * the other side's back for this long.
  */
 export const HANDSHAKE_YIELD_MS = 1000;
 
@@ -91,6 +94,10 @@ export const HANDSHAKE_YIELD_MS = 1000;
 const INITIATION_MATCH = 'udp length 156 @th,64,32 0x01000000';
 /** Its response: UDP length 8 + 92, message type 2. */
 const RESPONSE_MATCH = 'udp length 100 @th,64,32 0x02000000';
+/** The tie-break's map (peer's underlay address → whose initiation came first) and its two claims. */
+const FIRST_MAP = 'first';
+const FIRST_OURS = '0x1';
+const FIRST_THEIRS = '0x2';
 
 export interface HiddenNsFirewallSpec {
   networkId: string;
@@ -195,8 +202,8 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
     `iifname != ${inner} oifname != ${inner} counter name "${GUARD_COUNTERS.transit}" drop ${tag}`,
   ];
 
-  // The handshake tie-break (HANDSHAKE_YIELD_MS): as the lower address of a pair, where this
-  // side's initiations went and whose arrived; as the higher one, the marked ones it ignores.
+  // The handshake tie-break (HANDSHAKE_YIELD_MS): as the lower address of a pair, whose
+  // initiation came first; as the higher one, the marked ones it ignores.
   const yieldSets: string[] = [];
   const yieldIn: string[] = [];
   const yieldOut: string[] = [];
@@ -204,23 +211,26 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
     const ipk = selfFam === 4 ? 'ip' : 'ip6';
     const type = selfFam === 4 ? 'ipv4_addr' : 'ipv6_addr';
     const dscp = selfFam === 4 ? 'ip dscp' : 'ip6 dscp';
-    for (const name of ['initiated', 'heard']) {
-      yieldSets.push(`\tset ${name} { type ${type}; flags dynamic, timeout; timeout ${HANDSHAKE_YIELD_MS}ms; }`);
-    }
+    yieldSets.push(`\tmap ${FIRST_MAP} { type ${type} : mark; flags dynamic, timeout; timeout ${HANDSHAKE_YIELD_MS}ms; }`);
     const inPort = `iifname ${under} udp dport ${spec.listenPort}`;
     const outPort = `oifname ${under} udp sport ${spec.listenPort}`;
-    const inInit = `${inPort} ${INITIATION_MATCH}`;
-    const outInit = `${outPort} ${INITIATION_MATCH}`;
+    const higher = (dir: 'saddr' | 'daddr'): string => `${ipk} ${dir} > ${spec.underlay}`;
+    // The packet mark carries the winner from the map to the next rule and is cleared again
+    // (nothing in the hidden namespace marks packets, wireguard-go runs without an fwmark).
+    const claim = (dir: 'saddr' | 'daddr', mine: string): string =>
+      `add @${FIRST_MAP} { ${ipk} ${dir} : ${mine} } meta mark set ${ipk} ${dir} map @${FIRST_MAP}`;
     yieldIn.push(
-      `${inInit} ${ipk} saddr @initiated counter name "${GUARD_COUNTERS.yield}" drop ${tag}`,
-      `${inInit} ${ipk} saddr < ${spec.underlay} ${dscp} cs1 counter name "${GUARD_COUNTERS.yield}" drop ${tag}`,
-      `${inInit} ${ipk} saddr > ${spec.underlay} update @heard { ${ipk} saddr } ${tag}`,
-      `${inPort} ${RESPONSE_MATCH} ${ipk} saddr > ${spec.underlay} delete @initiated { ${ipk} saddr } ${tag}`,
+      `${inPort} ${INITIATION_MATCH} ${higher('saddr')} ${claim('saddr', FIRST_THEIRS)} ${tag}`,
+      `${inPort} ${INITIATION_MATCH} ${higher('saddr')} meta mark ${FIRST_OURS} counter name "${GUARD_COUNTERS.yield}" drop ${tag}`,
+      `${inPort} ${INITIATION_MATCH} ${higher('saddr')} meta mark set 0 ${tag}`,
+      `${inPort} ${INITIATION_MATCH} ${ipk} saddr < ${spec.underlay} ${dscp} cs1 counter name "${GUARD_COUNTERS.yield}" drop ${tag}`,
+      `${inPort} ${RESPONSE_MATCH} ${higher('saddr')} delete @${FIRST_MAP} { ${ipk} saddr : 0 } ${tag}`,
     );
     yieldOut.push(
-      `${outPort} ${RESPONSE_MATCH} ${ipk} daddr > ${spec.underlay} delete @heard { ${ipk} daddr } ${tag}`,
-      `${outInit} ${ipk} daddr @heard ${dscp} set cs1 ${tag}`,
-      `${outInit} ${ipk} daddr > ${spec.underlay} ${ipk} daddr != @heard update @initiated { ${ipk} daddr } ${tag}`,
+      `${outPort} ${RESPONSE_MATCH} ${higher('daddr')} delete @${FIRST_MAP} { ${ipk} daddr : 0 } ${tag}`,
+      `${outPort} ${INITIATION_MATCH} ${higher('daddr')} ${claim('daddr', FIRST_OURS)} ${tag}`,
+      `${outPort} ${INITIATION_MATCH} ${higher('daddr')} meta mark ${FIRST_THEIRS} ${dscp} set cs1 ${tag}`,
+      `${outPort} ${INITIATION_MATCH} ${higher('daddr')} meta mark set 0 ${tag}`,
     );
   }
   // Anti-spoofing needs no bridge table here (renderPolicies' `bridge` part is for bridge ports):
