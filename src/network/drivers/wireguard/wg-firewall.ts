@@ -219,18 +219,20 @@ export function renderHiddenNsRuleset(spec: HiddenNsFirewallSpec): string {
     // (nothing in the hidden namespace marks packets, wireguard-go runs without an fwmark).
     const claim = (dir: 'saddr' | 'daddr', mine: string): string =>
       `add @${FIRST_MAP} { ${ipk} ${dir} : ${mine} } meta mark set ${ipk} ${dir} map @${FIRST_MAP}`;
+    const initFromHigher = `${inPort} ${INITIATION_MATCH} ${higher('saddr')}`;
+    const initToHigher = `${outPort} ${INITIATION_MATCH} ${higher('daddr')}`;
     yieldIn.push(
-      `${inPort} ${INITIATION_MATCH} ${higher('saddr')} ${claim('saddr', FIRST_THEIRS)} ${tag}`,
-      `${inPort} ${INITIATION_MATCH} ${higher('saddr')} meta mark ${FIRST_OURS} counter name "${GUARD_COUNTERS.yield}" drop ${tag}`,
-      `${inPort} ${INITIATION_MATCH} ${higher('saddr')} meta mark set 0 ${tag}`,
+      `${initFromHigher} ${claim('saddr', FIRST_THEIRS)} ${tag}`,
+      `${initFromHigher} meta mark ${FIRST_OURS} counter name "${GUARD_COUNTERS.yield}" drop ${tag}`,
+      `${initFromHigher} meta mark set 0 ${tag}`,
       `${inPort} ${INITIATION_MATCH} ${ipk} saddr < ${spec.underlay} ${dscp} cs1 counter name "${GUARD_COUNTERS.yield}" drop ${tag}`,
       `${inPort} ${RESPONSE_MATCH} ${higher('saddr')} delete @${FIRST_MAP} { ${ipk} saddr : 0 } ${tag}`,
     );
     yieldOut.push(
       `${outPort} ${RESPONSE_MATCH} ${higher('daddr')} delete @${FIRST_MAP} { ${ipk} daddr : 0 } ${tag}`,
-      `${outPort} ${INITIATION_MATCH} ${higher('daddr')} ${claim('daddr', FIRST_OURS)} ${tag}`,
-      `${outPort} ${INITIATION_MATCH} ${higher('daddr')} meta mark ${FIRST_THEIRS} ${dscp} set cs1 ${tag}`,
-      `${outPort} ${INITIATION_MATCH} ${higher('daddr')} meta mark set 0 ${tag}`,
+      `${initToHigher} ${claim('daddr', FIRST_OURS)} ${tag}`,
+      `${initToHigher} meta mark ${FIRST_THEIRS} ${dscp} set cs1 ${tag}`,
+      `${initToHigher} meta mark set 0 ${tag}`,
     );
   }
   // Anti-spoofing needs no bridge table here (renderPolicies' `bridge` part is for bridge ports):
